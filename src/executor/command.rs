@@ -1,0 +1,54 @@
+//! Building and spawning the job's bash: environment, working directory, stdin from
+//! `/dev/null`, stdout and stderr into one pipe (so their order is kept), and a new session
+//! so that the job is its own process group. Spawning is synchronous; nothing to cancel.
+
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::net::unix::pipe::Receiver;
+use tokio::process::{Child, Command};
+
+use super::procs::MARKER_VAR;
+
+/// The shell every job runs in.
+pub const BASH: &str = "bash";
+
+/// A spawned job: the bash process and the read end of its output pipe.
+pub struct Spawned {
+    /// The job's bash, leader of its own session and process group.
+    pub child: Child,
+    /// Merged stdout and stderr of every process of the job.
+    pub output: Receiver,
+}
+
+/// Spawns `bash <script>` in `cwd` with the runner's environment plus `env` (later entries
+/// win) and the job marker `job_id`.
+pub fn spawn(
+    script: &Path,
+    cwd: &Path,
+    env: &[(String, String)],
+    job_id: &str,
+) -> io::Result<Spawned> {
+    let (reader, writer) = io::pipe()?;
+    let mut cmd = Command::new(BASH);
+    cmd.arg(script)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(MARKER_VAR, job_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer.try_clone()?))
+        .stderr(Stdio::from(writer))
+        .kill_on_drop(true);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
+    // thing done between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+    }
+    let child = cmd.spawn()?;
+    // `cmd` still holds the write ends of the pipe; drop it so end-of-file arrives when the
+    // job's last process closes its copy.
+    drop(cmd);
+    let output = Receiver::from_owned_fd(reader.into())?;
+    Ok(Spawned { child, output })
+}

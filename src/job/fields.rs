@@ -1,0 +1,192 @@
+//! Field helpers shared by both job formats: the parse error type, string coercion with
+//! a named path, and the checks every command list and variable map must pass.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Why a message body is not a job. Every variant names what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The body is not JSON at all.
+    #[error("the job is not valid JSON: {detail}")]
+    NotJson {
+        /// The JSON parser's message, with line and column.
+        detail: String,
+    },
+    /// The body is JSON but not an object.
+    #[error("the job must be a JSON object, got {found}")]
+    NotObject {
+        /// JSON type found instead.
+        found: &'static str,
+    },
+    /// The body is larger than a queue message may be.
+    #[error("the job is {bytes} bytes; the limit is {limit} bytes (the SQS message size limit)")]
+    TooLarge {
+        /// Size of the body in bytes.
+        bytes: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A field is missing, has the wrong type or a bad value.
+    #[error("field `{path}` {problem}")]
+    Field {
+        /// Dotted path of the field, e.g. `Properties.Commands[2]`.
+        path: String,
+        /// What is wrong with it and what was expected.
+        problem: String,
+    },
+}
+
+impl ParseError {
+    /// A [`ParseError::Field`] for `path`.
+    pub fn field(path: impl Into<String>, problem: impl Into<String>) -> Self {
+        ParseError::Field {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The JSON type name of a value, for error messages.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A scalar as a string, the way the Attini dispatcher turns numbers and booleans into
+/// strings. Nested values, null and NUL characters are errors naming `path`.
+pub fn scalar_string(value: &Value, path: &str) -> Result<String, ParseError> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => {
+            return Err(ParseError::field(
+                path,
+                format!(
+                    "must be a string (numbers and booleans are accepted), got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    if text.contains('\0') {
+        return Err(ParseError::field(
+            path,
+            "contains a NUL character, which cannot be passed to a process",
+        ));
+    }
+    Ok(text)
+}
+
+/// A required string field of an object.
+pub fn required_str(parent: &Value, parent_path: &str, key: &str) -> Result<String, ParseError> {
+    let path = join(parent_path, key);
+    match parent.get(key) {
+        None | Some(Value::Null) => Err(ParseError::field(path, "is missing")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(ParseError::field(
+            path,
+            format!("must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// `parent.key` as a path.
+pub fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// A list of commands: an array of scalars, each turned into a string.
+pub fn commands(value: &Value, path: &str) -> Result<Vec<String>, ParseError> {
+    let Value::Array(items) = value else {
+        return Err(ParseError::field(
+            path,
+            format!("must be a list of commands, got {}", type_name(value)),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| scalar_string(item, &format!("{path}[{i}]")))
+        .collect()
+}
+
+/// A map of environment variables: an object of scalars (null means an empty map).
+/// Names must be usable as environment variable names.
+pub fn environment(value: &Value, path: &str) -> Result<BTreeMap<String, String>, ParseError> {
+    let map = match value {
+        Value::Null => return Ok(BTreeMap::new()),
+        Value::Object(map) => map,
+        other => {
+            return Err(ParseError::field(
+                path,
+                format!(
+                    "must be an object of NAME: value pairs, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in map {
+        let entry_path = format!("{path}.{name}");
+        check_variable_name(name, &entry_path)?;
+        out.insert(name.clone(), scalar_string(value, &entry_path)?);
+    }
+    Ok(out)
+}
+
+/// An environment variable name must be non-empty and free of `=` and NUL; bash can only
+/// expand names made of letters, digits and `_` that do not start with a digit, so those
+/// are required too.
+pub fn check_variable_name(name: &str, path: &str) -> Result<(), ParseError> {
+    let mut chars = name.chars();
+    let valid = match chars.next() {
+        Some(first) if first == '_' || first.is_ascii_alphabetic() => {
+            chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        }
+        _ => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ParseError::field(
+            path,
+            format!(
+                "is not a valid variable name ({name:?}): use letters, digits and `_`, not starting with a digit"
+            ),
+        ))
+    }
+}
+
+/// A relative directory inside the workspace: no absolute path, no `..`.
+pub fn relative_dir(value: &str, path: &str) -> Result<String, ParseError> {
+    let p = std::path::Path::new(value);
+    let escapes = p.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if value.is_empty() || escapes || value.contains('\0') {
+        return Err(ParseError::field(
+            path,
+            format!(
+                "must be a relative directory inside the distribution without `..`, got {value:?}"
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}

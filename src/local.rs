@@ -1,0 +1,154 @@
+//! Local mode: run one job file on this machine through the production engine, with no AWS.
+//! The job's output streams to stderr; one JSON line with the result goes to stdout.
+//! Cancellation: SIGINT or SIGTERM ends the job's processes (SIGTERM, grace, SIGKILL) and the
+//! job reports `Runner.Interrupted`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EngineConfig;
+use crate::distribution::Source;
+use crate::engine::{Engine, RunOptions};
+use crate::executor::LogSink;
+use crate::job::{self, DistributionRef, JobSpec};
+use crate::report::Report;
+
+/// What `attini-runner local` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct LocalArgs {
+    /// The job file (Attini message or native job).
+    pub job_file: PathBuf,
+    /// A local zip or folder to use as the distribution, overriding the job's.
+    pub distribution: Option<PathBuf>,
+    /// Job timeout, overriding the job's and `ATTINI_JOB_TIMEOUT`.
+    pub timeout: Option<Duration>,
+    /// Extra `KEY=VALUE` variables, added to (and overriding) the job's environment.
+    pub env: Vec<String>,
+}
+
+/// The job file, its flags or the settings are unusable (exit code 64).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the job; returns the report (already printed to stdout) or a usage error.
+pub async fn run(args: LocalArgs) -> Result<Report, UsageError> {
+    let job_file = &args.job_file;
+    let body = std::fs::read_to_string(job_file).map_err(|e| {
+        UsageError(format!(
+            "cannot read the job file {}: {e}",
+            job_file.display()
+        ))
+    })?;
+    let mut job =
+        job::parse(&body).map_err(|e| UsageError(format!("{}: {e}", job_file.display())))?;
+    apply_flags(&mut job, &args)?;
+    let source = distribution(&job, &args)?;
+    let config = EngineConfig::from_env().map_err(|e| UsageError(e.to_string()))?;
+    let engine = Engine::new(config).map_err(|e| UsageError(e.to_string()))?;
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if wait_for_signal().await {
+            eprintln!("attini-runner: stopping the job (signal received)");
+            on_signal.cancel();
+        }
+    });
+    let options = RunOptions {
+        source,
+        logs_at: None,
+    };
+    let result = engine
+        .run(&job, &options, Arc::new(StderrSink), &cancel)
+        .await;
+    println!("{}", result_line(&result.report));
+    Ok(result.report)
+}
+
+/// The one stdout line: `{"status":"SUCCEEDED","output":...}` or
+/// `{"status":"FAILED","error":...,"cause":...}`.
+pub fn result_line(report: &Report) -> String {
+    match report {
+        Report::Success { output } => {
+            let output: Value =
+                serde_json::from_str(output).unwrap_or(Value::String(output.clone()));
+            json!({ "status": "SUCCEEDED", "output": output }).to_string()
+        }
+        Report::Failure { error, cause } => {
+            json!({ "status": "FAILED", "error": error, "cause": cause }).to_string()
+        }
+    }
+}
+
+fn apply_flags(job: &mut JobSpec, args: &LocalArgs) -> Result<(), UsageError> {
+    for pair in &args.env {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(UsageError(format!("--env {pair:?} must be KEY=VALUE")));
+        };
+        job::check_variable_name(key, "--env").map_err(|e| UsageError(e.to_string()))?;
+        job.secret_environment.remove(key);
+        job.environment.insert(key.to_string(), value.to_string());
+    }
+    if let Some(timeout) = args.timeout {
+        job.timeout = Some(timeout);
+    }
+    Ok(())
+}
+
+/// The distribution to use: the flag, else the job's local path (relative to the job file),
+/// else none. A job naming S3 runs in an empty workspace, with a warning.
+fn distribution(job: &JobSpec, args: &LocalArgs) -> Result<Option<Source>, UsageError> {
+    let local = |path: &Path, what: &str| {
+        Source::local(path)
+            .map(Some)
+            .map_err(|e| UsageError(format!("{what}: {e}")))
+    };
+    if let Some(path) = &args.distribution {
+        return local(path, "--distribution");
+    }
+    match &job.distribution {
+        None => Ok(None),
+        Some(DistributionRef::Local { path }) => {
+            let base = args.job_file.parent().unwrap_or(Path::new("."));
+            local(&base.join(path), "distribution.path")
+        }
+        Some(DistributionRef::S3 { bucket, key, .. }) => {
+            eprintln!(
+                "attini-runner: the job's distribution is s3://{bucket}/{key}; local mode does not read S3, \
+                 so the job runs in an empty workspace. Pass --distribution PATH (a zip or folder) to use a local copy."
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; false if signals cannot be watched.
+async fn wait_for_signal() -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return false;
+    };
+    tokio::select! {
+        _ = int.recv() => true,
+        _ = term.recv() => true,
+    }
+}
+
+/// Job output to stderr, as it arrives.
+struct StderrSink;
+
+impl LogSink for StderrSink {
+    fn line(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Secret redaction for everything a job shows the outside world: log lines, the failure
+//! cause and the output sent to Step Functions. Pure string work; nothing to cancel.
+//!
+//! Redacted are: the values of a job's `secretEnvironment` (each line of a multi-line value
+//! on its own, since logs are matched line by line), the runner's own AWS secret key and
+//! session token when they are in its environment, and anything shaped like an AWS access
+//! key id (`AKIA`/`ASIA` + 16 upper-case letters or digits).
+
+use serde_json::Value;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Secrets shorter than this many bytes are not redacted: masking every `a` or `1` would make
+/// logs unreadable. The engine warns about such values when a job starts.
+pub const MIN_SECRET_LEN: usize = 4;
+
+/// Environment variables of the runner whose values are always redacted.
+const RUNNER_SECRETS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// Replaces known secrets in text. Cheap to clone; build one per job.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret that contains another is masked whole.
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor for the given secret values plus the runner's own AWS credentials.
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let runner = RUNNER_SECRETS
+            .iter()
+            .filter_map(|name| std::env::var(name).ok());
+        let mut secrets: Vec<String> = values
+            .into_iter()
+            .map(str::to_string)
+            .chain(runner)
+            .flat_map(|v| {
+                let lines: Vec<String> = v.lines().map(str::to_string).collect();
+                std::iter::once(v).chain(lines)
+            })
+            .map(|v| v.trim_end_matches('\r').to_string())
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    /// `text` with every secret and access key id replaced by [`MASK`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        mask_access_key_ids(&out)
+    }
+
+    /// A JSON value with every string (and object key) redacted.
+    pub fn redact_json(&self, value: Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.redact(&s)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.redact(&k), self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// Masks `AKIA…`/`ASIA…` access key ids (20 characters, upper-case letters and digits).
+fn mask_access_key_ids(text: &str) -> String {
+    const LEN: usize = 20;
+    let bytes = text.as_bytes();
+    if !text.contains("AKIA") && !text.contains("ASIA") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + LEN <= bytes.len() {
+        let window = &bytes[i..i + LEN];
+        let prefix_ok = window.starts_with(b"AKIA") || window.starts_with(b"ASIA");
+        let body_ok = window[4..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let before_ok = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        let after_ok = bytes
+            .get(i + LEN)
+            .is_none_or(|b| !b.is_ascii_alphanumeric());
+        if prefix_ok && body_ok && before_ok && after_ok {
+            // Byte indices are on ASCII characters here, so they are char boundaries.
+            out.push_str(&text[copied..i]);
+            out.push_str(MASK);
+            i += LEN;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_values_longest_first_and_each_line_of_multiline_values() {
+        let r = Redactor::new(["hunter22", "hunter2222", "line-one\nline-two"]);
+        assert_eq!(r.redact("pw=hunter2222 and hunter22"), "pw=*** and ***");
+        assert_eq!(r.redact("got line-two only"), "got *** only");
+    }
+
+    #[test]
+    fn short_values_are_not_masked() {
+        let r = Redactor::new(["abc"]);
+        assert_eq!(r.redact("abc"), "abc");
+    }
+
+    #[test]
+    fn masks_access_key_ids_but_not_longer_words() {
+        let r = Redactor::new([]);
+        assert_eq!(r.redact("key AKIAIOSFODNN7EXAMPLE end"), "key *** end");
+        assert_eq!(r.redact("ASIAIOSFODNN7EXAMPLEX"), "ASIAIOSFODNN7EXAMPLEX");
+        assert_eq!(r.redact("é AKIAIOSFODNN7EXAMPLE"), "é ***");
+    }
+
+    #[test]
+    fn redacts_inside_json_strings_and_keys() {
+        let r = Redactor::new(["s3cr3t!"]);
+        let v = serde_json::json!({"a": ["x s3cr3t! y", 1], "s3cr3t!": true});
+        assert_eq!(
+            r.redact_json(v),
+            serde_json::json!({"a": ["x *** y", 1], "***": true})
+        );
+    }
+}
