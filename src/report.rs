@@ -66,11 +66,11 @@ pub fn output_payload(content: Option<&[u8]>, redactor: &Redactor) -> Result<Str
     let payload = if text.trim().is_empty() {
         "{}".to_string()
     } else if let Ok(value) = serde_json::from_str::<Value>(&text) {
-        let trimmed = text.trim();
-        if redactor.redact(trimmed) == trimmed {
-            trimmed.to_string()
+        let redacted = redactor.redact_json(value.clone());
+        if redacted == value {
+            text.trim().to_string()
         } else {
-            redactor.redact_json(value).to_string()
+            redacted.to_string()
         }
     } else {
         let raw = text.strip_suffix('\n').unwrap_or(&text);

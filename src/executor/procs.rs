@@ -7,6 +7,9 @@
 //! subreaper ([`become_subreaper`]), so orphaned job processes become its children and are
 //! reaped here rather than left as zombies. Nothing here blocks for long or awaits.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -25,12 +28,15 @@ pub fn become_subreaper() {
 }
 
 /// One job's processes: its group and its marker.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JobProcesses {
     /// Process group id (= pid of the job's bash).
     pub pgid: Pid,
     /// `ATTINI_RUNNER_JOB_ID=<id>` as it appears in `/proc/<pid>/environ`.
     marker: Vec<u8>,
+    /// Pids found by their marker. A process that dies becomes a zombie with an empty
+    /// environ, so it is remembered here to be reaped.
+    by_marker: Mutex<BTreeSet<i32>>,
 }
 
 impl JobProcesses {
@@ -39,6 +45,7 @@ impl JobProcesses {
         JobProcesses {
             pgid,
             marker: format!("{MARKER_VAR}={job_id}").into_bytes(),
+            by_marker: Mutex::default(),
         }
     }
 
@@ -78,6 +85,7 @@ impl JobProcesses {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return self.group_only();
         };
+        let mut by_marker = self.by_marker.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = Vec::new();
         for entry in dir.flatten() {
             let Some(pid) = entry
@@ -90,10 +98,18 @@ impl JobProcesses {
             let Some((pgrp, zombie)) = read_stat(pid) else {
                 continue;
             };
-            if pgrp == self.pgid.as_raw() || self.has_marker(pid) {
+            let marked = self.has_marker(pid);
+            if marked {
+                by_marker.insert(pid);
+            }
+            // A marked process that died shows as a zombie without its environ: keep it as
+            // ours until reaped. A pid cannot be reused while its zombie exists.
+            let remembered = zombie && by_marker.contains(&pid);
+            if pgrp == self.pgid.as_raw() || marked || remembered {
                 found.push((Pid::from_raw(pid), zombie));
             }
         }
+        by_marker.retain(|pid| found.iter().any(|(p, _)| p.as_raw() == *pid));
         found
     }
 

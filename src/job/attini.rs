@@ -76,7 +76,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
     let mut input = body;
     if let Value::Object(map) = &mut input {
         for key in INPUT_EXCLUDED_KEYS {
-            map.remove(key);
+            map.shift_remove(key);
         }
     }
 

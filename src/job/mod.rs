@@ -157,3 +157,5 @@ pub fn salvage_token(body: &str) -> Option<String> {
         .as_str()?;
     (!token.trim().is_empty()).then(|| token.to_string())
 }
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+//! The real binary as a user runs it: `local`, `dry-run`, `--version`, `command-mode version`,
+//! exit codes 0 / 1 / 64 and the one JSON line on stdout.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
+
+fn runner(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("ATTINI_WORK_DIR", dir.join("work"))
+        .env_remove("ATTINI_JOB_TIMEOUT")
+        .output()
+        .unwrap()
+}
+
+/// The single stdout line as JSON.
+fn result(out: &Output) -> Value {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout must be one line: {stdout:?}"
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_readme_example_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/job.json");
+    let out = runner(&["local", job], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        result(&out),
+        json!({"status": "SUCCEEDED", "output": {"greeting": "Hello, Attini", "stage": "dev"}})
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Hello, Attini! Running in dev from workspace."),
+        "{stderr}"
+    );
+    // Nothing is left in the work directory.
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("work"))
+        .unwrap()
+        .collect();
+    assert!(runs.is_empty(), "{runs:?}");
+}
+
+#[test]
+fn a_failing_job_exits_1_with_a_failed_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = write(
+        tmp.path(),
+        "job.json",
+        r#"{"commands": ["echo about to fail", "exit 3"]}"#,
+    );
+    let out = runner(&["local", &job], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        result(&out),
+        json!({"status": "FAILED", "error": "ScriptExecutionError",
+               "cause": "Script exited with code 3\nLast 1 lines of output:\nabout to fail"})
+    );
+}
+
+#[test]
+fn bad_job_files_and_flags_exit_64_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"{"commands": ["x"], "timeout": 5}"#,
+            vec![],
+            "unknown field `timeout`",
+        ),
+        (
+            r#"{"commands": [["nested"]]}"#,
+            vec![],
+            "field `commands[0]` must be a string",
+        ),
+        ("not json", vec![], "the job is not valid JSON"),
+        (
+            r#"{"commands": ["x"], "distribution": {"path": "missing-dir"}}"#,
+            vec![],
+            "distribution.path: the distribution",
+        ),
+        (
+            r#"{"commands": ["x"]}"#,
+            vec!["--env", "NOEQUALS"],
+            "--env \"NOEQUALS\" must be KEY=VALUE",
+        ),
+        (
+            r#"{"commands": ["x"]}"#,
+            vec!["--timeout", "0"],
+            "--timeout",
+        ),
+        (
+            r#"{"commands": ["x"]}"#,
+            vec!["--distribution", "/nonexistent/dist.zip"],
+            "--distribution: the distribution /nonexistent/dist.zip cannot be read",
+        ),
+    ];
+    for (body, flags, expected) in cases {
+        let job = write(tmp.path(), "bad.json", body);
+        let mut args = vec!["local", job.as_str()];
+        args.extend(flags.iter().copied());
+        let out = runner(&args, tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{body}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{body}: {stderr:?} should contain {expected:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = runner(&["local", "/nonexistent/job.json"], tmp.path());
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read the job file /nonexistent/job.json")
+    );
+    let bad_setting = Command::new(BIN)
+        .args([
+            "local",
+            &write(tmp.path(), "ok.json", r#"{"commands": ["true"]}"#),
+        ])
+        .env("ATTINI_JOB_TIMEOUT", "ten")
+        .output()
+        .unwrap();
+    assert_eq!(bad_setting.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&bad_setting.stderr)
+            .contains("ATTINI_JOB_TIMEOUT=\"ten\" is not valid")
+    );
+}
+
+#[test]
+fn flags_override_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = write(
+        tmp.path(),
+        "job.json",
+        r#"{"commands": ["echo \"$A-$B\" > $ATTINI_OUTPUT", "sleep 30"], "environment": {"A": "job"}, "timeoutSeconds": 600}"#,
+    );
+    let out = runner(
+        &[
+            "local",
+            &job,
+            "--env",
+            "A=flag",
+            "--env",
+            "B=x=y",
+            "--timeout",
+            "1",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = result(&out);
+    assert!(
+        line["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("Script timed out after 1 seconds"),
+        "{line}"
+    );
+    let quick = write(
+        tmp.path(),
+        "quick.json",
+        r#"{"commands": ["echo \"$A-$B\" > $ATTINI_OUTPUT"], "environment": {"A": "job"}}"#,
+    );
+    let out = runner(
+        &["local", &quick, "--env", "A=flag", "--env", "B=x=y"],
+        tmp.path(),
+    );
+    assert_eq!(result(&out)["output"], json!({"result": "flag-x=y"}));
+}
+
+#[test]
+fn an_attini_message_runs_with_a_local_distribution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    std::fs::write(dist.join("marker.txt"), "from-dist").unwrap();
+    let mut message: Value =
+        serde_json::from_str(include_str!("../fixtures/attini-message.json")).unwrap();
+    message["Properties"]["Commands"] = json!([
+        "echo \"{\\\"marker\\\": \\\"$(cat marker.txt)\\\", \\\"stage\\\": \\\"$STAGE\\\"}\" > ${ATTINI_OUTPUT}"
+    ]);
+    let job = write(tmp.path(), "attini.json", &message.to_string());
+    let out = runner(
+        &["local", &job, "--distribution", dist.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(
+        result(&out),
+        json!({"status": "SUCCEEDED", "output": {"marker": "from-dist", "stage": "dev"}})
+    );
+    // Without --distribution the S3 distribution cannot be read: warned, empty workspace.
+    let out = runner(&["local", &job], tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("local mode does not read S3"), "{stderr}");
+    assert!(
+        stderr.contains("marker.txt: No such file or directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        result(&out)["output"],
+        json!({"marker": "", "stage": "dev"})
+    );
+}
+
+#[test]
+fn dry_run_version_and_command_mode_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(runner(&["dry-run"], tmp.path()).status.code(), Some(0));
+    let version = String::from_utf8(runner(&["--version"], tmp.path()).stdout).unwrap();
+    let number = version.trim().strip_prefix("attini-runner ").unwrap();
+    let parts: Vec<u32> = number
+        .split('-')
+        .next()
+        .unwrap()
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        parts >= vec![2, 0, 2],
+        "version {number} is below the required 2.0.2"
+    );
+    let out = runner(&["command-mode", "version"], tmp.path());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), number);
+    let unknown = runner(&["command-mode", "bogus"], tmp.path());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Unknown arguments"));
+}

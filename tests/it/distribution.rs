@@ -1,0 +1,239 @@
+//! Distributions: extraction, hostile zips, the cache and workspace isolation.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+fn good_zip(h: &Harness, name: &str) -> std::path::PathBuf {
+    let path = h.path(name);
+    write_zip(
+        &path,
+        &[
+            Entry::Dir("app/"),
+            Entry::File("app/run.sh", b"#!/bin/bash\necho ran \"$1\"\n", 0o755),
+            Entry::File("app/data.txt", b"original\n", 0o644),
+            Entry::Link("run", "app/run.sh"),
+        ],
+    );
+    path
+}
+
+#[tokio::test]
+async fn a_zip_distribution_is_extracted_with_modes_and_internal_links() {
+    let h = Harness::new();
+    let zip = good_zip(&h, "dist.zip");
+    let job = native(json!({"commands": ["./app/run.sh one", "./run two", "cat app/data.txt"]}));
+    let (result, lines) = h.run(&job, Some(zip_source(&zip))).await;
+    assert!(result.report.is_success(), "{:?}", result.report);
+    assert_eq!(lines, ["ran one", "ran two", "original"]);
+}
+
+#[tokio::test]
+async fn working_directory_inside_the_distribution() {
+    let h = Harness::new();
+    let zip = good_zip(&h, "dist.zip");
+    let job = native(json!({"commands": ["cat data.txt"], "workingDirectory": "app"}));
+    let (result, lines) = h.run(&job, Some(zip_source(&zip))).await;
+    assert!(result.report.is_success());
+    assert_eq!(lines, ["original"]);
+}
+
+#[tokio::test]
+async fn the_second_job_uses_the_cache_and_each_job_gets_a_fresh_copy() {
+    let h = Harness::new();
+    let zip = good_zip(&h, "dist.zip");
+    let source = zip_source(&zip);
+    let change = native(json!({"commands": ["echo changed > app/data.txt", "touch app/new-file"]}));
+    let (first, _) = h.run(&change, Some(source.clone())).await;
+    assert!(first.report.is_success());
+    // The zip is gone: the second job can only have its content from the cache.
+    std::fs::remove_file(&zip).unwrap();
+    let read = native(json!({"commands": ["cat app/data.txt", "test ! -e app/new-file"]}));
+    let (second, lines) = h.run(&read, Some(source)).await;
+    assert!(second.report.is_success(), "{:?}", second.report);
+    assert_eq!(lines, ["original"]);
+}
+
+#[tokio::test]
+async fn the_cache_evicts_old_entries_beyond_its_budget() {
+    let h = Harness::with(|c| c.cache_bytes = 0);
+    let (a, b) = (good_zip(&h, "a.zip"), good_zip(&h, "b.zip"));
+    let (source_a, source_b) = (zip_source(&a), zip_source(&b));
+    let job = native(json!({"commands": ["cat app/data.txt"]}));
+    assert!(
+        h.run(&job, Some(source_a.clone()))
+            .await
+            .0
+            .report
+            .is_success()
+    );
+    assert!(h.run(&job, Some(source_b)).await.0.report.is_success());
+    std::fs::remove_file(&a).unwrap();
+    let (result, _) = h.run(&job, Some(source_a)).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(cause.contains("a.zip"), "{cause}");
+}
+
+#[tokio::test]
+async fn a_local_folder_is_copied_not_shared() {
+    let h = Harness::new();
+    let folder = h.path("folder");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    std::fs::write(folder.join("sub/f.txt"), "from folder").unwrap();
+    let source = attini_runner::distribution::Source::local(&folder).unwrap();
+    let job = native(json!({"commands": ["cat sub/f.txt", "echo overwritten > sub/f.txt"]}));
+    let (result, lines) = h.run(&job, Some(source)).await;
+    assert!(result.report.is_success());
+    assert_eq!(lines, ["from folder"]);
+    assert_eq!(
+        std::fs::read_to_string(folder.join("sub/f.txt")).unwrap(),
+        "from folder"
+    );
+}
+
+/// Runs a job on a hostile zip; returns the RuntimeError cause.
+async fn rejected(h: &Harness, name: &str, entries: &[Entry<'_>]) -> String {
+    let path = h.path(name);
+    write_zip(&path, entries);
+    let job = native(json!({"commands": ["echo should-not-run"]}));
+    let (result, lines) = h.run(&job, Some(zip_source(&path))).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(lines.is_empty(), "the job ran: {lines:?}");
+    assert!(result.execution.is_none());
+    assert!(h.leftover_job_dirs().is_empty());
+    cause
+}
+
+#[tokio::test]
+async fn zip_slip_is_rejected_and_nothing_is_written_outside() {
+    let h = Harness::new();
+    let cause = rejected(
+        &h,
+        "slip.zip",
+        &[
+            Entry::File("ok.txt", b"x", 0o644),
+            Entry::File("../../escaped.txt", b"evil", 0o644),
+        ],
+    )
+    .await;
+    assert!(
+        cause.contains("\"../../escaped.txt\", which contains `..` (zip-slip)"),
+        "{cause}"
+    );
+    for dir in [
+        h.path(""),
+        h.path("work"),
+        h.tmp.path().parent().unwrap().to_path_buf(),
+    ] {
+        assert!(!dir.join("escaped.txt").exists());
+    }
+}
+
+#[tokio::test]
+async fn absolute_paths_are_rejected() {
+    let h = Harness::new();
+    let target = h.path("absolute-target.txt");
+    let name = target.to_str().unwrap().to_string();
+    let cause = rejected(&h, "abs.zip", &[Entry::File(&name, b"evil", 0o644)]).await;
+    assert!(cause.contains("which is an absolute path"), "{cause}");
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn symlinks_that_leave_the_distribution_are_rejected() {
+    let h = Harness::new();
+    let cause = rejected(&h, "link.zip", &[Entry::Link("etc", "../../../../etc")]).await;
+    assert!(
+        cause.contains("symlink \"etc\" -> \"../../../../etc\""),
+        "{cause}"
+    );
+    let cause = rejected(&h, "abs-link.zip", &[Entry::Link("passwd", "/etc/passwd")]).await;
+    assert!(cause.contains("points outside the distribution"), "{cause}");
+    // Each target looks inside on its own; together they reach the parent folder.
+    let cause = rejected(
+        &h,
+        "chain.zip",
+        &[Entry::Link("here", "."), Entry::Link("up", "here/..")],
+    )
+    .await;
+    assert!(cause.contains("symlink \"up\""), "{cause}");
+}
+
+#[tokio::test]
+async fn a_file_written_through_a_symlinked_folder_is_not_possible() {
+    let h = Harness::new();
+    let cause = rejected(
+        &h,
+        "through.zip",
+        &[
+            Entry::Link("dir", "inside"),
+            Entry::Dir("inside/"),
+            Entry::File("dir/x", b"x", 0o644),
+        ],
+    )
+    .await;
+    assert!(
+        cause.contains("\"dir\" twice, or both as a symlink and as a directory"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_zip_bomb_stops_at_the_size_limit() {
+    let h = Harness::with(|c| c.limits.max_bytes = 100_000);
+    let zeros = vec![0u8; 1_000_000];
+    let cause = rejected(&h, "bomb.zip", &[Entry::File("zeros.bin", &zeros, 0o644)]).await;
+    assert!(
+        cause.contains("unpacks to more than 100000 bytes"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn too_many_entries_are_rejected() {
+    let h = Harness::with(|c| c.limits.max_entries = 3);
+    let cause = rejected(
+        &h,
+        "many.zip",
+        &[
+            Entry::Dir("a/"),
+            Entry::Dir("b/"),
+            Entry::Dir("c/"),
+            Entry::Dir("d/"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        cause,
+        "the distribution has 4 entries; at most 3 are accepted"
+    );
+}
+
+#[tokio::test]
+async fn truncated_and_non_zip_files_are_rejected() {
+    let h = Harness::new();
+    let zip = good_zip(&h, "full.zip");
+    let bytes = std::fs::read(&zip).unwrap();
+    let truncated = h.path("truncated.zip");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let job = native(json!({"commands": ["true"]}));
+    let (result, _) = h.run(&job, Some(zip_source(&truncated))).await;
+    assert!(
+        failure(&result)
+            .1
+            .starts_with("the distribution is not a valid zip archive"),
+        "{:?}",
+        result.report
+    );
+
+    let text = h.path("notes.zip");
+    std::fs::write(&text, "just text").unwrap();
+    let (result, _) = h.run(&job, Some(zip_source(&text))).await;
+    assert!(
+        failure(&result)
+            .1
+            .starts_with("the distribution is not a valid zip archive")
+    );
+}

@@ -1,0 +1,189 @@
+//! What a job's commands see and how their end is reported.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn env_values_with_quotes_dollars_and_newlines_arrive_unchanged() {
+    let h = Harness::new();
+    let tricky =
+        "it's \"quoted\" $HOME `id` \\ back\nsecond line; rm -rf /tmp/nothing' && echo pwned";
+    let job = native(json!({
+        "commands": ["printf '%s' \"$TRICKY\" > \"$ATTINI_OUTPUT\""],
+        "environment": {"TRICKY": tricky},
+    }));
+    let (result, _) = h.run(&job, None).await;
+    assert_eq!(output(&result), json!({ "result": tricky }));
+}
+
+#[tokio::test]
+async fn a_failing_middle_command_stops_the_job_with_its_exit_code() {
+    let h = Harness::new();
+    let job = native(json!({"commands": ["echo first", "(exit 7)", "echo never"]}));
+    let (result, lines) = h.run(&job, None).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "ScriptExecutionError");
+    assert!(cause.starts_with("Script exited with code 7"), "{cause}");
+    assert!(cause.ends_with("Last 1 lines of output:\nfirst"), "{cause}");
+    assert_eq!(lines, ["first"]);
+
+    let piped = native(json!({"commands": ["false | true", "echo never"]}));
+    let (result, lines) = h.run(&piped, None).await;
+    assert!(failure(&result).1.starts_with("Script exited with code 1"));
+    assert!(lines.is_empty(), "pipefail must stop the job: {lines:?}");
+}
+
+#[tokio::test]
+async fn commands_share_one_shell_and_see_the_attini_variables() {
+    let h = Harness::new();
+    let job = native(json!({
+        "stepName": "Step1",
+        "commands": [
+            "mkdir sub && cd sub",
+            "X=kept; f() { echo fn-ok; }",
+            "echo \"x=$X $(f) pwd=$(pwd)\"",
+            "test \"$(pwd)\" = \"$ATTINI_SOURCE_DIR/sub\"",
+            "test -x \"$ATTINI_RUNNER_EXEC\"",
+            "test \"$ATTINI_STEP_NAME\" = Step1",
+            "test \"$(readlink /proc/self/fd/0)\" = /dev/null",
+            "cat \"$ATTINI_INPUT\" > \"$ATTINI_OUTPUT\"",
+        ],
+        "input": {"given": [1, "two"]},
+    }));
+    let (result, lines) = h.run(&job, None).await;
+    assert_eq!(output(&result), json!({"given": [1, "two"]}));
+    assert!(lines[0].starts_with("x=kept fn-ok pwd="), "{lines:?}");
+    assert!(h.leftover_job_dirs().is_empty());
+}
+
+#[tokio::test]
+async fn attini_jobs_get_the_attini_variables() {
+    let h = Harness::new();
+    let mut job =
+        attini_runner::job::parse(include_str!("../fixtures/attini-message.json")).unwrap();
+    job.commands = vec![
+        "echo \"$ATTINI_ENVIRONMENT_NAME|$ATTINI_DISTRIBUTION_NAME|$ATTINI_DISTRIBUTION_ID|$ATTINI_STEP_NAME|$STAGE\"".into(),
+        "echo \"$ATTINI_DISTRIBUTION_ARTIFACTS_PREFIX|$ATTINI_OBJECT_IDENTIFIER\"".into(),
+        "grep -c deploymentPlanExecutionMetadata \"$ATTINI_INPUT\" || echo input-ok".into(),
+    ];
+    let (result, lines) = h.run(&job, None).await;
+    assert!(result.report.is_success(), "{:?}", result.report);
+    assert_eq!(
+        lines,
+        [
+            "dev|demo|5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e|RunTests|dev",
+            "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin|dev/demo/demo.zip#3v4JtzjjXZMJiS2_qAFYCdB0ZKATEJh3",
+            "0",
+            "input-ok",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_keep_their_order_and_bad_bytes_do_not_break_anything() {
+    let h = Harness::new();
+    let job = native(json!({"commands": [
+        "echo one; echo two >&2; echo three",
+        "printf 'bad \\xff\\xfe bytes\\n'",
+        "printf 'no newline at the end'",
+    ]}));
+    let (result, lines) = h.run(&job, None).await;
+    assert!(result.report.is_success());
+    assert_eq!(
+        lines,
+        [
+            "one",
+            "two",
+            "three",
+            "bad \u{fffd}\u{fffd} bytes",
+            "no newline at the end"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn output_rules_end_to_end() {
+    let h = Harness::new();
+    let cases = [
+        ("true", json!({})),
+        ("rm \"$ATTINI_OUTPUT\"", json!({})),
+        (
+            "echo '{\"MyKey\":\"MyValue\"}' > \"$ATTINI_OUTPUT\"",
+            json!({"MyKey": "MyValue"}),
+        ),
+        (
+            "echo 'plain text' > \"$ATTINI_OUTPUT\"",
+            json!({"result": "plain text"}),
+        ),
+        ("echo '[1,2]' > \"$ATTINI_OUTPUT\"", json!([1, 2])),
+    ];
+    for (command, expected) in cases {
+        let (result, _) = h.run(&native(json!({"commands": [command]})), None).await;
+        assert_eq!(output(&result), expected, "{command}");
+    }
+}
+
+#[tokio::test]
+async fn output_over_the_step_functions_limit_fails_clearly() {
+    let h = Harness::new();
+    let job = native(json!({"commands": [
+        "head -c 300000 /dev/zero | tr '\\0' x > \"$ATTINI_OUTPUT\"",
+    ]}));
+    let (result, _) = h.run(&job, None).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(cause.contains("at most 262144 bytes"), "{cause}");
+    let fits = native(json!({"commands": [
+        "printf '\"%s\"' \"$(head -c 262142 /dev/zero | tr '\\0' y)\" > \"$ATTINI_OUTPUT\"",
+    ]}));
+    let (result, _) = h.run(&fits, None).await;
+    assert_eq!(output(&result).as_str().unwrap().len(), 262_142);
+}
+
+#[tokio::test]
+async fn secrets_are_masked_in_logs_output_and_cause() {
+    let h = Harness::new();
+    let job = native(json!({
+        "commands": [
+            "echo \"password is $DB_PASSWORD\"",
+            "echo \"{\\\"pw\\\": \\\"$DB_PASSWORD\\\"}\" > \"$ATTINI_OUTPUT\"",
+        ],
+        "secretEnvironment": {"DB_PASSWORD": "correct-horse"},
+    }));
+    let (result, lines) = h.run(&job, None).await;
+    assert_eq!(lines, ["password is ***"]);
+    assert_eq!(output(&result), json!({"pw": "***"}));
+
+    let failing = native(json!({
+        "commands": ["echo \"oops $DB_PASSWORD AKIAIOSFODNN7EXAMPLE\"", "exit 2"],
+        "secretEnvironment": {"DB_PASSWORD": "correct-horse"},
+    }));
+    let (result, _) = h.run(&failing, None).await;
+    let (_, cause) = failure(&result);
+    assert!(cause.ends_with("oops *** ***"), "{cause}");
+}
+
+#[tokio::test]
+async fn a_script_killed_by_a_signal_says_so() {
+    let h = Harness::new();
+    let (result, _) = h
+        .run(&native(json!({"commands": ["kill -KILL $$"]})), None)
+        .await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "ScriptExecutionError");
+    assert_eq!(cause, "Script was killed by signal 9 (SIGKILL)");
+}
+
+#[tokio::test]
+async fn a_missing_working_directory_is_a_clear_runtime_error() {
+    let h = Harness::new();
+    let job = native(json!({"commands": ["true"], "workingDirectory": "not/there"}));
+    let (result, _) = h.run(&job, None).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(
+        cause.contains("workingDirectory \"not/there\" is not a folder"),
+        "{cause}"
+    );
+}

@@ -1,0 +1,166 @@
+//! Test harness: an engine in a temporary work directory, a log sink that captures lines,
+//! a zip builder and process checks. Real bash, real processes, real zips.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use attini_runner::config::EngineConfig;
+use attini_runner::distribution::Source;
+use attini_runner::engine::{Engine, JobResult, RunOptions};
+use attini_runner::executor::LogSink;
+use attini_runner::job::{self, JobSpec};
+use attini_runner::report::Report;
+use tokio_util::sync::CancellationToken;
+
+/// An engine whose work directory is a temporary folder.
+pub struct Harness {
+    pub tmp: tempfile::TempDir,
+    pub engine: Engine,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(edit: impl FnOnce(&mut EngineConfig)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::from_lookup(|_| None).unwrap();
+        config.work_dir = tmp.path().join("work");
+        config.kill_grace = Duration::from_secs(1);
+        edit(&mut config);
+        Harness {
+            engine: Engine::new(config).unwrap(),
+            tmp,
+        }
+    }
+
+    /// A path inside the temporary folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs a job and returns its result and the lines it printed.
+    pub async fn run(&self, job: &JobSpec, source: Option<Source>) -> (JobResult, Vec<String>) {
+        let sink = Arc::new(Capture::default());
+        let options = RunOptions {
+            source,
+            logs_at: None,
+        };
+        let result = self
+            .engine
+            .run(job, &options, sink.clone(), &CancellationToken::new())
+            .await;
+        let lines = sink.lines();
+        (result, lines)
+    }
+
+    /// Files left in job directories (must be none after every job).
+    pub fn leftover_job_dirs(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for run in std::fs::read_dir(self.path("work")).unwrap().flatten() {
+            for job in std::fs::read_dir(run.path().join("jobs"))
+                .unwrap()
+                .flatten()
+            {
+                found.push(job.path());
+            }
+        }
+        found
+    }
+}
+
+/// A native job from JSON.
+pub fn native(value: serde_json::Value) -> JobSpec {
+    job::parse(&value.to_string()).unwrap()
+}
+
+/// Collects output lines.
+#[derive(Default)]
+pub struct Capture(Mutex<Vec<String>>);
+
+impl Capture {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl LogSink for Capture {
+    fn line(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+/// The success output, or a panic naming the failure.
+pub fn output(result: &JobResult) -> serde_json::Value {
+    match &result.report {
+        Report::Success { output } => serde_json::from_str(output).unwrap(),
+        other => panic!("expected success, got {other:?}"),
+    }
+}
+
+/// The failure error and cause, or a panic.
+pub fn failure(result: &JobResult) -> (String, String) {
+    match &result.report {
+        Report::Failure { error, cause } => (error.clone(), cause.clone()),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}
+
+/// The value of the first line `key=value` printed by a job.
+pub fn printed(lines: &[String], key: &str) -> i32 {
+    let prefix = format!("{key}=");
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key}= line in {lines:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// True while the process exists in any state (a zombie counts: it was not reaped).
+pub fn exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// True while any process is in the group.
+pub fn group_exists(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// An entry of a test zip.
+pub enum Entry<'a> {
+    File(&'a str, &'a [u8], u32),
+    Dir(&'a str),
+    Link(&'a str, &'a str),
+}
+
+/// Writes a zip with `entries` to `path`.
+pub fn write_zip(path: &Path, entries: &[Entry]) {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for entry in entries {
+        match entry {
+            Entry::File(name, data, mode) => {
+                let options = SimpleFileOptions::default().unix_permissions(*mode);
+                zip.start_file(*name, options).unwrap();
+                zip.write_all(data).unwrap();
+            }
+            Entry::Dir(name) => zip
+                .add_directory(*name, SimpleFileOptions::default())
+                .unwrap(),
+            Entry::Link(name, target) => zip
+                .add_symlink(*name, *target, SimpleFileOptions::default())
+                .unwrap(),
+        }
+    }
+    zip.finish().unwrap();
+}
+
+/// A zip source for `path`.
+pub fn zip_source(path: &Path) -> Source {
+    Source::local(path).unwrap()
+}

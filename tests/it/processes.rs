@@ -1,0 +1,96 @@
+//! No process of a job survives it: timeout, SIGTERM-ignoring children, background processes
+//! of jobs that ended normally, and processes that left the job's process group.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn timeout_kills_the_whole_tree_including_grandchildren() {
+    let h = Harness::new();
+    let job = native(json!({
+        "commands": [
+            "sleep 1000 & echo bg=$!",
+            "bash -c 'sleep 1000 & echo grandchild=$!; wait' &",
+            "echo pgid=$$",
+            "sleep 1000",
+        ],
+        "timeoutSeconds": 1,
+    }));
+    let (result, lines) = h.run(&job, None).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "ScriptExecutionError");
+    assert!(
+        cause.starts_with("Script timed out after 1 seconds"),
+        "{cause}"
+    );
+    let execution = result.execution.as_ref().unwrap();
+    assert_eq!(printed(&lines, "pgid"), execution.pgid);
+    assert!(
+        !group_exists(execution.pgid),
+        "process group {} still has members",
+        execution.pgid
+    );
+    assert!(!exists(printed(&lines, "bg")));
+    assert!(!exists(printed(&lines, "grandchild")));
+    assert!(h.leftover_job_dirs().is_empty());
+}
+
+#[tokio::test]
+async fn a_child_that_ignores_sigterm_is_killed_after_the_grace() {
+    let h = Harness::new();
+    let job = native(json!({
+        "commands": [
+            "bash -c 'trap \"\" TERM; echo stubborn=$$; while true; do sleep 0.1; done' &",
+            "trap 'echo main got TERM' TERM",
+            "while true; do sleep 0.1; done",
+        ],
+        "timeoutSeconds": 1,
+    }));
+    let (result, lines) = h.run(&job, None).await;
+    let (_, cause) = failure(&result);
+    assert!(cause.contains("were killed with SIGKILL"), "{cause}");
+    let execution = result.execution.as_ref().unwrap();
+    assert!(execution.sweep.killed >= 1, "{:?}", execution.sweep);
+    assert_eq!(execution.sweep.survivors, 0);
+    assert!(!exists(printed(&lines, "stubborn")));
+    assert!(!group_exists(execution.pgid));
+}
+
+#[tokio::test]
+async fn background_processes_do_not_outlive_a_job_that_succeeded() {
+    let h = Harness::new();
+    let job =
+        native(json!({"commands": ["sleep 1000 & echo bg=$!", "echo done > \"$ATTINI_OUTPUT\""]}));
+    let (result, lines) = h.run(&job, None).await;
+    assert_eq!(output(&result), json!({"result": "done"}));
+    let execution = result.execution.as_ref().unwrap();
+    assert_eq!(execution.sweep.found, 1);
+    assert!(!exists(printed(&lines, "bg")));
+    assert!(!group_exists(execution.pgid));
+}
+
+#[tokio::test]
+async fn processes_that_left_the_group_are_found_by_their_marker() {
+    let h = Harness::new();
+    let job = native(json!({"commands": [
+        "setsid bash -c 'echo daemon=$$; touch ready; exec sleep 1000' &",
+        "until [ -e ready ]; do sleep 0.05; done",
+    ]}));
+    let (result, lines) = h.run(&job, None).await;
+    assert!(result.report.is_success(), "{:?}", result.report);
+    let daemon = printed(&lines, "daemon");
+    assert!(
+        !exists(daemon),
+        "the setsid daemon {daemon} survived its job"
+    );
+}
+
+#[tokio::test]
+async fn output_held_open_by_a_background_process_does_not_hang_the_job() {
+    let h = Harness::new();
+    let job = native(json!({"commands": ["(sleep 1000; echo late) &", "echo quick"]}));
+    let (result, lines) = h.run(&job, None).await;
+    assert!(result.report.is_success());
+    assert_eq!(lines, ["quick"]);
+}
