@@ -45,8 +45,8 @@ pub async fn run(args: LocalArgs) -> Result<Report, UsageError> {
             job_file.display()
         ))
     })?;
-    let mut job =
-        job::parse(&body).map_err(|e| UsageError(format!("{}: {e}", job_file.display())))?;
+    let mut job = job::parse(body.strip_prefix('\u{feff}').unwrap_or(&body))
+        .map_err(|e| UsageError(format!("{}: {e}", job_file.display())))?;
     apply_flags(&mut job, &args)?;
     let source = distribution(&job, &args)?;
     let config = EngineConfig::from_env().map_err(|e| UsageError(e.to_string()))?;
@@ -67,7 +67,8 @@ pub async fn run(args: LocalArgs) -> Result<Report, UsageError> {
     let result = engine
         .run(&job, &options, Arc::new(StderrSink), &cancel)
         .await;
-    println!("{}", result_line(&result.report));
+    // A closed stdout must not turn a finished job into a panic.
+    let _ = writeln!(std::io::stdout(), "{}", result_line(&result.report));
     Ok(result.report)
 }
 
