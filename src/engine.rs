@@ -99,7 +99,20 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> JobResult {
         let job_id = uuid::Uuid::new_v4().to_string();
-        let (report, execution) = match self.run_in_dir(job, options, sink, cancel, &job_id).await {
+        let result = match JobDir::create(&self.jobs, &job_id) {
+            Ok(dir) => {
+                let result = self
+                    .prepare_and_execute(job, options, sink, cancel, &job_id, &dir)
+                    .await;
+                dir.remove().await;
+                result
+            }
+            Err(e) => Err(runtime(format!(
+                "could not create the job directory in {}: {e}",
+                self.jobs.display()
+            ))),
+        };
+        let (report, execution) = match result {
             Ok((report, execution)) => (report, Some(execution)),
             Err(report) => (report, None),
         };
@@ -108,27 +121,6 @@ impl Engine {
             report,
             execution,
         }
-    }
-
-    async fn run_in_dir(
-        &self,
-        job: &JobSpec,
-        options: &RunOptions,
-        sink: Arc<dyn LogSink>,
-        cancel: &CancellationToken,
-        job_id: &str,
-    ) -> Result<(Report, Execution), Report> {
-        let dir = JobDir::create(&self.jobs, job_id).map_err(|e| {
-            runtime(format!(
-                "could not create the job directory in {}: {e}",
-                self.jobs.display()
-            ))
-        })?;
-        let result = self
-            .prepare_and_execute(job, options, sink, cancel, job_id, &dir)
-            .await;
-        dir.remove().await;
-        result
     }
 
     async fn prepare_and_execute(
