@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub source: Option<Source>,
     /// Where the complete log can be read, quoted in failure causes.
     pub logs_at: Option<String>,
+    /// Run in this directory instead of the workspace (startup commands).
+    pub cwd: Option<PathBuf>,
 }
 
 /// The result of one job.
@@ -140,7 +142,7 @@ impl Engine {
                 .map_err(|e| runtime(e.to_string()))?;
         }
         let cwd = match &job.working_directory {
-            None => workspace.clone(),
+            None => options.cwd.clone().unwrap_or_else(|| workspace.clone()),
             Some(sub) => {
                 let cwd = workspace.join(sub);
                 if !cwd.is_dir() {

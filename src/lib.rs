@@ -22,16 +22,41 @@
 //! - [`report`]: output rules, size limits, error names and causes.
 //! - [`engine`]: one job from start to report.
 //! - [`local`]: local mode.
+//! - [`aws`]: building the AWS clients (endpoint overrides for emulators).
+//! - [`retry`]: AWS error classes and jittered backoff.
+//! - [`queue`]: SQS receive and delete.
+//! - [`fetch`]: distribution zips from S3.
+//! - [`joblog`]: job output to stdout and the S3 JSON-lines log object.
+//! - [`reporter`]: answering task tokens.
+//! - [`admit`]: message -> admission (parse, refuse, distribution, log object).
+//! - [`dispatch`]: the loop: slots, receive, admit, job tasks, idle TTL.
+//! - [`standalone`]: `serve`, native jobs from any state machine.
+//! - [`attini`]: Attini mode: start handshake, startup commands, the poll filters.
+//! - [`ecs`]: ECS container metadata; [`ec2`]: the terminate-on-exit hook.
+//! - [`signals`]: SIGTERM/SIGINT handling.
 //! - [`telemetry`]: logging setup.
 
+pub mod admit;
+pub mod attini;
+pub mod aws;
 pub mod config;
+pub mod dispatch;
 pub mod distribution;
+pub mod ec2;
+pub mod ecs;
 pub mod engine;
 pub mod executor;
+pub mod fetch;
 pub mod job;
+pub mod joblog;
 pub mod local;
+pub mod queue;
 pub mod redact;
 pub mod report;
+pub mod reporter;
+pub mod retry;
+pub mod signals;
+pub mod standalone;
 pub mod telemetry;
 pub mod workspace;
 

@@ -62,7 +62,7 @@ pub async fn run(args: LocalArgs) -> Result<Report, UsageError> {
     });
     let options = RunOptions {
         source,
-        logs_at: None,
+        ..RunOptions::default()
     };
     let result = engine
         .run(&job, &options, Arc::new(StderrSink), &cancel)

@@ -8,17 +8,34 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use attini_runner::aws::Clients;
+use attini_runner::config::EngineConfig;
+use attini_runner::dispatch::Exit;
 use attini_runner::local::{self, LocalArgs};
+use attini_runner::standalone::{self, ServeConfig};
+use attini_runner::{attini, signals};
+use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad job file, flag or setting (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
 /// A warm job runner for AWS Step Functions, compatible with the Attini Runner.
 #[derive(Debug, Parser)]
-#[command(name = "attini-runner", version = attini_runner::VERSION)]
+#[command(
+    name = "attini-runner",
+    version = attini_runner::VERSION,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
-    mode: Action,
+    mode: Option<Action>,
+    /// Attini mode: the task token of the step that started this runner.
+    #[arg(value_name = "SFN_TOKEN", requires = "required_version")]
+    token: Option<String>,
+    /// Attini mode: the lowest runner version the dispatcher accepts.
+    #[arg(value_name = "REQUIRED_VERSION")]
+    required_version: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +53,18 @@ enum Action {
         /// An extra variable for the job, KEY=VALUE; may be repeated.
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
+    },
+    /// Standalone mode: run native jobs from an SQS queue until stopped.
+    Serve {
+        /// The job queue's URL (default: ATTINI_QUEUE_URL).
+        #[arg(long, value_name = "URL")]
+        queue_url: Option<String>,
+        /// Jobs at once (default: ATTINI_MAX_CONCURRENT_JOBS, else 5).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+        max_jobs: Option<u64>,
+        /// Exit after this many seconds without jobs (default: ATTINI_RUNNER_IDLE_TTL, else never).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        idle_ttl: Option<u64>,
     },
     /// Exit 0: the Attini dispatcher's check that the runner is installed.
     DryRun,
@@ -56,8 +85,22 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match cli.mode {
+    let Some(mode) = cli.mode else {
+        return match (cli.token, cli.required_version) {
+            (Some(token), Some(required)) => run_attini(token, required),
+            _ => {
+                let _ = <Cli as clap::CommandFactory>::command().print_help();
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    };
+    match mode {
         Action::DryRun => ExitCode::SUCCESS,
+        Action::Serve {
+            queue_url,
+            max_jobs,
+            idle_ttl,
+        } => run_serve(queue_url, max_jobs.map(|n| n as usize), idle_ttl),
         Action::CommandMode { args } => command_mode(&args),
         Action::Local {
             job,
@@ -76,17 +119,68 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_local(args: LocalArgs) -> ExitCode {
-    if let Err(e) = attini_runner::telemetry::init("warn") {
+/// Logging and the async runtime, or the exit code that says why not.
+fn start(default_level: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    if let Err(e) = attini_runner::telemetry::init(default_level) {
         eprintln!("attini-runner: {e}");
-        return ExitCode::from(EXIT_USAGE);
+        return Err(ExitCode::from(EXIT_USAGE));
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("attini-runner: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run_serve(
+    queue_url: Option<String>,
+    max_jobs: Option<usize>,
+    idle_ttl: Option<u64>,
+) -> ExitCode {
+    let runtime = match start("info") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("attini-runner: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let lookup = |k: &str| std::env::var(k).ok();
+        let settings = ServeConfig::resolve(queue_url, max_jobs, idle_ttl, lookup)
+            .and_then(|serve| Ok((serve, EngineConfig::from_env()?)));
+        let (serve, engine) = match settings {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::error!(error = %e, "bad configuration");
+                eprintln!("attini-runner: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok()).await;
+        let shutdown = CancellationToken::new();
+        signals::stop_on_signal(shutdown.clone());
+        match standalone::serve(serve, engine, clients, shutdown, Default::default()).await {
+            Ok(Exit::Stopped(reason)) => {
+                tracing::error!(reason, "stopped");
+                ExitCode::FAILURE
+            }
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("attini-runner: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
         }
+    })
+}
+
+fn run_attini(token: String, required_version: String) -> ExitCode {
+    let runtime = match start("info") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    ExitCode::from(runtime.block_on(attini::run(token, required_version)))
+}
+
+fn run_local(args: LocalArgs) -> ExitCode {
+    let runtime = match start("warn") {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     match runtime.block_on(local::run(args)) {
         Ok(report) if report.is_success() => ExitCode::SUCCESS,

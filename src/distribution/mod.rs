@@ -12,15 +12,28 @@ mod copy;
 pub mod extract;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use extract::{ExtractError, Limits};
 
+/// A download of a distribution zip into a local file (S3 in AWS modes).
+pub trait Fetch: Send + Sync {
+    /// Where the zip comes from, for messages (e.g. `s3://bucket/key`).
+    fn describe(&self) -> String;
+    /// Writes the zip to `dest`; the error says what went wrong and what to do.
+    fn fetch<'a>(&'a self, dest: &'a Path) -> FetchFuture<'a>;
+}
+
+/// The future returned by [`Fetch::fetch`].
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// A distribution ready to be put into a workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Source {
     /// A zip file on disk, with a stable identity of its content (the cache key).
     Zip {
@@ -31,6 +44,25 @@ pub enum Source {
     },
     /// A folder on disk, copied as it is.
     Folder(PathBuf),
+    /// A zip fetched on a cache miss only.
+    Remote {
+        /// Same identity means same content (e.g. the Attini `objectIdentifier`).
+        identity: String,
+        /// How to download it.
+        fetch: Arc<dyn Fetch>,
+    },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Zip { path, identity } => write!(f, "Zip({}, {identity})", path.display()),
+            Source::Folder(path) => write!(f, "Folder({})", path.display()),
+            Source::Remote { identity, fetch } => {
+                write!(f, "Remote({}, {identity})", fetch.describe())
+            }
+        }
+    }
 }
 
 impl Source {
@@ -72,6 +104,14 @@ pub enum DistributionError {
     /// The zip was rejected or could not be extracted.
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    /// The download failed.
+    #[error("could not download the distribution {what}: {problem}")]
+    Fetch {
+        /// Where it comes from.
+        what: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// Copying into the workspace failed.
     #[error("could not prepare the job's workspace {path}: {source}")]
     Workspace {
@@ -123,7 +163,11 @@ impl Distributions {
             Source::Folder(path) => {
                 return copy_blocking(path.clone(), workspace.to_path_buf()).await;
             }
-            Source::Zip { path, identity } => self.extracted(path, identity).await?,
+            Source::Zip { path, identity } => self.extracted(identity, Origin::Local(path)).await?,
+            Source::Remote { identity, fetch } => {
+                self.extracted(identity, Origin::Remote(fetch.as_ref()))
+                    .await?
+            }
         };
         // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
         copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
@@ -131,7 +175,11 @@ impl Distributions {
 
     /// The cache entry for `identity`, extracting `zip` on a miss. Concurrent callers for the
     /// same identity wait for one extraction.
-    async fn extracted(&self, zip: &Path, identity: &str) -> Result<Arc<Entry>, DistributionError> {
+    async fn extracted(
+        &self,
+        identity: &str,
+        origin: Origin<'_>,
+    ) -> Result<Arc<Entry>, DistributionError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(identity.to_string()).or_default().clone()
@@ -145,8 +193,23 @@ impl Distributions {
             tracing::debug!(identity, "distribution cache hit");
             return Ok(entry.clone());
         }
-        let dir = self.dir.join(format!("entry-{}", uuid::Uuid::new_v4()));
-        let (zip, target, limits) = (zip.to_path_buf(), dir.clone(), self.limits);
+        let unique = uuid::Uuid::new_v4();
+        let (zip, download) = match origin {
+            Origin::Local(path) => (path.to_path_buf(), None),
+            Origin::Remote(fetch) => {
+                let path = self.dir.join(format!("download-{unique}.zip"));
+                if let Err(problem) = fetch.fetch(&path).await {
+                    remove_file(&path).await;
+                    return Err(DistributionError::Fetch {
+                        what: fetch.describe(),
+                        problem,
+                    });
+                }
+                (path.clone(), Some(path))
+            }
+        };
+        let dir = self.dir.join(format!("entry-{unique}"));
+        let (target, limits) = (dir.clone(), self.limits);
         let result = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&target).map_err(|source| ExtractError::Io {
                 path: target.clone(),
@@ -157,10 +220,13 @@ impl Distributions {
         .await
         .unwrap_or_else(|join| {
             Err(ExtractError::Io {
-                path: dir.clone(),
+                path: PathBuf::from("distribution"),
                 source: std::io::Error::other(join.to_string()),
             })
         });
+        if let Some(download) = download {
+            remove_file(&download).await;
+        }
         let bytes = match result {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -228,6 +294,20 @@ impl Distributions {
                 remove_blocking(entry.dir.clone()).await;
             }
         }
+    }
+}
+
+/// Where a cache miss gets its zip.
+enum Origin<'a> {
+    Local(&'a Path),
+    Remote(&'a dyn Fetch),
+}
+
+async fn remove_file(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "could not remove a downloaded distribution");
     }
 }
 

@@ -46,7 +46,7 @@ impl Harness {
         let sink = Arc::new(Capture::default());
         let options = RunOptions {
             source,
-            logs_at: None,
+            ..RunOptions::default()
         };
         let result = self
             .engine

@@ -1,0 +1,169 @@
+//! The start of an Attini runner (CONTRACT.md 4.4 to 4.6): own task ARN from the ECS metadata,
+//! the conditional `SET started = true WHERE taskId = <own ARN>`, then the startup commands of
+//! the resource-state item, run like a job in the runner's directory with their own timeout.
+//! A failure returns the cause for `Startup tasks failed`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::AttiniConfig;
+use crate::aws::Clients;
+use crate::ecs::Metadata;
+use crate::engine::{Engine, RunOptions};
+use crate::executor::Termination;
+use crate::job::{JobFormat, JobSpec};
+use crate::joblog::JobLog;
+use crate::report::Report;
+use crate::retry;
+
+/// Starts the runner; returns its own task ARN (when ECS metadata is available).
+pub async fn start(
+    config: &AttiniConfig,
+    clients: &Clients,
+    metadata: Option<&Metadata>,
+    engine: &Arc<Engine>,
+) -> Result<Option<String>, String> {
+    let (own, logs_url) = match metadata {
+        Some(m) => {
+            let meta = m.read().await?;
+            let arn = meta
+                .task_arn
+                .ok_or("the ECS container metadata has no com.amazonaws.ecs.task-arn label")?;
+            (Some(arn), meta.logs_url)
+        }
+        None => {
+            tracing::warn!(
+                "ECS_CONTAINER_METADATA_URI_V4 is not set: not running on ECS, so the started flag and the taskId check are skipped"
+            );
+            (None, None)
+        }
+    };
+    let key =
+        |item: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+            item.table_name(&config.resource_state_table)
+                .key("resourceType", AttributeValue::S("Runner".into()))
+                .key("name", AttributeValue::S(config.resource_name.clone()))
+        };
+    if let Some(arn) = &own {
+        let result = key(clients.dynamodb.update_item())
+            .update_expression("SET started = :started")
+            .condition_expression("taskId = :own")
+            .expression_attribute_values(":started", AttributeValue::Bool(true))
+            .expression_attribute_values(":own", AttributeValue::S(arn.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::info!(task = arn, "marked as started"),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                tracing::warn!(
+                    task = arn,
+                    "the resource state names another task: this runner is probably redundant"
+                );
+            }
+            Err(e) => {
+                let e = retry::classify("UpdateItem", &e);
+                return Err(format!(
+                    "Could not mark the runner as started in {}: {e}. The runner's role needs dynamodb:UpdateItem on it.",
+                    config.resource_state_table
+                ));
+            }
+        }
+    }
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(&config.resource_state_table)
+        .key("resourceType", AttributeValue::S("Runner".into()))
+        .key("name", AttributeValue::S(config.resource_name.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "Could not read the runner's resource state: {}",
+                retry::classify("GetItem", &e)
+            )
+        })?
+        .item
+        .unwrap_or_default();
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let commands: Vec<String> = item
+        .get("startupCommands")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|c| c.as_s().ok().cloned()).collect())
+        .unwrap_or_default();
+    if commands.is_empty() {
+        return Ok(own);
+    }
+    let environment = BTreeMap::from([
+        ("ATTINI_ENVIRONMENT_NAME".to_string(), text("environment")),
+        (
+            "ATTINI_DISTRIBUTION_NAME".to_string(),
+            text("distributionName"),
+        ),
+    ]);
+    run_startup_commands(commands, environment, config, engine, logs_url).await?;
+    Ok(own)
+}
+
+async fn run_startup_commands(
+    commands: Vec<String>,
+    environment: BTreeMap<String, String>,
+    config: &AttiniConfig,
+    engine: &Arc<Engine>,
+    logs_url: Option<String>,
+) -> Result<(), String> {
+    tracing::info!(count = commands.len(), "running the startup commands");
+    let job = JobSpec {
+        format: JobFormat::Native,
+        token: None,
+        step_name: Some("startup".into()),
+        commands,
+        environment,
+        secret_environment: BTreeMap::new(),
+        input: Value::Object(Default::default()),
+        distribution: None,
+        working_directory: None,
+        timeout: Some(config.startup_timeout),
+        heartbeat: None,
+        attini: None,
+    };
+    let options = RunOptions {
+        cwd: std::env::current_dir().ok(),
+        ..RunOptions::default()
+    };
+    let log = JobLog::start("startup".into(), None);
+    let result = engine
+        .run(&job, &options, log.sink(), &CancellationToken::new())
+        .await;
+    log.finish().await;
+    let see_logs = logs_url
+        .map(|u| format!(" See complete logs at: {u}"))
+        .unwrap_or_default();
+    match (
+        &result.report,
+        result.execution.as_ref().map(|e| &e.termination),
+    ) {
+        (Report::Success { .. }, _) => Ok(()),
+        (_, Some(Termination::Exited(code))) => Err(format!(
+            "Startup script finished with exit code = {code}.{see_logs}"
+        )),
+        (_, Some(Termination::TimedOut(after))) => Err(format!(
+            "Script timed out after {} seconds.{see_logs}",
+            after.as_secs()
+        )),
+        (Report::Failure { cause, .. }, _) => Err(format!("Startup commands failed: {cause}")),
+    }
+}
