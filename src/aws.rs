@@ -36,6 +36,22 @@ impl Clients {
         // names, so S3 is addressed by path.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        Self::from_config(config, path_style)
+    }
+
+    /// Clients for an AWS-compatible emulator at `endpoint` (for example
+    /// `http://127.0.0.1:4566`), with test credentials, whatever the environment says.
+    pub async fn for_endpoint(endpoint: &str, region: &str) -> Clients {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_string()))
+            .test_credentials()
+            .load()
+            .await;
+        Self::from_config(config, true)
+    }
+
+    fn from_config(config: aws_config::SdkConfig, path_style: bool) -> Clients {
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(path_style)
             .build();

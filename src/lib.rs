@@ -34,11 +34,13 @@
 //! - [`attini`]: Attini mode: start handshake, startup commands, the poll filters.
 //! - [`ecs`]: ECS container metadata; [`ec2`]: the terminate-on-exit hook.
 //! - [`signals`]: SIGTERM/SIGINT handling.
+//! - [`command_mode`]: the helper subcommands job scripts call.
 //! - [`telemetry`]: logging setup.
 
 pub mod admit;
 pub mod attini;
 pub mod aws;
+pub mod command_mode;
 pub mod config;
 pub mod dispatch;
 pub mod distribution;

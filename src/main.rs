@@ -192,15 +192,12 @@ fn run_local(args: LocalArgs) -> ExitCode {
     }
 }
 
-/// `command-mode`: `version` here; the AWS subcommands come with AWS mode.
+/// `command-mode`: the helpers job scripts call.
 fn command_mode(args: &[String]) -> ExitCode {
-    match args.first().map(String::as_str) {
-        Some("version") => {
-            println!("{}", attini_runner::VERSION);
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("Unknown arguments: {args:?}");
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => ExitCode::from(rt.block_on(attini_runner::command_mode::run(args))),
+        Err(e) => {
+            eprintln!("attini-runner: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
     }

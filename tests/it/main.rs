@@ -1,8 +1,12 @@
-//! The integration tests: one binary, real bash, real processes, real zips, the real binary.
+//! The integration tests: one binary, real bash, real processes, real zips, the real binary,
+//! and for the AWS modes a real AWS emulator on loopback running real state machines.
 
 mod cli;
 mod concurrency;
 mod distribution;
+mod emulator;
 mod executor;
 mod harness;
 mod processes;
+mod standalone;
+mod world;

@@ -1,0 +1,133 @@
+//! The AWS emulator the AWS-mode tests talk to, started by the test on a free loopback port.
+//!
+//! `ATTINI_TEST_EMULATOR` picks it: `ministack` (default; keeps failure causes, retries
+//! waitForTaskToken tasks correctly), `moto` (`moto_server` from `moto[server]`; enforces
+//! heartbeats), or an `http://` URL of one already running (LocalStack, a shared emulator).
+//! ../shared/EMULATORS.md says which gets what right.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use attini_runner::aws::Clients;
+use tokio::process::{Child, Command};
+
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+
+/// A running emulator; stopped when dropped.
+pub struct Emulator {
+    /// Its URL.
+    pub endpoint: String,
+    /// Which one it is.
+    pub kind: Kind,
+    _child: Option<Child>,
+}
+
+/// The emulator in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ministack,
+    Moto,
+    External,
+}
+
+impl Emulator {
+    /// Starts the emulator named by `ATTINI_TEST_EMULATOR` and waits until it answers.
+    pub async fn start() -> Emulator {
+        let choice = std::env::var("ATTINI_TEST_EMULATOR").unwrap_or_else(|_| "ministack".into());
+        Self::start_kind(&choice).await
+    }
+
+    /// Starts a named emulator (`ministack`, `moto`) or uses a URL.
+    pub async fn start_kind(choice: &str) -> Emulator {
+        if choice.starts_with("http://") || choice.starts_with("https://") {
+            return Emulator {
+                endpoint: choice.trim_end_matches('/').to_string(),
+                kind: Kind::External,
+                _child: None,
+            };
+        }
+        let port = free_port();
+        let (kind, mut command) = match choice {
+            "ministack" => {
+                let mut c = Command::new("ministack");
+                c.env("BIND_HOST", "127.0.0.1")
+                    .env("GATEWAY_PORT", port.to_string());
+                (Kind::Ministack, c)
+            }
+            "moto" => {
+                let mut c = Command::new("moto_server");
+                c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                (Kind::Moto, c)
+            }
+            other => {
+                panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL")
+            }
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {choice}: {e}; run ./scripts/test, which installs it")
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_until_listening(port).await;
+        if kind == Kind::Moto {
+            let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
+            reqwest::Client::new()
+                .post(format!("{endpoint}/moto-api/config"))
+                .body(body)
+                .send()
+                .await
+                .expect("moto config");
+        }
+        Emulator {
+            endpoint,
+            kind,
+            _child: Some(child),
+        }
+    }
+
+    /// Clients for this emulator.
+    pub async fn clients(&self) -> Clients {
+        Clients::for_endpoint(&self.endpoint, REGION).await
+    }
+
+    /// The variables that point the runner binary at this emulator.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", REGION),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_listening(port: u16) {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the emulator did not listen on port {port} within 30 s");
+}

@@ -1,0 +1,182 @@
+//! Standalone mode end to end: real state machines with `sqs:sendMessage.waitForTaskToken`
+//! on the emulator, the runner serving the queue, and the execution's final status, output,
+//! error and cause as DescribeExecution reports them.
+
+use serde_json::{Value, json};
+
+use crate::world::*;
+
+/// Starts a machine sending `body`, runs one execution with `input`, returns how it ended.
+async fn one_job(world: &World, queue: &str, name: &str, body: Value, input: Value) -> Finished {
+    let machine = world
+        .state_machine(name, &native_machine(queue, body))
+        .await;
+    let execution = world.start(&machine, &format!("{name}-1"), &input).await;
+    world.finished(&execution).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_succeed_and_fail_as_the_execution_shows() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("jobs").await;
+    world.bucket("dist").await;
+    let script = "#!/bin/bash\nprintf '{\"stage\":\"%s\",\"input\":%s}' \"$STAGE\" \"$(cat \"$ATTINI_INPUT\")\" > \"$ATTINI_OUTPUT\"\n";
+    world
+        .put(
+            "dist",
+            "app/1.zip",
+            zip_bytes(&[("bin/hello.sh", script, 0o755)]),
+        )
+        .await;
+    let runner = world.serve(&queue, 5);
+
+    let ok = one_job(
+        &world,
+        &queue,
+        "json-output",
+        json!({
+            "commands": ["./bin/hello.sh"],
+            "environment": {"STAGE": "dev"},
+            "distribution": {"bucket": "dist", "key": "app/1.zip"},
+        }),
+        json!({"x": 1}),
+    )
+    .await;
+    assert_eq!(ok.status, "SUCCEEDED", "{ok:?}");
+    assert_eq!(ok.output, Some(json!({"stage": "dev", "input": {"x": 1}})));
+
+    let text = one_job(
+        &world,
+        &queue,
+        "text-output",
+        json!({"commands": ["echo plain words > $ATTINI_OUTPUT"]}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(text.output, Some(json!({"result": "plain words"})));
+
+    let failing = one_job(
+        &world,
+        &queue,
+        "failing",
+        json!({"commands": ["echo checking", "echo 'no such table' >&2", "exit 3"]}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(failing.status, "FAILED");
+    assert_eq!(failing.error.as_deref(), Some("ScriptExecutionError"));
+    assert_eq!(
+        failing.cause.as_deref(),
+        Some("Script exited with code 3\nLast 2 lines of output:\nchecking\nno such table")
+    );
+
+    let slow = one_job(
+        &world,
+        &queue,
+        "timeout",
+        json!({"commands": ["sleep 600"], "timeoutSeconds": 1}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(slow.error.as_deref(), Some("ScriptExecutionError"));
+    assert_eq!(
+        slow.cause.as_deref(),
+        Some("Script timed out after 1 seconds")
+    );
+
+    let missing = one_job(
+        &world,
+        &queue,
+        "missing-dist",
+        json!({
+            "commands": ["true"], "distribution": {"bucket": "dist", "key": "app/404.zip"},
+        }),
+        json!({}),
+    )
+    .await;
+    assert_eq!(missing.error.as_deref(), Some("RuntimeError"));
+    let cause = missing.cause.unwrap();
+    assert!(
+        cause.contains("s3://dist/app/404.zip does not exist"),
+        "{cause}"
+    );
+
+    let bad = one_job(
+        &world,
+        &queue,
+        "bad-field",
+        json!({"commands": ["true"], "colour": "red"}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(bad.error.as_deref(), Some("RuntimeError"));
+    let cause = bad.cause.unwrap();
+    assert!(
+        cause.starts_with(
+            "The job message is invalid: field `colour` is invalid: unknown field `colour`"
+        ),
+        "{cause}"
+    );
+
+    // The runner kept serving through all of that.
+    let after = one_job(
+        &world,
+        &queue,
+        "after",
+        json!({"commands": ["echo '{\"still\":\"serving\"}' > $ATTINI_OUTPUT"]}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(after.output, Some(json!({"still": "serving"})));
+    assert_eq!(
+        runner.stop().await,
+        attini_runner::dispatch::Exit::Requested
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_jobs_through_five_slots_never_run_more_than_five_at_once() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("many").await;
+    let marks = world.tmp.path().join("running");
+    std::fs::create_dir(&marks).unwrap();
+    let marks = marks.to_str().unwrap();
+    // Each job records how many jobs are running while it runs.
+    let commands = json!([
+        format!("touch {marks}/$$"),
+        format!("ls {marks} | wc -l > \"$ATTINI_OUTPUT\""),
+        "sleep 0.3",
+        format!("ls {marks} | wc -l >> \"$ATTINI_OUTPUT\""),
+        format!("rm {marks}/$$"),
+    ]);
+    let machine = world
+        .state_machine(
+            "many",
+            &native_machine(&queue, json!({"commands": commands})),
+        )
+        .await;
+    let runner = world.serve(&queue, 5);
+    let mut executions = Vec::new();
+    for i in 0..20 {
+        executions.push(
+            world
+                .start(&machine, &format!("many-{i}"), &json!({}))
+                .await,
+        );
+    }
+    let mut most_seen = 0;
+    for execution in &executions {
+        let done = world.finished(execution).await;
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        let counts = done.output.unwrap()["result"].as_str().unwrap().to_string();
+        for count in counts.split_whitespace() {
+            most_seen = most_seen.max(count.parse::<usize>().unwrap());
+        }
+    }
+    let stats = runner.stats.clone();
+    runner.stop().await;
+    assert!(most_seen <= 5, "a job saw {most_seen} jobs running");
+    let peak = stats.peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=5).contains(&peak), "peak {peak}");
+    assert_eq!(stats.finished.load(std::sync::atomic::Ordering::SeqCst), 20);
+}

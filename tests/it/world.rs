@@ -1,0 +1,296 @@
+//! Fixtures of the AWS-mode tests: queues, buckets, tables and real state machines on the
+//! emulator, the runner served in-process, and waiting for an execution to end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use attini_runner::aws::Clients;
+use attini_runner::config::EngineConfig;
+use attini_runner::dispatch::{Exit, Stats};
+use attini_runner::standalone::{self, ServeConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::emulator::Emulator;
+
+/// Any role: the emulators do not check it.
+pub const ROLE: &str = "arn:aws:iam::000000000000:role/attini-runner-test";
+
+/// An emulator with clients and a temporary folder.
+pub struct World {
+    pub emulator: Emulator,
+    pub clients: Clients,
+    pub tmp: tempfile::TempDir,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let emulator = Emulator::start().await;
+        let clients = emulator.clients().await;
+        World {
+            emulator,
+            clients,
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A FIFO queue like Attini's (visibility 15 s).
+    pub async fn fifo_queue(&self, name: &str) -> String {
+        self.clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{name}.fifo"))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::VisibilityTimeout, "15")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    }
+
+    /// Messages currently visible in a queue (a short receive that makes them visible again).
+    pub async fn visible_messages(&self, queue: &str) -> Vec<String> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        out.messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.body)
+            .collect()
+    }
+
+    pub async fn bucket(&self, name: &str) {
+        self.clients
+            .s3
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    /// A table with a string hash key and a range key of `range_type`.
+    pub async fn table(
+        &self,
+        name: &str,
+        hash: &str,
+        range: &str,
+        range_type: ScalarAttributeType,
+    ) {
+        self.clients
+            .dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(hash)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(range)
+                    .attribute_type(range_type)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(hash)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(range)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn state_machine(&self, name: &str, definition: &Value) -> String {
+        self.clients
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(definition.to_string())
+            .role_arn(ROLE)
+            .send()
+            .await
+            .unwrap()
+            .state_machine_arn
+    }
+
+    pub async fn start(&self, state_machine: &str, name: &str, input: &Value) -> String {
+        self.clients
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .unwrap()
+            .execution_arn
+    }
+
+    /// Waits (up to two minutes) for the execution to leave RUNNING.
+    pub async fn finished(&self, execution: &str) -> Finished {
+        for _ in 0..1200 {
+            let d = self
+                .clients
+                .sfn
+                .describe_execution()
+                .execution_arn(execution)
+                .send()
+                .await
+                .unwrap();
+            if d.status.as_str() != "RUNNING" {
+                return Finished {
+                    status: d.status.as_str().to_string(),
+                    output: d.output.map(|o| serde_json::from_str(&o).unwrap()),
+                    error: d.error,
+                    cause: d.cause,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("execution {execution} still RUNNING after two minutes");
+    }
+
+    /// Engine settings with the work directory in the temporary folder.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut config = EngineConfig::from_lookup(|_| None).unwrap();
+        config.work_dir = self.tmp.path().join("work");
+        config.kill_grace = Duration::from_secs(1);
+        config
+    }
+
+    /// Serves `queue` in-process with `max_jobs` slots.
+    pub fn serve(&self, queue: &str, max_jobs: usize) -> Serving {
+        let shutdown = CancellationToken::new();
+        let stats = Arc::new(Stats::default());
+        let config = ServeConfig {
+            queue_url: queue.to_string(),
+            max_jobs,
+            idle_ttl: None,
+        };
+        let handle = tokio::spawn(standalone::serve(
+            config,
+            self.engine_config(),
+            self.clients.clone(),
+            shutdown.clone(),
+            stats.clone(),
+        ));
+        Serving {
+            shutdown,
+            stats,
+            handle,
+        }
+    }
+}
+
+/// A runner served in-process.
+pub struct Serving {
+    pub shutdown: CancellationToken,
+    pub stats: Arc<Stats>,
+    handle: JoinHandle<Result<Exit, attini_runner::engine::EngineError>>,
+}
+
+impl Serving {
+    pub async fn stop(self) -> Exit {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap()
+    }
+}
+
+/// A state machine with one Task that sends `body` (plus the task token and the execution
+/// input as `input`) to `queue` and waits for the token.
+pub fn native_machine(queue: &str, body: Value) -> Value {
+    let mut message = json!({"taskToken.$": "$$.Task.Token", "input.$": "$"});
+    for (k, v) in body.as_object().unwrap() {
+        message[k] = v.clone();
+    }
+    json!({
+        "StartAt": "Run",
+        "States": {"Run": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": queue,
+                "MessageGroupId.$": "$$.Execution.Name",
+                "MessageDeduplicationId.$": "$$.Execution.Name",
+                "MessageBody": message
+            },
+            "End": true
+        }}
+    })
+}
+
+/// A zip with the given files.
+pub fn zip_bytes(files: &[(&str, &str, u32)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content, mode) in files {
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
