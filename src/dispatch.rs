@@ -150,10 +150,14 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            let wait = if stats.running.load(Ordering::SeqCst) == 0 {
-                idle_left.map_or(MAX_WAIT, |left| left.min(MAX_WAIT))
-            } else {
-                MAX_WAIT
+            // As the Attini Runner: never wait longer than the idle TTL, so that an idle runner
+            // notices its TTL soon after its last job ended.
+            let wait = match (self.idle_ttl, idle_left) {
+                (Some(ttl), Some(left)) if stats.running.load(Ordering::SeqCst) == 0 => {
+                    left.min(ttl).min(MAX_WAIT)
+                }
+                (Some(ttl), _) => ttl.min(MAX_WAIT),
+                (None, _) => MAX_WAIT,
             };
             let received = tokio::select! {
                 r = self.queue.receive(permits.len(), wait) => r,

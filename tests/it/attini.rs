@@ -1,0 +1,516 @@
+//! Attini mode end to end with the real binary: the dispatcher's message shape sent by a real
+//! state machine, the resource-state and deploy-data tables, an ECS metadata endpoint served by
+//! the test, startup commands, the poll filters, the S3 job log and the idle TTL.
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
+use axum::{Json, Router, routing::get};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::world::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
+const DIST_ID: &str = "5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e";
+const PREFIX: &str = "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin";
+const HASH: i64 = -1102536878;
+
+/// One Attini runner's world: queue, tables, artifact store, ECS metadata.
+struct Attini {
+    world: World,
+    queue: String,
+    resource_table: String,
+    deploy_table: String,
+    bucket: String,
+    task_arn: String,
+    metadata: String,
+}
+
+impl Attini {
+    async fn new() -> Attini {
+        let world = World::new().await;
+        let queue = world.fifo_queue("AttiniRunnerQueueTest").await;
+        world
+            .clients
+            .sqs
+            .set_queue_attributes()
+            .queue_url(&queue)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "2",
+            )
+            .send()
+            .await
+            .unwrap();
+        let (resource_table, deploy_table) = (
+            "AttiniResourceStatesV1".to_string(),
+            "AttiniDeployDataV1".to_string(),
+        );
+        world
+            .table(
+                &resource_table,
+                "resourceType",
+                "name",
+                ScalarAttributeType::S,
+            )
+            .await;
+        world
+            .table(
+                &deploy_table,
+                "deploymentName",
+                "deploymentTime",
+                ScalarAttributeType::N,
+            )
+            .await;
+        let bucket = "attini-artifact-store-us-east-1-000000000000".to_string();
+        world.bucket(&bucket).await;
+        let task_arn =
+            "arn:aws:ecs:us-east-1:000000000000:task/attini-default/0123456789abcdef".to_string();
+        let metadata = serve_metadata(&task_arn).await;
+        Attini {
+            world,
+            queue,
+            resource_table,
+            deploy_table,
+            bucket,
+            task_arn,
+            metadata,
+        }
+    }
+
+    /// The runner item, owned by `task_id`, with `extra` attributes.
+    async fn runner_item(&self, task_id: &str, extra: Vec<(&str, AttributeValue)>) {
+        let mut item: HashMap<String, AttributeValue> = [
+            ("resourceType", AttributeValue::S("Runner".into())),
+            (
+                "name",
+                AttributeValue::S("dev-demo-deployment-plan-Runner".into()),
+            ),
+            ("taskId", AttributeValue::S(task_id.into())),
+            ("started", AttributeValue::Bool(false)),
+            ("environment", AttributeValue::S("dev".into())),
+            ("distributionName", AttributeValue::S("demo".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            item.insert(k.to_string(), v);
+        }
+        self.world
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.resource_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn item(&self) -> HashMap<String, AttributeValue> {
+        self.world
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.resource_table)
+            .key("resourceType", AttributeValue::S("Runner".into()))
+            .key(
+                "name",
+                AttributeValue::S("dev-demo-deployment-plan-Runner".into()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    }
+
+    /// Makes `executions` the current deployment of dev-demo.
+    async fn current(&self, executions: &[&str]) {
+        let arns = executions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("e{i}"), AttributeValue::S(a.to_string())))
+            .collect();
+        self.world
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.deploy_table)
+            .item("deploymentName", AttributeValue::S("dev-demo".into()))
+            .item("deploymentTime", AttributeValue::N("0".into()))
+            .item("executionArns", AttributeValue::M(arns))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A deployment plan step as the dispatcher sends it, in a machine named `name`.
+    async fn machine(&self, name: &str, step: &str, commands: Value, hash: i64) -> String {
+        let body = json!({
+            "output": {"Earlier": {"Value": "v"}},
+            "Properties": {"Commands": commands, "Runner": "Runner", "Environment": {"STAGE": "dev", "QUOTED": "it's"}},
+            "deploymentPlanExecutionMetadata": {
+                "retryCounter.$": "$$.State.RetryCount", "sfnToken.$": "$$.Task.Token", "stepName.$": "$$.State.Name",
+                "executionArn.$": "$$.Execution.Id", "executionStartTime.$": "$$.Execution.StartTime"
+            },
+            "deploymentOriginData": {
+                "distributionName": "demo", "deploymentTime": 1685614500000_i64,
+                "deploymentSource": {"deploymentSourcePrefix": PREFIX, "deploymentSourceBucket": self.bucket},
+                "environment": "dev", "distributionId": DIST_ID, "deploymentName": "dev-demo",
+                "objectIdentifier": "dev/demo/demo.zip#v1", "stackName": "dev-demo-deployment-plan",
+                "distributionTags": {}, "samPackaged": false
+            },
+            "dependencies": {}, "customData.$": "$", "stackParameters": {"BootstrapVersion": "15"},
+            "taskConfigHashCode": hash
+        });
+        let definition = json!({"StartAt": step, "States": {step: {
+            "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"QueueUrl": self.queue, "MessageGroupId.$": "$$.Execution.Name",
+                           "MessageDeduplicationId.$": "$$.Execution.Name", "MessageBody": body},
+            "ResultPath": format!("$.output.{step}"), "End": true}}});
+        self.world.state_machine(name, &definition).await
+    }
+
+    /// A task token of a step that "started" the runner, and the execution that waits for it.
+    async fn start_token(&self) -> (String, String) {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let queue = self.world.fifo_queue(&format!("starts{n}")).await;
+        let machine = self
+            .world
+            .state_machine(&format!("starter{n}"), &native_machine(&queue, json!({})))
+            .await;
+        let execution = self.world.start(&machine, "start", &json!({})).await;
+        let message = self
+            .world
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .wait_time_seconds(10)
+            .send()
+            .await
+            .unwrap();
+        let body: Value =
+            serde_json::from_str(message.messages.unwrap()[0].body.as_ref().unwrap()).unwrap();
+        (body["taskToken"].as_str().unwrap().to_string(), execution)
+    }
+
+    /// Runs the runner binary to its exit (idle TTL `ttl` seconds) with `hash`.
+    async fn run_runner(&self, token: &str, required: &str, hash: i64, ttl: u64) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args([token, required])
+            .envs(self.world.emulator.env())
+            .env("ATTINI_QUEUE_URL", &self.queue)
+            .env("ATTINI_DEPLOY_DATA_TABLE", &self.deploy_table)
+            .env("ATTINI_RESOURCE_STATE_TABLE", &self.resource_table)
+            .env("ATTINI_CONFIGURATION_HASH", hash.to_string())
+            .env(
+                "ATTINI_RUNNER_RESOURCE_NAME",
+                "dev-demo-deployment-plan-Runner",
+            )
+            .env("ATTINI_DISABLE_ANSI_COLOR", "true")
+            .env("ATTINI_AWS_ACCOUNT", "000000000000")
+            .env("ATTINI_AWS_REGION", "us-east-1")
+            .env("ATTINI_ARTIFACT_STORE", &self.bucket)
+            .env("ATTINI_RUNNER_IDLE_TTL", ttl.to_string())
+            .env("ECS_CONTAINER_METADATA_URI_V4", &self.metadata)
+            .env("ATTINI_WORK_DIR", self.world.tmp.path().join("work"))
+            .current_dir(self.world.tmp.path())
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .expect("the runner did not exit within two minutes")
+            .unwrap()
+    }
+}
+
+/// Serves ECS container metadata v4 for `task_arn` on loopback; returns its URL.
+async fn serve_metadata(task_arn: &str) -> String {
+    let body = json!({
+        "DockerId": "abc", "Name": "attini-default-container", "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
+        "Labels": {"com.amazonaws.ecs.task-arn": task_arn, "com.amazonaws.ecs.cluster": "attini-default"},
+        "LogDriver": "awslogs",
+        "LogOptions": {"awslogs-group": "/attini/runner/default", "awslogs-region": "us-east-1", "awslogs-stream": "logs/c/abc"}
+    });
+    let app = Router::new().route("/v4/container", get(move || async move { Json(body) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v4/container", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attini_step_runs_with_its_distribution_log_and_startup_commands() {
+    let a = Attini::new().await;
+    let marker = a.world.tmp.path().join("startup-ran");
+    a.runner_item(
+        &a.task_arn,
+        vec![(
+            "startupCommands",
+            AttributeValue::L(vec![
+                AttributeValue::S("echo installing tools".into()),
+                AttributeValue::S(format!(
+                    "echo \"$ATTINI_ENVIRONMENT_NAME/$ATTINI_DISTRIBUTION_NAME\" > {}",
+                    marker.display()
+                )),
+            ]),
+        )],
+    )
+    .await;
+    let script = "#!/bin/bash\necho \"deploying $ATTINI_DISTRIBUTION_NAME to $STAGE ($QUOTED)\"\necho second line\n\
+                  printf '{\"step\":\"%s\",\"earlier\":%s}' \"$ATTINI_STEP_NAME\" \"$(grep -o '\"Earlier\":{[^}]*}' \"$ATTINI_INPUT\" | cut -d: -f2-)\" > \"$ATTINI_OUTPUT\"\n";
+    a.world
+        .put(
+            &a.bucket,
+            &format!("{PREFIX}/demo.zip"),
+            zip_bytes(&[("deploy.sh", script, 0o755)]),
+        )
+        .await;
+    let machine = a
+        .machine("plan", "RunTests", json!(["./deploy.sh"]), HASH)
+        .await;
+    let execution = a
+        .world
+        .start(&machine, "exec-1", &json!({"answer": 42}))
+        .await;
+    a.current(&[&execution]).await;
+
+    let out = a.run_runner("start-token-unused", "2.0.2", HASH, 2).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}\n{}", stderr(&out));
+    assert_eq!(
+        done.output.unwrap()["output"]["RunTests"],
+        json!({"step": "RunTests", "earlier": {"Value": "v"}})
+    );
+
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "dev/demo\n");
+    assert_eq!(a.item().await["started"], AttributeValue::Bool(true));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[startup] installing tools"), "{stdout}");
+    assert!(
+        stdout.contains("[RunTests] deploying demo to dev (it's)"),
+        "{stdout}"
+    );
+
+    let key = format!("attini/deployment/logs/runner/dev/demo/{DIST_ID}/RunTests/exec-1");
+    let log = a
+        .world
+        .get(&a.bucket, &key)
+        .await
+        .expect("the job log object");
+    let lines: Vec<Value> = String::from_utf8(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let data: Vec<&str> = lines.iter().map(|l| l["data"].as_str().unwrap()).collect();
+    assert_eq!(data, ["deploying demo to dev (it's)", "second line"]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].as_u64().unwrap() > 1_600_000_000_000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_reports_script_execution_error_with_the_log_link() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.world
+        .put(
+            &a.bucket,
+            &format!("{PREFIX}/demo.zip"),
+            zip_bytes(&[("x.txt", "x", 0o644)]),
+        )
+        .await;
+    let machine = a
+        .machine("plan", "Migrate", json!(["echo migrating", "exit 5"]), HASH)
+        .await;
+    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
+    a.current(&[&execution]).await;
+    a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.error.as_deref(), Some("ScriptExecutionError"));
+    assert_eq!(
+        done.cause.as_deref(),
+        Some(
+            "Script exited with code 5, see complete logs at: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/%252Fattini%252Frunner%252Fdefault/log-events/logs%252Fc%252Fabc\nLast 1 lines of output:\nmigrating"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_executions_and_missing_distributions_are_answered() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    let machine = a.machine("plan", "Step", json!(["true"]), HASH).await;
+    let stale = a.world.start(&machine, "old", &json!({})).await;
+    let current = a.world.start(&machine, "new", &json!({})).await;
+    a.current(&[&current]).await;
+    // No distribution object in the bucket.
+    a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let old = a.world.finished(&stale).await;
+    assert_eq!(old.error.as_deref(), Some("Runner.StaleExecution"));
+    assert!(
+        old.cause
+            .unwrap()
+            .contains("is no longer the current deployment of dev-demo")
+    );
+    let new = a.world.finished(&current).await;
+    assert_eq!(new.error.as_deref(), Some("RuntimeError"));
+    let cause = new.cause.unwrap();
+    assert!(
+        cause.contains(&format!(
+            "s3://{}/{PREFIX}/demo.zip does not exist",
+            a.bucket
+        )),
+        "{cause}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_configuration_hash_is_left_for_the_runner_started_for_it() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.world
+        .put(
+            &a.bucket,
+            &format!("{PREFIX}/demo.zip"),
+            zip_bytes(&[("x.txt", "x", 0o644)]),
+        )
+        .await;
+    let machine = a
+        .machine(
+            "plan",
+            "Step",
+            json!(["echo '\"new config\"' > $ATTINI_OUTPUT"]),
+            222,
+        )
+        .await;
+    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
+    a.current(&[&execution]).await;
+    let old = a.run_runner("unused", "2.0.2", 111, 1).await;
+    assert_eq!(old.status.code(), Some(0));
+    assert!(
+        stderr(&old).contains("configuration hash 222 is not this runner's 111"),
+        "{}",
+        stderr(&old)
+    );
+    assert_eq!(
+        a.world
+            .clients
+            .sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "RUNNING"
+    );
+    let new = a.run_runner("unused", "2.0.2", 222, 2).await;
+    assert_eq!(new.status.code(), Some(0));
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.output.unwrap()["output"]["Step"], json!("new config"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
+    let a = Attini::new().await;
+    a.runner_item(
+        "arn:aws:ecs:us-east-1:000000000000:task/attini-default/other",
+        vec![],
+    )
+    .await;
+    let machine = a.machine("plan", "Step", json!(["true"]), HASH).await;
+    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
+    a.current(&[&execution]).await;
+    let out = a.run_runner("unused", "2.0.2", HASH, 60).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("another runner took over"),
+        "{}",
+        stderr(&out)
+    );
+    // Not marked started (the item names another task), job not run, message still queued.
+    assert_eq!(a.item().await["started"], AttributeValue::Bool(false));
+    assert_eq!(
+        a.world
+            .clients
+            .sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "RUNNING"
+    );
+    let mut waiting = Vec::new();
+    for _ in 0..50 {
+        waiting = a.world.visible_messages(&a.queue).await;
+        if !waiting.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(waiting.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_failures_are_reported_to_the_start_token() {
+    let a = Attini::new().await;
+    a.runner_item(
+        &a.task_arn,
+        vec![(
+            "startupCommands",
+            AttributeValue::L(vec![
+                AttributeValue::S("echo trying".into()),
+                AttributeValue::S("exit 4".into()),
+            ]),
+        )],
+    )
+    .await;
+    let (token, starter) = a.start_token().await;
+    let out = a.run_runner(&token, "2.0.2", HASH, 60).await;
+    assert_eq!(out.status.code(), Some(1));
+    let done = a.world.finished(&starter).await;
+    assert_eq!(done.error.as_deref(), Some("Startup tasks failed"));
+    let cause = done.cause.unwrap();
+    assert!(cause.starts_with("Startup script finished with exit code = 4. See complete logs at: https://us-east-1.console.aws.amazon.com/"), "{cause}");
+
+    let (token, starter) = a.start_token().await;
+    let out = a.run_runner(&token, "9.9.9", HASH, 60).await;
+    assert_eq!(out.status.code(), Some(1));
+    let done = a.world.finished(&starter).await;
+    assert_eq!(done.error.as_deref(), Some("Startup tasks failed"));
+    assert_eq!(
+        done.cause.as_deref(),
+        Some(format!("The current runner version is older then the required version. Required version: 9.9.9, current version: {}", attini_runner::VERSION).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_runner_exits_after_its_ttl() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    let out = a.run_runner("unused", "2.0.2", HASH, 1).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("no jobs for the idle TTL"),
+        "{}",
+        stderr(&out)
+    );
+}
