@@ -19,7 +19,8 @@ pub const REGION: &str = "us-east-1";
 pub struct Emulator {
     /// Its URL.
     pub endpoint: String,
-    /// Which one it is.
+    /// Which one it is (scenarios that rely on one emulator's behaviour check it).
+    #[allow(dead_code)]
     pub kind: Kind,
     _child: Option<Child>,
 }

@@ -3,6 +3,7 @@
 
 mod attini;
 mod cli;
+mod command_mode;
 mod concurrency;
 mod distribution;
 mod emulator;
