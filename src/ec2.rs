@@ -2,7 +2,7 @@
 //! set) the runner terminates its host when it exits, unless the resource-state item says
 //! `shutdownHookDisabled = true` (a configuration change keeps the host). A read error counts
 //! as "enabled", as with the Attini Runner. The call is one SigV4-signed `TerminateInstances`
-//! GET. Runs once, at exit; nothing to cancel.
+//! GET, with the instance as `InstanceId.1` (the documented list form of the EC2 query API). Runs once, at exit; nothing to cancel.
 
 use std::time::{Duration, SystemTime};
 
@@ -77,7 +77,7 @@ impl Hook {
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|_| format!("https://ec2.{}.amazonaws.com", self.region));
         let url = format!(
-            "{}/?Action=TerminateInstances&Version=2016-11-15&InstanceId={}",
+            "{}/?Action=TerminateInstances&Version=2016-11-15&InstanceId.1={}",
             endpoint.trim_end_matches('/'),
             self.instance_id
         );

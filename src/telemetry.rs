@@ -32,7 +32,11 @@ pub fn init(default_level: &str) -> Result<(), ConfigError> {
     let _ = if std::io::stderr().is_terminal() {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init()
     };
     Ok(())
 }

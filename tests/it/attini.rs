@@ -203,7 +203,20 @@ impl Attini {
 
     /// Runs the runner binary to its exit (idle TTL `ttl` seconds) with `hash`.
     async fn run_runner(&self, token: &str, required: &str, hash: i64, ttl: u64) -> Output {
+        self.run_runner_with(token, required, hash, ttl, &[]).await
+    }
+
+    /// As [`Attini::run_runner`], with more variables.
+    async fn run_runner_with(
+        &self,
+        token: &str,
+        required: &str,
+        hash: i64,
+        ttl: u64,
+        extra: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(BIN);
+        cmd.envs(extra.iter().copied());
         cmd.args([token, required])
             .envs(self.world.emulator.env())
             .env("ATTINI_QUEUE_URL", &self.queue)
@@ -513,4 +526,147 @@ async fn an_idle_runner_exits_after_its_ttl() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attini_text_output_and_job_timeout() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.world
+        .put(
+            &a.bucket,
+            &format!("{PREFIX}/demo.zip"),
+            zip_bytes(&[("x.txt", "x", 0o644)]),
+        )
+        .await;
+    let text = a
+        .machine(
+            "text",
+            "Text",
+            json!(["echo \"s3://bucket/template.yaml\" > ${ATTINI_OUTPUT}"]),
+            HASH,
+        )
+        .await;
+    let slow = a
+        .machine("slow", "Slow", json!(["echo started", "sleep 600"]), HASH)
+        .await;
+    let text_run = a.world.start(&text, "t", &json!({})).await;
+    let slow_run = a.world.start(&slow, "s", &json!({})).await;
+    a.current(&[&text_run, &slow_run]).await;
+    a.run_runner_with("unused", "2.0.2", HASH, 2, &[("ATTINI_JOB_TIMEOUT", "1")])
+        .await;
+    let done = a.world.finished(&text_run).await;
+    assert_eq!(
+        done.output.unwrap()["output"]["Text"],
+        json!({"result": "s3://bucket/template.yaml"})
+    );
+    let done = a.world.finished(&slow_run).await;
+    assert_eq!(done.error.as_deref(), Some("ScriptExecutionError"));
+    let cause = done.cause.unwrap();
+    assert!(
+        cause.starts_with("Script timed out after 1 seconds, see complete logs at: https://"),
+        "{cause}"
+    );
+    assert!(
+        cause.ends_with("Last 1 lines of output:\nstarted"),
+        "{cause}"
+    );
+}
+
+/// Calls the EC2 query API of the emulator (unsigned; emulators do not check signatures).
+async fn ec2(world: &World, params: &[(&str, &str)]) -> String {
+    let mut form: Vec<(&str, &str)> = vec![("Version", "2016-11-15")];
+    form.extend_from_slice(params);
+    // The values here are plain ASCII words: no form encoding needed.
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    reqwest::Client::new()
+        .post(&world.emulator.endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn instance_state(world: &World, id: &str) -> String {
+    let xml = ec2(
+        world,
+        &[("Action", "DescribeInstances"), ("InstanceId.1", id)],
+    )
+    .await;
+    let state = xml.split("<instanceState>").nth(1).expect("instanceState");
+    state
+        .split("<name>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_ec2_mode_the_runner_terminates_its_host_unless_disabled() {
+    let a = Attini::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let xml = ec2(
+            &a.world,
+            &[
+                ("Action", "RunInstances"),
+                ("ImageId", "ami-12345678"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t3.micro"),
+            ],
+        )
+        .await;
+        ids.push(
+            xml.split("<instanceId>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    a.runner_item(&a.task_arn, vec![]).await;
+    let out = a
+        .run_runner_with(
+            "unused",
+            "2.0.2",
+            HASH,
+            1,
+            &[("ATTINI_EC2_INSTANCE_ID", &ids[0])],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        ["shutting-down", "terminated"].contains(&instance_state(&a.world, &ids[0]).await.as_str()),
+        "{}",
+        stderr(&out)
+    );
+
+    a.runner_item(
+        &a.task_arn,
+        vec![("shutdownHookDisabled", AttributeValue::Bool(true))],
+    )
+    .await;
+    a.run_runner_with(
+        "unused",
+        "2.0.2",
+        HASH,
+        1,
+        &[("ATTINI_EC2_INSTANCE_ID", &ids[1])],
+    )
+    .await;
+    assert_eq!(instance_state(&a.world, &ids[1]).await, "running");
 }
