@@ -180,3 +180,64 @@ async fn twenty_jobs_through_five_slots_never_run_more_than_five_at_once() {
     assert!((1..=5).contains(&peak), "peak {peak}");
     assert_eq!(stats.finished.load(std::sync::atomic::Ordering::SeqCst), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_without_a_token_are_deleted_and_serving_goes_on() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("junk").await;
+    for (i, body) in [
+        "not json at all",
+        r#"{"commands": ["true"]}"#,
+        r#"{"taskToken": "", "commands": 5}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        world
+            .clients
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(*body)
+            .message_group_id(format!("g{i}"))
+            .message_deduplication_id(format!("d{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let runner = world.serve(&queue, 2);
+    let good = one_job(
+        &world,
+        &queue,
+        "good",
+        json!({"commands": ["echo fine > $ATTINI_OUTPUT"]}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(good.output, Some(json!({"result": "fine"})));
+    runner.stop().await;
+    assert!(
+        world.visible_messages(&queue).await.is_empty(),
+        "bad messages must not stay in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_queue_stops_the_runner_with_a_reason() {
+    let world = World::new().await;
+    let missing = format!(
+        "{}/000000000000/no-such-queue.fifo",
+        world.emulator.endpoint
+    );
+    let runner = world.serve(&missing, 1);
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(60), runner.wait())
+        .await
+        .expect("the runner kept polling a missing queue");
+    match exit {
+        attini_runner::dispatch::Exit::Stopped(reason) => assert!(
+            reason.contains("no-such-queue.fifo cannot be used"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -256,6 +256,11 @@ pub struct Serving {
 impl Serving {
     pub async fn stop(self) -> Exit {
         self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits for the runner to stop by itself.
+    pub async fn wait(self) -> Exit {
         self.handle.await.unwrap().unwrap()
     }
 }
