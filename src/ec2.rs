@@ -2,24 +2,21 @@
 //! set) the runner terminates its host when it exits, unless the resource-state item says
 //! `shutdownHookDisabled = true` (a configuration change keeps the host). A read error counts
 //! as "enabled", as with the Attini Runner. The call is one SigV4-signed `TerminateInstances`
-//! GET, with the instance as `InstanceId.1` (the documented list form of the EC2 query API). Runs once, at exit; nothing to cancel.
+//! GET, with the instance as `InstanceId.1` (the documented list form of the EC2 query
+//! API). Runs once, at exit; nothing to cancel.
 
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
+use crate::attini::item::RunnerItem;
 use crate::aws::Clients;
 
-/// Where the hook reads its switch and what it terminates.
+/// What the hook terminates.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    /// Resource-state table.
-    pub table: String,
-    /// `ATTINI_RUNNER_RESOURCE_NAME`, the item's `name`.
-    pub resource_name: String,
     /// The instance to terminate.
     pub instance_id: String,
     /// Its region.
@@ -28,8 +25,8 @@ pub struct Hook {
 
 impl Hook {
     /// Terminates the instance unless the item disables the hook. Errors are logged.
-    pub async fn run(&self, clients: &Clients) {
-        if self.disabled(clients).await {
+    pub async fn run(&self, clients: &Clients, item: &RunnerItem) {
+        if disabled(item).await {
             tracing::info!(
                 instance = self.instance_id,
                 "shutdownHookDisabled is true: keeping the EC2 host"
@@ -43,32 +40,6 @@ impl Hook {
                 error = e,
                 "could not terminate the EC2 host"
             ),
-        }
-    }
-
-    async fn disabled(&self, clients: &Clients) -> bool {
-        let item = clients
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("resourceType", AttributeValue::S("Runner".into()))
-            .key("name", AttributeValue::S(self.resource_name.clone()))
-            .consistent_read(true)
-            .send()
-            .await;
-        match item {
-            Ok(out) => out
-                .item
-                .and_then(|i| {
-                    i.get("shutdownHookDisabled")
-                        .and_then(|v| v.as_bool().ok().copied())
-                })
-                .unwrap_or(false),
-            Err(e) => {
-                let e = crate::retry::classify("GetItem", &e);
-                tracing::warn!(error = %e, "cannot read shutdownHookDisabled; terminating the host anyway");
-                false
-            }
         }
     }
 
@@ -126,6 +97,20 @@ impl Hook {
                 "EC2 answered {status}: {}",
                 response.text().await.unwrap_or_default()
             ))
+        }
+    }
+}
+
+/// Whether the item says `shutdownHookDisabled = true`; a read error counts as "enabled".
+async fn disabled(item: &RunnerItem) -> bool {
+    match item.read(true).await {
+        Ok(found) => found
+            .get("shutdownHookDisabled")
+            .and_then(|v| v.as_bool().ok().copied())
+            .unwrap_or(false),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read shutdownHookDisabled; terminating the host anyway");
+            false
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::item::RunnerItem;
 use crate::config::{self, ConfigError};
 use crate::ec2::Hook;
 
@@ -59,6 +60,15 @@ impl AttiniConfig {
         })
     }
 
+    /// The runner's resource-state item.
+    pub fn runner_item(&self, clients: &crate::aws::Clients) -> RunnerItem {
+        RunnerItem {
+            dynamodb: clients.dynamodb.clone(),
+            table: self.resource_state_table.clone(),
+            name: self.resource_name.clone(),
+        }
+    }
+
     /// The EC2 hook, in EC2 mode.
     pub fn ec2_hook(&self) -> Option<Hook> {
         let instance_id = self.ec2_instance_id.clone()?;
@@ -68,8 +78,6 @@ impl AttiniConfig {
             .or_else(|| std::env::var("AWS_REGION").ok())
             .unwrap_or_else(|| "us-east-1".into());
         Some(Hook {
-            table: self.resource_state_table.clone(),
-            resource_name: self.resource_name.clone(),
             instance_id,
             region,
         })

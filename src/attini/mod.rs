@@ -8,6 +8,7 @@
 //! Cancellation: SIGTERM/SIGINT stop intake; running jobs are waited for.
 
 pub mod config;
+pub mod item;
 pub mod policy;
 mod startup;
 
@@ -100,6 +101,6 @@ pub async fn run(token: String, required_version: String) -> u8 {
 
 async fn run_hook(config: &AttiniConfig, clients: &Clients) {
     if let Some(hook) = config.ec2_hook() {
-        hook.run(clients).await;
+        hook.run(clients, &config.runner_item(clients)).await;
     }
 }

@@ -8,6 +8,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::AttiniConfig;
+use super::item::{self, RunnerItem};
 use crate::admit;
 use crate::aws::Clients;
 use crate::dispatch::{Admission, Policy};
@@ -26,6 +27,7 @@ pub struct AttiniPolicy {
     clients: Clients,
     metadata: Option<Metadata>,
     own_task: Option<String>,
+    item: RunnerItem,
 }
 
 impl AttiniPolicy {
@@ -36,33 +38,23 @@ impl AttiniPolicy {
         metadata: Option<Metadata>,
         own_task: Option<String>,
     ) -> Self {
+        let item = config.runner_item(&clients);
         AttiniPolicy {
             config,
             clients,
             metadata,
             own_task,
+            item,
         }
     }
 
     /// `Some(refusal)` when this runner must not take jobs.
     async fn check_ownership(&self, message: &Message) -> Option<Admission> {
         let own = self.own_task.as_ref()?;
-        let read = self
-            .clients
-            .dynamodb
-            .get_item()
-            .table_name(&self.config.resource_state_table)
-            .key("resourceType", AttributeValue::S("Runner".into()))
-            .key("name", AttributeValue::S(self.config.resource_name.clone()))
-            .send()
-            .await;
+        let read = self.item.read(false).await;
         match read {
-            Ok(out) => {
-                let current = out
-                    .item
-                    .as_ref()
-                    .and_then(|i| i.get("taskId"))
-                    .and_then(|v| v.as_s().ok());
+            Ok(found) => {
+                let current = item::text(&found, "taskId");
                 (current != Some(own)).then(|| {
                     Admission::Shutdown(format!(
                         "the resource state names task {current:?}, not this task {own:?}: another runner took over"
@@ -70,7 +62,6 @@ impl AttiniPolicy {
                 })
             }
             Err(e) => {
-                let e = retry::classify("GetItem", &e);
                 let cause = format!(
                     "The runners IAM role does not have permission to read from the {} dynamodb table. Will terminate the container ({e})",
                     self.config.resource_state_table

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::AttiniConfig;
+use super::item::{self, Started};
 use crate::aws::Clients;
 use crate::ecs::Metadata;
 use crate::engine::{Engine, RunOptions};
@@ -18,7 +18,6 @@ use crate::executor::Termination;
 use crate::job::{JobFormat, JobSpec};
 use crate::joblog::JobLog;
 use crate::report::Report;
-use crate::retry;
 
 /// Starts the runner; returns its own task ARN (when ECS metadata is available).
 pub async fn start(
@@ -42,33 +41,15 @@ pub async fn start(
             (None, None)
         }
     };
-    let key =
-        |item: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
-            item.table_name(&config.resource_state_table)
-                .key("resourceType", AttributeValue::S("Runner".into()))
-                .key("name", AttributeValue::S(config.resource_name.clone()))
-        };
+    let item = config.runner_item(clients);
     if let Some(arn) = &own {
-        let result = key(clients.dynamodb.update_item())
-            .update_expression("SET started = :started")
-            .condition_expression("taskId = :own")
-            .expression_attribute_values(":started", AttributeValue::Bool(true))
-            .expression_attribute_values(":own", AttributeValue::S(arn.clone()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => tracing::info!(task = arn, "marked as started"),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                tracing::warn!(
-                    task = arn,
-                    "the resource state names another task: this runner is probably redundant"
-                );
-            }
+        match item.mark_started(arn).await {
+            Ok(Started::Marked) => tracing::info!(task = arn, "marked as started"),
+            Ok(Started::OtherTask) => tracing::warn!(
+                task = arn,
+                "the resource state names another task: this runner is probably redundant"
+            ),
             Err(e) => {
-                let e = retry::classify("UpdateItem", &e);
                 return Err(format!(
                     "Could not mark the runner as started in {}: {e}. The runner's role needs dynamodb:UpdateItem on it.",
                     config.resource_state_table
@@ -76,29 +57,11 @@ pub async fn start(
             }
         }
     }
-    let item = clients
-        .dynamodb
-        .get_item()
-        .table_name(&config.resource_state_table)
-        .key("resourceType", AttributeValue::S("Runner".into()))
-        .key("name", AttributeValue::S(config.resource_name.clone()))
-        .consistent_read(true)
-        .send()
+    let item = item
+        .read(true)
         .await
-        .map_err(|e| {
-            format!(
-                "Could not read the runner's resource state: {}",
-                retry::classify("GetItem", &e)
-            )
-        })?
-        .item
-        .unwrap_or_default();
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
+        .map_err(|e| format!("Could not read the runner's resource state: {e}"))?;
+    let text = |name: &str| item::text(&item, name).cloned().unwrap_or_default();
     let commands: Vec<String> = item
         .get("startupCommands")
         .and_then(|v| v.as_l().ok())

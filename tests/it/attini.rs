@@ -81,6 +81,14 @@ impl Attini {
         }
     }
 
+    /// A distribution with one file, where Attini jobs look for it.
+    async fn small_distribution(&self) {
+        let zip = zip_bytes(&[("x.txt", "x", 0o644)]);
+        self.world
+            .put(&self.bucket, &format!("{PREFIX}/demo.zip"), zip)
+            .await;
+    }
+
     /// The runner item, owned by `task_id`, with `extra` attributes.
     async fn runner_item(&self, task_id: &str, extra: Vec<(&str, AttributeValue)>) {
         let mut item: HashMap<String, AttributeValue> = [
@@ -340,13 +348,7 @@ async fn an_attini_step_runs_with_its_distribution_log_and_startup_commands() {
 async fn a_failing_step_reports_script_execution_error_with_the_log_link() {
     let a = Attini::new().await;
     a.runner_item(&a.task_arn, vec![]).await;
-    a.world
-        .put(
-            &a.bucket,
-            &format!("{PREFIX}/demo.zip"),
-            zip_bytes(&[("x.txt", "x", 0o644)]),
-        )
-        .await;
+    a.small_distribution().await;
     let machine = a
         .machine("plan", "Migrate", json!(["echo migrating", "exit 5"]), HASH)
         .await;
@@ -396,13 +398,7 @@ async fn stale_executions_and_missing_distributions_are_answered() {
 async fn another_configuration_hash_is_left_for_the_runner_started_for_it() {
     let a = Attini::new().await;
     a.runner_item(&a.task_arn, vec![]).await;
-    a.world
-        .put(
-            &a.bucket,
-            &format!("{PREFIX}/demo.zip"),
-            zip_bytes(&[("x.txt", "x", 0o644)]),
-        )
-        .await;
+    a.small_distribution().await;
     let machine = a
         .machine(
             "plan",
@@ -532,13 +528,7 @@ async fn an_idle_runner_exits_after_its_ttl() {
 async fn attini_text_output_and_job_timeout() {
     let a = Attini::new().await;
     a.runner_item(&a.task_arn, vec![]).await;
-    a.world
-        .put(
-            &a.bucket,
-            &format!("{PREFIX}/demo.zip"),
-            zip_bytes(&[("x.txt", "x", 0o644)]),
-        )
-        .await;
+    a.small_distribution().await;
     let text = a
         .machine(
             "text",
