@@ -1,17 +1,21 @@
 //! The dispatch loop: take a free slot first, then receive only as many messages as there are
 //! free slots (at most 10, long poll up to 20 s); each admitted job runs as a tracked task with
-//! its own span, holding its slot until it has reported.
+//! its own span ([`jobtask`](crate::jobtask)), holding its slot until it has reported.
 //!
 //! What to do with each message is the [`Policy`]'s decision (Attini filters, native
-//! parsing). The loop never dies of a transient AWS error: it backs off and polls again. It
-//! ends when the shutdown token is cancelled, when the policy or a fatal queue error asks for
-//! a shutdown, or after `idle_ttl` without jobs (counted from the end of the last job); it then
-//! waits for running jobs to finish. Cancellation: trip `shutdown`; running jobs are waited
-//! for (the drain with a deadline comes with lease mode).
+//! parsing). A message whose job is already running here (a redelivery) is not started again.
+//! The loop never dies of a transient AWS error: it backs off and polls again. It ends when the
+//! shutdown token is cancelled, when the policy or a fatal queue error asks for a shutdown, or
+//! after `idle_ttl` without jobs (counted from the end of the last job).
+//!
+//! Then the drain: no more receiving; a message received while stopping goes straight back to
+//! the queue; running jobs get `drain_grace` to finish and report; after that their processes
+//! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -21,12 +25,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::distribution::Source;
-use crate::engine::{Engine, RunOptions};
+use crate::engine::Engine;
 use crate::job::JobSpec;
-use crate::joblog::{JobLog, LogObject};
+use crate::joblog::LogObject;
+use crate::jobtask::{self, Receipt, Shared};
 use crate::queue::{Message, Queue};
 use crate::report::Report;
-use crate::reporter::{self, Delivery};
+use crate::reporter;
 use crate::retry::Class;
 
 /// Longest SQS long poll.
@@ -93,16 +98,32 @@ pub enum Exit {
 
 /// The dispatch loop's settings and shared parts.
 pub struct Dispatcher {
-    /// The job engine.
-    pub engine: Arc<Engine>,
-    /// The queue.
-    pub queue: Queue,
-    /// Step Functions client for reports.
-    pub sfn: aws_sdk_sfn::Client,
+    shared: Arc<Shared>,
+    max_jobs: usize,
+    idle_ttl: Option<Duration>,
+    /// Message id -> receipt handle of the jobs running here.
+    running: Arc<Mutex<HashMap<String, Receipt>>>,
+}
+
+/// Settings of the dispatch loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
     /// Jobs at once (`ATTINI_MAX_CONCURRENT_JOBS`, default 5).
     pub max_jobs: usize,
     /// Exit after this long without jobs (`ATTINI_RUNNER_IDLE_TTL`); `None` never.
     pub idle_ttl: Option<Duration>,
+    /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s, below
+    /// Fargate's 120 s stop timeout).
+    pub drain_grace: Duration,
+}
+
+impl Limits {
+    /// `ATTINI_DRAIN_GRACE` through `lookup`, in seconds (0 to 3600, default 90).
+    pub fn drain_grace(
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Duration, crate::config::ConfigError> {
+        crate::config::number(lookup, "ATTINI_DRAIN_GRACE", 90, 0, 3600).map(Duration::from_secs)
+    }
 }
 
 /// Counters shared with the job tasks.
@@ -117,20 +138,62 @@ pub struct Stats {
 }
 
 impl Dispatcher {
-    /// Runs the loop until it ends; see the module documentation.
-    pub async fn run<P: Policy>(
-        &self,
-        policy: Arc<P>,
-        shutdown: CancellationToken,
+    /// A dispatcher for `queue`. Finds out whether the role may extend message visibility
+    /// (lease mode) and says once if it may not.
+    pub async fn new(
+        engine: Arc<Engine>,
+        queue: Queue,
+        sfn: aws_sdk_sfn::Client,
+        limits: Limits,
         stats: Arc<Stats>,
-    ) -> Exit {
+    ) -> Self {
+        let lease = if queue.may_change_visibility().await {
+            let visibility = queue.visibility_timeout().await;
+            tracing::info!(
+                visibility_s = visibility.as_secs(),
+                "lease mode: messages stay in flight while their jobs run"
+            );
+            Some(visibility)
+        } else {
+            tracing::warn!(
+                "the runner's role may not call sqs:ChangeMessageVisibility: messages are deleted before their jobs run, \
+                 so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."
+            );
+            None
+        };
+        let shared = Arc::new(Shared {
+            engine,
+            queue,
+            sfn,
+            lease,
+            heartbeats: AtomicBool::new(true),
+            stats,
+            last_end: Mutex::new(Instant::now()),
+            drain_grace: limits.drain_grace,
+        });
+        Dispatcher {
+            shared,
+            max_jobs: limits.max_jobs,
+            idle_ttl: limits.idle_ttl,
+            running: Arc::default(),
+        }
+    }
+
+    /// Runs the loop until it ends, then drains; see the module documentation.
+    pub async fn run<P: Policy>(&self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
+        let shared = &self.shared;
+        let stats = &shared.stats;
         let slots = Arc::new(Semaphore::new(self.max_jobs.max(1)));
         let tracker = TaskTracker::new();
-        let last_end = Arc::new(std::sync::Mutex::new(Instant::now()));
+        let kill = CancellationToken::new();
         let mut failures = 0u32;
         let exit = loop {
             let idle_left = self.idle_ttl.map(|ttl| {
-                let since = last_end.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                let since = shared
+                    .last_end
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed();
                 ttl.saturating_sub(since)
             });
             if idle_left == Some(Duration::ZERO) && stats.running.load(Ordering::SeqCst) == 0 {
@@ -160,7 +223,7 @@ impl Dispatcher {
                 (None, _) => MAX_WAIT,
             };
             let received = tokio::select! {
-                r = self.queue.receive(permits.len(), wait) => r,
+                r = shared.queue.receive(permits.len(), wait) => r,
                 _ = shutdown.cancelled() => break Exit::Requested,
             };
             let messages = match received {
@@ -171,7 +234,7 @@ impl Dispatcher {
                 Err(e) if matches!(e.class, Class::Missing | Class::Denied) => {
                     break Exit::Stopped(format!(
                         "the queue {} cannot be used: {e}",
-                        self.queue.url()
+                        shared.queue.url()
                     ));
                 }
                 Err(e) => {
@@ -184,46 +247,51 @@ impl Dispatcher {
             };
             let mut stop = None;
             for message in messages {
-                if stop.is_some() {
-                    tracing::info!(
-                        message_id = message.id,
-                        "left in the queue: the runner is stopping"
-                    );
+                if stop.is_some() || shutdown.is_cancelled() {
+                    self.give_back(&message, "the runner is stopping").await;
+                    continue;
+                }
+                if self.is_running(&message) {
                     continue;
                 }
                 match policy.admit(&message).await {
                     Admission::Run(admitted) => {
                         let Some(permit) = permits.pop() else {
-                            tracing::error!(
-                                message_id = message.id,
-                                "received more messages than free slots; left in the queue"
-                            );
+                            self.give_back(&message, "more messages than free slots")
+                                .await;
                             continue;
                         };
-                        // Issue order of the Attini Runner: the message is deleted before the job
-                        // runs, so a 15 s visibility timeout cannot deliver it twice.
-                        if let Err(e) = self.queue.delete(&message).await {
+                        if shared.lease.is_none()
+                            && let Err(e) = shared.queue.delete(&message).await
+                        {
                             tracing::error!(message_id = message.id, error = %e, "could not delete the message; not running it now (it will reappear)");
                             continue;
                         }
-                        let task = JobTask {
-                            engine: self.engine.clone(),
-                            sfn: self.sfn.clone(),
-                            stats: stats.clone(),
-                            last_end: last_end.clone(),
-                        };
+                        let receipt: Receipt = Arc::new(Mutex::new(message.receipt.clone()));
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(message.id.clone(), receipt.clone());
                         stats.running.fetch_add(1, Ordering::SeqCst);
                         stats
                             .peak
                             .fetch_max(stats.running.load(Ordering::SeqCst), Ordering::SeqCst);
                         let span = job_span(&message, &admitted);
-                        tracker.spawn(
-                            async move {
-                                task.run(*admitted).await;
-                                drop(permit);
-                            }
-                            .instrument(span),
-                        );
+                        let (shared, kill) = (shared.clone(), kill.clone());
+                        let id = message.id.clone();
+                        let done = async move {
+                            jobtask::run(shared, *admitted, message, receipt, kill).await;
+                            drop(permit);
+                        }
+                        .instrument(span);
+                        let running = self.running.clone();
+                        tracker.spawn(async move {
+                            done.await;
+                            running
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&id);
+                        });
                     }
                     Admission::Leave(reason) => {
                         tracing::info!(
@@ -238,7 +306,7 @@ impl Dispatcher {
                             reason,
                             "message deleted without an answer"
                         );
-                        let _ = self.queue.delete(&message).await;
+                        let _ = shared.queue.delete(&message).await;
                     }
                     Admission::Fail { token, report } => {
                         self.refuse(&message, &token, &report).await
@@ -259,15 +327,62 @@ impl Dispatcher {
                 break Exit::Stopped(reason);
             }
         };
-        tracker.close();
-        if !tracker.is_empty() {
-            tracing::info!(
-                running = stats.running.load(Ordering::SeqCst),
-                "waiting for running jobs to finish"
-            );
-        }
-        tracker.wait().await;
+        self.drain(&tracker, &kill).await;
         exit
+    }
+
+    /// Waits for running jobs up to the drain grace, then ends them.
+    async fn drain(&self, tracker: &TaskTracker, kill: &CancellationToken) {
+        tracker.close();
+        if tracker.is_empty() {
+            return;
+        }
+        let grace = self.shared.drain_grace;
+        tracing::info!(
+            running = self.shared.stats.running.load(Ordering::SeqCst),
+            grace_s = grace.as_secs(),
+            "draining: waiting for running jobs to finish"
+        );
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                running = self.shared.stats.running.load(Ordering::SeqCst),
+                "drain grace over: ending the jobs still running; they are reported as Runner.Interrupted"
+            );
+            kill.cancel();
+            tracker.wait().await;
+        }
+    }
+
+    /// True (and the lease takes the new receipt handle) when the message's job runs here.
+    fn is_running(&self, message: &Message) -> bool {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(receipt) = running.get(&message.id) else {
+            return false;
+        };
+        *receipt.lock().unwrap_or_else(|p| p.into_inner()) = message.receipt.clone();
+        tracing::warn!(
+            message_id = message.id,
+            "the message was delivered again while its job runs here; not starting it twice"
+        );
+        true
+    }
+
+    /// Puts a message back in the queue at once (lease mode), or leaves it to reappear.
+    async fn give_back(&self, message: &Message, why: &str) {
+        tracing::info!(
+            message_id = message.id,
+            why,
+            "message given back to the queue"
+        );
+        if self.shared.lease.is_some()
+            && let Err(e) = self
+                .shared
+                .queue
+                .set_visibility(&message.receipt, Duration::ZERO)
+                .await
+        {
+            tracing::warn!(message_id = message.id, error = %e, "could not give the message back; it reappears after its visibility timeout");
+        }
     }
 }
 
@@ -277,8 +392,8 @@ impl Dispatcher {
         if let Report::Failure { error, cause } = report {
             tracing::error!(message_id = message.id, error, cause, "job refused");
         }
-        reporter::send(&self.sfn, token, report).await;
-        if let Err(e) = self.queue.delete(message).await {
+        reporter::send(&self.shared.sfn, token, report).await;
+        if let Err(e) = self.shared.queue.delete(message).await {
             tracing::error!(message_id = message.id, error = %e, "could not delete the refused message");
         }
     }
@@ -292,53 +407,4 @@ fn job_span(message: &Message, admitted: &Admitted) -> tracing::Span {
         .map(|a| a.execution_name().to_string())
         .unwrap_or_default();
     tracing::info_span!("job", message_id = %message.id, step = admitted.job.step_name.as_deref().unwrap_or(""), execution)
-}
-
-/// What a job task needs.
-struct JobTask {
-    engine: Arc<Engine>,
-    sfn: aws_sdk_sfn::Client,
-    stats: Arc<Stats>,
-    last_end: Arc<std::sync::Mutex<Instant>>,
-}
-
-impl JobTask {
-    async fn run(self, admitted: Admitted) {
-        let tag = admitted
-            .job
-            .step_name
-            .clone()
-            .unwrap_or_else(|| "job".to_string());
-        let log = JobLog::start(tag, admitted.log_object.clone());
-        let options = RunOptions {
-            source: admitted.source.clone(),
-            logs_at: admitted.logs_at.clone(),
-            cwd: None,
-        };
-        tracing::info!("job started");
-        let result = self
-            .engine
-            .run(
-                &admitted.job,
-                &options,
-                log.sink(),
-                &CancellationToken::new(),
-            )
-            .await;
-        log.finish().await;
-        let outcome = match &result.report {
-            Report::Success { .. } => "succeeded".to_string(),
-            Report::Failure { error, .. } => format!("failed: {error}"),
-        };
-        let delivery = reporter::send(&self.sfn, &admitted.token, &result.report).await;
-        tracing::info!(
-            job_id = result.job_id,
-            outcome,
-            delivered = matches!(delivery, Delivery::Accepted),
-            "job finished"
-        );
-        *self.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        self.stats.running.fetch_sub(1, Ordering::SeqCst);
-        self.stats.finished.fetch_add(1, Ordering::SeqCst);
-    }
 }

@@ -29,7 +29,8 @@
 //! - [`joblog`]: job output to stdout and the S3 JSON-lines log object.
 //! - [`reporter`]: answering task tokens.
 //! - [`admit`]: message -> admission (parse, refuse, distribution, log object).
-//! - [`dispatch`]: the loop: slots, receive, admit, job tasks, idle TTL.
+//! - [`dispatch`]: the loop: slots, receive, admit, idle TTL, drain.
+//! - [`jobtask`]: one job: lease, heartbeat (the cancel channel), run, report, acknowledge.
 //! - [`standalone`]: `serve`, native jobs from any state machine.
 //! - [`attini`]: Attini mode: start handshake, startup commands, the poll filters.
 //! - [`ecs`]: ECS container metadata; [`ec2`]: the terminate-on-exit hook.
@@ -51,6 +52,7 @@ pub mod executor;
 pub mod fetch;
 pub mod job;
 pub mod joblog;
+pub mod jobtask;
 pub mod local;
 pub mod queue;
 pub mod redact;

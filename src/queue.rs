@@ -1,10 +1,10 @@
-//! The job queue (SQS): receive, delete, and error classification of both. Long polls are
-//! cancelled by dropping the future; a message received by a dropped poll reappears after
-//! its visibility timeout.
+//! The job queue (SQS): receive, delete, lease extension and release, the visibility timeout,
+//! and whether the role may change visibility at all. Long polls are cancelled by dropping the
+//! future; a message received by a dropped poll reappears after its visibility timeout.
 
 use std::time::Duration;
 
-use crate::retry::{self, AwsError};
+use crate::retry::{self, AwsError, Class};
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,5 +73,53 @@ impl Queue {
                 .map_err(|e| retry::classify("DeleteMessage", &e))
         })
         .await
+    }
+
+    /// Sets the message's visibility timeout to `visibility` from now (extends its lease, or
+    /// with zero gives it back to the queue at once).
+    pub async fn set_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), AwsError> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(visibility.as_secs().min(43_200) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| retry::classify("ChangeMessageVisibility", &e))
+    }
+
+    /// The queue's visibility timeout (30 s if it cannot be read).
+    pub async fn visibility_timeout(&self) -> Duration {
+        let read = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        let seconds = read.ok().and_then(|out| {
+            out.attributes?
+                .get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?
+                .parse::<u64>()
+                .ok()
+        });
+        Duration::from_secs(seconds.unwrap_or(30).max(1))
+    }
+
+    /// Whether the role may call `ChangeMessageVisibility`: asked with a receipt handle that
+    /// cannot exist, so only "access denied" says no.
+    pub async fn may_change_visibility(&self) -> bool {
+        match self
+            .set_visibility("attini-runner-permission-probe", Duration::ZERO)
+            .await
+        {
+            Err(e) if e.class == Class::Denied => false,
+            _ => true,
+        }
     }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admit;
 use crate::aws::Clients;
 use crate::config::{self, ConfigError, EngineConfig};
-use crate::dispatch::{Admission, Dispatcher, Exit, Policy, Stats};
+use crate::dispatch::{Admission, Dispatcher, Exit, Limits, Policy, Stats};
 use crate::engine::Engine;
 use crate::queue::{Message, Queue};
 
@@ -24,6 +24,8 @@ pub struct ServeConfig {
     pub max_jobs: usize,
     /// Exit after this long without jobs (`--idle-ttl` or `ATTINI_RUNNER_IDLE_TTL`); default never.
     pub idle_ttl: Option<Duration>,
+    /// Time running jobs get after a stop (`ATTINI_DRAIN_GRACE`, default 90 s).
+    pub drain_grace: Duration,
 }
 
 impl ServeConfig {
@@ -57,6 +59,7 @@ impl ServeConfig {
             queue_url,
             max_jobs,
             idle_ttl,
+            drain_grace: Limits::drain_grace(&lookup)?,
         })
     }
 }
@@ -89,17 +92,17 @@ pub async fn serve(
         max_jobs = config.max_jobs,
         "serving jobs"
     );
-    let dispatcher = Dispatcher {
-        engine,
-        queue: Queue::new(clients.sqs.clone(), config.queue_url.clone()),
-        sfn: clients.sfn.clone(),
+    let limits = Limits {
         max_jobs: config.max_jobs,
         idle_ttl: config.idle_ttl,
+        drain_grace: config.drain_grace,
     };
+    let queue = Queue::new(clients.sqs.clone(), config.queue_url.clone());
+    let dispatcher = Dispatcher::new(engine, queue, clients.sfn.clone(), limits, stats).await;
     let policy = Arc::new(NativePolicy {
         s3: clients.s3.clone(),
     });
-    let exit = dispatcher.run(policy, shutdown, stats).await;
+    let exit = dispatcher.run(policy, shutdown).await;
     tracing::info!(?exit, "stopped serving");
     Ok(exit)
 }

@@ -30,6 +30,8 @@ pub struct AttiniConfig {
     pub startup_timeout: Duration,
     /// `ATTINI_EC2_INSTANCE_ID` (EC2 mode only).
     pub ec2_instance_id: Option<String>,
+    /// `ATTINI_DRAIN_GRACE`, default 90 s.
+    pub drain_grace: Duration,
 }
 
 impl AttiniConfig {
@@ -57,6 +59,7 @@ impl AttiniConfig {
             max_jobs: config::number(&lookup, "ATTINI_MAX_CONCURRENT_JOBS", 5, 1, 100)? as usize,
             startup_timeout: config::seconds(&lookup, "ATTINI_STARTUP_COMMANDS_TIMEOUT", 3600)?,
             ec2_instance_id: lookup("ATTINI_EC2_INSTANCE_ID").filter(|v| !v.is_empty()),
+            drain_grace: crate::dispatch::Limits::drain_grace(&lookup)?,
         })
     }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::Clients;
 use crate::config::EngineConfig;
-use crate::dispatch::{Dispatcher, Exit};
+use crate::dispatch::{Dispatcher, Exit, Limits};
 use crate::ecs::Metadata;
 use crate::engine::Engine;
 use crate::queue::Queue;
@@ -73,20 +73,27 @@ pub async fn run(token: String, required_version: String) -> u8 {
 
     let shutdown = CancellationToken::new();
     crate::signals::stop_on_signal(shutdown.clone());
-    let dispatcher = Dispatcher {
-        engine,
-        queue: Queue::new(clients.sqs.clone(), config.queue_url.clone()),
-        sfn: clients.sfn.clone(),
+    let limits = Limits {
         max_jobs: config.max_jobs,
         idle_ttl: Some(config.idle_ttl),
+        drain_grace: config.drain_grace,
     };
+    let queue = Queue::new(clients.sqs.clone(), config.queue_url.clone());
+    let dispatcher = Dispatcher::new(
+        engine,
+        queue,
+        clients.sfn.clone(),
+        limits,
+        Default::default(),
+    )
+    .await;
     let policy = Arc::new(policy::AttiniPolicy::new(
         config.clone(),
         clients.clone(),
         metadata,
         own,
     ));
-    let exit = dispatcher.run(policy, shutdown, Default::default()).await;
+    let exit = dispatcher.run(policy, shutdown).await;
     match &exit {
         Exit::Idle => tracing::info!(
             idle_ttl_s = config.idle_ttl.as_secs(),

@@ -230,6 +230,7 @@ impl World {
             queue_url: queue.to_string(),
             max_jobs,
             idle_ttl: None,
+            drain_grace: Duration::from_secs(90),
         };
         let handle = tokio::spawn(standalone::serve(
             config,
