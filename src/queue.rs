@@ -114,12 +114,9 @@ impl Queue {
     /// Whether the role may call `ChangeMessageVisibility`: asked with a receipt handle that
     /// cannot exist, so only "access denied" says no.
     pub async fn may_change_visibility(&self) -> bool {
-        match self
+        let probe = self
             .set_visibility("attini-runner-permission-probe", Duration::ZERO)
-            .await
-        {
-            Err(e) if e.class == Class::Denied => false,
-            _ => true,
-        }
+            .await;
+        !matches!(probe, Err(e) if e.class == Class::Denied)
     }
 }
