@@ -135,6 +135,10 @@ pub struct Stats {
     pub peak: AtomicUsize,
     /// Jobs finished (reported or not).
     pub finished: AtomicUsize,
+    /// Reports sent for finished jobs (accepted or not).
+    pub reported: AtomicUsize,
+    /// Jobs ended because Step Functions said their task was gone.
+    pub cancelled: AtomicUsize,
 }
 
 impl Dispatcher {

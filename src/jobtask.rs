@@ -98,6 +98,7 @@ pub async fn run(
         tracing::warn!(
             "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
         );
+        shared.stats.cancelled.fetch_add(1, Ordering::SeqCst);
         true
     } else {
         let report = if interrupted {
@@ -106,6 +107,7 @@ pub async fn run(
             result.report.clone()
         };
         let delivery = reporter::send(&shared.sfn, &admitted.token, &report).await;
+        shared.stats.reported.fetch_add(1, Ordering::SeqCst);
         let outcome = match &report {
             Report::Success { .. } => "succeeded".to_string(),
             Report::Failure { error, .. } => format!("failed: {error}"),

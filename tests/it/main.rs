@@ -8,6 +8,7 @@ mod concurrency;
 mod distribution;
 mod emulator;
 mod executor;
+mod faults;
 mod harness;
 mod processes;
 mod standalone;

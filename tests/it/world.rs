@@ -39,7 +39,11 @@ pub struct Finished {
 
 impl World {
     pub async fn new() -> World {
-        let emulator = Emulator::start().await;
+        Self::on(Emulator::start().await).await
+    }
+
+    /// A world on a given emulator (for scenarios only one emulator gets right).
+    pub async fn on(emulator: Emulator) -> World {
         let clients = emulator.clients().await;
         World {
             emulator,
@@ -50,12 +54,20 @@ impl World {
 
     /// A FIFO queue like Attini's (visibility 15 s).
     pub async fn fifo_queue(&self, name: &str) -> String {
+        self.fifo_queue_with(name, 15).await
+    }
+
+    /// A FIFO queue with the given visibility timeout in seconds.
+    pub async fn fifo_queue_with(&self, name: &str, visibility: u32) -> String {
         self.clients
             .sqs
             .create_queue()
             .queue_name(format!("{name}.fifo"))
             .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(QueueAttributeName::VisibilityTimeout, "15")
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility.to_string(),
+            )
             .send()
             .await
             .unwrap()
@@ -299,4 +311,31 @@ pub fn zip_bytes(files: &[(&str, &str, u32)]) -> Vec<u8> {
         zip.write_all(content.as_bytes()).unwrap();
     }
     zip.finish().unwrap().into_inner()
+}
+
+/// Waits (up to a minute) until `path` exists.
+pub async fn wait_for_file(path: &std::path::Path) {
+    for _ in 0..600 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} did not appear within a minute", path.display());
+}
+
+/// The runner binary serving `queue` against the world's emulator, with `extra` variables.
+pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"))
+        .args(["serve", "--queue-url", queue])
+        .envs(world.emulator.env())
+        .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
+        .env("ATTINI_KILL_GRACE", "1")
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }

@@ -1,0 +1,196 @@
+//! Never lose, hang or double-run a job: a runner killed mid-job, a runner stopped mid-job, an
+//! execution stopped while its job runs, and a job longer than several visibility windows.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::emulator::Emulator;
+use crate::harness::{exists, group_exists};
+use crate::world::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_killed_runner_is_run_by_the_next_one() {
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("killed", 3).await;
+    let dir = world.tmp.path().join("marks");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let machine = world.state_machine("killed", &native_machine(&queue, json!({"commands": [
+        format!("echo \"$RUNNER_NAME\" >> {d}/attempts; echo $$ > {d}/pgid-$RUNNER_NAME; touch {d}/started-$RUNNER_NAME"),
+        "if [ \"$RUNNER_NAME\" = first ]; then sleep 600; fi",
+        "echo \"\\\"$RUNNER_NAME\\\"\" > $ATTINI_OUTPUT",
+    ]}))).await;
+    let execution = world.start(&machine, "k1", &json!({})).await;
+    let mut first = serve_binary(&world, &queue, &[("RUNNER_NAME", "first")]);
+    wait_for_file(&dir.join("started-first")).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    // The killed runner's job lives on as an orphan; end it so it cannot report.
+    let orphan: i32 = std::fs::read_to_string(dir.join("pgid-first"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = killpg(Pid::from_raw(orphan), Signal::SIGKILL);
+
+    let mut second = serve_binary(&world, &queue, &[("RUNNER_NAME", "second")]);
+    let done = world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    assert_eq!(done.output, Some(json!("second")));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("attempts")).unwrap(),
+        "first\nsecond\n"
+    );
+    second.start_kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_runner_interrupts_its_job_and_retry_moves_it_to_another() {
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("drained", 5).await;
+    let dir = world.tmp.path().join("marks");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let mut definition = native_machine(
+        &queue,
+        json!({"commands": [
+            format!("if [ ! -e {d}/attempted ]; then echo $$ > {d}/pgid; touch {d}/attempted; echo 'first attempt'; sleep 600; fi"),
+            "echo '\"done\"' > $ATTINI_OUTPUT",
+        ]}),
+    );
+    definition["States"]["Run"]["Retry"] =
+        json!([{"ErrorEquals": ["Runner.Interrupted"], "IntervalSeconds": 1, "MaxAttempts": 2}]);
+    // A Retry sends a new message: the execution name alone no longer tells the attempts apart.
+    definition["States"]["Run"]["Parameters"]["MessageDeduplicationId.$"] =
+        json!("States.Format('{}-{}', $$.Execution.Name, $$.State.RetryCount)");
+    let machine = world.state_machine("drained", &definition).await;
+    let execution = world.start(&machine, "d1", &json!({})).await;
+
+    let first = serve_binary(&world, &queue, &[("ATTINI_DRAIN_GRACE", "1")]);
+    wait_for_file(&dir.join("attempted")).await;
+    kill(Pid::from_raw(first.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output())
+        .await
+        .expect("the runner did not stop")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("drain grace over"), "{stderr}");
+    let pgid: i32 = std::fs::read_to_string(dir.join("pgid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !group_exists(pgid),
+        "the interrupted job's processes survived the drain"
+    );
+
+    let mut second = serve_binary(&world, &queue, &[]);
+    let done = world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    assert_eq!(done.output, Some(json!("done")));
+    second.start_kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_three_visibility_windows_runs_once() {
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("long", 2).await;
+    let counter = world.tmp.path().join("starts");
+    let machine = world
+        .state_machine(
+            "long",
+            &native_machine(
+                &queue,
+                json!({"commands": [
+                    format!("echo start >> {}", counter.display()),
+                    "sleep 7",
+                    "echo '\"finished\"' > $ATTINI_OUTPUT",
+                ]}),
+            ),
+        )
+        .await;
+    let runner = world.serve(&queue, 3);
+    let execution = world.start(&machine, "l1", &json!({})).await;
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("finished")));
+    runner.stop().await;
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "start\n",
+        "the job ran more than once"
+    );
+    assert!(
+        world.visible_messages(&queue).await.is_empty(),
+        "the message was not deleted after the report"
+    );
+}
+
+/// Only moto answers a heartbeat for a stopped execution with an error (ministack accepts it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
+    let world = World::on(Emulator::start_kind("moto").await).await;
+    let queue = world.fifo_queue_with("stopped", 3).await;
+    let dir = world.tmp.path();
+    let bg = dir.join("bg");
+    let machine = world
+        .state_machine(
+            "stopped",
+            &native_machine(
+                &queue,
+                json!({"commands": [
+                    format!("sleep 1000 & echo $! > {}", bg.display()),
+                    "wait",
+                ]}),
+            ),
+        )
+        .await;
+    let runner = world.serve(&queue, 1);
+    let execution = world.start(&machine, "s1", &json!({})).await;
+    wait_for_file(&bg).await;
+    let pid: i32 = std::fs::read_to_string(&bg)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    world
+        .clients
+        .sfn
+        .stop_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        if !exists(pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !exists(pid),
+        "the job's processes outlived the stopped execution"
+    );
+    let stats = runner.stats.clone();
+    runner.stop().await;
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(stats.finished.load(SeqCst), 1);
+    assert_eq!(
+        stats.cancelled.load(SeqCst),
+        1,
+        "the heartbeat did not see the stopped execution"
+    );
+    assert_eq!(
+        stats.reported.load(SeqCst),
+        0,
+        "a stopped execution's job must not be reported"
+    );
+    assert!(
+        world.visible_messages(&queue).await.is_empty(),
+        "the cancelled job's message was not deleted"
+    );
+}
