@@ -5,6 +5,7 @@ mod attini;
 mod cli;
 mod command_mode;
 mod concurrency;
+mod corpus;
 mod distribution;
 mod emulator;
 mod executor;

@@ -236,6 +236,11 @@ impl World {
 
     /// Serves `queue` in-process with `max_jobs` slots.
     pub fn serve(&self, queue: &str, max_jobs: usize) -> Serving {
+        self.serve_with(queue, max_jobs, self.engine_config())
+    }
+
+    /// Serves `queue` in-process with `max_jobs` slots and these engine settings.
+    pub fn serve_with(&self, queue: &str, max_jobs: usize, engine: EngineConfig) -> Serving {
         let shutdown = CancellationToken::new();
         let stats = Arc::new(Stats::default());
         let config = ServeConfig {
@@ -246,7 +251,7 @@ impl World {
         };
         let handle = tokio::spawn(standalone::serve(
             config,
-            self.engine_config(),
+            engine,
             self.clients.clone(),
             shutdown.clone(),
             stats.clone(),
