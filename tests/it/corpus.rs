@@ -16,14 +16,55 @@ fn hostile(world: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     };
     let good = zip("good.zip", &[Entry::File("a.txt", b"a", 0o644)]);
     vec![
-        ("slip", zip("slip.zip", &[Entry::File("../../escape.txt", b"x", 0o644)]), "(zip-slip)"),
-        ("absolute", zip("abs.zip", &[Entry::File("/tmp/attini-corpus-abs.txt", b"x", 0o644)]), "which is an absolute path"),
-        ("link-out", zip("link.zip", &[Entry::Link("etc", "../../../etc")]), "points outside the distribution"),
-        ("link-abs", zip("link-abs.zip", &[Entry::Link("passwd", "/etc/passwd")]), "points outside the distribution"),
-        ("link-chain", zip("chain.zip", &[Entry::Link("here", "."), Entry::Link("up", "here/..")]), "points outside the distribution"),
-        ("bomb", zip("bomb.zip", &[Entry::File("zeros", &vec![0u8; 2_000_000], 0o644)]), "unpacks to more than 1000000 bytes"),
-        ("truncated", good[..good.len() / 2].to_vec(), "not a valid zip archive"),
-        ("not-a-zip", b"PK but not really".to_vec(), "not a valid zip archive"),
+        (
+            "slip",
+            zip("slip.zip", &[Entry::File("../../escape.txt", b"x", 0o644)]),
+            "(zip-slip)",
+        ),
+        (
+            "absolute",
+            zip(
+                "abs.zip",
+                &[Entry::File("/tmp/attini-corpus-abs.txt", b"x", 0o644)],
+            ),
+            "which is an absolute path",
+        ),
+        (
+            "link-out",
+            zip("link.zip", &[Entry::Link("etc", "../../../etc")]),
+            "points outside the distribution",
+        ),
+        (
+            "link-abs",
+            zip("link-abs.zip", &[Entry::Link("passwd", "/etc/passwd")]),
+            "points outside the distribution",
+        ),
+        (
+            "link-chain",
+            zip(
+                "chain.zip",
+                &[Entry::Link("here", "."), Entry::Link("up", "here/..")],
+            ),
+            "points outside the distribution",
+        ),
+        (
+            "bomb",
+            zip(
+                "bomb.zip",
+                &[Entry::File("zeros", &vec![0u8; 2_000_000], 0o644)],
+            ),
+            "unpacks to more than 1000000 bytes",
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "not a valid zip archive",
+        ),
+        (
+            "not-a-zip",
+            b"PK but not really".to_vec(),
+            "not a valid zip archive",
+        ),
     ]
 }
 
@@ -40,41 +81,83 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
 
     let unanswerable = corpus["unanswerable"].as_array().unwrap();
     for (i, body) in unanswerable.iter().enumerate() {
-        world.clients.sqs.send_message().queue_url(&queue).message_body(body.as_str().unwrap())
-            .message_group_id(format!("raw{i}")).message_deduplication_id(format!("raw{i}")).send().await.unwrap();
+        world
+            .clients
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body.as_str().unwrap())
+            .message_group_id(format!("raw{i}"))
+            .message_deduplication_id(format!("raw{i}"))
+            .send()
+            .await
+            .unwrap();
     }
 
     let mut executions = Vec::new();
     for case in corpus["refused"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let machine = world.state_machine(name, &native_machine(&queue, case["body"].clone())).await;
-        executions.push((name.to_string(), world.start(&machine, name, &json!({})).await, case["cause"].as_str().unwrap().to_string()));
+        let machine = world
+            .state_machine(name, &native_machine(&queue, case["body"].clone()))
+            .await;
+        executions.push((
+            name.to_string(),
+            world.start(&machine, name, &json!({})).await,
+            case["cause"].as_str().unwrap().to_string(),
+        ));
     }
     for (name, bytes, cause) in hostile(&world) {
         world.put("dist", &format!("{name}.zip"), bytes).await;
         let body = json!({"commands": ["echo must-not-run"], "distribution": {"bucket": "dist", "key": format!("{name}.zip")}});
-        let machine = world.state_machine(&format!("dist-{name}"), &native_machine(&queue, body)).await;
-        executions.push((name.to_string(), world.start(&machine, name, &json!({})).await, cause.to_string()));
+        let machine = world
+            .state_machine(&format!("dist-{name}"), &native_machine(&queue, body))
+            .await;
+        executions.push((
+            name.to_string(),
+            world.start(&machine, name, &json!({})).await,
+            cause.to_string(),
+        ));
     }
-    let missing = json!({"commands": ["true"], "distribution": {"bucket": "dist", "key": "missing.zip"}});
-    let machine = world.state_machine("dist-missing", &native_machine(&queue, missing)).await;
-    executions.push(("missing".into(), world.start(&machine, "missing", &json!({})).await, "s3://dist/missing.zip does not exist".into()));
+    let missing =
+        json!({"commands": ["true"], "distribution": {"bucket": "dist", "key": "missing.zip"}});
+    let machine = world
+        .state_machine("dist-missing", &native_machine(&queue, missing))
+        .await;
+    executions.push((
+        "missing".into(),
+        world.start(&machine, "missing", &json!({})).await,
+        "s3://dist/missing.zip does not exist".into(),
+    ));
 
     let total = unanswerable.len() + executions.len();
     assert!(total >= 30, "the corpus has only {total} cases");
     for (name, execution, cause) in &executions {
         let done = world.finished(execution).await;
         assert_eq!(done.status, "FAILED", "{name}: {done:?}");
-        assert_eq!(done.error.as_deref(), Some("RuntimeError"), "{name}: {done:?}");
+        assert_eq!(
+            done.error.as_deref(),
+            Some("RuntimeError"),
+            "{name}: {done:?}"
+        );
         let got = done.cause.unwrap_or_default();
-        assert!(got.contains(cause.as_str()), "{name}: cause {got:?} should contain {cause:?}");
+        assert!(
+            got.contains(cause.as_str()),
+            "{name}: cause {got:?} should contain {cause:?}"
+        );
     }
     assert!(!std::path::Path::new("/tmp/attini-corpus-abs.txt").exists());
 
     let good = json!({"commands": ["echo '{\"after\": \"corpus\"}' > $ATTINI_OUTPUT"]});
-    let machine = world.state_machine("good", &native_machine(&queue, good)).await;
-    let done = world.finished(&world.start(&machine, "good", &json!({})).await).await;
+    let machine = world
+        .state_machine("good", &native_machine(&queue, good))
+        .await;
+    let done = world
+        .finished(&world.start(&machine, "good", &json!({})).await)
+        .await;
     assert_eq!(done.output, Some(json!({"after": "corpus"})));
     runner.stop().await;
-    assert!(world.visible_messages(&queue).await.is_empty(), "a bad message was left in the queue");
+    assert!(
+        world.visible_messages(&queue).await.is_empty(),
+        "a bad message was left in the queue"
+    );
 }

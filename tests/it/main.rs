@@ -12,5 +12,6 @@ mod executor;
 mod faults;
 mod harness;
 mod processes;
+mod properties;
 mod standalone;
 mod world;
