@@ -12,7 +12,6 @@
 //! the queue; running jobs get `drain_grace` to finish and report; after that their processes
 //! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +27,9 @@ use crate::distribution::Source;
 use crate::engine::Engine;
 use crate::job::JobSpec;
 use crate::joblog::LogObject;
-use crate::jobtask::{self, Receipt, Shared};
+use crate::jobtask::{self, Shared};
 use crate::queue::{Message, Queue};
+use crate::registry::{Registry, Seen};
 use crate::report::Report;
 use crate::reporter;
 use crate::retry::Class;
@@ -101,8 +101,8 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     max_jobs: usize,
     idle_ttl: Option<Duration>,
-    /// Message id -> receipt handle of the jobs running here.
-    running: Arc<Mutex<HashMap<String, Receipt>>>,
+    /// The messages running and finished here.
+    registry: Arc<Registry>,
 }
 
 /// Settings of the dispatch loop.
@@ -179,7 +179,7 @@ impl Dispatcher {
             shared,
             max_jobs: limits.max_jobs,
             idle_ttl: limits.idle_ttl,
-            running: Arc::default(),
+            registry: Arc::default(),
         }
     }
 
@@ -255,7 +255,7 @@ impl Dispatcher {
                     self.give_back(&message, "the runner is stopping").await;
                     continue;
                 }
-                if self.is_running(&message) {
+                if self.is_known(&message).await {
                     continue;
                 }
                 match policy.admit(&message).await {
@@ -271,31 +271,24 @@ impl Dispatcher {
                             tracing::error!(message_id = message.id, error = %e, "could not delete the message; not running it now (it will reappear)");
                             continue;
                         }
-                        let receipt: Receipt = Arc::new(Mutex::new(message.receipt.clone()));
-                        self.running
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(message.id.clone(), receipt.clone());
+                        let receipt = self.registry.start(&message.id, &message.receipt);
                         stats.running.fetch_add(1, Ordering::SeqCst);
                         stats
                             .peak
                             .fetch_max(stats.running.load(Ordering::SeqCst), Ordering::SeqCst);
                         let span = job_span(&message, &admitted);
-                        let (shared, kill) = (shared.clone(), kill.clone());
+                        let (shared, kill, registry) =
+                            (shared.clone(), kill.clone(), self.registry.clone());
                         let id = message.id.clone();
-                        let done = async move {
-                            jobtask::run(shared, *admitted, message, receipt, kill).await;
-                            drop(permit);
-                        }
-                        .instrument(span);
-                        let running = self.running.clone();
-                        tracker.spawn(async move {
-                            done.await;
-                            running
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&id);
-                        });
+                        tracker.spawn(
+                            async move {
+                                let answered =
+                                    jobtask::run(shared, *admitted, message, receipt, kill).await;
+                                registry.finish(&id, answered);
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
                     }
                     Admission::Leave(reason) => {
                         tracing::info!(
@@ -357,18 +350,29 @@ impl Dispatcher {
         }
     }
 
-    /// True (and the lease takes the new receipt handle) when the message's job runs here.
-    fn is_running(&self, message: &Message) -> bool {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(receipt) = running.get(&message.id) else {
-            return false;
-        };
-        *receipt.lock().unwrap_or_else(|p| p.into_inner()) = message.receipt.clone();
-        tracing::warn!(
-            message_id = message.id,
-            "the message was delivered again while its job runs here; not starting it twice"
-        );
-        true
+    /// True when the message's job runs here (the lease takes its new receipt handle) or ran
+    /// here already (the message is deleted).
+    async fn is_known(&self, message: &Message) -> bool {
+        match self.registry.seen(&message.id, &message.receipt) {
+            Seen::New => false,
+            Seen::Running => {
+                tracing::warn!(
+                    message_id = message.id,
+                    "the message was delivered again while its job runs here; not starting it twice"
+                );
+                true
+            }
+            Seen::Finished => {
+                tracing::warn!(
+                    message_id = message.id,
+                    "the message of a job that already ran here came back; deleting it instead of running the job again"
+                );
+                if let Err(e) = self.shared.queue.delete(message).await {
+                    tracing::error!(message_id = message.id, error = %e, "could not delete the message");
+                }
+                true
+            }
+        }
     }
 
     /// Puts a message back in the queue at once (lease mode), or leaves it to reappear.

@@ -22,6 +22,7 @@ use crate::engine::{Engine, RunOptions};
 use crate::executor::Termination;
 use crate::joblog::JobLog;
 use crate::queue::{Message, Queue};
+use crate::registry::Receipt;
 use crate::report::{INTERRUPTED_ERROR, Report};
 use crate::reporter::{self, Delivery};
 use crate::retry::Class;
@@ -49,17 +50,15 @@ pub struct Shared {
     pub drain_grace: Duration,
 }
 
-/// The newest receipt handle of a running job's message (a redelivery replaces it).
-pub type Receipt = Arc<Mutex<String>>;
-
-/// Runs one admitted job; see the module documentation.
+/// Runs one admitted job; see the module documentation. Returns true when Step Functions got
+/// the job's answer (or the task was already gone).
 pub async fn run(
     shared: Arc<Shared>,
     admitted: Admitted,
     message: Message,
     receipt: Receipt,
     kill: CancellationToken,
-) {
+) -> bool {
     let tag = admitted
         .job
         .step_name
@@ -121,18 +120,11 @@ pub async fn run(
         !matches!(delivery, Delivery::Failed(_))
     };
     if shared.lease.is_some() {
-        let current = receipt.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let done = Message {
-            receipt: current,
-            ..message
-        };
         if acknowledge {
-            if let Err(e) = shared.queue.delete(&done).await {
-                tracing::error!(message_id = done.id, error = %e, "could not delete the message of a finished job; it may run again");
-            }
+            delete(&shared.queue, &message, &receipt).await;
         } else {
             tracing::error!(
-                message_id = done.id,
+                message_id = message.id,
                 "the report was not delivered: the message stays in the queue and the job will run again"
             );
         }
@@ -140,6 +132,30 @@ pub async fn run(
     *shared.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     shared.stats.running.fetch_sub(1, Ordering::SeqCst);
     shared.stats.finished.fetch_add(1, Ordering::SeqCst);
+    acknowledge
+}
+
+/// Deletes a finished job's message with its newest receipt handle; if a redelivery replaced
+/// the handle meanwhile, tries again with the new one.
+async fn delete(queue: &Queue, message: &Message, receipt: &Receipt) {
+    let mut tried = String::new();
+    for _ in 0..3 {
+        let current = receipt.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if current == tried {
+            break;
+        }
+        let done = Message {
+            receipt: current.clone(),
+            ..message.clone()
+        };
+        match queue.delete(&done).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(message_id = message.id, error = %e, "could not delete the message of a finished job; if it comes back it is deleted then, not run")
+            }
+        }
+        tried = current;
+    }
 }
 
 fn interrupted_report(grace: Duration, result: &crate::engine::JobResult) -> Report {

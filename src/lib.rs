@@ -30,6 +30,7 @@
 //! - [`reporter`]: answering task tokens.
 //! - [`admit`]: message -> admission (parse, refuse, distribution, log object).
 //! - [`dispatch`]: the loop: slots, receive, admit, idle TTL, drain.
+//! - [`registry`]: running and finished messages, so that none runs twice.
 //! - [`jobtask`]: one job: lease, heartbeat (the cancel channel), run, report, acknowledge.
 //! - [`standalone`]: `serve`, native jobs from any state machine.
 //! - [`attini`]: Attini mode: start handshake, startup commands, the poll filters.
@@ -56,6 +57,7 @@ pub mod jobtask;
 pub mod local;
 pub mod queue;
 pub mod redact;
+pub mod registry;
 pub mod report;
 pub mod reporter;
 pub mod retry;

@@ -194,3 +194,56 @@ async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
         "the cancelled job's message was not deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
+    let world = World::new().await;
+    let proxy = crate::proxy::Proxy::start(
+        world
+            .emulator
+            .endpoint
+            .trim_start_matches("http://")
+            .to_string(),
+    )
+    .await;
+    let through_proxy =
+        attini_runner::aws::Clients::for_endpoint(&proxy.url, crate::emulator::REGION).await;
+    let queue = world.fifo_queue_with("outage", 6).await;
+    let dir = world.tmp.path();
+    let (started, runs) = (dir.join("started"), dir.join("runs"));
+    let machine = world
+        .state_machine(
+            "outage",
+            &native_machine(
+                &queue,
+                json!({"commands": [
+                    format!("echo run >> {}", runs.display()),
+                    format!("touch {}", started.display()),
+                    "sleep 5",
+                    "echo '\"survived\"' > $ATTINI_OUTPUT",
+                ]}),
+            ),
+        )
+        .await;
+    let runner = world.serve_through(&queue, 2, world.engine_config(), through_proxy);
+    let execution = world.start(&machine, "o1", &json!({})).await;
+    wait_for_file(&started).await;
+    proxy.down();
+    // The outage outlasts the job and two visibility windows; the runner must ride it out.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    proxy.up();
+    let done = world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    assert_eq!(done.output, Some(json!("survived")));
+    // The lease ran out during the outage, so the delete may have missed; the message then
+    // comes back and the runner must delete it, not run the job again.
+    world.wait_until_empty(&queue).await;
+    let stats = runner.stats.clone();
+    runner.stop().await;
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "run\n",
+        "the job ran more than once"
+    );
+    assert_eq!(stats.reported.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -13,5 +13,6 @@ mod faults;
 mod harness;
 mod processes;
 mod properties;
+mod proxy;
 mod standalone;
 mod world;

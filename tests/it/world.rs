@@ -95,6 +95,30 @@ impl World {
             .collect()
     }
 
+    /// Waits (up to a minute) until the queue holds no message, visible or in flight.
+    pub async fn wait_until_empty(&self, queue: &str) {
+        for _ in 0..600 {
+            let attrs = self
+                .clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(queue)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap_or_default();
+            let count: u64 = attrs.values().filter_map(|v| v.parse::<u64>().ok()).sum();
+            if count == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{queue} still holds messages after a minute");
+    }
+
     pub async fn bucket(&self, name: &str) {
         self.clients
             .s3
@@ -241,6 +265,17 @@ impl World {
 
     /// Serves `queue` in-process with `max_jobs` slots and these engine settings.
     pub fn serve_with(&self, queue: &str, max_jobs: usize, engine: EngineConfig) -> Serving {
+        self.serve_through(queue, max_jobs, engine, self.clients.clone())
+    }
+
+    /// Serves `queue` in-process, reaching AWS through `clients` (a proxy, say).
+    pub fn serve_through(
+        &self,
+        queue: &str,
+        max_jobs: usize,
+        engine: EngineConfig,
+        clients: Clients,
+    ) -> Serving {
         let shutdown = CancellationToken::new();
         let stats = Arc::new(Stats::default());
         let config = ServeConfig {
@@ -252,7 +287,7 @@ impl World {
         let handle = tokio::spawn(standalone::serve(
             config,
             engine,
-            self.clients.clone(),
+            clients,
             shutdown.clone(),
             stats.clone(),
         ));
