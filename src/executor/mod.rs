@@ -75,11 +75,13 @@ pub async fn execute(
         .map_err(|source| SpawnError { source })?;
     let pgid = spawned.child.id().map(|id| id as i32).unwrap_or_default();
     let procs = procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id);
+    procs::remember(procs.pgid, &run.job_id);
     let redactor = run.redactor.clone();
     let reader = tokio::spawn(async move { output::pump(spawned.output, redactor, &*sink).await });
 
     let (termination, sweep) =
         supervise::supervise(spawned.child, &procs, run.timeout, run.grace, cancel).await;
+    procs::forget(procs.pgid);
     if sweep.found > 0 {
         tracing::info!(
             found = sweep.found,

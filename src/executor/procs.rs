@@ -27,6 +27,36 @@ pub fn become_subreaper() {
     }
 }
 
+/// Every job running in this process: its group and marker, for [`kill_all`].
+static RUNNING: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+/// Records a running job (undone by [`forget`]).
+pub fn remember(pgid: Pid, job_id: &str) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((pgid.as_raw(), job_id.to_string()));
+}
+
+/// Forgets a job whose processes are gone.
+pub fn forget(pgid: Pid) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(g, _)| *g != pgid.as_raw());
+}
+
+/// SIGKILL to every process of every running job: the last act of a runner told to stop at
+/// once (a second stop signal), so that no job outlives it.
+pub fn kill_all() {
+    let running = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (pgid, job_id) in running {
+        let procs = JobProcesses::new(Pid::from_raw(pgid), &job_id);
+        let live = procs.live(None);
+        procs.signal(Signal::SIGKILL, &live);
+    }
+}
+
 /// One job's processes: its group and its marker.
 #[derive(Debug)]
 pub struct JobProcesses {
@@ -67,7 +97,7 @@ impl JobProcesses {
         live
     }
 
-    /// Sends `signal` to the group and to each pid in `extra`; returns how many targets existed.
+    /// Sends `signal` to the group and to each pid in `extra`.
     pub fn signal(&self, signal: Signal, extra: &[Pid]) {
         match killpg(self.pgid, signal) {
             Ok(()) | Err(Errno::ESRCH) => {}

@@ -247,3 +247,52 @@ async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
     );
     assert_eq!(stats.reported.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stop_signal_kills_the_jobs_and_exits_at_once() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("twice", 30).await;
+    let pgid_file = world.tmp.path().join("pgid");
+    let machine = world
+        .state_machine(
+            "twice",
+            &native_machine(
+                &queue,
+                json!({"commands": [
+                    format!("echo $$ > {}", pgid_file.display()),
+                    "sleep 600",
+                ]}),
+            ),
+        )
+        .await;
+    world.start(&machine, "t1", &json!({})).await;
+    let mut runner = serve_binary(&world, &queue, &[("ATTINI_DRAIN_GRACE", "600")]);
+    wait_for_file(&pgid_file).await;
+    let pgid: i32 = std::fs::read_to_string(&pgid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = Pid::from_raw(runner.id().unwrap() as i32);
+    let mut lines = BufReader::new(runner.stderr.take().unwrap()).lines();
+    kill(pid, Signal::SIGTERM).unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains("draining") {
+            break;
+        }
+    }
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.wait())
+        .await
+        .expect("no exit after the second signal")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    for _ in 0..100 {
+        if !group_exists(pgid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!group_exists(pgid), "the job outlived the runner");
+}
