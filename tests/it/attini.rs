@@ -416,19 +416,7 @@ async fn another_configuration_hash_is_left_for_the_runner_started_for_it() {
         "{}",
         stderr(&old)
     );
-    assert_eq!(
-        a.world
-            .clients
-            .sfn
-            .describe_execution()
-            .execution_arn(&execution)
-            .send()
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "RUNNING"
-    );
+    assert_eq!(a.world.status(&execution).await, "RUNNING");
     let new = a.run_runner("unused", "2.0.2", 222, 2).await;
     assert_eq!(new.status.code(), Some(0));
     let done = a.world.finished(&execution).await;
@@ -455,19 +443,7 @@ async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
     );
     // Not marked started (the item names another task), job not run, message still queued.
     assert_eq!(a.item().await["started"], AttributeValue::Bool(false));
-    assert_eq!(
-        a.world
-            .clients
-            .sfn
-            .describe_execution()
-            .execution_arn(&execution)
-            .send()
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "RUNNING"
-    );
+    assert_eq!(a.world.status(&execution).await, "RUNNING");
     let mut waiting = Vec::new();
     for _ in 0..50 {
         waiting = a.world.visible_messages(&a.queue).await;

@@ -25,6 +25,27 @@ async fn command(world: &World, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The `CloudformationStack` item `name`, if any.
+async fn stack_item(
+    world: &World,
+    name: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    world
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name("AttiniResourceStatesV1")
+        .key(
+            "resourceType",
+            AttributeValue::S("CloudformationStack".into()),
+        )
+        .key("name", AttributeValue::S(name.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
 fn stacks_event(request: &str) -> Value {
     json!({
         "requestType": request, "objectIdentifier": "dev/demo/demo.zip#v1", "distributionId": "d-1",
@@ -65,23 +86,8 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout.is_empty());
-    let item = world
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name("AttiniResourceStatesV1")
-        .key(
-            "resourceType",
-            AttributeValue::S("CloudformationStack".into()),
-        )
-        .key(
-            "name",
-            AttributeValue::S("demo-db-us-east-1-000000000000".into()),
-        )
-        .send()
+    let item = stack_item(&world, "demo-db-us-east-1-000000000000")
         .await
-        .unwrap()
-        .item
         .expect("the stack item");
     let expected: std::collections::HashMap<String, AttributeValue> = [
         ("resourceType", "CloudformationStack"),
@@ -97,23 +103,7 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
     .map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string())))
     .collect();
     assert_eq!(item, expected);
-    let web = world
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name("AttiniResourceStatesV1")
-        .key(
-            "resourceType",
-            AttributeValue::S("CloudformationStack".into()),
-        )
-        .key(
-            "name",
-            AttributeValue::S("demo-web-eu-west-1-111122223333".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item;
+    let web = stack_item(&world, "demo-web-eu-west-1-111122223333").await;
     assert!(web.is_some());
 
     let out = command(

@@ -226,6 +226,19 @@ impl World {
             .execution_arn
     }
 
+    /// The execution's status now.
+    pub async fn status(&self, execution: &str) -> String {
+        let d = self
+            .clients
+            .sfn
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+            .unwrap();
+        d.status.as_str().to_string()
+    }
+
     /// Waits (up to two minutes) for the execution to leave RUNNING.
     pub async fn finished(&self, execution: &str) -> Finished {
         for _ in 0..1200 {

@@ -12,8 +12,7 @@
 //! the queue; running jobs get `drain_grace` to finish and report; after that their processes
 //! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::distribution::Source;
+use super::{Admission, Admitted, Exit, Limits, Policy, Stats};
 use crate::engine::Engine;
-use crate::job::JobSpec;
-use crate::joblog::LogObject;
 use crate::jobtask::{self, Shared};
 use crate::queue::{Message, Queue};
 use crate::registry::{Registry, Seen};
@@ -37,65 +34,6 @@ use crate::retry::Class;
 /// Longest SQS long poll.
 const MAX_WAIT: Duration = Duration::from_secs(20);
 
-/// A job ready to run.
-pub struct Admitted {
-    /// The job; its token is present.
-    pub job: JobSpec,
-    /// Its token.
-    pub token: String,
-    /// Its distribution, if any.
-    pub source: Option<Source>,
-    /// Where its log object goes, if anywhere.
-    pub log_object: Option<LogObject>,
-    /// Where the complete log can be read, for failure causes.
-    pub logs_at: Option<String>,
-}
-
-/// What to do with a received message.
-pub enum Admission {
-    /// Run it.
-    Run(Box<Admitted>),
-    /// Leave it in the queue: it reappears after its visibility timeout (another runner's job).
-    Leave(String),
-    /// Delete it without answering (no token to answer); the reason is logged as an error.
-    Delete(String),
-    /// Answer its token with this failure and delete it.
-    Fail {
-        /// The token to answer.
-        token: String,
-        /// The failure.
-        report: Report,
-    },
-    /// Stop this runner; the message stays in the queue.
-    Shutdown(String),
-    /// Answer the token with this failure, delete the message and stop this runner.
-    FailAndShutdown {
-        /// The token to answer.
-        token: String,
-        /// The failure.
-        report: Report,
-        /// Why the runner stops.
-        reason: String,
-    },
-}
-
-/// Decides about messages. Implemented by the Attini and the native mode.
-pub trait Policy: Send + Sync + 'static {
-    /// The decision for one message.
-    fn admit(&self, message: &Message) -> impl Future<Output = Admission> + Send;
-}
-
-/// Why the loop ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// The shutdown token was cancelled.
-    Requested,
-    /// No job ran for the idle TTL.
-    Idle,
-    /// The policy or a fatal queue error stopped the runner; the reason.
-    Stopped(String),
-}
-
 /// The dispatch loop's settings and shared parts.
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -103,42 +41,6 @@ pub struct Dispatcher {
     idle_ttl: Option<Duration>,
     /// The messages running and finished here.
     registry: Arc<Registry>,
-}
-
-/// Settings of the dispatch loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Jobs at once (`ATTINI_MAX_CONCURRENT_JOBS`, default 5).
-    pub max_jobs: usize,
-    /// Exit after this long without jobs (`ATTINI_RUNNER_IDLE_TTL`); `None` never.
-    pub idle_ttl: Option<Duration>,
-    /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s, below
-    /// Fargate's 120 s stop timeout).
-    pub drain_grace: Duration,
-}
-
-impl Limits {
-    /// `ATTINI_DRAIN_GRACE` through `lookup`, in seconds (0 to 3600, default 90).
-    pub fn drain_grace(
-        lookup: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Duration, crate::config::ConfigError> {
-        crate::config::number(lookup, "ATTINI_DRAIN_GRACE", 90, 0, 3600).map(Duration::from_secs)
-    }
-}
-
-/// Counters shared with the job tasks.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Jobs running now.
-    pub running: AtomicUsize,
-    /// Most jobs that ever ran at once.
-    pub peak: AtomicUsize,
-    /// Jobs finished (reported or not).
-    pub finished: AtomicUsize,
-    /// Reports sent for finished jobs (accepted or not).
-    pub reported: AtomicUsize,
-    /// Jobs ended because Step Functions said their task was gone.
-    pub cancelled: AtomicUsize,
 }
 
 impl Dispatcher {
