@@ -21,7 +21,7 @@ use crate::report::Report;
 /// What `attini-runner local` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct LocalArgs {
-    /// The job file (Attini message or native job).
+    /// The job file (Attini message or native job); `-` reads standard input.
     pub job_file: PathBuf,
     /// A local zip or folder to use as the distribution, overriding the job's.
     pub distribution: Option<PathBuf>,
@@ -39,7 +39,12 @@ pub struct UsageError(pub String);
 /// Runs the job; returns the report (already printed to stdout) or a usage error.
 pub async fn run(args: LocalArgs) -> Result<Report, UsageError> {
     let job_file = &args.job_file;
-    let body = std::fs::read_to_string(job_file).map_err(|e| {
+    let read = if job_file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(job_file)
+    };
+    let body = read.map_err(|e| {
         UsageError(format!(
             "cannot read the job file {}: {e}",
             job_file.display()
@@ -116,6 +121,7 @@ fn distribution(job: &JobSpec, args: &LocalArgs) -> Result<Option<Source>, Usage
     match &job.distribution {
         None => Ok(None),
         Some(DistributionRef::Local { path }) => {
+            // Relative to the job file; from standard input, relative to the current folder.
             let base = args.job_file.parent().unwrap_or(Path::new("."));
             local(&base.join(path), "distribution.path")
         }

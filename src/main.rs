@@ -42,7 +42,7 @@ struct Cli {
 enum Action {
     /// Run one job on this machine, without AWS, and print its result as one JSON line.
     Local {
-        /// The job: an Attini runner message or a native job (JSON).
+        /// The job: an Attini runner message or a native job (JSON); `-` reads standard input.
         job: PathBuf,
         /// A local zip or folder to use as the distribution (overrides the job's).
         #[arg(long, value_name = "PATH")]

@@ -247,3 +247,34 @@ fn dry_run_version_and_command_mode_version() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("Unknown arguments"));
 }
+
+#[test]
+fn a_job_can_come_from_standard_input() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["local", "-"])
+        .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"commands": ["echo '{\"from\": \"stdin\"}' > $ATTINI_OUTPUT"]}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        result(&out),
+        json!({"status": "SUCCEEDED", "output": {"from": "stdin"}})
+    );
+}

@@ -177,7 +177,10 @@ async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
         "the job's processes outlived the stopped execution"
     );
     // A figure for the record (beats are 1 s apart here), not an assertion.
-    eprintln!("job processes gone {:?} after StopExecution", stopped_at.elapsed());
+    eprintln!(
+        "job processes gone {:?} after StopExecution",
+        stopped_at.elapsed()
+    );
     let stats = runner.stats.clone();
     runner.stop().await;
     use std::sync::atomic::Ordering::SeqCst;
