@@ -278,3 +278,69 @@ fn a_job_can_come_from_standard_input() {
         json!({"status": "SUCCEEDED", "output": {"from": "stdin"}})
     );
 }
+
+#[test]
+fn a_cdk_job_runs_synth_deploy_and_formats_the_stack_outputs() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // A stand-in for the cdk CLI: records its calls, answers `ls` and writes the outputs file.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = tmp.path().join("calls");
+    let fake = format!(
+        r#"#!/bin/bash
+echo "cdk $* (in $(basename "$PWD"))" >> {calls}
+case "$1" in
+  synth) mkdir -p cdk.out ;;
+  ls) echo '[{{"id":"Database","name":"demo-db","environment":{{"account":"unknown-account","region":"unknown-region"}}}}]' ;;
+  deploy) while [ $# -gt 0 ]; do if [ "$1" = --outputs-file ]; then echo '{{"demo-db":{{"TableName":"t1"}}}}' > "$2"; fi; shift; done ;;
+esac
+"#,
+        calls = calls.display()
+    );
+    std::fs::write(bin.join("cdk"), fake).unwrap();
+    std::fs::set_permissions(bin.join("cdk"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(tmp.path().join("dist/infra")).unwrap();
+    let job = write(
+        tmp.path(),
+        "cdk.json",
+        r#"{"kind": "cdk", "properties": {"Path": "infra", "Stacks": ["Database"], "Context": {"stage": "dev"}},
+            "distribution": {"path": "dist"}}"#,
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new(BIN)
+        .args(["local", &job])
+        .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env("PATH", path)
+        .env_remove("ATTINI_RESOURCE_STATE_TABLE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        result(&out),
+        json!({"status": "SUCCEEDED", "output": {"Database": {"TableName": "t1"}}})
+    );
+    let calls = std::fs::read_to_string(calls).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 3, "{calls}");
+    assert!(
+        lines[0]
+            .starts_with("cdk synth --quiet --no-color --context stage=dev Database (in infra)"),
+        "{calls}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "cdk ls --long --json --no-color --context stage=dev --app cdk.out Database"
+        ),
+        "{calls}"
+    );
+    assert!(
+        lines[2].starts_with("cdk deploy --outputs-file "),
+        "{calls}"
+    );
+}
