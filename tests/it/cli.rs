@@ -39,12 +39,7 @@ fn the_readme_example_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/job.json");
     let out = runner(&["local", job], tmp.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_exit(&out, 0);
     assert_eq!(
         result(&out),
         json!({"status": "SUCCEEDED", "output": {"greeting": "Hello, Attini", "stage": "dev"}})
@@ -267,12 +262,7 @@ fn a_job_can_come_from_standard_input() {
         .write_all(br#"{"commands": ["echo '{\"from\": \"stdin\"}' > $ATTINI_OUTPUT"]}"#)
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_exit(&out, 0);
     assert_eq!(
         result(&out),
         json!({"status": "SUCCEEDED", "output": {"from": "stdin"}})
@@ -315,12 +305,7 @@ esac
         .env_remove("ATTINI_RESOURCE_STATE_TABLE")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_exit(&out, 0);
     assert_eq!(
         result(&out),
         json!({"status": "SUCCEEDED", "output": {"Database": {"TableName": "t1"}}})

@@ -79,12 +79,7 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
         ],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_exit(&out, 0);
     assert!(out.stdout.is_empty());
     let item = stack_item(&world, "demo-db-us-east-1-000000000000")
         .await
@@ -131,12 +126,7 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
         ],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_exit(&out, 0);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Storing ./template.yaml in artifact store.\n"

@@ -164,3 +164,13 @@ pub fn write_zip(path: &Path, entries: &[Entry]) {
 pub fn zip_source(path: &Path) -> Source {
     Source::local(path).unwrap()
 }
+
+/// Asserts a process's exit code, showing its stderr when it differs.
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

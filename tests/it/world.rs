@@ -226,30 +226,29 @@ impl World {
             .execution_arn
     }
 
-    /// The execution's status now.
-    pub async fn status(&self, execution: &str) -> String {
-        let d = self
-            .clients
+    /// The execution as DescribeExecution shows it now.
+    async fn describe(
+        &self,
+        execution: &str,
+    ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        self.clients
             .sfn
             .describe_execution()
             .execution_arn(execution)
             .send()
             .await
-            .unwrap();
-        d.status.as_str().to_string()
+            .unwrap()
+    }
+
+    /// The execution's status now.
+    pub async fn status(&self, execution: &str) -> String {
+        self.describe(execution).await.status.as_str().to_string()
     }
 
     /// Waits (up to two minutes) for the execution to leave RUNNING.
     pub async fn finished(&self, execution: &str) -> Finished {
         for _ in 0..1200 {
-            let d = self
-                .clients
-                .sfn
-                .describe_execution()
-                .execution_arn(execution)
-                .send()
-                .await
-                .unwrap();
+            let d = self.describe(execution).await;
             if d.status.as_str() != "RUNNING" {
                 return Finished {
                     status: d.status.as_str().to_string(),
