@@ -71,7 +71,7 @@ impl S3Zip {
         }
     }
 
-    async fn download(&self, dest: &Path) -> Result<(), String> {
+    async fn download(&self, dest: &Path, max_bytes: u64) -> Result<(), String> {
         let object = retry::with_backoff(Duration::from_secs(120), || async {
             self.s3
                 .get_object()
@@ -83,13 +83,28 @@ impl S3Zip {
         })
         .await
         .map_err(|e| self.explain(&e))?;
-        let mut body = object.body.into_async_read();
+        let too_large = |size: u64| {
+            format!(
+                "{} is {size} bytes or more, larger than a distribution may be ({max_bytes} bytes with \
+                 ATTINI_DISTRIBUTION_MAX_BYTES); raise the limit if it is really that large",
+                self.describe()
+            )
+        };
+        if let Some(size) = object.content_length.and_then(|n| u64::try_from(n).ok())
+            && size > max_bytes
+        {
+            return Err(too_large(size));
+        }
+        let mut body = tokio::io::AsyncReadExt::take(object.body.into_async_read(), max_bytes + 1);
         let mut file = tokio::fs::File::create(dest)
             .await
             .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-        tokio::io::copy(&mut body, &mut file)
+        let copied = tokio::io::copy(&mut body, &mut file)
             .await
             .map_err(|e| format!("the download broke off: {e}"))?;
+        if copied > max_bytes {
+            return Err(too_large(copied));
+        }
         file.flush().await.map_err(|e| e.to_string())
     }
 }
@@ -99,7 +114,7 @@ impl Fetch for S3Zip {
         format!("s3://{}/{}", self.bucket, self.key)
     }
 
-    fn fetch<'a>(&'a self, dest: &'a Path) -> FetchFuture<'a> {
-        Box::pin(self.download(dest))
+    fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a> {
+        Box::pin(self.download(dest, max_bytes))
     }
 }

@@ -25,8 +25,9 @@ pub use extract::{ExtractError, Limits};
 pub trait Fetch: Send + Sync {
     /// Where the zip comes from, for messages (e.g. `s3://bucket/key`).
     fn describe(&self) -> String;
-    /// Writes the zip to `dest`; the error says what went wrong and what to do.
-    fn fetch<'a>(&'a self, dest: &'a Path) -> FetchFuture<'a>;
+    /// Writes the zip to `dest`, refusing one larger than `max_bytes`; the error says what went
+    /// wrong and what to do.
+    fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a>;
 }
 
 /// The future returned by [`Fetch::fetch`].
@@ -198,7 +199,11 @@ impl Distributions {
             Origin::Local(path) => (path.to_path_buf(), None),
             Origin::Remote(fetch) => {
                 let path = self.dir.join(format!("download-{unique}.zip"));
-                if let Err(problem) = fetch.fetch(&path).await {
+                // A zip is hardly larger than its content; the margin covers its directory and
+                // headers (the limit again, at most 64 MiB).
+                let margin = self.limits.max_bytes.min(64 * 1024 * 1024);
+                let max_zip = self.limits.max_bytes.saturating_add(margin);
+                if let Err(problem) = fetch.fetch(&path, max_zip).await {
                     remove_file(&path).await;
                     return Err(DistributionError::Fetch {
                         what: fetch.describe(),

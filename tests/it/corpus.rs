@@ -65,6 +65,14 @@ fn hostile(world: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
             b"PK but not really".to_vec(),
             "not a valid zip archive",
         ),
+        // Refused before it fills the disk: more than the limit plus its margin (2 MB here).
+        (
+            "oversize",
+            (0..2_500_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+            "larger than a distribution may be",
+        ),
     ]
 }
 
