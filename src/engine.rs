@@ -87,11 +87,6 @@ impl Engine {
         })
     }
 
-    /// The settings in force.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// Runs `job` to its end and returns what to report. Output lines go to `sink`.
     pub async fn run(
         &self,

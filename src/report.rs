@@ -2,7 +2,6 @@
 //! the Step Functions size limits, the Attini error names and cause texts. Pure; nothing to
 //! cancel.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::executor::{Sweep, Termination};
@@ -22,17 +21,14 @@ pub const RUNTIME_ERROR: &str = "RuntimeError";
 pub const INTERRUPTED_ERROR: &str = "Runner.Interrupted";
 
 /// The answer to a job's task token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     /// `SendTaskSuccess` with this output.
-    #[serde(rename = "SUCCEEDED")]
     Success {
         /// The output as JSON text (at most [`MAX_OUTPUT_BYTES`]).
         output: String,
     },
     /// `SendTaskFailure` with this error and cause.
-    #[serde(rename = "FAILED")]
     Failure {
         /// Error name.
         error: String,

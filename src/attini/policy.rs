@@ -107,9 +107,12 @@ impl AttiniPolicy {
 
 impl Policy for AttiniPolicy {
     async fn admit(&self, message: &Message) -> Admission {
-        if let Some(metadata) = &self.metadata
-            && metadata.read().await.is_ok_and(|m| m.stopping())
-        {
+        // One metadata read per message: the stopping state now, the log link for later.
+        let metadata = match &self.metadata {
+            Some(m) => m.read().await.ok(),
+            None => None,
+        };
+        if metadata.as_ref().is_some_and(|m| m.stopping()) {
             return Admission::Leave("ECS is stopping this task".into());
         }
         if let Some(refusal) = self.check_ownership(message).await {
@@ -152,10 +155,7 @@ impl Policy for AttiniPolicy {
                 ));
             }
         }
-        let logs_url = match &self.metadata {
-            Some(m) => m.read().await.ok().and_then(|m| m.logs_url),
-            None => None,
-        };
+        let logs_url = metadata.and_then(|m| m.logs_url);
         admit::admit(job, token, &self.clients.s3, logs_url).await
     }
 }

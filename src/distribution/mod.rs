@@ -326,10 +326,8 @@ async fn copy_blocking(from: PathBuf, to: PathBuf) -> Result<u64, DistributionEr
 
 async fn remove_blocking(dir: PathBuf) {
     let shown = dir.clone();
-    let result = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
-    if let Ok(Err(e)) = result
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    let result = tokio::task::spawn_blocking(move || crate::workspace::remove_tree(&dir)).await;
+    if let Ok(Err(e)) = result {
         tracing::warn!(dir = %shown.display(), error = %e, "could not remove a directory");
     }
 }

@@ -19,18 +19,7 @@ pub const REGION: &str = "us-east-1";
 pub struct Emulator {
     /// Its URL.
     pub endpoint: String,
-    /// Which one it is (scenarios that rely on one emulator's behaviour check it).
-    #[allow(dead_code)]
-    pub kind: Kind,
     _child: Option<Child>,
-}
-
-/// The emulator in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Ministack,
-    Moto,
-    External,
 }
 
 impl Emulator {
@@ -45,22 +34,21 @@ impl Emulator {
         if choice.starts_with("http://") || choice.starts_with("https://") {
             return Emulator {
                 endpoint: choice.trim_end_matches('/').to_string(),
-                kind: Kind::External,
                 _child: None,
             };
         }
         let port = free_port();
-        let (kind, mut command) = match choice {
+        let mut command = match choice {
             "ministack" => {
                 let mut c = Command::new("ministack");
                 c.env("BIND_HOST", "127.0.0.1")
                     .env("GATEWAY_PORT", port.to_string());
-                (Kind::Ministack, c)
+                c
             }
             "moto" => {
                 let mut c = Command::new("moto_server");
                 c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-                (Kind::Moto, c)
+                c
             }
             other => {
                 panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL")
@@ -77,7 +65,7 @@ impl Emulator {
             });
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_until_listening(port).await;
-        if kind == Kind::Moto {
+        if choice == "moto" {
             let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
             reqwest::Client::new()
                 .post(format!("{endpoint}/moto-api/config"))
@@ -88,7 +76,6 @@ impl Emulator {
         }
         Emulator {
             endpoint,
-            kind,
             _child: Some(child),
         }
     }
