@@ -1,26 +1,26 @@
-//! Process signals: SIGTERM (ECS stop, Fargate Spot) and SIGINT ask the runner to stop; a
-//! second one kills every job's processes and ends the process at once. Nothing to cancel.
+//! The stop signals: SIGTERM (ECS stop, Fargate Spot) and SIGINT (Ctrl-C). What a signal
+//! means is decided by the caller ([`crate::modes::Stop`]): the first asks the runner to stop,
+//! the second to stop at once. Waiting is cancelled by dropping the future.
 
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Cancels `token` on the first SIGTERM or SIGINT; on the second, kills the jobs' processes and
-/// exits with code 130.
-pub fn stop_on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("cannot watch SIGTERM/SIGINT; the runner stops only when killed");
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::info!("stop requested by signal; no new jobs are taken");
-        token.cancel();
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::warn!("second stop signal: killing the running jobs and exiting now");
-        crate::executor::procs::kill_all();
-        std::process::exit(130);
-    });
+/// A watcher of SIGTERM and SIGINT; installing it replaces their default action (exit).
+pub struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    /// Starts watching; fails only when the signal driver cannot be set up.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+    }
 }

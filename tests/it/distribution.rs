@@ -81,7 +81,7 @@ async fn a_local_folder_is_copied_not_shared() {
     let folder = h.path("folder");
     std::fs::create_dir_all(folder.join("sub")).unwrap();
     std::fs::write(folder.join("sub/f.txt"), "from folder").unwrap();
-    let source = attini_runner::distribution::Source::local(&folder).unwrap();
+    let source = attini_runner::engine::distribution::Source::local(&folder).unwrap();
     let job = native(json!({"commands": ["cat sub/f.txt", "echo overwritten > sub/f.txt"]}));
     let (result, lines) = h.run(&job, Some(source)).await;
     assert!(result.report.is_success());

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use attini_runner::config::EngineConfig;
-use attini_runner::distribution::Source;
+use attini_runner::engine::EngineConfig;
+use attini_runner::engine::distribution::Source;
+use attini_runner::engine::executor::LogSink;
+use attini_runner::engine::outcome::Report;
 use attini_runner::engine::{Engine, JobResult, RunOptions};
-use attini_runner::executor::LogSink;
 use attini_runner::job::{self, JobSpec};
-use attini_runner::report::Report;
 use tokio_util::sync::CancellationToken;
 
 /// An engine whose work directory is a temporary folder.
@@ -26,7 +26,9 @@ impl Harness {
 
     pub fn with(edit: impl FnOnce(&mut EngineConfig)) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let mut config = EngineConfig::from_lookup(|_| None).unwrap();
+        let mut config = attini_runner::config::Settings::from_lookup(|_| None)
+            .unwrap()
+            .engine;
         config.work_dir = tmp.path().join("work");
         config.kill_grace = Duration::from_secs(1);
         edit(&mut config);

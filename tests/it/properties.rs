@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use attini_runner::distribution::extract::{Limits, extract};
+use attini_runner::engine::distribution::extract::{ExtractLimits, extract};
 use attini_runner::job;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -111,7 +111,7 @@ proptest! {
         // The zip writer itself refuses some names; those cases prove nothing.
         let written = std::panic::catch_unwind(|| write_zip(&zip, &owned));
         prop_assume!(written.is_ok());
-        let result = extract(&zip, &dest, Limits::default());
+        let result = extract(&zip, &dest, ExtractLimits::default());
         // Nothing but the zip and the destination exists next to the destination.
         let mut siblings: Vec<String> = std::fs::read_dir(tmp.path()).unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

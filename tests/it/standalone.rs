@@ -128,10 +128,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
     )
     .await;
     assert_eq!(after.output, Some(json!({"still": "serving"})));
-    assert_eq!(
-        runner.stop().await,
-        attini_runner::dispatch::Exit::Requested
-    );
+    assert_eq!(runner.stop().await, attini_runner::worker::Exit::Requested);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +231,7 @@ async fn a_missing_queue_stops_the_runner_with_a_reason() {
         .await
         .expect("the runner kept polling a missing queue");
     match exit {
-        attini_runner::dispatch::Exit::Stopped(reason) => assert!(
+        attini_runner::worker::Exit::Stopped(reason) => assert!(
             reason.contains("no-such-queue.fifo cannot be used"),
             "{reason}"
         ),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attini_runner::aws::Clients;
-use attini_runner::config::EngineConfig;
-use attini_runner::dispatch::{Exit, Stats};
-use attini_runner::standalone::{self, ServeConfig};
+use attini_runner::engine::EngineConfig;
+use attini_runner::modes::serve::{self as standalone, ServeConfig};
+use attini_runner::worker::{Exit, Stats, WorkerConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -264,7 +264,9 @@ impl World {
 
     /// Engine settings with the work directory in the temporary folder.
     pub fn engine_config(&self) -> EngineConfig {
-        let mut config = EngineConfig::from_lookup(|_| None).unwrap();
+        let mut config = attini_runner::config::Settings::from_lookup(|_| None)
+            .unwrap()
+            .engine;
         config.work_dir = self.tmp.path().join("work");
         config.kill_grace = Duration::from_secs(1);
         config
@@ -292,9 +294,11 @@ impl World {
         let stats = Arc::new(Stats::default());
         let config = ServeConfig {
             queue_url: queue.to_string(),
-            max_jobs,
-            idle_ttl: None,
-            drain_grace: Duration::from_secs(90),
+            worker: WorkerConfig {
+                max_jobs,
+                idle_ttl: None,
+                drain_grace: Duration::from_secs(90),
+            },
         };
         let handle = tokio::spawn(standalone::serve(
             config,

@@ -1,0 +1,127 @@
+//! The EC2 terminate-on-exit hook (CONTRACT.md 4.3): in EC2 mode (`ATTINI_EC2_INSTANCE_ID`
+//! set) the runner terminates its host when it exits, unless the resource-state item says
+//! `shutdownHookDisabled = true` (a configuration change keeps the host). A read error counts
+//! as "enabled", as with the Attini Runner. The call is one SigV4-signed `TerminateInstances`
+//! GET, with the instance as `InstanceId.1` (the documented list form of the EC2 query
+//! API). Runs once, at exit; nothing to cancel.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+
+use super::Clients;
+use super::dynamodb::RunnerItem;
+
+/// What the hook terminates.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// The instance to terminate.
+    pub instance_id: String,
+    /// Its region.
+    pub region: String,
+}
+
+impl Hook {
+    /// Terminates the instance unless the item disables the hook. Errors are logged.
+    pub async fn run(&self, clients: &Clients, item: &RunnerItem) {
+        if disabled(item).await {
+            tracing::info!(
+                instance = self.instance_id,
+                "shutdownHookDisabled is true: keeping the EC2 host"
+            );
+            return;
+        }
+        match self.terminate(clients).await {
+            Ok(()) => tracing::info!(instance = self.instance_id, "EC2 host terminated"),
+            Err(e) => tracing::error!(
+                instance = self.instance_id,
+                error = %e,
+                "could not terminate the EC2 host"
+            ),
+        }
+    }
+
+    async fn terminate(&self, clients: &Clients) -> Result<(), TerminateError> {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_EC2")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|_| format!("https://ec2.{}.amazonaws.com", self.region));
+        let url = format!(
+            "{}/?Action=TerminateInstances&Version=2016-11-15&InstanceId.1={}",
+            endpoint.trim_end_matches('/'),
+            self.instance_id
+        );
+        let provider = clients
+            .config
+            .credentials_provider()
+            .ok_or_else(|| TerminateError("no AWS credentials are configured".into()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(TerminateError::from_error)?;
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ec2")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(TerminateError::from_error)?
+            .into();
+        let signable = SignableRequest::new(
+            "GET",
+            url.as_str(),
+            std::iter::empty(),
+            SignableBody::Bytes(&[]),
+        )
+        .map_err(TerminateError::from_error)?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(TerminateError::from_error)?
+            .into_parts();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(TerminateError::from_error)?;
+        let mut request = http.get(&url);
+        for (name, value) in instructions.headers() {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(TerminateError::from_error)?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(TerminateError(format!(
+                "EC2 answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            )))
+        }
+    }
+}
+
+/// Why `TerminateInstances` failed: credentials, signing, the request or EC2's answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TerminateError(String);
+
+impl TerminateError {
+    fn from_error(e: impl std::fmt::Display) -> Self {
+        TerminateError(e.to_string())
+    }
+}
+
+/// Whether the item says `shutdownHookDisabled = true`; a read error counts as "enabled".
+async fn disabled(item: &RunnerItem) -> bool {
+    match item.read(true).await {
+        Ok(found) => found
+            .get("shutdownHookDisabled")
+            .and_then(|v| v.as_bool().ok().copied())
+            .unwrap_or(false),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read shutdownHookDisabled; terminating the host anyway");
+            false
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Classifying AWS SDK errors of any service into the worker's [`ErrorClass`]es: service
+//! error codes (throttling, closed task tokens, access denied, missing resources), HTTP
+//! status, and transport failures (timeouts, connection errors) as transient. Pure; nothing
+//! to cancel.
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+use crate::worker::retry::{CallError, ErrorClass};
+
+/// Classifies an SDK error of any service.
+pub fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (class, message) = match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (ErrorClass::Transient, error_chain(err))
+        }
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("Unknown");
+            let text = e.message().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            (
+                class_of(code, text, Some(status)),
+                format!("{code}: {text}"),
+            )
+        }
+        _ => (ErrorClass::Permanent, error_chain(err)),
+    };
+    CallError {
+        operation,
+        class,
+        message,
+    }
+}
+
+fn class_of(code: &str, text: &str, status: Option<u16>) -> ErrorClass {
+    match code {
+        "TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist" => ErrorClass::TaskGone,
+        "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist"
+        | "ResourceNotFoundException"
+        | "NoSuchBucket"
+        | "NoSuchKey"
+        | "NotFound" => ErrorClass::Missing,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "KMS.AccessDeniedException" => ErrorClass::Denied,
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "TooManyRequestsException"
+        | "ProvisionedThroughputExceededException"
+        | "SlowDown"
+        | "ServiceUnavailable"
+        | "InternalError"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "RequestTimeout"
+        | "RequestTimeoutException"
+        | "KmsThrottled" => ErrorClass::Transient,
+        _ if text.contains("Access to the resource") && text.contains("is denied") => {
+            ErrorClass::Denied
+        }
+        _ if status.is_some_and(|s| s >= 500 || s == 429) => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The error and its sources, joined, for transport errors whose top message is vague.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(
+            class_of("TaskTimedOut", "", Some(400)),
+            ErrorClass::TaskGone
+        );
+        assert_eq!(
+            class_of("InvalidToken", "", Some(400)),
+            ErrorClass::TaskGone
+        );
+        assert_eq!(
+            class_of("TaskDoesNotExist", "", Some(400)),
+            ErrorClass::TaskGone
+        );
+        assert_eq!(
+            class_of("AWS.SimpleQueueService.NonExistentQueue", "", Some(400)),
+            ErrorClass::Missing
+        );
+        assert_eq!(
+            class_of("QueueDoesNotExist", "", Some(400)),
+            ErrorClass::Missing
+        );
+        assert_eq!(
+            class_of("Whatever", "Access to the resource x is denied.", Some(403)),
+            ErrorClass::Denied
+        );
+        assert_eq!(
+            class_of("ThrottlingException", "", Some(400)),
+            ErrorClass::Transient
+        );
+        assert_eq!(class_of("Odd", "", Some(503)), ErrorClass::Transient);
+        assert_eq!(
+            class_of("ValidationException", "", Some(400)),
+            ErrorClass::Permanent
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Everything that speaks AWS, implementing the worker's and the engine's traits with the SDK:
+//! [`sqs`] (the worker's `Queue`), [`sfn`] (its `TaskTokens`), [`s3`] (distributions, log
+//! objects, artifacts), [`dynamodb`] (the Attini tables), [`ecs`] (container metadata),
+//! [`ec2`] (the terminate hook), and [`error`] (SDK errors into the worker's classes).
+//!
+//! This file is the one place AWS clients are built: aws-config's default chain (ECS container
+//! credentials in production), the region from the environment, and the endpoint overrides
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` that the SDK honours, which is how tests
+//! and emulators are reached. Building clients does no I/O worth cancelling.
+
+pub mod dynamodb;
+pub mod ec2;
+pub mod ecs;
+pub mod error;
+pub mod s3;
+pub mod sfn;
+pub mod sqs;
+
+use aws_config::BehaviorVersion;
+
+/// The AWS clients the runner uses.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Job queue.
+    pub sqs: aws_sdk_sqs::Client,
+    /// Distributions, job logs, artifacts.
+    pub s3: aws_sdk_s3::Client,
+    /// Resource-state and deploy-data tables (Attini mode).
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Task tokens.
+    pub sfn: aws_sdk_sfn::Client,
+    /// The shared configuration (region, credentials) for signed calls made by hand.
+    pub config: aws_config::SdkConfig,
+}
+
+impl Clients {
+    /// Loads the configuration from the environment. `region` (for example
+    /// `ATTINI_AWS_REGION`) is used when the SDK's own chain finds none.
+    pub async fn load(region: Option<String>) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            && let Some(region) = region.filter(|r| !r.is_empty())
+        {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        let config = loader.load().await;
+        // With an endpoint override (an emulator on localhost) bucket names cannot be host
+        // names, so S3 is addressed by path.
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        Self::from_config(config, path_style)
+    }
+
+    /// Clients for an AWS-compatible emulator at `endpoint` (for example
+    /// `http://127.0.0.1:4566`), with test credentials, whatever the environment says.
+    pub async fn for_endpoint(endpoint: &str, region: &str) -> Clients {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_string()))
+            .test_credentials()
+            .load()
+            .await;
+        Self::from_config(config, true)
+    }
+
+    fn from_config(config: aws_config::SdkConfig, path_style: bool) -> Clients {
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build();
+        Clients {
+            sqs: aws_sdk_sqs::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            config,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Everything the runner keeps in S3: distribution zips (the identity used as the cache key,
+//! and the download that runs only on a cache miss), job log objects, and artifacts stored by
+//! `command-mode store-artifact`. Cancellation: dropping a download leaves a partial file,
+//! which the distribution cache removes; dropping an upload abandons it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::error::classify;
+use crate::engine::distribution::{Fetch, FetchError, FetchFuture, Source};
+use crate::worker::joblog::{LogStore, PutFuture};
+use crate::worker::retry::{self, CallError, ErrorClass};
+
+/// How long reading a distribution's metadata is retried through transient errors.
+const HEAD_DEADLINE: Duration = Duration::from_secs(60);
+/// How long starting a distribution's download is retried through transient errors.
+const GET_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A zip object in S3.
+#[derive(Debug, Clone)]
+pub struct S3Zip {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+}
+
+impl S3Zip {
+    /// The object `bucket`/`key`.
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str) -> Self {
+        S3Zip {
+            s3,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// A [`Source`] for this object. Without a known `identity`, the object's ETag is asked
+    /// for, so that a changed object is never served from the cache.
+    pub async fn into_source(self, identity: Option<String>) -> Result<Source, FetchError> {
+        let identity = match identity {
+            Some(identity) => identity,
+            None => {
+                let head = retry::with_backoff(HEAD_DEADLINE, || async {
+                    self.s3
+                        .head_object()
+                        .bucket(&self.bucket)
+                        .key(&self.key)
+                        .send()
+                        .await
+                        .map_err(|e| classify("HeadObject", &e))
+                })
+                .await
+                .map_err(|e| self.explain(&e))?;
+                format!("{}#{}", self.describe(), head.e_tag.unwrap_or_default())
+            }
+        };
+        Ok(Source::Remote {
+            identity,
+            fetch: Arc::new(self),
+        })
+    }
+
+    fn explain(&self, e: &CallError) -> FetchError {
+        FetchError(match e.class {
+            ErrorClass::Missing => format!(
+                "{} does not exist ({}); check the distribution's bucket and key",
+                self.describe(),
+                e.message
+            ),
+            ErrorClass::Denied => format!(
+                "access to {} is denied ({}); the runner's role needs s3:GetObject on it",
+                self.describe(),
+                e.message
+            ),
+            _ => e.to_string(),
+        })
+    }
+
+    async fn download(&self, dest: &Path, max_bytes: u64) -> Result<(), FetchError> {
+        let object = retry::with_backoff(GET_DEADLINE, || async {
+            self.s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .send()
+                .await
+                .map_err(|e| classify("GetObject", &e))
+        })
+        .await
+        .map_err(|e| self.explain(&e))?;
+        let too_large = |size: u64| {
+            FetchError(format!(
+                "{} is {size} bytes or more, larger than a distribution may be ({max_bytes} bytes with \
+                 ATTINI_DISTRIBUTION_MAX_BYTES); raise the limit if it is really that large",
+                self.describe()
+            ))
+        };
+        if let Some(size) = object.content_length.and_then(|n| u64::try_from(n).ok())
+            && size > max_bytes
+        {
+            return Err(too_large(size));
+        }
+        let mut body = tokio::io::AsyncReadExt::take(object.body.into_async_read(), max_bytes + 1);
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| FetchError(format!("cannot write {}: {e}", dest.display())))?;
+        let copied = tokio::io::copy(&mut body, &mut file)
+            .await
+            .map_err(|e| FetchError(format!("the download broke off: {e}")))?;
+        if copied > max_bytes {
+            return Err(too_large(copied));
+        }
+        file.flush()
+            .await
+            .map_err(|e| FetchError(format!("cannot write {}: {e}", dest.display())))
+    }
+}
+
+impl Fetch for S3Zip {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a> {
+        Box::pin(self.download(dest, max_bytes))
+    }
+}
+
+/// A job's log object: replaced whole on every sync (CONTRACT.md 5.6.6).
+#[derive(Debug, Clone)]
+pub struct S3Log {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+}
+
+impl S3Log {
+    /// The log object `bucket`/`key`.
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str) -> Self {
+        S3Log {
+            s3,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }
+    }
+}
+
+impl LogStore for S3Log {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    fn put(&self, body: Vec<u8>) -> PutFuture<'_> {
+        Box::pin(async move {
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .content_type("application/x-ndjson")
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("PutObject", &e))
+        })
+    }
+}
+
+/// Why a file could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PutFileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {detail}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// S3 refused or failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Puts the file at `path` as `s3://bucket/key`.
+pub async fn put_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &str,
+) -> Result<(), PutFileError> {
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+        .await
+        .map_err(|e| PutFileError::Read {
+            path: path.to_string(),
+            detail: e.to_string(),
+        })?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| classify("PutObject", &e))?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The job queue on SQS, as the worker's [`Queue`]: receive, lease extension and release
+//! (`ChangeMessageVisibility`), delete, the visibility timeout, and whether the role may change
+//! visibility at all. Each call is one request; retries are the worker's. Long polls are
+//! cancelled by dropping the future; a message received by a dropped poll reappears after its
+//! visibility timeout.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::error::classify;
+use crate::worker::{CallError, ErrorClass, Message, Queue};
+
+/// Longest visibility timeout SQS accepts: 12 hours, in seconds.
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+/// Visibility timeout assumed when the queue's cannot be read, in seconds.
+const DEFAULT_VISIBILITY_SECS: u64 = 30;
+
+/// An SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    /// The queue at `url`.
+    pub fn new(sqs: aws_sdk_sqs::Client, url: String) -> Self {
+        SqsQueue { sqs, url }
+    }
+
+    async fn set_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(visibility.as_secs().min(MAX_VISIBILITY_SECS) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ChangeMessageVisibility", &e))
+    }
+
+    /// The queue's visibility timeout (30 s if it cannot be read).
+    async fn visibility_timeout(&self) -> Duration {
+        let read = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        let seconds = read.ok().and_then(|out| {
+            out.attributes?
+                .get(&QueueAttributeName::VisibilityTimeout)?
+                .parse::<u64>()
+                .ok()
+        });
+        Duration::from_secs(seconds.unwrap_or(DEFAULT_VISIBILITY_SECS).max(1))
+    }
+}
+
+impl Queue for SqsQueue {
+    fn name(&self) -> &str {
+        &self.url
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, CallError> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", &e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                Some(Message {
+                    id: m.message_id.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    receipt: m.receipt_handle?,
+                })
+            })
+            .collect())
+    }
+
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
+        self.set_visibility(receipt, visibility).await
+    }
+
+    async fn release(&self, receipt: &str) -> Result<(), CallError> {
+        self.set_visibility(receipt, Duration::ZERO).await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), CallError> {
+        self.sqs
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("DeleteMessage", &e))
+    }
+
+    /// Asks `ChangeMessageVisibility` with a receipt handle that cannot exist, so that only
+    /// "access denied" says no; then reads the visibility timeout.
+    async fn lease(&self) -> Option<Duration> {
+        let probe = self
+            .set_visibility("attini-runner-permission-probe", Duration::ZERO)
+            .await;
+        if matches!(probe, Err(e) if e.class == ErrorClass::Denied) {
+            return None;
+        }
+        Some(self.visibility_timeout().await)
+    }
+}

@@ -1,0 +1,221 @@
+//! The cache of extracted distribution zips: one extraction per identity, shared by later
+//! jobs, bounded by a byte budget with least-recently-used eviction of entries no job is
+//! copying. Concurrent jobs of one identity wait for a single extraction. Cancellation:
+//! dropping a call leaves at worst a partial extraction under a temporary name, which is
+//! removed with the runner's work directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, copy, extract};
+
+/// The extracted-zip cache. One per runner; share it between jobs.
+pub struct Distributions {
+    dir: PathBuf,
+    limits: ExtractLimits,
+    budget_bytes: u64,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    clock: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    entry: tokio::sync::Mutex<Option<Arc<Entry>>>,
+    last_used: AtomicU64,
+}
+
+struct Entry {
+    dir: PathBuf,
+    bytes: u64,
+}
+
+impl Distributions {
+    /// A cache in `dir` (created) with extraction `limits`, holding about `budget_bytes` of
+    /// extracted content (at least the newest entry is always kept).
+    pub fn new(dir: PathBuf, limits: ExtractLimits, budget_bytes: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Distributions {
+            dir,
+            limits,
+            budget_bytes,
+            slots: Mutex::default(),
+            clock: AtomicU64::new(0),
+        })
+    }
+
+    /// Fills the new directory `workspace` with the content of `source`.
+    pub async fn fill(&self, source: &Source, workspace: &Path) -> Result<u64, DistributionError> {
+        let from = match source {
+            Source::Folder(path) => {
+                return copy_blocking(path.clone(), workspace.to_path_buf()).await;
+            }
+            Source::Zip { path, identity } => self.extracted(identity, Origin::Local(path)).await?,
+            Source::Remote { identity, fetch } => {
+                self.extracted(identity, Origin::Remote(fetch.as_ref()))
+                    .await?
+            }
+        };
+        // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
+        copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
+    }
+
+    /// The cache entry for `identity`, extracting `zip` on a miss. Concurrent callers for the
+    /// same identity wait for one extraction.
+    async fn extracted(
+        &self,
+        identity: &str,
+        origin: Origin<'_>,
+    ) -> Result<Arc<Entry>, DistributionError> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(identity.to_string()).or_default().clone()
+        };
+        slot.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        let mut guard = slot.entry.lock().await;
+        if let Some(entry) = guard.as_ref() {
+            tracing::debug!(identity, "distribution cache hit");
+            return Ok(entry.clone());
+        }
+        let unique = uuid::Uuid::new_v4();
+        let (zip, download) = match origin {
+            Origin::Local(path) => (path.to_path_buf(), None),
+            Origin::Remote(fetch) => {
+                let path = self.dir.join(format!("download-{unique}.zip"));
+                // A zip is hardly larger than its content; the margin covers its directory and
+                // headers (the limit again, at most 64 MiB).
+                let margin = self.limits.max_bytes.min(64 * 1024 * 1024);
+                let max_zip = self.limits.max_bytes.saturating_add(margin);
+                if let Err(problem) = fetch.fetch(&path, max_zip).await {
+                    remove_file(&path).await;
+                    return Err(DistributionError::Fetch {
+                        what: fetch.describe(),
+                        problem,
+                    });
+                }
+                (path.clone(), Some(path))
+            }
+        };
+        let dir = self.dir.join(format!("entry-{unique}"));
+        let (target, limits) = (dir.clone(), self.limits);
+        let result = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&target).map_err(|source| ExtractError::Io {
+                path: target.clone(),
+                source,
+            })?;
+            extract::extract(&zip, &target, limits)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(ExtractError::Io {
+                path: PathBuf::from("distribution"),
+                source: std::io::Error::other(join.to_string()),
+            })
+        });
+        if let Some(download) = download {
+            remove_file(&download).await;
+        }
+        let bytes = match result {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                remove_blocking(dir).await;
+                return Err(e.into());
+            }
+        };
+        tracing::info!(identity, bytes, "distribution extracted into the cache");
+        let entry = Arc::new(Entry { dir, bytes });
+        *guard = Some(entry.clone());
+        drop(guard);
+        self.evict(identity).await;
+        Ok(entry)
+    }
+
+    /// Drops least recently used entries nobody is using until the cache fits its budget.
+    async fn evict(&self, keep: &str) {
+        let mut candidates = Vec::new();
+        let mut total = 0;
+        {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            for (identity, slot) in slots.iter() {
+                let Ok(guard) = slot.entry.try_lock() else {
+                    continue;
+                };
+                if let Some(entry) = guard.as_ref() {
+                    total += entry.bytes;
+                    if identity != keep && Arc::strong_count(entry) == 1 {
+                        candidates.push((slot.last_used.load(Ordering::Relaxed), identity.clone()));
+                    }
+                }
+            }
+        }
+        candidates.sort();
+        for (_, identity) in candidates {
+            if total <= self.budget_bytes {
+                break;
+            }
+            let removed = {
+                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(slot) = slots.get(&identity).cloned() else {
+                    continue;
+                };
+                let Ok(mut guard) = slot.entry.try_lock() else {
+                    continue;
+                };
+                match guard.take() {
+                    Some(entry) if Arc::strong_count(&entry) == 1 => {
+                        slots.remove(&identity);
+                        Some(entry)
+                    }
+                    other => {
+                        *guard = other;
+                        None
+                    }
+                }
+            };
+            if let Some(entry) = removed {
+                total -= entry.bytes;
+                tracing::info!(
+                    identity,
+                    bytes = entry.bytes,
+                    "distribution evicted from the cache"
+                );
+                remove_blocking(entry.dir.clone()).await;
+            }
+        }
+    }
+}
+
+/// Where a cache miss gets its zip.
+enum Origin<'a> {
+    Local(&'a Path),
+    Remote(&'a dyn Fetch),
+}
+
+async fn remove_file(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "could not remove a downloaded distribution");
+    }
+}
+
+async fn copy_blocking(from: PathBuf, to: PathBuf) -> Result<u64, DistributionError> {
+    let path = to.clone();
+    tokio::task::spawn_blocking(move || copy::copy_tree(&from, &to))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        .map_err(|source| DistributionError::Workspace { path, source })
+}
+
+async fn remove_blocking(dir: PathBuf) {
+    let shown = dir.clone();
+    let result =
+        tokio::task::spawn_blocking(move || crate::engine::job_dir::remove_tree(&dir)).await;
+    if let Ok(Err(e)) = result {
+        tracing::warn!(dir = %shown.display(), error = %e, "could not remove a directory");
+    }
+}

@@ -1,0 +1,130 @@
+//! Workspaces: a distribution's content copied into a fresh directory for each job.
+//!
+//! A zip is extracted once per identity into a cache (see [`extract`] for what is rejected),
+//! and each job gets its own copy of that tree, so jobs never see each other's changes and the
+//! second job of a distribution does not read the zip again. The cache holds several entries
+//! and evicts the least recently used ones that no job is copying once it grows past its byte
+//! budget. A local folder is copied directly (it may change between jobs, so it is not
+//! cached). Cancellation: dropping a call leaves at worst a partial cache extraction under a
+//! temporary name, which is removed when the runner's work directory is.
+
+mod cache;
+mod copy;
+pub mod extract;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use cache::Distributions;
+pub use extract::{ExtractError, ExtractLimits};
+
+/// A download of a distribution zip into a local file (S3 in AWS modes).
+pub trait Fetch: Send + Sync {
+    /// Where the zip comes from, for messages (e.g. `s3://bucket/key`).
+    fn describe(&self) -> String;
+    /// Writes the zip to `dest`, refusing one larger than `max_bytes`; the error says what went
+    /// wrong and what to do.
+    fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a>;
+}
+
+/// The future returned by [`Fetch::fetch`].
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), FetchError>> + Send + 'a>>;
+
+/// A failed download, described by the fetcher: what went wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
+/// A distribution ready to be put into a workspace.
+#[derive(Clone)]
+pub enum Source {
+    /// A zip file on disk, with a stable identity of its content (the cache key).
+    Zip {
+        /// The zip file.
+        path: PathBuf,
+        /// Same identity means same content.
+        identity: String,
+    },
+    /// A folder on disk, copied as it is.
+    Folder(PathBuf),
+    /// A zip fetched on a cache miss only.
+    Remote {
+        /// Same identity means same content (e.g. the Attini `objectIdentifier`).
+        identity: String,
+        /// How to download it.
+        fetch: Arc<dyn Fetch>,
+    },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Zip { path, identity } => write!(f, "Zip({}, {identity})", path.display()),
+            Source::Folder(path) => write!(f, "Folder({})", path.display()),
+            Source::Remote { identity, fetch } => {
+                write!(f, "Remote({}, {identity})", fetch.describe())
+            }
+        }
+    }
+}
+
+impl Source {
+    /// A local zip or folder; the identity of a zip is its path, size and modification time.
+    pub fn local(path: &Path) -> Result<Source, DistributionError> {
+        let missing = |e: std::io::Error| DistributionError::Local {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        };
+        let meta = std::fs::metadata(path).map_err(missing)?;
+        if meta.is_dir() {
+            return Ok(Source::Folder(path.to_path_buf()));
+        }
+        let canonical = std::fs::canonicalize(path).map_err(missing)?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Ok(Source::Zip {
+            path: path.to_path_buf(),
+            identity: format!("file:{}:{}:{modified}", canonical.display(), meta.len()),
+        })
+    }
+}
+
+/// Why a workspace could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributionError {
+    /// The local path does not exist or cannot be read.
+    #[error("the distribution {path} cannot be read: {problem}")]
+    Local {
+        /// The path given.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The zip was rejected or could not be extracted.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// The download failed.
+    #[error("could not download the distribution {what}: {problem}")]
+    Fetch {
+        /// Where it comes from.
+        what: String,
+        /// What went wrong.
+        problem: FetchError,
+    },
+    /// Copying into the workspace failed.
+    #[error("could not prepare the job's workspace {path}: {source}")]
+    Workspace {
+        /// The workspace directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,107 @@
+//! Runs one job script: one bash, its own session and process group, output streamed line by
+//! line, timeout and cancellation ending the whole process tree (SIGTERM, grace, SIGKILL).
+//!
+//! [`execute`] returns only when no process of the job is left (or, for a process that
+//! survives SIGKILL, after logging it). Cancellation: trip the `cancel` token to end the job
+//! the same way a timeout does; the result then says [`Termination::Cancelled`].
+
+pub mod command;
+pub mod output;
+pub mod procs;
+pub mod supervise;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
+
+pub use output::{LogSink, OutputSummary};
+pub use supervise::{Sweep, Termination};
+
+use crate::engine::redact::Redactor;
+
+/// After the job's processes are gone, how long to wait for its output pipe to close. Only a
+/// process that escaped both the group and the marker could still hold it.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Everything needed to run one script.
+#[derive(Debug, Clone)]
+pub struct ScriptRun {
+    /// The script file, run as `bash <script>`.
+    pub script: PathBuf,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Variables added to the runner's environment, in order (later entries win).
+    pub env: Vec<(String, String)>,
+    /// Unique job id, used as the process marker.
+    pub job_id: String,
+    /// The job timeout.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Redaction applied to every output line.
+    pub redactor: Redactor,
+}
+
+/// How the script ended.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// Why its bash stopped.
+    pub termination: Termination,
+    /// What had to be killed afterwards.
+    pub sweep: Sweep,
+    /// Its output, summarised.
+    pub output: OutputSummary,
+    /// The process group id it ran as.
+    pub pgid: i32,
+}
+
+/// The script could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("could not start `bash` for the job: {source}. Is bash installed and on PATH?")]
+pub struct SpawnError {
+    #[source]
+    source: std::io::Error,
+}
+
+/// Runs the script to its end; see the module documentation.
+pub async fn execute(
+    run: &ScriptRun,
+    sink: std::sync::Arc<dyn LogSink>,
+    cancel: &CancellationToken,
+    table: &procs::ProcessTable,
+) -> Result<Execution, SpawnError> {
+    let spawned = command::spawn(&run.script, &run.cwd, &run.env, &run.job_id)
+        .map_err(|source| SpawnError { source })?;
+    let pgid = spawned.child.id().map(|id| id as i32).unwrap_or_default();
+    let procs = procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id);
+    table.remember(procs.pgid, &run.job_id);
+    let redactor = run.redactor.clone();
+    let reader = tokio::spawn(async move { output::pump(spawned.output, redactor, &*sink).await });
+
+    let (termination, sweep) =
+        supervise::supervise(spawned.child, &procs, run.timeout, run.grace, cancel).await;
+    table.forget(procs.pgid);
+    if sweep.found > 0 {
+        tracing::info!(
+            found = sweep.found,
+            killed_after_grace = sweep.killed,
+            "ended processes the job left running"
+        );
+    }
+    let output = supervise::join_within(reader, OUTPUT_DRAIN)
+        .await
+        .unwrap_or_else(|| {
+            tracing::warn!(
+                "the job's output pipe stayed open after its processes ended; stopped reading"
+            );
+            OutputSummary::default()
+        });
+    Ok(Execution {
+        termination,
+        sweep,
+        output,
+        pgid,
+    })
+}

@@ -1,0 +1,170 @@
+//! The job's merged stdout/stderr: read from one pipe, split into lines, redacted, handed to
+//! the log sink in order while the job runs, with a bounded tail kept for the failure cause.
+//!
+//! Memory stays bounded whatever the job prints: a line longer than [`MAX_LINE_BYTES`] is
+//! split, and only the last [`TAIL_LINES`] lines are kept. Bytes that are not UTF-8 are
+//! replaced with U+FFFD. Cancellation: dropping the reader future stops reading; the
+//! executor aborts the reader only after the job's processes are gone.
+
+use std::collections::VecDeque;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe::Receiver;
+
+use crate::engine::redact::Redactor;
+
+/// A line longer than this many bytes is emitted in pieces of this size.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// How many of the last output lines are kept for the failure cause.
+pub const TAIL_LINES: usize = 30;
+
+/// Where a job's output lines go (stderr in local mode; stdout and S3 in AWS modes).
+/// Lines arrive already redacted and without their trailing newline.
+pub trait LogSink: Send + Sync {
+    /// One output line of the job.
+    fn line(&self, line: &str);
+}
+
+/// What the reader saw, returned when the pipe closes.
+#[derive(Debug, Default, Clone)]
+pub struct OutputSummary {
+    /// The last [`TAIL_LINES`] lines, redacted, oldest first.
+    pub tail: Vec<String>,
+    /// Lines emitted in all.
+    pub lines: u64,
+    /// Bytes read from the pipe in all.
+    pub bytes: u64,
+}
+
+/// Reads `pipe` until end of file, sending each line to `sink`.
+pub async fn pump(mut pipe: Receiver, redactor: Redactor, sink: &dyn LogSink) -> OutputSummary {
+    let mut splitter = LineSplitter::new(redactor);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => splitter.push(&buf[..n], sink),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading job output failed; the rest of its output is lost");
+                break;
+            }
+        }
+    }
+    splitter.finish(sink)
+}
+
+/// Splits a byte stream into bounded lines and keeps the tail.
+pub struct LineSplitter {
+    redactor: Redactor,
+    pending: Vec<u8>,
+    tail: VecDeque<String>,
+    lines: u64,
+    bytes: u64,
+}
+
+impl LineSplitter {
+    /// A splitter that redacts with `redactor`.
+    pub fn new(redactor: Redactor) -> Self {
+        LineSplitter {
+            redactor,
+            pending: Vec::new(),
+            tail: VecDeque::with_capacity(TAIL_LINES),
+            lines: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Feeds a chunk of bytes; complete lines go to `sink`.
+    pub fn push(&mut self, mut chunk: &[u8], sink: &dyn LogSink) {
+        self.bytes += chunk.len() as u64;
+        while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+            self.pending.extend_from_slice(&chunk[..pos]);
+            self.flush_pending(sink);
+            chunk = &chunk[pos + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+        while self.pending.len() >= MAX_LINE_BYTES {
+            let rest = self.pending.split_off(MAX_LINE_BYTES);
+            self.flush_pending(sink);
+            self.pending = rest;
+        }
+    }
+
+    /// Emits a last unterminated line, if any, and returns the summary.
+    pub fn finish(mut self, sink: &dyn LogSink) -> OutputSummary {
+        if !self.pending.is_empty() {
+            self.flush_pending(sink);
+        }
+        OutputSummary {
+            tail: self.tail.into(),
+            lines: self.lines,
+            bytes: self.bytes,
+        }
+    }
+
+    fn flush_pending(&mut self, sink: &dyn LogSink) {
+        let raw = std::mem::take(&mut self.pending);
+        let text = String::from_utf8_lossy(&raw);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let line = self.redactor.redact(text);
+        sink.line(&line);
+        self.lines += 1;
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+    impl LogSink for Collect {
+        fn line(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    #[test]
+    fn splits_across_chunks_keeps_order_and_last_partial_line() {
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(b"one\ntw", &sink);
+        s.push(b"o\r\nthree", &sink);
+        let summary = s.finish(&sink);
+        assert_eq!(*sink.0.lock().unwrap(), ["one", "two", "three"]);
+        assert_eq!(summary.lines, 3);
+        assert_eq!(summary.bytes, 14);
+    }
+
+    #[test]
+    fn long_lines_are_split_and_tail_is_bounded() {
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(&vec![b'x'; MAX_LINE_BYTES * 2 + 5], &sink);
+        for i in 0..100 {
+            s.push(format!("l{i}\n").as_bytes(), &sink);
+        }
+        let summary = s.finish(&sink);
+        let lines = sink.0.lock().unwrap();
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[2], format!("{}l0", "x".repeat(5)));
+        assert_eq!(summary.tail.len(), TAIL_LINES);
+        assert_eq!(summary.tail.last().unwrap(), "l99");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(b"ok \xff\xfe end\n", &sink);
+        s.finish(&sink);
+        assert_eq!(sink.0.lock().unwrap()[0], "ok \u{fffd}\u{fffd} end");
+    }
+}

@@ -1,0 +1,185 @@
+//! Finding, signalling and reaping every process of one job.
+//!
+//! A job's processes are its process group (the job's bash is a session leader, so the
+//! group id is its pid) plus any process that left the group (`setsid`, daemons) but still
+//! carries the job's marker variable [`MARKER_VAR`] in its environment. Linux only: the
+//! search reads `/proc`; elsewhere only the group is seen. The runner makes itself a child
+//! subreaper ([`become_subreaper`]), so orphaned job processes become its children and are
+//! reaped here rather than left as zombies. Nothing here blocks for long or awaits.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+/// Environment variable set on every job process, holding the job's unique id.
+pub const MARKER_VAR: &str = "ATTINI_RUNNER_JOB_ID";
+
+/// Makes orphaned descendants of this process its children (Linux `PR_SET_CHILD_SUBREAPER`),
+/// so that they can be found and reaped. Harmless to call more than once.
+pub fn become_subreaper() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "could not become a child subreaper; orphaned job processes are reaped by init instead");
+    }
+}
+
+/// Every job running under one engine: its group and marker, so that all of them can be
+/// killed at once ([`ProcessTable::kill_all`]). Owned by the engine; no global state.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    running: Mutex<Vec<(i32, String)>>,
+}
+
+impl ProcessTable {
+    /// Records a running job (undone by [`ProcessTable::forget`]).
+    pub fn remember(&self, pgid: Pid, job_id: &str) {
+        self.lock().push((pgid.as_raw(), job_id.to_string()));
+    }
+
+    /// Forgets a job whose processes are gone.
+    pub fn forget(&self, pgid: Pid) {
+        self.lock().retain(|(g, _)| *g != pgid.as_raw());
+    }
+
+    /// SIGKILL to every process of every running job: the last act of a runner told to stop
+    /// at once (a second stop signal), so that no job outlives it.
+    pub fn kill_all(&self) {
+        let running = self.lock().clone();
+        for (pgid, job_id) in running {
+            let procs = JobProcesses::new(Pid::from_raw(pgid), &job_id);
+            let live = procs.live(None);
+            procs.signal(Signal::SIGKILL, &live);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(i32, String)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One job's processes: its group and its marker.
+#[derive(Debug)]
+pub struct JobProcesses {
+    /// Process group id (= pid of the job's bash).
+    pub pgid: Pid,
+    /// `ATTINI_RUNNER_JOB_ID=<id>` as it appears in `/proc/<pid>/environ`.
+    marker: Vec<u8>,
+    /// Pids found by their marker. A process that dies becomes a zombie with an empty
+    /// environ, so it is remembered here to be reaped.
+    by_marker: Mutex<BTreeSet<i32>>,
+}
+
+impl JobProcesses {
+    /// The processes of the job whose bash has pid `pgid` and whose marker value is `job_id`.
+    pub fn new(pgid: Pid, job_id: &str) -> Self {
+        JobProcesses {
+            pgid,
+            marker: format!("{MARKER_VAR}={job_id}").into_bytes(),
+            by_marker: Mutex::default(),
+        }
+    }
+
+    /// Live (non-zombie) processes of the job, excluding `except` (the main child, which
+    /// tokio waits for). Reaps zombies of the job that are our children on the way.
+    pub fn live(&self, except: Option<Pid>) -> Vec<Pid> {
+        let mut live = Vec::new();
+        for (pid, zombie) in self.scan() {
+            if Some(pid) == except {
+                continue;
+            }
+            if zombie {
+                // Not our child (ECHILD) or already gone: nothing to do either way.
+                let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+            } else {
+                live.push(pid);
+            }
+        }
+        live
+    }
+
+    /// Sends `signal` to the group and to each pid in `extra`.
+    pub fn signal(&self, signal: Signal, extra: &[Pid]) {
+        match killpg(self.pgid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(pgid = self.pgid.as_raw(), error = %e, "signalling the job's process group failed")
+            }
+        }
+        for pid in extra {
+            let _ = kill(*pid, signal);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn scan(&self) -> Vec<(Pid, bool)> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return self.group_only();
+        };
+        let mut by_marker = self.by_marker.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = Vec::new();
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Some((pgrp, zombie)) = read_stat(pid) else {
+                continue;
+            };
+            let marked = self.has_marker(pid);
+            if marked {
+                by_marker.insert(pid);
+            }
+            // A marked process that died shows as a zombie without its environ: keep it as
+            // ours until reaped. A pid cannot be reused while its zombie exists.
+            let remembered = zombie && by_marker.contains(&pid);
+            if pgrp == self.pgid.as_raw() || marked || remembered {
+                found.push((Pid::from_raw(pid), zombie));
+            }
+        }
+        by_marker.retain(|pid| found.iter().any(|(p, _)| p.as_raw() == *pid));
+        found
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn scan(&self) -> Vec<(Pid, bool)> {
+        self.group_only()
+    }
+
+    /// Without `/proc`: the group as one opaque target, alive while `kill(-pgid, 0)` works.
+    fn group_only(&self) -> Vec<(Pid, bool)> {
+        match killpg(self.pgid, None) {
+            Ok(()) => vec![(Pid::from_raw(-self.pgid.as_raw()), false)],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn has_marker(&self, pid: i32) -> bool {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| {
+                env.split(|&b| b == 0)
+                    .any(|var| var == self.marker.as_slice())
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// `(process group, is zombie)` from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn read_stat(pid: i32) -> Option<(i32, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((pgrp, state == "Z" || state == "X"))
+}

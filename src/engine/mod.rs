@@ -1,0 +1,259 @@
+//! One job from spec to outcome, with no AWS: workspace ([`job_dir`]), distribution
+//! ([`distribution`]), environment ([`env`]), execution ([`executor`]), output rules and causes
+//! ([`outcome`]), secret masking ([`redact`]). Every mode runs jobs through [`Engine::run`];
+//! only where the distribution comes from and where the report goes differ.
+//!
+//! A job's failure is a value ([`Report::Failure`]), never an error of the engine.
+//! Cancellation: trip the token passed to [`Engine::run`] and the job's processes are ended
+//! (SIGTERM, grace, SIGKILL) and it reports `Runner.Interrupted`; dropping the future
+//! instead kills the job's bash (`kill_on_drop`) and removes the job directory.
+
+pub mod distribution;
+mod env;
+pub mod executor;
+pub mod job_dir;
+pub mod outcome;
+pub mod redact;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::job::JobSpec;
+use distribution::{Distributions, ExtractLimits, Source};
+use executor::procs::ProcessTable;
+use executor::{Execution, LogSink, ScriptRun, Termination};
+use job_dir::{JobDir, remove_tree};
+use outcome::{MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
+use redact::Redactor;
+
+/// What the engine needs to know; parsed from the environment by [`crate::config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Where job directories and the distribution cache live; a fresh subdirectory is made per
+    /// runner process. `ATTINI_WORK_DIR`, default `$TMPDIR/attini-runner`.
+    pub work_dir: PathBuf,
+    /// Default job timeout. `ATTINI_JOB_TIMEOUT`, default 3600 s.
+    pub job_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when a job is ended. `ATTINI_KILL_GRACE`, default 10 s.
+    pub kill_grace: Duration,
+    /// Limits for one distribution. `ATTINI_DISTRIBUTION_MAX_BYTES`, default 4 GiB.
+    pub limits: ExtractLimits,
+    /// Bytes of extracted distributions kept in the cache. `ATTINI_DISTRIBUTION_CACHE_BYTES`,
+    /// default 2 GiB.
+    pub cache_bytes: u64,
+    /// The program jobs call as `$ATTINI_RUNNER_EXEC` when the environment does not already
+    /// say: this binary.
+    pub runner_exec: PathBuf,
+}
+
+/// The engine could not start (its work directory cannot be created).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot create the runner's work directory {path}: {source}; set ATTINI_WORK_DIR to a writable folder"
+)]
+pub struct EngineError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Per-run choices that do not belong to the job itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The distribution, already available on disk; `None` runs in an empty workspace.
+    pub source: Option<Source>,
+    /// Where the complete log can be read, quoted in failure causes.
+    pub logs_at: Option<String>,
+    /// Run in this directory instead of the workspace (startup commands).
+    pub cwd: Option<PathBuf>,
+}
+
+/// The result of one job.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Unique id of this run of the job.
+    pub job_id: String,
+    /// What to answer Step Functions.
+    pub report: Report,
+    /// How the script ran, if it was started.
+    pub execution: Option<Execution>,
+}
+
+/// Runs jobs; one per runner process, shared by all jobs.
+pub struct Engine {
+    config: EngineConfig,
+    root: PathBuf,
+    jobs: PathBuf,
+    distributions: Distributions,
+    processes: ProcessTable,
+}
+
+impl Engine {
+    /// Creates `<work_dir>/run-<uuid>/` with its job and cache folders, and makes this process
+    /// the reaper of orphaned job processes.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let root = config
+            .work_dir
+            .join(format!("run-{}", uuid::Uuid::new_v4()));
+        let jobs = root.join("jobs");
+        let err = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| EngineError { path, source }
+        };
+        std::fs::create_dir_all(&jobs).map_err(err(&jobs))?;
+        let distributions =
+            Distributions::new(root.join("cache"), config.limits, config.cache_bytes)
+                .map_err(err(&root))?;
+        executor::procs::become_subreaper();
+        Ok(Engine {
+            config,
+            root,
+            jobs,
+            distributions,
+            processes: ProcessTable::default(),
+        })
+    }
+
+    /// SIGKILL to every process of every running job (a second stop signal).
+    pub fn kill_all(&self) {
+        self.processes.kill_all();
+    }
+
+    /// Runs `job` to its end and returns what to report. Output lines go to `sink`.
+    pub async fn run(
+        &self,
+        job: &JobSpec,
+        options: &RunOptions,
+        sink: Arc<dyn LogSink>,
+        cancel: &CancellationToken,
+    ) -> JobResult {
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let result = match JobDir::create(&self.jobs, &job_id) {
+            Ok(dir) => {
+                let result = self
+                    .prepare_and_execute(job, options, sink, cancel, &job_id, &dir)
+                    .await;
+                dir.remove().await;
+                result
+            }
+            Err(e) => Err(runtime(format!(
+                "could not create the job directory in {}: {e}",
+                self.jobs.display()
+            ))),
+        };
+        let (report, execution) = match result {
+            Ok((report, execution)) => (report, Some(execution)),
+            Err(report) => (report, None),
+        };
+        JobResult {
+            job_id,
+            report,
+            execution,
+        }
+    }
+
+    async fn prepare_and_execute(
+        &self,
+        job: &JobSpec,
+        options: &RunOptions,
+        sink: Arc<dyn LogSink>,
+        cancel: &CancellationToken,
+        job_id: &str,
+        dir: &JobDir,
+    ) -> Result<(Report, Execution), Report> {
+        let workspace = dir.workspace();
+        if let Some(source) = &options.source {
+            self.distributions
+                .fill(source, &workspace)
+                .await
+                .map_err(|e| runtime(e.to_string()))?;
+        }
+        let cwd = match &job.working_directory {
+            None => options.cwd.clone().unwrap_or_else(|| workspace.clone()),
+            Some(sub) => {
+                let cwd = workspace.join(sub);
+                if !cwd.is_dir() {
+                    return Err(runtime(format!(
+                        "workingDirectory {sub:?} is not a folder in the distribution; give a path relative to the distribution's root"
+                    )));
+                }
+                cwd
+            }
+        };
+        let input = serde_json::to_vec(&job.input).unwrap_or_else(|_| b"{}".to_vec());
+        write(&dir.input(), &input).await?;
+        write(&dir.output(), b"").await?;
+        write(&dir.script(), env::script_text(&job.commands).as_bytes()).await?;
+
+        let redactor = env::redactor_for(job);
+        let run = ScriptRun {
+            script: dir.script(),
+            cwd,
+            env: env::variables(job, dir, &self.config.runner_exec),
+            job_id: job_id.to_string(),
+            timeout: job.timeout.unwrap_or(self.config.job_timeout),
+            grace: self.config.kill_grace,
+            redactor: redactor.clone(),
+        };
+        let execution = executor::execute(&run, sink, cancel, &self.processes)
+            .await
+            .map_err(|e| runtime(e.to_string()))?;
+        let report = match execution.termination {
+            Termination::Exited(0) => read_output(&dir.output(), &redactor).await,
+            ref other => outcome::script_failure(
+                other,
+                &execution.sweep,
+                self.config.kill_grace.as_secs(),
+                &execution.output.tail,
+                options.logs_at.as_deref(),
+            ),
+        };
+        Ok((report, execution))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = remove_tree(&self.root) {
+            tracing::warn!(dir = %self.root.display(), error = %e, "could not remove the runner's work directory");
+        }
+    }
+}
+
+/// The success payload from the output file, or the failure that replaces it.
+async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
+    // Past this size no amount of surrounding whitespace makes the payload fit.
+    const READ_LIMIT: u64 = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
+    let content = match tokio::fs::metadata(path).await {
+        Err(_) => None,
+        Ok(meta) if meta.len() > READ_LIMIT => {
+            return outcome::output_too_large(meta.len() as usize);
+        }
+        Ok(_) => match tokio::fs::read(path).await {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                return runtime(format!(
+                    "could not read $ATTINI_OUTPUT ({}): {e}",
+                    path.display()
+                ));
+            }
+        },
+    };
+    match outcome::output_payload(content.as_deref(), redactor) {
+        Ok(output) => Report::Success { output },
+        Err(failure) => failure,
+    }
+}
+
+async fn write(path: &std::path::Path, content: &[u8]) -> Result<(), Report> {
+    tokio::fs::write(path, content)
+        .await
+        .map_err(|e| runtime(format!("could not write {}: {e}", path.display())))
+}
+
+fn runtime(cause: String) -> Report {
+    Report::failure(RUNTIME_ERROR, cause)
+}

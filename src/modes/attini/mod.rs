@@ -1,0 +1,115 @@
+//! Attini mode: `attini-runner <sfnToken> <requiredVersion>`, exactly as the Attini dispatcher
+//! starts the runner on ECS (CONTRACT.md 3 to 6).
+//!
+//! Start: version check, settings ([`config`]), ECS metadata, the conditional `started`
+//! handshake and startup commands ([`startup`]); any failure is reported to the start token as
+//! `Startup tasks failed` and the process exits 1 (64 for a bad setting). Then the worker with
+//! the Attini filters ([`policy`]) until the idle TTL, an internal shutdown or a signal; then
+//! the EC2 hook; exit 0. Cancellation: the shared shutdown token stops intake and drains.
+
+pub mod config;
+pub mod policy;
+mod startup;
+
+use std::sync::Arc;
+
+use super::{ExitStatus, Stop};
+use crate::aws::Clients;
+use crate::aws::ecs::Metadata;
+use crate::aws::sfn::SfnTokens;
+use crate::aws::sqs::SqsQueue;
+use crate::config::{ConfigError, Settings};
+use crate::engine::Engine;
+use crate::engine::outcome::Report;
+use crate::worker::{Exit, Worker, answer};
+
+pub use config::AttiniConfig;
+
+/// Error name of a failed start (CONTRACT.md 4.2, 4.6).
+pub const STARTUP_FAILED: &str = "Startup tasks failed";
+
+/// Runs Attini mode to its end.
+pub async fn run(
+    token: String,
+    required_version: String,
+    settings: Result<Settings, ConfigError>,
+    stop: Stop,
+) -> ExitStatus {
+    // The region is needed to report even a bad configuration.
+    let region = match &settings {
+        Ok(s) => s.region.clone(),
+        Err(_) => std::env::var(crate::config::AWS_REGION.name).ok(),
+    };
+    let clients = Clients::load(region).await;
+    let fail = |cause: String, status: ExitStatus| {
+        let (clients, token) = (clients.clone(), token.clone());
+        async move {
+            tracing::error!(cause, "the runner could not start");
+            let tokens = SfnTokens::new(clients.sfn);
+            answer::deliver(&tokens, &token, &Report::failure(STARTUP_FAILED, cause)).await;
+            status
+        }
+    };
+    if let Err(e) = config::check_version(crate::VERSION, &required_version) {
+        return fail(e.to_string(), ExitStatus::Failure).await;
+    }
+    let settings = settings.and_then(|s| Ok((AttiniConfig::from_settings(&s)?, s)));
+    let (config, settings) = match settings {
+        Ok(both) => both,
+        Err(e) => return fail(format!("Bad runner configuration: {e}"), ExitStatus::Usage).await,
+    };
+    let engine = match Engine::new(settings.engine) {
+        Ok(engine) => Arc::new(engine),
+        Err(e) => return fail(e.to_string(), ExitStatus::Failure).await,
+    };
+    stop.guard(engine.clone());
+    let metadata = Metadata::from_env();
+    let own = match startup::start(
+        &config,
+        &clients,
+        metadata.as_ref(),
+        &engine,
+        &stop.shutdown,
+    )
+    .await
+    {
+        Ok(own) => own,
+        Err(e) => {
+            let status = fail(e.to_string(), ExitStatus::Failure).await;
+            run_hook(&config, &clients).await;
+            return status;
+        }
+    };
+    serve(&config, engine, &clients, metadata, own, stop).await;
+    run_hook(&config, &clients).await;
+    ExitStatus::Success
+}
+
+/// The worker with the Attini policy, until it ends.
+async fn serve(
+    config: &AttiniConfig,
+    engine: Arc<Engine>,
+    clients: &Clients,
+    metadata: Option<Metadata>,
+    own: Option<String>,
+    stop: Stop,
+) {
+    let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), config.queue_url.clone()));
+    let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
+    let worker = Worker::new(engine, queue, tokens, config.worker, Arc::default()).await;
+    let policy = policy::AttiniPolicy::new(config.clone(), clients.clone(), metadata, own);
+    match worker.run(Arc::new(policy), stop.shutdown).await {
+        Exit::Idle => tracing::info!(
+            idle_ttl_s = config.worker.idle_ttl.unwrap_or_default().as_secs(),
+            "no jobs for the idle TTL; exiting"
+        ),
+        Exit::Requested => tracing::info!("stopped by signal"),
+        Exit::Stopped(reason) => tracing::warn!(reason, "shutting down"),
+    }
+}
+
+async fn run_hook(config: &AttiniConfig, clients: &Clients) {
+    if let Some(hook) = config.ec2_hook() {
+        hook.run(clients, &config.runner_item(clients)).await;
+    }
+}

@@ -1,0 +1,152 @@
+//! The Attini poll filters (CONTRACT.md 5.4), per received message: ECS stopping -> leave it;
+//! another task owns the runner item -> shut down and leave it; no permission to read the
+//! item -> fail the job with `IllegalAccessException` and shut down; a job of an execution that
+//! is no longer the current deployment -> answer it as stale and delete it; another
+//! configuration hash -> leave it for the new runner. Cancellation: dropping a decision leaves
+//! the message in the queue.
+
+use super::AttiniConfig;
+use crate::aws::Clients;
+use crate::aws::dynamodb::{self, RunnerItem};
+use crate::aws::ecs::Metadata;
+use crate::engine::outcome::Report;
+use crate::job::{self, AttiniContext};
+use crate::modes::jobs;
+use crate::worker::admit::parse_message;
+use crate::worker::{Admission, CallError, ErrorClass, Message, Policy};
+
+/// Error name of a job whose execution is no longer the current deployment.
+pub const STALE_EXECUTION: &str = "Runner.StaleExecution";
+
+/// Decides about messages in Attini mode.
+pub struct AttiniPolicy {
+    config: AttiniConfig,
+    clients: Clients,
+    metadata: Option<Metadata>,
+    own_task: Option<String>,
+    item: RunnerItem,
+}
+
+impl AttiniPolicy {
+    /// The policy of the runner whose task ARN is `own_task` (none off ECS: no taskId check).
+    pub fn new(
+        config: AttiniConfig,
+        clients: Clients,
+        metadata: Option<Metadata>,
+        own_task: Option<String>,
+    ) -> Self {
+        let item = config.runner_item(&clients);
+        AttiniPolicy {
+            config,
+            clients,
+            metadata,
+            own_task,
+            item,
+        }
+    }
+
+    /// `Some(refusal)` when this runner must not take jobs.
+    async fn check_ownership(&self, message: &Message) -> Option<Admission> {
+        let own = self.own_task.as_ref()?;
+        let read = self.item.read(false).await;
+        match read {
+            Ok(found) => {
+                let current = dynamodb::text(&found, "taskId");
+                (current != Some(own)).then(|| {
+                    Admission::Shutdown(format!(
+                        "the resource state names task {current:?}, not this task {own:?}: another runner took over"
+                    ))
+                })
+            }
+            Err(e) => {
+                let cause = format!(
+                    "The runners IAM role does not have permission to read from the {} dynamodb table. Will terminate the container ({e})",
+                    self.config.resource_state_table
+                );
+                Some(match job::salvage_token(&message.body) {
+                    Some(token) if e.class == ErrorClass::Denied => Admission::FailAndShutdown {
+                        token,
+                        report: Report::failure("IllegalAccessException", cause.clone()),
+                        reason: cause,
+                    },
+                    _ => Admission::Shutdown(cause),
+                })
+            }
+        }
+    }
+
+    /// Whether the job's execution is the current deployment (`None`: cannot tell).
+    async fn is_current(&self, attini: &AttiniContext) -> Result<Option<bool>, CallError> {
+        dynamodb::is_current_execution(
+            &self.clients.dynamodb,
+            &self.config.deploy_data_table,
+            &attini.deployment_name(),
+            &attini.execution_arn,
+        )
+        .await
+    }
+
+    /// The Attini filters of a parsed job: a stale execution is failed, another
+    /// configuration hash is left for its own runner; `None` lets the job run.
+    async fn filter(&self, attini: &AttiniContext, token: &str) -> Option<Admission> {
+        match self.is_current(attini).await {
+            Ok(Some(false)) => {
+                return Some(Admission::Fail {
+                    token: token.to_string(),
+                    report: Report::failure(
+                        STALE_EXECUTION,
+                        format!(
+                            "The execution {} is no longer the current deployment of {}; a newer execution replaced it, so the runner did not run this step.",
+                            attini.execution_arn,
+                            attini.deployment_name()
+                        ),
+                    ),
+                });
+            }
+            Ok(Some(true)) => {}
+            Ok(None) => tracing::warn!(
+                deployment = attini.deployment_name(),
+                table = self.config.deploy_data_table,
+                "no current-deployment record (deploymentTime = 0 with executionArns); running the job"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot check the current deployment; running the job"
+            ),
+        }
+        if attini.config_hash != self.config.config_hash {
+            return Some(Admission::Leave(format!(
+                "configuration hash {} is not this runner's {}: the runner started for it takes it",
+                attini.config_hash, self.config.config_hash
+            )));
+        }
+        None
+    }
+}
+
+impl Policy for AttiniPolicy {
+    async fn admit(&self, message: &Message) -> Admission {
+        // One metadata read per message: the stopping state now, the log link for later.
+        let metadata = match &self.metadata {
+            Some(m) => m.read().await.ok(),
+            None => None,
+        };
+        if metadata.as_ref().is_some_and(|m| m.stopping()) {
+            return Admission::Leave("ECS is stopping this task".into());
+        }
+        if let Some(refusal) = self.check_ownership(message).await {
+            return refusal;
+        }
+        let (job, token) = match parse_message(message) {
+            Ok(parsed) => parsed,
+            Err(refusal) => return refusal,
+        };
+        if let Some(attini) = &job.attini
+            && let Some(refusal) = self.filter(attini, &token).await
+        {
+            return refusal;
+        }
+        let logs_url = metadata.and_then(|m| m.logs_url);
+        jobs::resolve(job, token, &self.clients.s3, logs_url).await
+    }
+}

@@ -1,0 +1,77 @@
+//! The step both AWS policies end with: a parsed job becomes an [`Admission`] once its
+//! distribution is resolved in S3 and, for Attini jobs, its log object is named
+//! (CONTRACT.md 5.6.6). Cancellation: dropping the future leaves the message in the queue.
+
+use std::sync::Arc;
+
+use crate::aws::s3::{S3Log, S3Zip};
+use crate::engine::outcome::{RUNTIME_ERROR, Report};
+use crate::job::{DistributionRef, JobSpec};
+use crate::worker::joblog::LogStore;
+use crate::worker::{Admission, Admitted};
+
+/// Admits `job`: its distribution from S3 and, for Attini jobs, its log object. `logs_at` is
+/// where the complete log can be read, quoted in failure causes.
+pub async fn resolve(
+    job: JobSpec,
+    token: String,
+    s3: &aws_sdk_s3::Client,
+    logs_at: Option<String>,
+) -> Admission {
+    let source = match &job.distribution {
+        None => None,
+        Some(DistributionRef::S3 {
+            bucket,
+            key,
+            identity,
+        }) => {
+            let zip = S3Zip::new(s3.clone(), bucket, key);
+            match zip.into_source(identity.clone()).await {
+                Ok(source) => Some(source),
+                Err(problem) => {
+                    let cause = format!("Could not get the distribution: {problem}");
+                    return refuse(token, cause);
+                }
+            }
+        }
+        Some(DistributionRef::Local { path }) => {
+            let cause = format!(
+                "distribution.path ({}) is only for local mode; give {{\"bucket\": ..., \"key\": ...}} of a zip in S3",
+                path.display()
+            );
+            return refuse(token, cause);
+        }
+    };
+    let log_store = job.attini.as_ref().map(|a| {
+        Arc::new(S3Log::new(s3.clone(), &a.source_bucket, &log_key(&job))) as Arc<dyn LogStore>
+    });
+    Admission::Run(Box::new(Admitted {
+        job,
+        token,
+        source,
+        log_store,
+        logs_at,
+    }))
+}
+
+fn refuse(token: String, cause: String) -> Admission {
+    Admission::Fail {
+        token,
+        report: Report::failure(RUNTIME_ERROR, cause),
+    }
+}
+
+/// `attini/deployment/logs/runner/<env>/<dist>/<distId>/<stepName>/<executionName>`.
+pub fn log_key(job: &JobSpec) -> String {
+    let Some(a) = &job.attini else {
+        return String::new();
+    };
+    format!(
+        "attini/deployment/logs/runner/{}/{}/{}/{}/{}",
+        a.environment,
+        a.distribution_name,
+        a.distribution_id,
+        job.step_name.as_deref().unwrap_or_default(),
+        a.execution_name()
+    )
+}

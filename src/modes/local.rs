@@ -1,0 +1,159 @@
+//! Local mode: run one job file on this machine through the production engine, with no AWS.
+//! The job's output streams to stderr; one JSON line with the result goes to stdout; exit 0
+//! when it succeeded, 1 when it failed, 64 for a bad job file, flag or setting.
+//! Cancellation: the shared shutdown token (SIGINT or SIGTERM) ends the job's processes
+//! (SIGTERM, grace, SIGKILL) and the job reports `Runner.Interrupted`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{ExitStatus, Stop};
+use crate::config::Settings;
+use crate::engine::distribution::Source;
+use crate::engine::executor::LogSink;
+use crate::engine::outcome::Report;
+use crate::engine::{Engine, RunOptions};
+use crate::job::{self, DistributionRef, JobSpec};
+
+/// What `attini-runner local` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct LocalArgs {
+    /// The job file (Attini message or native job); `-` reads standard input.
+    pub job_file: PathBuf,
+    /// A local zip or folder to use as the distribution, overriding the job's.
+    pub distribution: Option<PathBuf>,
+    /// Job timeout, overriding the job's and `ATTINI_JOB_TIMEOUT`.
+    pub timeout: Option<Duration>,
+    /// Extra `KEY=VALUE` variables, added to (and overriding) the job's environment.
+    pub env: Vec<String>,
+}
+
+/// The job file, its flags or the settings are unusable (exit code 64).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the job; prints its result line; returns the exit status.
+pub async fn run(args: LocalArgs, settings: Settings, stop: Stop) -> ExitStatus {
+    match run_job(args, settings, stop).await {
+        Ok(report) if report.is_success() => ExitStatus::Success,
+        Ok(_) => ExitStatus::Failure,
+        Err(e) => {
+            eprintln!("attini-runner: {e}");
+            ExitStatus::Usage
+        }
+    }
+}
+
+async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Report, UsageError> {
+    let mut job = read_job(&args.job_file)?;
+    apply_flags(&mut job, &args)?;
+    let source = distribution(&job, &args)?;
+    let engine = Engine::new(settings.engine).map_err(|e| UsageError(e.to_string()))?;
+    let engine = Arc::new(engine);
+    stop.guard(engine.clone());
+    let cancel = stop.shutdown.clone();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        eprintln!("attini-runner: stopping the job (signal received)");
+    });
+    let options = RunOptions {
+        source,
+        ..RunOptions::default()
+    };
+    let result = engine
+        .run(&job, &options, Arc::new(StderrSink), &stop.shutdown)
+        .await;
+    // A closed stdout must not turn a finished job into a panic.
+    let _ = writeln!(std::io::stdout(), "{}", result_line(&result.report));
+    Ok(result.report)
+}
+
+/// Reads and parses the job file (`-`: standard input).
+fn read_job(job_file: &Path) -> Result<JobSpec, UsageError> {
+    let read = if job_file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(job_file)
+    };
+    let body = read.map_err(|e| {
+        UsageError(format!(
+            "cannot read the job file {}: {e}",
+            job_file.display()
+        ))
+    })?;
+    job::parse(body.strip_prefix('\u{feff}').unwrap_or(&body))
+        .map_err(|e| UsageError(format!("{}: {e}", job_file.display())))
+}
+
+/// The one stdout line: `{"status":"SUCCEEDED","output":...}` or
+/// `{"status":"FAILED","error":...,"cause":...}`.
+pub fn result_line(report: &Report) -> String {
+    match report {
+        Report::Success { output } => {
+            let output: Value =
+                serde_json::from_str(output).unwrap_or(Value::String(output.clone()));
+            json!({ "status": "SUCCEEDED", "output": output }).to_string()
+        }
+        Report::Failure { error, cause } => {
+            json!({ "status": "FAILED", "error": error, "cause": cause }).to_string()
+        }
+    }
+}
+
+fn apply_flags(job: &mut JobSpec, args: &LocalArgs) -> Result<(), UsageError> {
+    for pair in &args.env {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(UsageError(format!("--env {pair:?} must be KEY=VALUE")));
+        };
+        job::check_variable_name(key, "--env").map_err(|e| UsageError(e.to_string()))?;
+        job.secret_environment.remove(key);
+        job.environment.insert(key.to_string(), value.to_string());
+    }
+    if let Some(timeout) = args.timeout {
+        job.timeout = Some(timeout);
+    }
+    Ok(())
+}
+
+/// The distribution to use: the flag, else the job's local path (relative to the job file),
+/// else none. A job naming S3 runs in an empty workspace, with a warning.
+fn distribution(job: &JobSpec, args: &LocalArgs) -> Result<Option<Source>, UsageError> {
+    let local = |path: &Path, what: &str| {
+        Source::local(path)
+            .map(Some)
+            .map_err(|e| UsageError(format!("{what}: {e}")))
+    };
+    if let Some(path) = &args.distribution {
+        return local(path, "--distribution");
+    }
+    match &job.distribution {
+        None => Ok(None),
+        Some(DistributionRef::Local { path }) => {
+            // Relative to the job file; from standard input, relative to the current folder.
+            let base = args.job_file.parent().unwrap_or(Path::new("."));
+            local(&base.join(path), "distribution.path")
+        }
+        Some(DistributionRef::S3 { bucket, key, .. }) => {
+            eprintln!(
+                "attini-runner: the job's distribution is s3://{bucket}/{key}; local mode does not read S3, \
+                 so the job runs in an empty workspace. Pass --distribution PATH (a zip or folder) to use a local copy."
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Job output to stderr, as it arrives.
+struct StderrSink;
+
+impl LogSink for StderrSink {
+    fn line(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}

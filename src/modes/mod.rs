@@ -1,0 +1,172 @@
+//! The modes of the one binary, each a small file that wires the shared parts: [`local`]
+//! (one job file, no AWS), [`serve`] (standalone: native jobs from any state machine),
+//! [`attini`] (as the Attini dispatcher starts it), [`command_mode`] (helpers jobs call).
+//!
+//! [`run`] is the one entry point: it reads the settings once, sets up logging and the async
+//! runtime, installs the one signal handler and maps the mode's end to one [`ExitStatus`].
+//! Cancellation: the first SIGTERM/SIGINT trips the shared shutdown token (local mode ends
+//! its job, AWS modes drain); the second kills every job's processes and exits with 130.
+
+pub mod attini;
+pub mod command_mode;
+mod jobs;
+pub mod local;
+pub mod serve;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, Settings};
+use crate::engine::Engine;
+use crate::signals::StopSignals;
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: the job succeeded, or the runner stopped as asked (signal, idle TTL).
+    Success,
+    /// 1: the job failed, the runner could not start, or the queue cannot be used.
+    Failure,
+    /// 64: a bad job file, flag or setting (EX_USAGE).
+    Usage,
+    /// 130: stopped at once by a second signal.
+    Killed,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 64,
+            ExitStatus::Killed => 130,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.code())
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `local`: one job on this machine.
+    Local(local::LocalArgs),
+    /// `serve`: standalone mode.
+    Serve(serve::ServeArgs),
+    /// `<sfnToken> <requiredVersion>`: Attini mode.
+    Attini {
+        /// The start token.
+        token: String,
+        /// The lowest version the dispatcher accepts.
+        required_version: String,
+    },
+    /// `command-mode ...`: the helpers jobs call.
+    CommandMode(Vec<String>),
+}
+
+/// What every mode shares for stopping: the shutdown token, tripped by the first stop signal
+/// (or a test), and the engine whose jobs a second signal kills.
+#[derive(Clone, Default)]
+pub struct Stop {
+    /// Tripped by the first SIGTERM/SIGINT.
+    pub shutdown: CancellationToken,
+    engine: Arc<Mutex<Option<Arc<Engine>>>>,
+}
+
+impl Stop {
+    /// Names the engine whose jobs' processes a second signal kills.
+    pub fn guard(&self, engine: Arc<Engine>) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+    }
+
+    /// Watches SIGTERM and SIGINT: the first trips [`Stop::shutdown`]; the second kills every
+    /// job's processes and exits with 130.
+    pub fn watch_signals(&self) {
+        let stop = self.clone();
+        tokio::spawn(async move {
+            let Ok(mut signals) = StopSignals::install() else {
+                tracing::warn!("cannot watch SIGTERM/SIGINT; the runner stops only when killed");
+                return;
+            };
+            signals.recv().await;
+            tracing::info!("stop requested by signal; no new jobs are taken");
+            stop.shutdown.cancel();
+            signals.recv().await;
+            tracing::warn!("second stop signal: killing the running jobs and exiting now");
+            if let Some(engine) = stop
+                .engine
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                engine.kill_all();
+            }
+            std::process::exit(i32::from(ExitStatus::Killed.code()));
+        });
+    }
+}
+
+/// Runs `mode` to its end: settings, logging, runtime, signals; returns the exit status.
+pub fn run(mode: Mode) -> ExitStatus {
+    let mode = match mode {
+        Mode::CommandMode(args) => return with_runtime(command_mode::run(args)),
+        other => other,
+    };
+    let settings = Settings::from_env();
+    let default_level = if matches!(mode, Mode::Local(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = settings.as_ref().ok().and_then(|s| s.log_filter.clone());
+    if let Err(e) = crate::telemetry::init(filter.as_deref().unwrap_or(default_level)) {
+        eprintln!("attini-runner: {e}");
+        return ExitStatus::Usage;
+    }
+    with_runtime(async move {
+        let stop = Stop::default();
+        stop.watch_signals();
+        match mode {
+            Mode::Local(args) => with_settings(settings, |s| local::run(args, s, stop)).await,
+            Mode::Serve(args) => with_settings(settings, |s| serve::run(args, s, stop)).await,
+            Mode::Attini {
+                token,
+                required_version,
+            } => attini::run(token, required_version, settings, stop).await,
+            Mode::CommandMode(args) => command_mode::run(args).await,
+        }
+    })
+}
+
+/// Runs `mode` with the settings, or says why they are bad (exit 64).
+async fn with_settings<F, Fut>(settings: Result<Settings, ConfigError>, mode: F) -> ExitStatus
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: Future<Output = ExitStatus>,
+{
+    match settings {
+        Ok(settings) => mode(settings).await,
+        Err(e) => {
+            tracing::error!(error = %e, "bad configuration");
+            eprintln!("attini-runner: {e}");
+            ExitStatus::Usage
+        }
+    }
+}
+
+fn with_runtime(work: impl Future<Output = ExitStatus>) -> ExitStatus {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("attini-runner: cannot start the async runtime: {e}");
+            ExitStatus::Failure
+        }
+    }
+}

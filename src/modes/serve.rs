@@ -1,0 +1,129 @@
+//! Standalone mode (`attini-runner serve`): the worker without the Attini framework. Any state
+//! machine sends native jobs with `sqs:sendMessage.waitForTaskToken`; many runners may share
+//! one queue. Exit 0 when stopped by a signal or the idle TTL, 1 when the queue cannot be
+//! used, 64 on a bad setting. Cancellation: the shared shutdown token stops intake and drains.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ExitStatus, Stop, jobs};
+use crate::aws::Clients;
+use crate::aws::sfn::SfnTokens;
+use crate::aws::sqs::SqsQueue;
+use crate::config::{self, ConfigError, Settings};
+use crate::engine::{Engine, EngineError};
+use crate::worker::{self, Admission, Exit, Message, Policy, Stats, Worker, WorkerConfig};
+
+/// The flags of `serve`; each overrides its setting.
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// `--queue-url` (else `ATTINI_QUEUE_URL`).
+    pub queue_url: Option<String>,
+    /// `--max-jobs` (else `ATTINI_MAX_CONCURRENT_JOBS`).
+    pub max_jobs: Option<usize>,
+    /// `--idle-ttl` in seconds (else `ATTINI_RUNNER_IDLE_TTL`; unset: never).
+    pub idle_ttl: Option<Duration>,
+}
+
+/// What `serve` runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The job queue's URL.
+    pub queue_url: String,
+    /// The loop's settings.
+    pub worker: WorkerConfig,
+}
+
+impl ServeConfig {
+    /// Flags first, then the settings.
+    pub fn resolve(args: ServeArgs, settings: &Settings) -> Result<Self, ConfigError> {
+        let queue_url = args.queue_url.or_else(|| settings.queue_url.clone());
+        let queue_url = config::required(
+            &queue_url.filter(|u| !u.trim().is_empty()),
+            &config::QUEUE_URL,
+            "the URL of the job queue (or pass --queue-url)",
+        )?;
+        let mut worker = settings.worker;
+        worker.max_jobs = args.max_jobs.unwrap_or(worker.max_jobs);
+        worker.idle_ttl = args.idle_ttl.or(worker.idle_ttl);
+        Ok(ServeConfig { queue_url, worker })
+    }
+}
+
+/// Native jobs: parse, resolve the distribution, run.
+pub struct NativePolicy {
+    s3: aws_sdk_s3::Client,
+}
+
+impl Policy for NativePolicy {
+    async fn admit(&self, message: &Message) -> Admission {
+        match worker::admit::parse_message(message) {
+            Ok((job, token)) => jobs::resolve(job, token, &self.s3, None).await,
+            Err(refusal) => refusal,
+        }
+    }
+}
+
+/// `serve` as the binary runs it.
+pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus {
+    let config = match ServeConfig::resolve(args, &settings) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "bad configuration");
+            eprintln!("attini-runner: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let engine = match Engine::new(settings.engine) {
+        Ok(engine) => Arc::new(engine),
+        Err(e) => {
+            eprintln!("attini-runner: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    stop.guard(engine.clone());
+    let clients = Clients::load(settings.region).await;
+    match serve_with(config, engine, clients, stop.shutdown, Arc::default()).await {
+        Exit::Stopped(reason) => {
+            tracing::error!(reason, "stopped");
+            ExitStatus::Failure
+        }
+        Exit::Requested | Exit::Idle => ExitStatus::Success,
+    }
+}
+
+/// Runs standalone mode until `shutdown`, an idle TTL or a fatal queue error (for tests:
+/// builds its own engine).
+pub async fn serve(
+    config: ServeConfig,
+    engine: crate::engine::EngineConfig,
+    clients: Clients,
+    shutdown: CancellationToken,
+    stats: Arc<Stats>,
+) -> Result<Exit, EngineError> {
+    let engine = Arc::new(Engine::new(engine)?);
+    Ok(serve_with(config, engine, clients, shutdown, stats).await)
+}
+
+async fn serve_with(
+    config: ServeConfig,
+    engine: Arc<Engine>,
+    clients: Clients,
+    shutdown: CancellationToken,
+    stats: Arc<Stats>,
+) -> Exit {
+    tracing::info!(
+        queue = config.queue_url,
+        max_jobs = config.worker.max_jobs,
+        "serving jobs"
+    );
+    let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), config.queue_url));
+    let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
+    let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
+    let policy = Arc::new(NativePolicy { s3: clients.s3 });
+    let exit = worker.run(policy, shutdown).await;
+    tracing::info!(?exit, "stopped serving");
+    exit
+}

@@ -1,0 +1,163 @@
+//! Where a job's output lines go in AWS modes: every line on stdout tagged with the job (for
+//! CloudWatch through the awslogs driver), and, for Attini jobs, the JSON-lines object the
+//! Attini CLI follows (CONTRACT.md 5.6.6): `{"timestamp": <epoch ms>, "data": "<line>"}` per
+//! line, uploaded whole when new lines arrived and 10 s passed since the last upload, and once
+//! more at the end. A failed upload is logged and never fails the job. Cancellation: dropping
+//! a [`JobLog`] without [`JobLog::finish`] stops the uploader without a final upload.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::retry::CallError;
+use crate::engine::executor::LogSink;
+
+/// Least time between two uploads of the log object.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+/// Largest log object kept; later lines reach stdout only.
+pub const MAX_LOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where a job's log object is stored (the S3 object in AWS modes): each call replaces the
+/// whole object with `body`.
+pub trait LogStore: Send + Sync {
+    /// Where it goes, for logs (e.g. `s3://bucket/key`).
+    fn describe(&self) -> String;
+    /// Stores `body` as the whole log (one attempt).
+    fn put(&self, body: Vec<u8>) -> PutFuture<'_>;
+}
+
+/// The future returned by [`LogStore::put`].
+pub type PutFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
+
+#[derive(Default)]
+struct Buffer {
+    content: Vec<u8>,
+    dirty: bool,
+    full: bool,
+}
+
+/// The log sink of one job.
+pub struct JobLog {
+    tag: String,
+    store: Option<Arc<dyn LogStore>>,
+    buffer: Mutex<Buffer>,
+    changed: Notify,
+}
+
+/// A running job log and its uploader task.
+pub struct JobLogHandle {
+    log: Arc<JobLog>,
+    uploader: Option<JoinHandle<()>>,
+}
+
+impl JobLog {
+    /// Starts a log whose stdout lines are prefixed with `[tag]`, uploading to `store` if any.
+    pub fn start(tag: String, store: Option<Arc<dyn LogStore>>) -> JobLogHandle {
+        let log = Arc::new(JobLog {
+            tag,
+            store,
+            buffer: Mutex::default(),
+            changed: Notify::new(),
+        });
+        let uploader = log.store.is_some().then(|| {
+            let log = log.clone();
+            tokio::spawn(async move { log.sync_loop().await })
+        });
+        JobLogHandle { log, uploader }
+    }
+
+    async fn sync_loop(&self) {
+        loop {
+            self.changed.notified().await;
+            self.upload().await;
+            tokio::time::sleep(SYNC_INTERVAL).await;
+        }
+    }
+
+    async fn upload(&self) {
+        let Some(store) = &self.store else { return };
+        let body = {
+            let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            if !buffer.dirty {
+                return;
+            }
+            buffer.dirty = false;
+            buffer.content.clone()
+        };
+        if let Err(e) = store.put(body).await {
+            tracing::warn!(log = store.describe(), error = %e,
+                "could not sync the job log; the runner needs s3:PutObject on it (the job goes on)");
+        }
+    }
+
+    fn append(&self, line: &str) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        if buffer.full {
+            return;
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let mut entry = serde_json::json!({ "timestamp": timestamp, "data": line }).to_string();
+        if buffer.content.len() + entry.len() > MAX_LOG_BYTES {
+            buffer.full = true;
+            entry = serde_json::json!({ "timestamp": timestamp,
+                "data": "[attini-runner] the log is larger than 64 MiB; later lines are in CloudWatch only" })
+            .to_string();
+        }
+        buffer.content.extend_from_slice(entry.as_bytes());
+        buffer.content.push(b'\n');
+        buffer.dirty = true;
+        drop(buffer);
+        self.changed.notify_one();
+    }
+}
+
+impl LogSink for JobLog {
+    fn line(&self, line: &str) {
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "[{}] {line}", self.tag);
+        }
+        if self.store.is_some() {
+            self.append(line);
+        }
+    }
+}
+
+impl JobLogHandle {
+    /// The sink to give the engine.
+    pub fn sink(&self) -> Arc<JobLog> {
+        self.log.clone()
+    }
+
+    /// Stops the periodic uploads and uploads whatever is new.
+    pub async fn finish(mut self) {
+        if let Some(uploader) = self.uploader.take() {
+            uploader.abort();
+            let _ = uploader.await;
+            // An upload cut off by the abort may have cleared `dirty`: always upload last.
+            self.log
+                .buffer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .dirty = true;
+        }
+        self.log.upload().await;
+    }
+}
+
+impl Drop for JobLogHandle {
+    fn drop(&mut self) {
+        if let Some(uploader) = self.uploader.take() {
+            uploader.abort();
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The warm loop, with no AWS in it: take a free slot, receive messages, let the mode's
+//! [`Policy`] decide about each, run admitted jobs on the engine with a lease and heartbeat,
+//! answer their tokens, then acknowledge their messages; drain on shutdown.
+//!
+//! It speaks to the outside only through three small traits it owns: [`Queue`] (receive,
+//! extend, release, delete), [`TaskTokens`] (success, failure, heartbeat) and [`JobRunner`]
+//! (the engine). `crate::aws` implements the first two with the SDK; [`memory`] has an
+//! in-memory pair with which the ordering of lease, heartbeat, report and delete is tested
+//! under tokio's paused clock.
+//!
+//! Files: [`poll`](self::poll) is the loop (slots, receive, admission, idle TTL, drain),
+//! [`job_task`](self::job_task) one admitted job, [`running`](self::running) the registry of
+//! running and finished messages with the guard that frees a slot on every exit path,
+//! [`answer`] the report delivery, [`joblog`] where output lines go, [`admit`] the decision
+//! vocabulary. Cancellation: trip the shutdown token given to [`Worker::run`].
+
+pub mod admit;
+pub mod answer;
+mod job_task;
+pub mod joblog;
+pub mod memory;
+mod poll;
+pub mod retry;
+mod running;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::executor::LogSink;
+use crate::engine::{Engine, JobResult, RunOptions};
+use crate::job::JobSpec;
+
+pub use admit::{Admission, Admitted, Policy};
+pub use retry::{CallError, ErrorClass};
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The queue's message id, for logs.
+    pub id: String,
+    /// The body (a job).
+    pub body: String,
+    /// The receipt handle of this delivery.
+    pub receipt: String,
+}
+
+/// The job queue, as the worker needs it.
+pub trait Queue: Send + Sync + 'static {
+    /// The queue's name or URL, for logs and errors.
+    fn name(&self) -> &str;
+    /// Receives up to `max` (1 to 10) messages, waiting up to `wait` (at most 20 s) for one.
+    fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Vec<Message>, CallError>> + Send;
+    /// Keeps the message invisible for `visibility` from now (extends its lease).
+    fn extend(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// Makes the message visible again at once.
+    fn release(&self, receipt: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// Deletes the message (one attempt; the worker retries).
+    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// The visibility timeout when this runner may extend leases; `None` when it may not
+    /// (messages are then deleted before their jobs run).
+    fn lease(&self) -> impl Future<Output = Option<Duration>> + Send;
+}
+
+/// Step Functions task tokens, as the worker needs them.
+pub trait TaskTokens: Send + Sync + 'static {
+    /// `SendTaskSuccess` (one attempt).
+    fn succeed(
+        &self,
+        token: &str,
+        output: &str,
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// `SendTaskFailure` (one attempt).
+    fn fail(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// `SendTaskHeartbeat` (one attempt); [`ErrorClass::TaskGone`] means the task is closed.
+    fn heartbeat(&self, token: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// What runs a job: the engine, or a stand-in in the worker's unit tests.
+pub trait JobRunner: Send + Sync + 'static {
+    /// Runs `job` to its end; see [`Engine::run`].
+    fn run(
+        &self,
+        job: &JobSpec,
+        options: &RunOptions,
+        sink: Arc<dyn LogSink>,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = JobResult> + Send;
+}
+
+impl JobRunner for Engine {
+    async fn run(
+        &self,
+        job: &JobSpec,
+        options: &RunOptions,
+        sink: Arc<dyn LogSink>,
+        cancel: &CancellationToken,
+    ) -> JobResult {
+        Engine::run(self, job, options, sink, cancel).await
+    }
+}
+
+/// Settings of the warm loop; parsed by [`crate::config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Jobs at once (`ATTINI_MAX_CONCURRENT_JOBS`, default 5, 1 to 100).
+    pub max_jobs: usize,
+    /// Exit after this long without jobs (`ATTINI_RUNNER_IDLE_TTL`); `None` never.
+    pub idle_ttl: Option<Duration>,
+    /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s).
+    pub drain_grace: Duration,
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The shutdown token was cancelled.
+    Requested,
+    /// No job ran for the idle TTL.
+    Idle,
+    /// The policy or a fatal queue error stopped the runner; the reason.
+    Stopped(String),
+}
+
+/// Counters, readable while the worker runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Jobs running now.
+    pub running: AtomicUsize,
+    /// Most jobs that ever ran at once.
+    pub peak: AtomicUsize,
+    /// Jobs finished (reported or not).
+    pub finished: AtomicUsize,
+    /// Reports sent for finished jobs (accepted or not).
+    pub reported: AtomicUsize,
+    /// Jobs ended because Step Functions said their task was gone.
+    pub cancelled: AtomicUsize,
+}
+
+/// The warm loop over one queue.
+pub struct Worker<Q, T, R> {
+    parts: Arc<poll::Parts<Q, T, R>>,
+    config: WorkerConfig,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
+    /// A worker for `queue`. Finds out whether the role may extend message visibility (lease
+    /// mode) and says once if it may not.
+    pub async fn new(
+        runner: Arc<R>,
+        queue: Arc<Q>,
+        tokens: Arc<T>,
+        config: WorkerConfig,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let lease = queue.lease().await;
+        match lease {
+            Some(visibility) => tracing::info!(
+                visibility_s = visibility.as_secs(),
+                "lease mode: messages stay in flight while their jobs run"
+            ),
+            None => tracing::warn!(
+                "the runner's role may not call sqs:ChangeMessageVisibility: messages are deleted before their jobs run, \
+                 so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."
+            ),
+        }
+        let parts = poll::Parts::new(runner, queue, tokens, lease, stats, config.drain_grace);
+        Worker {
+            parts: Arc::new(parts),
+            config,
+        }
+    }
+
+    /// Runs the loop until `shutdown`, the idle TTL or a fatal error, then drains.
+    pub async fn run<P: Policy>(&self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
+        poll::Poll::new(self.parts.clone(), self.config)
+            .run(policy, shutdown)
+            .await
+    }
+}

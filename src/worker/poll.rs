@@ -1,0 +1,357 @@
+//! The loop: take a free slot first, then receive only as many messages as there are free
+//! slots (at most 10, long poll up to 20 s, never longer than the idle TTL); each admitted job
+//! runs as a tracked task with its own span ([`job_task`](super::job_task)), holding its slot
+//! through a [`SlotGuard`] until it has reported.
+//!
+//! What to do with each message is the [`Policy`]'s decision. A message whose job is already
+//! running here (a redelivery) is not started again; one whose job ran here and was answered
+//! is deleted. The loop never dies of a transient error: it backs off and polls again. It ends
+//! when the shutdown token is cancelled, when the policy or a fatal queue error asks for a
+//! shutdown, or after `idle_ttl` without jobs (counted from the end of the last job).
+//!
+//! Then the drain: no more receiving; a message received while stopping goes straight back to
+//! the queue; running jobs get `drain_grace` to finish and report; after that their processes
+//! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::running::{LastEnd, Registry, Seen, SlotGuard};
+use super::{
+    Admission, Admitted, ErrorClass, Exit, JobRunner, Message, Policy, Queue, Stats, TaskTokens,
+    WorkerConfig, answer, job_task, retry,
+};
+use crate::engine::outcome::Report;
+
+/// Longest long poll the queue allows.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Most messages one receive returns.
+const MAX_BATCH: usize = 10;
+/// How long deleting a message is retried through transient errors.
+pub const DELETE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What the loop and every job task share.
+pub struct Parts<Q, T, R> {
+    /// Runs jobs.
+    pub runner: Arc<R>,
+    /// The job queue.
+    pub queue: Arc<Q>,
+    /// Task tokens.
+    pub tokens: Arc<T>,
+    /// The visibility timeout in lease mode; `None`: messages are deleted before jobs run.
+    pub lease: Option<Duration>,
+    /// Cleared when the role turns out to lack `states:SendTaskHeartbeat`.
+    pub heartbeats: AtomicBool,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// When the last job ended (for the idle TTL).
+    pub last_end: Arc<LastEnd>,
+    /// Drain grace, quoted in the cause of an interrupted job.
+    pub drain_grace: Duration,
+    /// The messages running and finished here.
+    pub registry: Arc<Registry>,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
+    /// The parts of a worker; `lease` as found by [`Queue::lease`].
+    pub fn new(
+        runner: Arc<R>,
+        queue: Arc<Q>,
+        tokens: Arc<T>,
+        lease: Option<Duration>,
+        stats: Arc<Stats>,
+        drain_grace: Duration,
+    ) -> Self {
+        Parts {
+            runner,
+            queue,
+            tokens,
+            lease,
+            heartbeats: AtomicBool::new(true),
+            stats,
+            last_end: Arc::default(),
+            drain_grace,
+            registry: Arc::default(),
+        }
+    }
+
+    /// Deletes a message, retrying transient errors for up to [`DELETE_DEADLINE`].
+    pub async fn delete(&self, receipt: &str) -> Result<(), retry::CallError> {
+        retry::with_backoff(DELETE_DEADLINE, || self.queue.delete(receipt)).await
+    }
+}
+
+/// One run of the loop.
+pub struct Poll<Q, T, R> {
+    parts: Arc<Parts<Q, T, R>>,
+    config: WorkerConfig,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    /// Tripped when the drain grace is over: running jobs are ended.
+    kill: CancellationToken,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
+    /// A loop over `parts` with `config`.
+    pub fn new(parts: Arc<Parts<Q, T, R>>, config: WorkerConfig) -> Self {
+        Poll {
+            parts,
+            slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+            config,
+            tracker: TaskTracker::new(),
+            kill: CancellationToken::new(),
+        }
+    }
+
+    /// Runs the loop until it ends, then drains; see the module documentation.
+    pub async fn run<P: Policy>(self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
+        let mut failures = 0u32;
+        let exit = loop {
+            let idle_left = self.idle_left();
+            if idle_left == Some(Duration::ZERO) && self.running() == 0 {
+                break Exit::Idle;
+            }
+            let Some(mut permits) = self.take_slots(&shutdown).await else {
+                break Exit::Requested;
+            };
+            let received = tokio::select! {
+                r = self.parts.queue.receive(permits.len(), self.poll_wait(idle_left)) => r,
+                _ = shutdown.cancelled() => break Exit::Requested,
+            };
+            let messages = match received {
+                Ok(messages) => {
+                    failures = 0;
+                    messages
+                }
+                Err(e) if matches!(e.class, ErrorClass::Missing | ErrorClass::Denied) => {
+                    let queue = self.parts.queue.name();
+                    break Exit::Stopped(format!("the queue {queue} cannot be used: {e}"));
+                }
+                Err(e) => {
+                    failures = (failures + 1).min(8);
+                    let delay = Duration::from_millis(250 << failures).min(Duration::from_secs(30));
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "receiving from the queue failed; retrying");
+                    tokio::select! { _ = sleep(delay) => {}, _ = shutdown.cancelled() => break Exit::Requested }
+                    continue;
+                }
+            };
+            if let Some(reason) = self
+                .handle_batch(&*policy, messages, &mut permits, &shutdown)
+                .await
+            {
+                break Exit::Stopped(reason);
+            }
+        };
+        self.drain().await;
+        exit
+    }
+
+    fn running(&self) -> usize {
+        self.parts.stats.running.load(Ordering::SeqCst)
+    }
+
+    /// Time left before the idle TTL fires (`None`: no TTL).
+    fn idle_left(&self) -> Option<Duration> {
+        let since = self.parts.last_end.elapsed();
+        self.config.idle_ttl.map(|ttl| ttl.saturating_sub(since))
+    }
+
+    /// As the Attini Runner: never wait longer than the idle TTL, so that an idle runner
+    /// notices its TTL soon after its last job ended.
+    fn poll_wait(&self, idle_left: Option<Duration>) -> Duration {
+        match (self.config.idle_ttl, idle_left) {
+            (Some(ttl), Some(left)) if self.running() == 0 => left.min(ttl).min(MAX_WAIT),
+            (Some(ttl), _) => ttl.min(MAX_WAIT),
+            (None, _) => MAX_WAIT,
+        }
+    }
+
+    /// Waits for one free slot, then takes every other free one (up to a batch); `None` when
+    /// shutdown came first.
+    async fn take_slots(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+        let first = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit.ok()?,
+            _ = shutdown.cancelled() => return None,
+        };
+        let mut permits = vec![first];
+        while permits.len() < MAX_BATCH {
+            match self.slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        Some(permits)
+    }
+
+    /// Acts on each received message; returns why the runner must stop, if it must.
+    async fn handle_batch<P: Policy>(
+        &self,
+        policy: &P,
+        messages: Vec<Message>,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+        shutdown: &CancellationToken,
+    ) -> Option<String> {
+        let mut stop = None;
+        for message in messages {
+            if stop.is_some() || shutdown.is_cancelled() {
+                self.give_back(&message, "the runner is stopping").await;
+                continue;
+            }
+            if self.is_known(&message).await {
+                continue;
+            }
+            match policy.admit(&message).await {
+                Admission::Run(admitted) => match permits.pop() {
+                    Some(permit) => self.start(*admitted, message, permit).await,
+                    None => {
+                        self.give_back(&message, "more messages than free slots")
+                            .await
+                    }
+                },
+                Admission::Leave(reason) => {
+                    tracing::info!(message_id = message.id, reason, "message left in the queue")
+                }
+                Admission::Delete(reason) => {
+                    tracing::error!(
+                        message_id = message.id,
+                        reason,
+                        "message deleted without an answer"
+                    );
+                    let _ = self.parts.delete(&message.receipt).await;
+                }
+                Admission::Fail { token, report } => self.refuse(&message, &token, &report).await,
+                Admission::FailAndShutdown {
+                    token,
+                    report,
+                    reason,
+                } => {
+                    self.refuse(&message, &token, &report).await;
+                    stop = Some(reason);
+                }
+                Admission::Shutdown(reason) => stop = Some(reason),
+            }
+        }
+        stop
+    }
+
+    /// Starts an admitted job as a tracked task holding `permit`.
+    async fn start(&self, admitted: Admitted, message: Message, permit: OwnedSemaphorePermit) {
+        let parts = &self.parts;
+        if parts.lease.is_none()
+            && let Err(e) = parts.delete(&message.receipt).await
+        {
+            tracing::error!(message_id = message.id, error = %e, "could not delete the message; not running it now (it will reappear)");
+            return;
+        }
+        let receipt = parts.registry.start(&message.id, &message.receipt);
+        let guard = SlotGuard::new(
+            &message.id,
+            parts.registry.clone(),
+            parts.stats.clone(),
+            parts.last_end.clone(),
+            permit,
+        );
+        let span = job_span(&message, &admitted);
+        let task = job_task::JobTask {
+            parts: parts.clone(),
+            admitted,
+            message,
+            receipt,
+            kill: self.kill.clone(),
+        };
+        self.tracker.spawn(task.run(guard).instrument(span));
+    }
+
+    /// Waits for running jobs up to the drain grace, then ends them.
+    async fn drain(&self) {
+        self.tracker.close();
+        if self.tracker.is_empty() {
+            return;
+        }
+        let grace = self.parts.drain_grace;
+        tracing::info!(
+            running = self.running(),
+            grace_s = grace.as_secs(),
+            "draining: waiting for running jobs to finish"
+        );
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.running(),
+                "drain grace over: ending the jobs still running; they are reported as Runner.Interrupted"
+            );
+            self.kill.cancel();
+            self.tracker.wait().await;
+        }
+    }
+
+    /// True when the message's job runs here (the lease takes its new receipt handle) or ran
+    /// here already (the message is deleted).
+    async fn is_known(&self, message: &Message) -> bool {
+        match self.parts.registry.seen(&message.id, &message.receipt) {
+            Seen::New => false,
+            Seen::Running => {
+                tracing::warn!(
+                    message_id = message.id,
+                    "the message was delivered again while its job runs here; not starting it twice"
+                );
+                true
+            }
+            Seen::Finished => {
+                tracing::warn!(
+                    message_id = message.id,
+                    "the message of a job that already ran here came back; deleting it instead of running the job again"
+                );
+                if let Err(e) = self.parts.delete(&message.receipt).await {
+                    tracing::error!(message_id = message.id, error = %e, "could not delete the message");
+                }
+                true
+            }
+        }
+    }
+
+    /// Puts a message back in the queue at once (lease mode), or leaves it to reappear.
+    async fn give_back(&self, message: &Message, why: &str) {
+        tracing::info!(
+            message_id = message.id,
+            why,
+            "message given back to the queue"
+        );
+        if self.parts.lease.is_some()
+            && let Err(e) = self.parts.queue.release(&message.receipt).await
+        {
+            tracing::warn!(message_id = message.id, error = %e, "could not give the message back; it reappears after its visibility timeout");
+        }
+    }
+
+    /// Answers a refused job with its failure and deletes its message.
+    async fn refuse(&self, message: &Message, token: &str, report: &Report) {
+        if let Report::Failure { error, cause } = report {
+            tracing::error!(message_id = message.id, error, cause, "job refused");
+        }
+        answer::deliver(&*self.parts.tokens, token, report).await;
+        if let Err(e) = self.parts.delete(&message.receipt).await {
+            tracing::error!(message_id = message.id, error = %e, "could not delete the refused message");
+        }
+    }
+}
+
+fn job_span(message: &Message, admitted: &Admitted) -> tracing::Span {
+    let execution = admitted
+        .job
+        .attini
+        .as_ref()
+        .map(|a| a.execution_name().to_string())
+        .unwrap_or_default();
+    let step = admitted.job.step_name.as_deref().unwrap_or("");
+    tracing::info_span!("job", message_id = %message.id, step, execution)
+}

@@ -1,0 +1,164 @@
+//! Which messages this runner is running or has finished, so that a message delivered again
+//! (its lease ran out during an AWS outage, say) never starts its job a second time; and the
+//! [`SlotGuard`] each job task holds, which frees the job's slot, its registry entry and its
+//! running count in `Drop`, so a panic or an early return cannot leak capacity or keep the
+//! idle TTL from firing. Pure bookkeeping behind mutexes; nothing to cancel.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::Stats;
+
+/// How long a finished job's message id is remembered: longer than any visibility timeout
+/// under which its message could still come back (SQS allows up to 12 h).
+pub const REMEMBER: Duration = Duration::from_secs(12 * 3600);
+
+/// The newest receipt handle of a running job's message (a redelivery replaces it).
+pub type Receipt = Arc<Mutex<String>>;
+
+/// What a received message is to this runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Never seen, or its job failed to report: run it.
+    New,
+    /// Its job runs here now; the lease took the new receipt handle.
+    Running,
+    /// Its job ran here and was answered: delete the message.
+    Finished,
+}
+
+/// The registry; share it between the loop and the job tasks.
+#[derive(Debug, Default)]
+pub struct Registry {
+    running: Mutex<HashMap<String, Receipt>>,
+    finished: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Registry {
+    /// Records that the job of message `id` starts; returns its receipt cell.
+    pub fn start(&self, id: &str, receipt: &str) -> Receipt {
+        let cell: Receipt = Arc::new(Mutex::new(receipt.to_string()));
+        lock(&self.running).insert(id.to_string(), cell.clone());
+        cell
+    }
+
+    /// What message `id`, received with `receipt`, is.
+    pub fn seen(&self, id: &str, receipt: &str) -> Seen {
+        if let Some(cell) = lock(&self.running).get(id) {
+            *lock(cell) = receipt.to_string();
+            return Seen::Running;
+        }
+        if lock(&self.finished).contains_key(id) {
+            return Seen::Finished;
+        }
+        Seen::New
+    }
+
+    /// Records that the job of message `id` ended; `answered` when Step Functions got its
+    /// answer (or the task was gone), so that a redelivery is deleted rather than run.
+    pub fn finish(&self, id: &str, answered: bool) {
+        lock(&self.running).remove(id);
+        if answered {
+            let mut finished = lock(&self.finished);
+            let now = std::time::Instant::now();
+            finished.retain(|_, at| now.duration_since(*at) < REMEMBER);
+            finished.insert(id.to_string(), now);
+        }
+    }
+}
+
+/// When the last job ended, for the idle TTL.
+#[derive(Debug)]
+pub struct LastEnd(Mutex<Instant>);
+
+impl Default for LastEnd {
+    fn default() -> Self {
+        LastEnd(Mutex::new(Instant::now()))
+    }
+}
+
+impl LastEnd {
+    /// Time since the last job ended (or since the worker started).
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.0).elapsed()
+    }
+
+    fn touch(&self) {
+        *lock(&self.0) = Instant::now();
+    }
+}
+
+/// Held by a running job's task: its slot, its registry entry, its running count.
+pub struct SlotGuard {
+    id: String,
+    registry: Arc<Registry>,
+    stats: Arc<Stats>,
+    last_end: Arc<LastEnd>,
+    answered: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl SlotGuard {
+    /// Registers the job of message `id` as running, counted in `stats`.
+    pub fn new(
+        id: &str,
+        registry: Arc<Registry>,
+        stats: Arc<Stats>,
+        last_end: Arc<LastEnd>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        let running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.peak.fetch_max(running, Ordering::SeqCst);
+        SlotGuard {
+            id: id.to_string(),
+            registry,
+            stats,
+            last_end,
+            answered: false,
+            _permit: permit,
+        }
+    }
+
+    /// Records that Step Functions got the job's answer (or the task was gone), so that a
+    /// redelivery of its message is deleted rather than run.
+    pub fn set_answered(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.registry.finish(&self.id, self.answered);
+        self.last_end.touch();
+        self.stats.running.fetch_sub(1, Ordering::SeqCst);
+        self.stats.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redeliveries_are_recognised() {
+        let r = Registry::default();
+        assert_eq!(r.seen("m1", "r1"), Seen::New);
+        let cell = r.start("m1", "r1");
+        assert_eq!(r.seen("m1", "r2"), Seen::Running);
+        assert_eq!(*cell.lock().unwrap(), "r2");
+        r.finish("m1", true);
+        assert_eq!(r.seen("m1", "r3"), Seen::Finished);
+        r.start("m2", "x");
+        r.finish("m2", false);
+        assert_eq!(r.seen("m2", "y"), Seen::New);
+    }
+}

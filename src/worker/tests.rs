@@ -1,0 +1,335 @@
+//! The worker's ordering rules, with the in-memory queue and tokens under tokio's paused clock
+//! and a scripted stand-in for the engine: what each job does is its first command (`ok`,
+//! `sleep N` in seconds, `wait` for cancellation, `panic`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::memory::{Event, Journal, MemoryQueue, MemoryTokens};
+use super::*;
+use crate::engine::executor::{Execution, OutputSummary, Sweep, Termination};
+use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
+
+/// Runs jobs by their first command; counts runs.
+#[derive(Default)]
+struct Scripted {
+    runs: AtomicUsize,
+}
+
+fn ended(termination: Termination, report: Report) -> JobResult {
+    JobResult {
+        job_id: "j".into(),
+        report,
+        execution: Some(Execution {
+            termination,
+            sweep: Sweep::default(),
+            output: OutputSummary::default(),
+            pgid: 0,
+        }),
+    }
+}
+
+fn success() -> JobResult {
+    let output = r#"{"done":true}"#.to_string();
+    ended(Termination::Exited(0), Report::Success { output })
+}
+
+fn cancelled() -> JobResult {
+    let report = Report::failure(INTERRUPTED_ERROR, "stopped");
+    ended(Termination::Cancelled, report)
+}
+
+impl JobRunner for Scripted {
+    async fn run(
+        &self,
+        job: &JobSpec,
+        _options: &RunOptions,
+        _sink: Arc<dyn LogSink>,
+        cancel: &CancellationToken,
+    ) -> JobResult {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let command = job.commands[0].clone();
+        if let Some(secs) = command.strip_prefix("sleep ") {
+            let secs = secs.parse().expect("sleep takes seconds");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => return success(),
+                _ = cancel.cancelled() => return cancelled(),
+            }
+        }
+        match command.as_str() {
+            "ok" => success(),
+            "wait" => {
+                cancel.cancelled().await;
+                cancelled()
+            }
+            "panic" => panic!("boom in the job"),
+            other => panic!("unknown scripted command {other}"),
+        }
+    }
+}
+
+/// Admits every parsable job; the message whose body contains `stop-now` trips `shutdown`
+/// while it is admitted (a signal arriving mid-batch).
+struct TestPolicy {
+    shutdown: CancellationToken,
+}
+
+impl Policy for TestPolicy {
+    async fn admit(&self, message: &Message) -> Admission {
+        if message.body.contains("stop-now") {
+            self.shutdown.cancel();
+        }
+        match admit::parse_message(message) {
+            Ok((job, token)) => Admission::Run(Box::new(Admitted {
+                job,
+                token,
+                source: None,
+                log_store: None,
+                logs_at: None,
+            })),
+            Err(refusal) => refusal,
+        }
+    }
+}
+
+struct Rig {
+    queue: Arc<MemoryQueue>,
+    tokens: Arc<MemoryTokens>,
+    journal: Arc<Journal>,
+    runner: Arc<Scripted>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+}
+
+fn config(max_jobs: usize, idle_ttl: Option<u64>) -> WorkerConfig {
+    WorkerConfig {
+        max_jobs,
+        idle_ttl: idle_ttl.map(Duration::from_secs),
+        drain_grace: Duration::from_secs(5),
+    }
+}
+
+impl Rig {
+    /// A queue with a 30 s visibility timeout (beats every 10 s).
+    fn new(may_extend: bool, heartbeat_denied: bool) -> Rig {
+        let queue = Arc::new(MemoryQueue::new(Duration::from_secs(30), may_extend));
+        let journal = queue.journal();
+        Rig {
+            tokens: Arc::new(MemoryTokens::new(journal.clone(), heartbeat_denied)),
+            queue,
+            journal,
+            runner: Arc::default(),
+            stats: Arc::default(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    fn job(&self, token: &str, command: &str) -> String {
+        let body = serde_json::json!({"taskToken": token, "commands": [command]});
+        self.queue.push(&body.to_string())
+    }
+
+    async fn start(&self, config: WorkerConfig) -> JoinHandle<Exit> {
+        let (q, t, r) = (self.queue.clone(), self.tokens.clone(), self.runner.clone());
+        let worker = Worker::new(r, q, t, config, self.stats.clone()).await;
+        let policy = Arc::new(TestPolicy {
+            shutdown: self.shutdown.clone(),
+        });
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move { worker.run(policy, shutdown).await })
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.journal.events()
+    }
+
+    fn position(&self, wanted: impl Fn(&Event) -> bool) -> usize {
+        let events = self.events();
+        events
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("event not found in {events:?}"))
+    }
+
+    fn count(&self, wanted: impl Fn(&Event) -> bool) -> usize {
+        self.events().iter().filter(|e| wanted(e)).count()
+    }
+}
+
+/// Waits (in virtual time, at most an hour of it) until `condition` holds.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..36_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+fn is_report(e: &Event) -> bool {
+    matches!(e, Event::Succeeded(..) | Event::Failed(..))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_is_extended_on_each_beat_and_the_message_deleted_after_the_report() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "sleep 35");
+    let worker = rig.start(config(2, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    assert_eq!(worker.await.unwrap(), Exit::Requested);
+    // 35 s of job with a beat every 10 s: three extensions and three heartbeats.
+    assert_eq!(rig.count(|e| *e == Event::Extended(id.clone())), 3);
+    assert_eq!(
+        rig.count(|e| matches!(e, Event::Heartbeat(t) if t == "t1")),
+        3
+    );
+    let report = rig.position(is_report);
+    let last_extension = rig.position(|e| *e == Event::Extended(id.clone()));
+    assert!(last_extension < report, "{:?}", rig.events());
+    assert!(report < rig.position(|e| *e == Event::Deleted(id.clone())));
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_is_deleted_only_after_its_report_was_accepted() {
+    let rig = Rig::new(true, false);
+    rig.tokens.fail_reports(4);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let accepted = rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == "t1"));
+    assert!(accepted < rig.position(|e| *e == Event::Deleted(id.clone())));
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_visibility_permission_the_message_is_deleted_before_the_job_runs() {
+    let rig = Rig::new(false, false);
+    let id = rig.job("t1", "sleep 40");
+    let worker = rig.start(config(1, None)).await;
+    until("the report", || rig.tokens.answers("t1") == 1).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert!(rig.position(|e| *e == Event::Deleted(id.clone())) < rig.position(is_report));
+    assert_eq!(rig.count(|e| matches!(e, Event::Extended(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivered_message_of_a_running_job_is_not_started_again() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "sleep 50");
+    let worker = rig.start(config(2, None)).await;
+    until("the job runs", || {
+        rig.runner.runs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The lease lapses (an outage, say): the queue hands the message out again.
+    rig.queue.expire(&id);
+    until("the redelivery", || rig.queue.deliveries(&id) == 2).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_gives_back_what_did_not_start_and_interrupts_the_rest_after_the_grace() {
+    let rig = Rig::new(true, false);
+    let running = rig.job("t1", "wait");
+    let body = serde_json::json!({"taskToken": "t2", "commands": ["ok"], "stepName": "stop-now"});
+    rig.queue.push(&body.to_string());
+    let not_started = rig.job("t3", "ok");
+    // All three arrive in one batch; admitting the second trips the shutdown (a signal), so
+    // the third goes straight back.
+    let worker = rig.start(config(3, None)).await;
+    assert_eq!(worker.await.unwrap(), Exit::Requested);
+    let events = rig.events();
+    assert!(
+        events.contains(&Event::Released(not_started.clone())),
+        "{events:?}"
+    );
+    assert_eq!(rig.tokens.answers("t3"), 0, "{events:?}");
+    assert_eq!(rig.queue.len(), 1, "only the given-back message is left");
+    // A job that finishes inside the grace is reported normally.
+    assert_eq!(rig.tokens.answers("t2"), 1, "{events:?}");
+    let interrupted = events.iter().any(
+        |e| matches!(e, Event::Failed(t, error, _) if t == "t1" && error == INTERRUPTED_ERROR),
+    );
+    assert!(interrupted, "{events:?}");
+    assert!(events.contains(&Event::Deleted(running)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_token_ends_the_job_and_nothing_is_reported() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "wait");
+    let worker = rig.start(config(1, None)).await;
+    until("the job runs", || {
+        rig.runner.runs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    rig.tokens.close("t1");
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.count(is_report), 0, "{:?}", rig.events());
+    assert!(rig.events().contains(&Event::Deleted(id)));
+    assert_eq!(rig.stats.cancelled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_without_heartbeat_permission_is_tolerated() {
+    let rig = Rig::new(true, true);
+    rig.job("t1", "sleep 45");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.tokens.answers("t1"), 1);
+    assert_eq!(rig.count(|e| matches!(e, Event::Heartbeat(_))), 0);
+    assert_eq!(rig.count(|e| matches!(e, Event::Extended(_))), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_job_frees_its_slot_is_reported_and_the_idle_ttl_still_fires() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "panic");
+    let worker = rig.start(config(1, Some(30))).await;
+    // The worker ends by itself: the idle TTL fires once the panicked job freed its slot.
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+    assert_eq!(rig.stats.running.load(Ordering::SeqCst), 0);
+    let cause = rig
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR => Some(cause),
+            _ => None,
+        })
+        .expect("the panicked job is reported");
+    assert!(cause.contains("boom in the job"), "{cause}");
+    assert!(rig.events().contains(&Event::Deleted(id)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_ran_here_and_comes_back_is_deleted_not_run() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the report", || rig.tokens.answers("t1") == 1).await;
+    // Its delete failed (a lost receipt, say) and the message came back.
+    rig.queue.resurrect(&id);
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(rig.count(|e| *e == Event::Deleted(id.clone())), 2);
+}
