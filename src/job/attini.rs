@@ -2,6 +2,8 @@
 //! present, extra keys tolerated, numbers and booleans in `Commands` and `Environment`
 //! turned into strings. Pure parsing; nothing to cancel.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::fields::{self, ParseError, join, required_str};
@@ -17,7 +19,42 @@ pub const INPUT_EXCLUDED_KEYS: [&str; 4] = [
 
 /// Parses an Attini message already known to be a JSON object.
 pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
-    let properties = object(&body, "", "Properties")?;
+    let (commands, environment) = properties(&body)?;
+    let meta = metadata(&body)?;
+    let context = context(&body, meta.execution_arn, meta.retry_counter)?;
+    let distribution = DistributionRef::S3 {
+        bucket: context.source_bucket.clone(),
+        key: format!(
+            "{}/{}.zip",
+            context.source_prefix, context.distribution_name
+        ),
+        identity: Some(context.object_identifier.clone()),
+    };
+    let mut input = body;
+    if let Value::Object(map) = &mut input {
+        for key in INPUT_EXCLUDED_KEYS {
+            map.shift_remove(key);
+        }
+    }
+    Ok(JobSpec {
+        format: JobFormat::Attini,
+        token: meta.token,
+        step_name: Some(meta.step_name),
+        commands,
+        environment,
+        secret_environment: Default::default(),
+        input,
+        distribution: Some(distribution),
+        working_directory: None,
+        timeout: None,
+        heartbeat: None,
+        attini: Some(context),
+    })
+}
+
+/// `Properties.Commands` (required) and `Properties.Environment`.
+fn properties(body: &Value) -> Result<(Vec<String>, BTreeMap<String, String>), ParseError> {
+    let properties = object(body, "", "Properties")?;
     let commands = match properties.get("Commands") {
         None | Some(Value::Null) => {
             return Err(ParseError::field("Properties.Commands", "is missing"));
@@ -28,9 +65,20 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         None => Default::default(),
         Some(v) => fields::environment(v, "Properties.Environment")?,
     };
+    Ok((commands, environment))
+}
 
+/// What `deploymentPlanExecutionMetadata` holds.
+struct Metadata {
+    token: Option<String>,
+    step_name: String,
+    execution_arn: String,
+    retry_counter: i64,
+}
+
+fn metadata(body: &Value) -> Result<Metadata, ParseError> {
     let meta_path = "deploymentPlanExecutionMetadata";
-    let meta = object(&body, "", meta_path)?;
+    let meta = object(body, "", meta_path)?;
     let token = match meta.get("sfnToken") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => {
@@ -44,15 +92,25 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
             ));
         }
     };
-    let step_name = required_str(meta, meta_path, "stepName")?;
-    let execution_arn = required_str(meta, meta_path, "executionArn")?;
-    let retry_counter = optional_int(meta, meta_path, "retryCounter")?;
+    Ok(Metadata {
+        token,
+        step_name: required_str(meta, meta_path, "stepName")?,
+        execution_arn: required_str(meta, meta_path, "executionArn")?,
+        retry_counter: optional_int(meta, meta_path, "retryCounter")?,
+    })
+}
 
+/// The deployment context from `deploymentOriginData` and `taskConfigHashCode`.
+fn context(
+    body: &Value,
+    execution_arn: String,
+    retry_counter: i64,
+) -> Result<AttiniContext, ParseError> {
     let origin_path = "deploymentOriginData";
-    let origin = object(&body, "", origin_path)?;
+    let origin = object(body, "", origin_path)?;
     let source_path = join(origin_path, "deploymentSource");
     let source = object(origin, origin_path, "deploymentSource")?;
-    let context = AttiniContext {
+    Ok(AttiniContext {
         environment: required_str(origin, origin_path, "environment")?,
         distribution_name: required_str(origin, origin_path, "distributionName")?,
         distribution_id: required_str(origin, origin_path, "distributionId")?,
@@ -61,38 +119,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         source_prefix: required_str(source, &source_path, "deploymentSourcePrefix")?,
         execution_arn,
         retry_counter,
-        config_hash: optional_int(&body, "", "taskConfigHashCode")?,
-    };
-
-    let distribution = DistributionRef::S3 {
-        bucket: context.source_bucket.clone(),
-        key: format!(
-            "{}/{}.zip",
-            context.source_prefix, context.distribution_name
-        ),
-        identity: Some(context.object_identifier.clone()),
-    };
-
-    let mut input = body;
-    if let Value::Object(map) = &mut input {
-        for key in INPUT_EXCLUDED_KEYS {
-            map.shift_remove(key);
-        }
-    }
-
-    Ok(JobSpec {
-        format: JobFormat::Attini,
-        token,
-        step_name: Some(step_name),
-        commands,
-        environment,
-        secret_environment: Default::default(),
-        input,
-        distribution: Some(distribution),
-        working_directory: None,
-        timeout: None,
-        heartbeat: None,
-        attini: Some(context),
+        config_hash: optional_int(body, "", "taskConfigHashCode")?,
     })
 }
 

@@ -6,6 +6,7 @@
 //! synchronous: there is nothing to cancel.
 
 pub mod attini;
+mod cdk;
 mod fields;
 mod kinds;
 pub mod native;

@@ -3,6 +3,7 @@
 //! typo such as `timeoutSecond` is caught instead of silently running with defaults.
 //! Pure parsing; nothing to cancel.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,71 +45,18 @@ struct NativeDistribution {
 
 /// Parses a native job body.
 pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
-    let de = &mut serde_json::Deserializer::from_str(body);
-    let job: NativeJob = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let detail = e.into_inner().to_string();
-        ParseError::field(
-            if path == "." {
-                "(top level)".into()
-            } else {
-                path
-            },
-            format!("is invalid: {detail}"),
-        )
-    })?;
-
+    let job = deserialize(body)?;
     let token = match job.task_token {
         Some(t) if t.trim().is_empty() => return Err(ParseError::field("taskToken", "is empty")),
         other => other,
     };
-    let commands = match (job.commands, job.kind) {
-        (Some(_), Some(_)) => {
-            return Err(ParseError::field(
-                "kind",
-                "cannot be combined with `commands`: give either a command list or a kind",
-            ));
-        }
-        (Some(commands), None) => {
-            if job.properties.is_some() {
-                return Err(ParseError::field("properties", "is only used with `kind`"));
-            }
-            let commands = fields::commands(&commands, "commands")?;
-            if commands.is_empty() {
-                return Err(ParseError::field(
-                    "commands",
-                    "is empty: give at least one command",
-                ));
-            }
-            commands
-        }
-        (None, Some(kind)) => super::kinds::commands(&kind, job.properties.as_ref())?,
-        (None, None) => {
-            return Err(ParseError::field(
-                "commands",
-                "is missing: give a list of shell commands (or a `kind` of `cdk` or `sam`)",
-            ));
-        }
-    };
-
-    let environment = fields::environment(&job.environment, "environment")?;
-    let secret_environment = fields::environment(&job.secret_environment, "secretEnvironment")?;
-    if let Some(name) = environment
-        .keys()
-        .find(|k| secret_environment.contains_key(*k))
-    {
-        return Err(ParseError::field(
-            format!("secretEnvironment.{name}"),
-            "is also in `environment`: give each variable once",
-        ));
-    }
-
+    let commands = commands(job.commands, job.kind, job.properties.as_ref())?;
+    let (environment, secret_environment) = variables(&job.environment, &job.secret_environment)?;
     let distribution = job.distribution.map(distribution).transpose()?;
     let working_directory = job
         .working_directory
         .map(|d| fields::relative_dir(&d, "workingDirectory"))
         .transpose()?;
-
     Ok(JobSpec {
         format: JobFormat::Native,
         token,
@@ -125,6 +73,75 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         heartbeat: seconds(job.heartbeat_seconds, "heartbeatSeconds")?,
         attini: None,
     })
+}
+
+/// The body as a [`NativeJob`]; errors name the JSON path.
+fn deserialize(body: &str) -> Result<NativeJob, ParseError> {
+    let de = &mut serde_json::Deserializer::from_str(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let detail = e.into_inner().to_string();
+        let path = if path == "." {
+            "(top level)".into()
+        } else {
+            path
+        };
+        ParseError::field(path, format!("is invalid: {detail}"))
+    })
+}
+
+/// The command list, given directly or generated from a `kind`.
+fn commands(
+    commands: Option<Value>,
+    kind: Option<String>,
+    properties: Option<&Value>,
+) -> Result<Vec<String>, ParseError> {
+    match (commands, kind) {
+        (Some(_), Some(_)) => Err(ParseError::field(
+            "kind",
+            "cannot be combined with `commands`: give either a command list or a kind",
+        )),
+        (Some(commands), None) => {
+            if properties.is_some() {
+                return Err(ParseError::field("properties", "is only used with `kind`"));
+            }
+            let commands = fields::commands(&commands, "commands")?;
+            if commands.is_empty() {
+                return Err(ParseError::field(
+                    "commands",
+                    "is empty: give at least one command",
+                ));
+            }
+            Ok(commands)
+        }
+        (None, Some(kind)) => super::kinds::commands(&kind, properties),
+        (None, None) => Err(ParseError::field(
+            "commands",
+            "is missing: give a list of shell commands (or a `kind` of `cdk` or `sam`)",
+        )),
+    }
+}
+
+/// Variable name -> value.
+type Variables = BTreeMap<String, String>;
+
+/// `environment` and `secretEnvironment`; a variable may be in only one of them.
+fn variables(
+    environment: &Value,
+    secret_environment: &Value,
+) -> Result<(Variables, Variables), ParseError> {
+    let environment = fields::environment(environment, "environment")?;
+    let secret_environment = fields::environment(secret_environment, "secretEnvironment")?;
+    if let Some(name) = environment
+        .keys()
+        .find(|k| secret_environment.contains_key(*k))
+    {
+        return Err(ParseError::field(
+            format!("secretEnvironment.{name}"),
+            "is also in `environment`: give each variable once",
+        ));
+    }
+    Ok((environment, secret_environment))
 }
 
 fn distribution(d: NativeDistribution) -> Result<DistributionRef, ParseError> {

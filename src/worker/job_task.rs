@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::answer::{self, Delivery};
 use super::joblog::JobLog;
-use super::poll::Parts;
+use super::parts::Parts;
 use super::running::{Receipt, SlotGuard};
 use super::{Admitted, ErrorClass, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;

@@ -19,6 +19,7 @@ pub mod answer;
 mod job_task;
 pub mod joblog;
 pub mod memory;
+mod parts;
 mod poll;
 pub mod retry;
 mod running;
@@ -158,7 +159,7 @@ pub struct Stats {
 
 /// The warm loop over one queue.
 pub struct Worker<Q, T, R> {
-    parts: Arc<poll::Parts<Q, T, R>>,
+    parts: Arc<parts::Parts<Q, T, R>>,
     config: WorkerConfig,
 }
 
@@ -183,7 +184,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
                  so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."
             ),
         }
-        let parts = poll::Parts::new(runner, queue, tokens, lease, stats, config.drain_grace);
+        let parts = parts::Parts::new(runner, queue, tokens, lease, stats, config.drain_grace);
         Worker {
             parts: Arc::new(parts),
             config,

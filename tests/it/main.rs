@@ -11,6 +11,7 @@ mod emulator;
 mod executor;
 mod faults;
 mod harness;
+mod layers;
 mod processes;
 mod properties;
 mod proxy;

@@ -85,37 +85,12 @@ impl Distributions {
         let (zip, download) = match origin {
             Origin::Local(path) => (path.to_path_buf(), None),
             Origin::Remote(fetch) => {
-                let path = self.dir.join(format!("download-{unique}.zip"));
-                // A zip is hardly larger than its content; the margin covers its directory and
-                // headers (the limit again, at most 64 MiB).
-                let margin = self.limits.max_bytes.min(64 * 1024 * 1024);
-                let max_zip = self.limits.max_bytes.saturating_add(margin);
-                if let Err(problem) = fetch.fetch(&path, max_zip).await {
-                    remove_file(&path).await;
-                    return Err(DistributionError::Fetch {
-                        what: fetch.describe(),
-                        problem,
-                    });
-                }
+                let path = self.download(fetch, unique).await?;
                 (path.clone(), Some(path))
             }
         };
         let dir = self.dir.join(format!("entry-{unique}"));
-        let (target, limits) = (dir.clone(), self.limits);
-        let result = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&target).map_err(|source| ExtractError::Io {
-                path: target.clone(),
-                source,
-            })?;
-            extract::extract(&zip, &target, limits)
-        })
-        .await
-        .unwrap_or_else(|join| {
-            Err(ExtractError::Io {
-                path: PathBuf::from("distribution"),
-                source: std::io::Error::other(join.to_string()),
-            })
-        });
+        let result = extract_blocking(zip, dir.clone(), self.limits).await;
         if let Some(download) = download {
             remove_file(&download).await;
         }
@@ -132,6 +107,27 @@ impl Distributions {
         drop(guard);
         self.evict(identity).await;
         Ok(entry)
+    }
+
+    /// Downloads a remote zip into the cache folder, refusing one far over the size limit.
+    async fn download(
+        &self,
+        fetch: &dyn Fetch,
+        unique: uuid::Uuid,
+    ) -> Result<PathBuf, DistributionError> {
+        let path = self.dir.join(format!("download-{unique}.zip"));
+        // A zip is hardly larger than its content; the margin covers its directory and
+        // headers (the limit again, at most 64 MiB).
+        let margin = self.limits.max_bytes.min(64 * 1024 * 1024);
+        let max_zip = self.limits.max_bytes.saturating_add(margin);
+        if let Err(problem) = fetch.fetch(&path, max_zip).await {
+            remove_file(&path).await;
+            return Err(DistributionError::Fetch {
+                what: fetch.describe(),
+                problem,
+            });
+        }
+        Ok(path)
     }
 
     /// Drops least recently used entries nobody is using until the cache fits its budget.
@@ -193,6 +189,28 @@ impl Distributions {
 enum Origin<'a> {
     Local(&'a Path),
     Remote(&'a dyn Fetch),
+}
+
+/// Extracts `zip` into the new folder `dir` on a blocking thread.
+async fn extract_blocking(
+    zip: PathBuf,
+    dir: PathBuf,
+    limits: ExtractLimits,
+) -> Result<u64, ExtractError> {
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        extract::extract(&zip, &dir, limits)
+    })
+    .await
+    .unwrap_or_else(|join| {
+        Err(ExtractError::Io {
+            path: PathBuf::from("distribution"),
+            source: std::io::Error::other(join.to_string()),
+        })
+    })
 }
 
 async fn remove_file(path: &Path) {

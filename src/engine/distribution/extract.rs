@@ -128,27 +128,8 @@ pub fn extract(zip_path: &Path, dest: &Path, limits: ExtractLimits) -> Result<u6
             check_link_target(&name, &rel, &target)?;
             links.push((name, path, target));
         } else {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            if path.is_dir() {
-                return Err(ExtractError::Conflict { entry: name });
-            }
-            let mut out = fs::File::create(&path).map_err(io_err(&path))?;
             let budget = limits.max_bytes - written;
-            let copied = io::copy(&mut (&mut entry).take(budget + 1), &mut out).map_err(|e| {
-                // The zip crate reports bad data (CRC, inflate) as io errors of kind InvalidData.
-                if e.kind() == io::ErrorKind::InvalidData
-                    || e.kind() == io::ErrorKind::UnexpectedEof
-                {
-                    ExtractError::Corrupt(zip::result::ZipError::Io(e))
-                } else {
-                    ExtractError::Io {
-                        path: path.clone(),
-                        source: e,
-                    }
-                }
-            })?;
+            let copied = write_file(&mut entry, &name, &path, budget)?;
             if copied > budget {
                 return Err(ExtractError::TooLarge {
                     limit: limits.max_bytes,
@@ -161,6 +142,36 @@ pub fn extract(zip_path: &Path, dest: &Path, limits: ExtractLimits) -> Result<u6
     }
     create_links(dest, &links)?;
     Ok(written)
+}
+
+/// Writes one file entry to `path`, reading at most `budget + 1` bytes of it (more than the
+/// budget means too large, whatever its header claims); returns the bytes written.
+fn write_file(
+    entry: &mut impl Read,
+    name: &str,
+    path: &Path,
+    budget: u64,
+) -> Result<u64, ExtractError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    if path.is_dir() {
+        return Err(ExtractError::Conflict {
+            entry: name.to_string(),
+        });
+    }
+    let mut out = fs::File::create(path).map_err(io_err(path))?;
+    io::copy(&mut entry.take(budget + 1), &mut out).map_err(|e| {
+        // The zip crate reports bad data (CRC, inflate) as io errors of kind InvalidData.
+        if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
+            ExtractError::Corrupt(zip::result::ZipError::Io(e))
+        } else {
+            ExtractError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })
 }
 
 /// The entry name as a relative path, `None` for the root itself; errors for names that are

@@ -1,38 +1,9 @@
-//! `attini-runner command-mode <sub> ...`: the helpers job scripts call through
-//! `$ATTINI_RUNNER_EXEC` (CONTRACT.md 8). Their own log goes to `attini-runner-commands.log` in
-//! the current directory, is printed to stderr only on error, and is removed at the end.
-//! Each subcommand is one short run; nothing to cancel.
-
-use std::io::Write;
-use std::path::PathBuf;
+//! The CDK stacks event of `save-cdk-stacks` and `format-cdk-output` (CONTRACT.md 8): its
+//! shape, the step output built from it, and the `CloudformationStack` items saved for it.
+//! Pure; nothing to cancel.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use super::ExitStatus;
-use crate::aws::s3::PutFileError;
-use crate::aws::{Clients, dynamodb, s3};
-use crate::worker::CallError;
-
-/// Why a subcommand failed; printed with the command log.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The stacks event is not JSON of the expected shape.
-    #[error("the stacks event is not valid JSON of the expected shape: {0}")]
-    BadEvent(serde_json::Error),
-    /// A variable the Attini runner container sets is missing.
-    #[error("{0} is not set; the Attini runner container sets it")]
-    Unset(&'static str),
-    /// DynamoDB refused or failed.
-    #[error(transparent)]
-    Call(#[from] CallError),
-    /// The artifact could not be stored.
-    #[error(transparent)]
-    Put(#[from] PutFileError),
-}
-
-/// The log file of a command-mode run.
-pub const LOG_FILE: &str = "attini-runner-commands.log";
 
 /// The value given for a stack output when two stacks share a name.
 pub const AMBIGUOUS_OUTPUT: &str =
@@ -148,122 +119,6 @@ pub fn stack_items(event: &StacksEvent, region: &str, account: &str) -> Vec<Vec<
             item
         })
         .collect()
-}
-
-/// Runs a subcommand; returns the exit code.
-pub async fn run(args: Vec<String>) -> ExitStatus {
-    let args = args.as_slice();
-    let log = CommandLog::new();
-    let sub = args.first().map(String::as_str);
-    let result = match (sub, &args[args.len().min(1)..]) {
-        (Some("version"), _) => {
-            println!("{}", crate::VERSION);
-            Ok(())
-        }
-        (Some("format-cdk-output"), [json]) => parse_event(json, &log).map(|event| {
-            println!("{}", format_cdk_output(&event));
-        }),
-        (Some(cmd @ ("save-cdk-stacks" | "register-cdk-stacks")), [json]) => {
-            match parse_event(json, &log) {
-                Ok(event) => save_stacks(&event, &log).await.map(|()| {
-                    if cmd == "register-cdk-stacks" {
-                        log.write("register-cdk-stacks is deprecated; use save-cdk-stacks");
-                    }
-                }),
-                Err(e) => Err(e),
-            }
-        }
-        (Some("store-artifact"), [key, path]) => store_artifact(key, path, &log).await,
-        _ => {
-            eprintln!("Unknown arguments: {args:?}");
-            log.remove();
-            return ExitStatus::Failure;
-        }
-    };
-    match result {
-        Ok(()) => {
-            log.remove();
-            ExitStatus::Success
-        }
-        Err(e) => {
-            log.write(&format!("ERROR {e}"));
-            eprintln!("Encountered errored, printing logs to error stream");
-            log.dump_to_stderr();
-            log.remove();
-            ExitStatus::Failure
-        }
-    }
-}
-
-fn parse_event(json: &str, log: &CommandLog) -> Result<StacksEvent, CommandError> {
-    log.write("parsing the stacks event");
-    serde_json::from_str(json).map_err(CommandError::BadEvent)
-}
-
-fn env(name: &'static str) -> Result<String, CommandError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or(CommandError::Unset(name))
-}
-
-async fn save_stacks(event: &StacksEvent, log: &CommandLog) -> Result<(), CommandError> {
-    let table = env("ATTINI_RESOURCE_STATE_TABLE")?;
-    let region = env("ATTINI_AWS_REGION")?;
-    let account = env("ATTINI_AWS_ACCOUNT")?;
-    let clients = Clients::load(Some(region.clone())).await;
-    for item in stack_items(event, &region, &account) {
-        let name = item
-            .iter()
-            .find(|(k, _)| k == "name")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        log.write(&format!("saving stack {name} in {table}"));
-        dynamodb::put_strings(&clients.dynamodb, &table, item).await?;
-    }
-    Ok(())
-}
-
-async fn store_artifact(key: &str, path: &str, log: &CommandLog) -> Result<(), CommandError> {
-    let bucket = env("ATTINI_ARTIFACT_STORE")?;
-    println!("Storing {path} in artifact store.");
-    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok()).await;
-    log.write(&format!("putting s3://{bucket}/{key}"));
-    s3::put_file(&clients.s3, &bucket, key, path).await?;
-    Ok(())
-}
-
-/// The command-mode log file.
-struct CommandLog {
-    path: PathBuf,
-}
-
-impl CommandLog {
-    fn new() -> Self {
-        CommandLog {
-            path: PathBuf::from(LOG_FILE),
-        }
-    }
-
-    fn write(&self, line: &str) {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
-
-    fn dump_to_stderr(&self) {
-        if let Ok(text) = std::fs::read_to_string(&self.path) {
-            eprint!("{text}");
-        }
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 #[cfg(test)]

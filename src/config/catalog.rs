@@ -1,0 +1,195 @@
+//! The catalogue of settings: each one's variable, default, accepted range and meaning, in
+//! one place ([`ALL`]). The parsers in `config/mod.rs` and the README table read them from
+//! here. Constants only; nothing to cancel.
+
+use std::time::Duration;
+
+/// One setting: its variable, what it accepts and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What it accepts and its default.
+    pub kind: Kind,
+    /// One sentence for the README.
+    pub meaning: &'static str,
+}
+
+/// What a setting accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number in `min..=max` (`u64::MAX`: no upper bound) of `unit`; `default` when
+    /// unset or empty (`None`: off unless set).
+    Number {
+        /// Used when unset.
+        default: Option<u64>,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+        /// What the number counts, for the README (`seconds`, `bytes`, `jobs`).
+        unit: &'static str,
+    },
+    /// Free text; `default` says what applies when unset, for the README.
+    Text {
+        /// What applies when unset.
+        default: &'static str,
+    },
+}
+
+/// Longest timeout or TTL accepted: a year, in seconds.
+pub const MAX_SECONDS: u64 = 31_536_000;
+
+const fn seconds(default: Option<u64>, min: u64, max: u64) -> Kind {
+    Kind::Number {
+        default,
+        min,
+        max,
+        unit: "seconds",
+    }
+}
+
+const fn text(default: &'static str) -> Kind {
+    Kind::Text { default }
+}
+
+/// `ATTINI_JOB_TIMEOUT`.
+pub const JOB_TIMEOUT: Setting = Setting {
+    name: "ATTINI_JOB_TIMEOUT",
+    kind: seconds(Some(3600), 1, MAX_SECONDS),
+    meaning: "Default job timeout (a job's `timeoutSeconds` wins).",
+};
+/// `ATTINI_KILL_GRACE`.
+pub const KILL_GRACE: Setting = Setting {
+    name: "ATTINI_KILL_GRACE",
+    kind: seconds(Some(10), 0, 3600),
+    meaning: "Time between SIGTERM and SIGKILL when a job is ended.",
+};
+/// `ATTINI_WORK_DIR`.
+pub const WORK_DIR: Setting = Setting {
+    name: "ATTINI_WORK_DIR",
+    kind: text("`$TMPDIR/attini-runner`"),
+    meaning: "Where job directories and the distribution cache live (a fresh `run-<id>` folder per process, removed at exit).",
+};
+/// `ATTINI_DISTRIBUTION_MAX_BYTES`.
+pub const DISTRIBUTION_MAX_BYTES: Setting = Setting {
+    name: "ATTINI_DISTRIBUTION_MAX_BYTES",
+    kind: Kind::Number {
+        default: Some(4 << 30),
+        min: 1,
+        max: u64::MAX,
+        unit: "bytes",
+    },
+    meaning: "Most content one distribution may unpack to (and, plus a margin, download).",
+};
+/// `ATTINI_DISTRIBUTION_CACHE_BYTES`.
+pub const DISTRIBUTION_CACHE_BYTES: Setting = Setting {
+    name: "ATTINI_DISTRIBUTION_CACHE_BYTES",
+    kind: Kind::Number {
+        default: Some(2 << 30),
+        min: 0,
+        max: u64::MAX,
+        unit: "bytes",
+    },
+    meaning: "Extracted distributions kept for later jobs (least recently used go first).",
+};
+/// `ATTINI_MAX_CONCURRENT_JOBS`.
+pub const MAX_CONCURRENT_JOBS: Setting = Setting {
+    name: "ATTINI_MAX_CONCURRENT_JOBS",
+    kind: Kind::Number {
+        default: Some(5),
+        min: 1,
+        max: 100,
+        unit: "jobs",
+    },
+    meaning: "AWS modes: jobs run at once (`serve --max-jobs` wins).",
+};
+/// `ATTINI_RUNNER_IDLE_TTL`.
+pub const IDLE_TTL: Setting = Setting {
+    name: "ATTINI_RUNNER_IDLE_TTL",
+    kind: seconds(None, 1, MAX_SECONDS),
+    meaning: "AWS modes: exit after this long without jobs, counted from the end of the last one. Unset: 3600 in Attini mode, never in `serve` (`--idle-ttl` wins).",
+};
+/// The idle TTL of Attini mode when [`IDLE_TTL`] is unset (CONTRACT.md 3.3).
+pub const ATTINI_IDLE_TTL_DEFAULT: Duration = Duration::from_secs(3600);
+/// `ATTINI_DRAIN_GRACE`.
+pub const DRAIN_GRACE: Setting = Setting {
+    name: "ATTINI_DRAIN_GRACE",
+    kind: seconds(Some(90), 0, 3600),
+    meaning: "AWS modes: time running jobs get to finish after SIGTERM/SIGINT (below Fargate's 120 s stop timeout).",
+};
+/// `ATTINI_STARTUP_COMMANDS_TIMEOUT`.
+pub const STARTUP_COMMANDS_TIMEOUT: Setting = Setting {
+    name: "ATTINI_STARTUP_COMMANDS_TIMEOUT",
+    kind: seconds(Some(3600), 1, MAX_SECONDS),
+    meaning: "Attini mode: timeout of the runner's startup commands.",
+};
+/// `ATTINI_QUEUE_URL`.
+pub const QUEUE_URL: Setting = Setting {
+    name: "ATTINI_QUEUE_URL",
+    kind: text("required in AWS modes"),
+    meaning: "The job queue (`serve --queue-url` wins).",
+};
+/// `ATTINI_DEPLOY_DATA_TABLE`.
+pub const DEPLOY_DATA_TABLE: Setting = Setting {
+    name: "ATTINI_DEPLOY_DATA_TABLE",
+    kind: text("required in Attini mode"),
+    meaning: "Attini mode: the deploy-data table (current executions).",
+};
+/// `ATTINI_RESOURCE_STATE_TABLE`.
+pub const RESOURCE_STATE_TABLE: Setting = Setting {
+    name: "ATTINI_RESOURCE_STATE_TABLE",
+    kind: text("required in Attini mode"),
+    meaning: "Attini mode: the resource-state table (the runner's item; CDK stacks).",
+};
+/// `ATTINI_RUNNER_RESOURCE_NAME`.
+pub const RUNNER_RESOURCE_NAME: Setting = Setting {
+    name: "ATTINI_RUNNER_RESOURCE_NAME",
+    kind: text("required in Attini mode"),
+    meaning: "Attini mode: the `name` of the runner's resource-state item.",
+};
+/// `ATTINI_CONFIGURATION_HASH`.
+pub const CONFIGURATION_HASH: Setting = Setting {
+    name: "ATTINI_CONFIGURATION_HASH",
+    kind: text("0 (also when not a number)"),
+    meaning: "Attini mode: jobs with another `taskConfigHashCode` are left for the runner started for them.",
+};
+/// `ATTINI_AWS_REGION`.
+pub const AWS_REGION: Setting = Setting {
+    name: "ATTINI_AWS_REGION",
+    kind: text("none"),
+    meaning: "The region when `AWS_REGION` is not set.",
+};
+/// `ATTINI_EC2_INSTANCE_ID`.
+pub const EC2_INSTANCE_ID: Setting = Setting {
+    name: "ATTINI_EC2_INSTANCE_ID",
+    kind: text("none"),
+    meaning: "Attini mode on EC2: the host terminated when the runner exits.",
+};
+/// `ATTINI_LOG_LEVEL`.
+pub const LOG_LEVEL: Setting = Setting {
+    name: "ATTINI_LOG_LEVEL",
+    kind: text("`INFO`; `WARN` in local mode"),
+    meaning: "`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF` or `ALL`; `RUST_LOG` (a tracing filter) wins when set.",
+};
+
+/// Every setting, in the README's order.
+pub const ALL: &[Setting] = &[
+    JOB_TIMEOUT,
+    KILL_GRACE,
+    WORK_DIR,
+    DISTRIBUTION_MAX_BYTES,
+    DISTRIBUTION_CACHE_BYTES,
+    MAX_CONCURRENT_JOBS,
+    IDLE_TTL,
+    DRAIN_GRACE,
+    STARTUP_COMMANDS_TIMEOUT,
+    QUEUE_URL,
+    DEPLOY_DATA_TABLE,
+    RESOURCE_STATE_TABLE,
+    RUNNER_RESOURCE_NAME,
+    CONFIGURATION_HASH,
+    AWS_REGION,
+    EC2_INSTANCE_ID,
+    LOG_LEVEL,
+];

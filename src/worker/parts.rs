@@ -1,0 +1,64 @@
+//! What the loop and every job task of one worker share ([`Parts`]): the queue, the task
+//! tokens, the job runner, the lease, the counters and the registry of running messages.
+//! Plain data plus the retried delete; nothing to cancel beyond dropping a call.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::running::{LastEnd, Registry};
+use super::{JobRunner, Queue, Stats, TaskTokens, retry};
+
+/// How long deleting a message is retried through transient errors.
+pub const DELETE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What the loop and every job task share.
+pub struct Parts<Q, T, R> {
+    /// Runs jobs.
+    pub runner: Arc<R>,
+    /// The job queue.
+    pub queue: Arc<Q>,
+    /// Task tokens.
+    pub tokens: Arc<T>,
+    /// The visibility timeout in lease mode; `None`: messages are deleted before jobs run.
+    pub lease: Option<Duration>,
+    /// Cleared when the role turns out to lack `states:SendTaskHeartbeat`.
+    pub heartbeats: AtomicBool,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// When the last job ended (for the idle TTL).
+    pub last_end: Arc<LastEnd>,
+    /// Drain grace, quoted in the cause of an interrupted job.
+    pub drain_grace: Duration,
+    /// The messages running and finished here.
+    pub registry: Arc<Registry>,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
+    /// The parts of a worker; `lease` as found by [`Queue::lease`].
+    pub fn new(
+        runner: Arc<R>,
+        queue: Arc<Q>,
+        tokens: Arc<T>,
+        lease: Option<Duration>,
+        stats: Arc<Stats>,
+        drain_grace: Duration,
+    ) -> Self {
+        Parts {
+            runner,
+            queue,
+            tokens,
+            lease,
+            heartbeats: AtomicBool::new(true),
+            stats,
+            last_end: Arc::default(),
+            drain_grace,
+            registry: Arc::default(),
+        }
+    }
+
+    /// Deletes a message, retrying transient errors for up to [`DELETE_DEADLINE`].
+    pub async fn delete(&self, receipt: &str) -> Result<(), retry::CallError> {
+        retry::with_backoff(DELETE_DEADLINE, || self.queue.delete(receipt)).await
+    }
+}
