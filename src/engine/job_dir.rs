@@ -109,15 +109,38 @@ fn make_writable(path: &Path) {
 mod tests {
     use super::*;
 
+    /// What a non-root runner needs to remove a tree with read-only folders: every folder
+    /// made writable again. Checked on the mode bits, which root sees as anyone does (root
+    /// itself could remove the tree without this).
     #[test]
-    fn removes_trees_with_read_only_folders() {
+    fn read_only_folders_are_made_writable_before_removal() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
+        let outer = tmp.path().join("outer");
+        let inner = outer.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(inner.join("f"), "x").unwrap();
+        for dir in [&inner, &outer] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        make_writable(&outer);
+        for dir in [&outer, &inner] {
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+        remove_tree(&outer).unwrap();
+        assert!(!outer.exists());
+        assert!(
+            remove_tree(&outer).is_ok(),
+            "a missing tree counts as removed"
+        );
+    }
+
+    #[test]
+    fn a_dropped_job_dir_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
         let dir = JobDir::create(tmp.path(), "j1").unwrap();
-        let locked = dir.workspace().join("locked");
-        std::fs::create_dir(&locked).unwrap();
-        std::fs::write(locked.join("f"), "x").unwrap();
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::write(dir.workspace().join("f"), "x").unwrap();
         drop(dir);
         assert!(!tmp.path().join("j1").exists());
     }

@@ -354,7 +354,8 @@ async fn a_failing_step_reports_script_execution_error_with_the_log_link() {
         .await;
     let execution = a.world.start(&machine, "exec-1", &json!({})).await;
     a.current(&[&execution]).await;
-    a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let out = a.run_runner("unused", "2.0.2", HASH, 2).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let done = a.world.finished(&execution).await;
     assert_eq!(done.error.as_deref(), Some("ScriptExecutionError"));
     assert_eq!(
@@ -374,7 +375,8 @@ async fn stale_executions_and_missing_distributions_are_answered() {
     let current = a.world.start(&machine, "new", &json!({})).await;
     a.current(&[&current]).await;
     // No distribution object in the bucket.
-    a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let out = a.run_runner("unused", "2.0.2", HASH, 2).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let old = a.world.finished(&stale).await;
     assert_eq!(old.error.as_deref(), Some("Runner.StaleExecution"));
     assert!(
@@ -444,14 +446,7 @@ async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
     // Not marked started (the item names another task), job not run, message still queued.
     assert_eq!(a.item().await["started"], AttributeValue::Bool(false));
     assert_eq!(a.world.status(&execution).await, "RUNNING");
-    let mut waiting = Vec::new();
-    for _ in 0..50 {
-        waiting = a.world.visible_messages(&a.queue).await;
-        if !waiting.is_empty() {
-            break;
-        }
-    }
-    assert_eq!(waiting.len(), 1);
+    assert_eq!(a.world.messages_left(&a.queue).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

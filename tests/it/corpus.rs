@@ -9,6 +9,7 @@ use crate::world::*;
 
 /// Hostile distributions: (name, zip entries, part of the expected cause).
 fn hostile(world: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let absolute = absolute_target(world);
     let zip = |name: &str, entries: &[Entry]| {
         let path = world.tmp.path().join(name);
         write_zip(&path, entries);
@@ -25,7 +26,7 @@ fn hostile(world: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "absolute",
             zip(
                 "abs.zip",
-                &[Entry::File("/tmp/attini-corpus-abs.txt", b"x", 0o644)],
+                &[Entry::File(absolute.to_str().unwrap(), b"x", 0o644)],
             ),
             "which is an absolute path",
         ),
@@ -75,6 +76,14 @@ fn hostile(world: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
     ]
 }
+
+/// Where the `absolute` zip's entry would land if it were extracted: inside this test's folder.
+fn absolute_target(world: &World) -> std::path::PathBuf {
+    world.tmp.path().join("absolute-escape.txt")
+}
+
+/// The README's count: 42 bad messages, 9 hostile distributions, 1 missing distribution.
+const CORPUS_CASES: usize = 52;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_and_distributions_never_stop_the_runner() {
@@ -138,7 +147,10 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
     ));
 
     let total = unanswerable.len() + executions.len();
-    assert!(total >= 30, "the corpus has only {total} cases");
+    assert_eq!(
+        total, CORPUS_CASES,
+        "update the README's count of the corpus"
+    );
     for (name, execution, cause) in &executions {
         let done = world.finished(execution).await;
         assert_eq!(done.status, "FAILED", "{name}: {done:?}");
@@ -153,7 +165,7 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
             "{name}: cause {got:?} should contain {cause:?}"
         );
     }
-    assert!(!std::path::Path::new("/tmp/attini-corpus-abs.txt").exists());
+    assert!(!absolute_target(&world).exists());
 
     let good = json!({"commands": ["echo '{\"after\": \"corpus\"}' > $ATTINI_OUTPUT"]});
     let machine = world
@@ -163,9 +175,7 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
         .finished(&world.start(&machine, "good", &json!({})).await)
         .await;
     assert_eq!(done.output, Some(json!({"after": "corpus"})));
+    // Every message is gone, visible or in flight: none was left or forgotten.
+    world.wait_until_empty(&queue).await;
     runner.stop().await;
-    assert!(
-        world.visible_messages(&queue).await.is_empty(),
-        "a bad message was left in the queue"
-    );
 }

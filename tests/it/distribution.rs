@@ -1,5 +1,6 @@
 //! Distributions: extraction, hostile zips, the cache and workspace isolation.
 
+use attini_runner::engine::distribution::Source;
 use serde_json::json;
 
 use crate::harness::*;
@@ -54,25 +55,54 @@ async fn the_second_job_uses_the_cache_and_each_job_gets_a_fresh_copy() {
     assert_eq!(lines, ["original"]);
 }
 
-#[tokio::test]
-async fn the_cache_evicts_old_entries_beyond_its_budget() {
-    let h = Harness::with(|c| c.cache_bytes = 0);
-    let (a, b) = (good_zip(&h, "a.zip"), good_zip(&h, "b.zip"));
-    let (source_a, source_b) = (zip_source(&a), zip_source(&b));
-    let job = native(json!({"commands": ["cat app/data.txt"]}));
-    assert!(
-        h.run(&job, Some(source_a.clone()))
-            .await
-            .0
-            .report
-            .is_success()
+/// A zip with `data.txt` holding `data` and 1,000 bytes of padding, under a fixed identity
+/// (so that rewriting the file shows whether a later job read the cache or the zip).
+fn padded_zip(h: &Harness, name: &str, data: &str) -> Source {
+    let path = h.path(&format!("{name}.zip"));
+    let pad = vec![b'.'; 1000];
+    write_zip(
+        &path,
+        &[
+            Entry::File("data.txt", data.as_bytes(), 0o644),
+            Entry::File("pad.bin", &pad, 0o644),
+        ],
     );
-    assert!(h.run(&job, Some(source_b)).await.0.report.is_success());
-    std::fs::remove_file(&a).unwrap();
-    let (result, _) = h.run(&job, Some(source_a)).await;
-    let (error, cause) = failure(&result);
-    assert_eq!(error, "RuntimeError");
-    assert!(cause.contains("a.zip"), "{cause}");
+    Source::Zip {
+        path,
+        identity: name.to_string(),
+    }
+}
+
+async fn data_of(h: &Harness, source: &Source) -> String {
+    let job = native(json!({"commands": ["cat data.txt"]}));
+    let (result, lines) = h.run(&job, Some(source.clone())).await;
+    assert!(result.report.is_success(), "{:?}", result.report);
+    lines.join("")
+}
+
+#[tokio::test]
+async fn the_cache_evicts_the_least_recently_used_entry_beyond_its_budget() {
+    // Room for two entries of about 1,001 bytes, not three.
+    let h = Harness::with(|c| c.cache_bytes = 2500);
+    let (a, b, c) = (
+        padded_zip(&h, "a", "A"),
+        padded_zip(&h, "b", "B"),
+        padded_zip(&h, "c", "C"),
+    );
+    assert_eq!(data_of(&h, &a).await, "A");
+    assert_eq!(data_of(&h, &b).await, "B");
+    assert_eq!(data_of(&h, &a).await, "A"); // a is now used more recently than b
+    assert_eq!(data_of(&h, &c).await, "C"); // over budget: b, the least recently used, goes
+    // Rewrite every zip under the same identity: a cached entry still shows the old content.
+    for name in ["a", "b", "c"] {
+        padded_zip(&h, name, "new");
+    }
+    assert_eq!(data_of(&h, &a).await, "A", "a was evicted, not b");
+    assert_eq!(
+        data_of(&h, &b).await,
+        "new",
+        "b was kept, though least recently used"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +111,7 @@ async fn a_local_folder_is_copied_not_shared() {
     let folder = h.path("folder");
     std::fs::create_dir_all(folder.join("sub")).unwrap();
     std::fs::write(folder.join("sub/f.txt"), "from folder").unwrap();
-    let source = attini_runner::engine::distribution::Source::local(&folder).unwrap();
+    let source = Source::local(&folder).unwrap();
     let job = native(json!({"commands": ["cat sub/f.txt", "echo overwritten > sub/f.txt"]}));
     let (result, lines) = h.run(&job, Some(source)).await;
     assert!(result.report.is_success());
@@ -185,6 +215,35 @@ async fn a_zip_bomb_stops_at_the_size_limit() {
     let h = Harness::with(|c| c.limits.max_bytes = 100_000);
     let zeros = vec![0u8; 1_000_000];
     let cause = rejected(&h, "bomb.zip", &[Entry::File("zeros.bin", &zeros, 0o644)]).await;
+    assert!(
+        cause.contains("unpacks to more than 100000 bytes"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_zip_bomb_whose_headers_lie_is_counted_while_writing() {
+    let h = Harness::with(|c| c.limits.max_bytes = 100_000);
+    let path = h.path("liar.zip");
+    // 4 MB of zeros whose headers claim 50,000 bytes, under the limit: a check of the headers
+    // alone would let it through. The reader stops at the declared size and refuses the rest.
+    write_lying_zip(&path, 4_000_000, 50_000);
+    let job = native(json!({"commands": ["echo should-not-run"]}));
+    let (result, lines) = h.run(&job, Some(zip_source(&path))).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(lines.is_empty(), "the job ran: {lines:?}");
+    assert!(
+        cause.contains("not a valid zip archive")
+            && cause.contains("larger than its declared uncompressed size"),
+        "{cause}"
+    );
+    assert!(h.leftover_job_dirs().is_empty());
+    // Claiming more than the limit, it is stopped by the count of bytes written.
+    let path = h.path("big-liar.zip");
+    write_lying_zip(&path, 4_000_000, 3_000_000);
+    let (result, _) = h.run(&job, Some(zip_source(&path))).await;
+    let (_, cause) = failure(&result);
     assert!(
         cause.contains("unpacks to more than 100000 bytes"),
         "{cause}"

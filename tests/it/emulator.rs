@@ -20,6 +20,7 @@ pub struct Emulator {
     /// Its URL.
     pub endpoint: String,
     _child: Option<Child>,
+    _port: Option<PortLease>,
 }
 
 impl Emulator {
@@ -35,49 +36,34 @@ impl Emulator {
             return Emulator {
                 endpoint: choice.trim_end_matches('/').to_string(),
                 _child: None,
+                _port: None,
             };
         }
-        let port = free_port();
-        let mut command = match choice {
-            "ministack" => {
-                let mut c = Command::new("ministack");
-                c.env("BIND_HOST", "127.0.0.1")
-                    .env("GATEWAY_PORT", port.to_string());
-                c
+        // A port found free can be taken before the emulator binds it: then the emulator
+        // exits, and it is started again on another port.
+        for _ in 0..5 {
+            let port = PortLease::take();
+            let mut child = spawn(choice, port.number);
+            if !wait_until_listening(port.number, &mut child).await {
+                continue;
             }
-            "moto" => {
-                let mut c = Command::new("moto_server");
-                c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-                c
+            let endpoint = format!("http://127.0.0.1:{}", port.number);
+            if choice == "moto" {
+                let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
+                reqwest::Client::new()
+                    .post(format!("{endpoint}/moto-api/config"))
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("moto config");
             }
-            other => {
-                panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL")
-            }
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {choice}: {e}; run ./scripts/test, which installs it")
-            });
-        let endpoint = format!("http://127.0.0.1:{port}");
-        wait_until_listening(port).await;
-        if choice == "moto" {
-            let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
-            reqwest::Client::new()
-                .post(format!("{endpoint}/moto-api/config"))
-                .body(body)
-                .send()
-                .await
-                .expect("moto config");
+            return Emulator {
+                endpoint,
+                _child: Some(child),
+                _port: Some(port),
+            };
         }
-        Emulator {
-            endpoint,
-            _child: Some(child),
-        }
+        panic!("{choice} did not start on any of five ports");
     }
 
     /// Clients for this emulator.
@@ -99,21 +85,72 @@ impl Emulator {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn spawn(choice: &str, port: u16) -> Child {
+    let mut command = match choice {
+        "ministack" => {
+            let mut c = Command::new("ministack");
+            c.env("BIND_HOST", "127.0.0.1")
+                .env("GATEWAY_PORT", port.to_string());
+            c
+        }
+        "moto" => {
+            let mut c = Command::new("moto_server");
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            c
+        }
+        other => panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL"),
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {choice}: {e}; run ./scripts/test, which installs it")
+        })
 }
 
-async fn wait_until_listening(port: u16) {
+/// A loopback port no other test of this checkout uses while the lease is held: found free,
+/// then claimed with a lock file under the target folder (released when the test ends, even
+/// when it is killed).
+struct PortLease {
+    number: u16,
+    _lock: std::fs::File,
+}
+
+impl PortLease {
+    fn take() -> PortLease {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ports");
+        std::fs::create_dir_all(&dir).unwrap();
+        loop {
+            let number = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let lock = std::fs::File::create(dir.join(format!("{number}.lock"))).unwrap();
+            if lock.try_lock().is_ok() {
+                return PortLease {
+                    number,
+                    _lock: lock,
+                };
+            }
+        }
+    }
+}
+
+/// Waits until the emulator listens on `port`; false when it exited first (port taken).
+async fn wait_until_listening(port: u16, child: &mut Child) -> bool {
     for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return;
+            return child.try_wait().unwrap().is_none();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -94,6 +94,16 @@ async fn a_stopped_runner_interrupts_its_job_and_retry_moves_it_to_another() {
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     assert_eq!(done.output, Some(json!("done")));
     second.start_kill().unwrap();
+    // The first attempt was answered Runner.Interrupted (not abandoned to time out).
+    let failures = world.task_failures(&execution).await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "Runner.Interrupted");
+    assert!(
+        failures[0]
+            .1
+            .contains("did not finish within the 1 s drain grace period"),
+        "{failures:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +134,9 @@ async fn a_job_longer_than_three_visibility_windows_runs_once() {
         "start\n",
         "the job ran more than once"
     );
-    assert!(
-        world.visible_messages(&queue).await.is_empty(),
+    assert_eq!(
+        world.messages_left(&queue).await,
+        0,
         "the message was not deleted after the report"
     );
 }
@@ -195,8 +206,9 @@ async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
         0,
         "a stopped execution's job must not be reported"
     );
-    assert!(
-        world.visible_messages(&queue).await.is_empty(),
+    assert_eq!(
+        world.messages_left(&queue).await,
+        0,
         "the cancelled job's message was not deleted"
     );
 }

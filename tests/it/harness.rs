@@ -176,3 +176,27 @@ pub fn assert_exit(out: &std::process::Output, code: i32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Writes a zip with one deflated file of `real_len` zero bytes whose local and central headers
+/// both claim it unpacks to `claimed_len` bytes: a bomb that lies.
+pub fn write_lying_zip(path: &Path, real_len: usize, claimed_len: u32) {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("zeros", options).unwrap();
+    zip.write_all(&vec![0u8; real_len]).unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    let mut patched = 0;
+    // (signature, offset of the uncompressed size in that header)
+    for (signature, offset) in [(0x04034b50u32, 22), (0x02014b50u32, 24)] {
+        let sig = signature.to_le_bytes();
+        let at = (0..bytes.len() - 4)
+            .find(|&i| bytes[i..i + 4] == sig)
+            .expect("zip header not found");
+        bytes[at + offset..at + offset + 4].copy_from_slice(&claimed_len.to_le_bytes());
+        patched += 1;
+    }
+    assert_eq!(patched, 2);
+    std::fs::write(path, bytes).unwrap();
+}

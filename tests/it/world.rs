@@ -75,43 +75,32 @@ impl World {
             .unwrap()
     }
 
-    /// Messages currently visible in a queue (a short receive that makes them visible again).
-    pub async fn visible_messages(&self, queue: &str) -> Vec<String> {
-        let out = self
+    /// Messages in a queue, visible and in flight.
+    pub async fn messages_left(&self, queue: &str) -> u64 {
+        let attrs = self
             .clients
             .sqs
-            .receive_message()
+            .get_queue_attributes()
             .queue_url(queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .wait_time_seconds(1)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .unwrap();
-        out.messages
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.body)
-            .collect()
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        assert_eq!(
+            attrs.len(),
+            2,
+            "the emulator did not count the queue: {attrs:?}"
+        );
+        attrs.values().map(|v| v.parse::<u64>().unwrap()).sum()
     }
 
     /// Waits (up to a minute) until the queue holds no message, visible or in flight.
     pub async fn wait_until_empty(&self, queue: &str) {
         for _ in 0..600 {
-            let attrs = self
-                .clients
-                .sqs
-                .get_queue_attributes()
-                .queue_url(queue)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .unwrap()
-                .attributes
-                .unwrap_or_default();
-            let count: u64 = attrs.values().filter_map(|v| v.parse::<u64>().ok()).sum();
-            if count == 0 {
+            if self.messages_left(queue).await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -243,6 +232,27 @@ impl World {
     /// The execution's status now.
     pub async fn status(&self, execution: &str) -> String {
         self.describe(execution).await.status.as_str().to_string()
+    }
+
+    /// The (error, cause) of every TaskFailed event in the execution's history, in order.
+    pub async fn task_failures(&self, execution: &str) -> Vec<(String, String)> {
+        let history = self
+            .clients
+            .sfn
+            .get_execution_history()
+            .execution_arn(execution)
+            .send()
+            .await
+            .unwrap();
+        history
+            .events
+            .iter()
+            .filter_map(|e| e.task_failed_event_details.as_ref())
+            .map(|d| {
+                let error = d.error.clone().unwrap_or_default();
+                (error, d.cause.clone().unwrap_or_default())
+            })
+            .collect()
     }
 
     /// Waits (up to two minutes) for the execution to leave RUNNING.
