@@ -45,28 +45,23 @@ impl Attini {
             .send()
             .await
             .unwrap();
-        let (resource_table, deploy_table) = (
-            "AttiniResourceStatesV1".to_string(),
-            "AttiniDeployDataV1".to_string(),
-        );
-        world
+        let resource_table = world
             .table(
-                &resource_table,
+                "AttiniResourceStatesV1",
                 "resourceType",
                 "name",
                 ScalarAttributeType::S,
             )
             .await;
-        world
+        let deploy_table = world
             .table(
-                &deploy_table,
+                "AttiniDeployDataV1",
                 "deploymentName",
                 "deploymentTime",
                 ScalarAttributeType::N,
             )
             .await;
-        let bucket = "attini-artifact-store-us-east-1-000000000000".to_string();
-        world.bucket(&bucket).await;
+        let bucket = world.bucket("attini-artifact-store-us-east-1").await;
         let task_arn =
             "arn:aws:ecs:us-east-1:000000000000:task/attini-default/0123456789abcdef".to_string();
         let metadata = serve_metadata(&task_arn).await;

@@ -9,16 +9,18 @@ use serde_json::{Value, json};
 use crate::world::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
+const TABLE: &str = "AttiniResourceStatesV1";
+const BUCKET: &str = "artifacts";
 
 async fn command(world: &World, args: &[&str]) -> Output {
     tokio::process::Command::new(BIN)
         .arg("command-mode")
         .args(args)
         .envs(world.emulator.env())
-        .env("ATTINI_RESOURCE_STATE_TABLE", "AttiniResourceStatesV1")
+        .env("ATTINI_RESOURCE_STATE_TABLE", world.unique(TABLE))
         .env("ATTINI_AWS_REGION", "us-east-1")
         .env("ATTINI_AWS_ACCOUNT", "000000000000")
-        .env("ATTINI_ARTIFACT_STORE", "artifacts")
+        .env("ATTINI_ARTIFACT_STORE", world.unique(BUCKET))
         .current_dir(world.tmp.path())
         .output()
         .await
@@ -34,7 +36,7 @@ async fn stack_item(
         .clients
         .dynamodb
         .get_item()
-        .table_name("AttiniResourceStatesV1")
+        .table_name(world.unique(TABLE))
         .key(
             "resourceType",
             AttributeValue::S("CloudformationStack".into()),
@@ -62,14 +64,9 @@ fn stacks_event(request: &str) -> Value {
 async fn the_helpers_write_what_the_attini_framework_reads() {
     let world = World::new().await;
     world
-        .table(
-            "AttiniResourceStatesV1",
-            "resourceType",
-            "name",
-            ScalarAttributeType::S,
-        )
+        .table(TABLE, "resourceType", "name", ScalarAttributeType::S)
         .await;
-    world.bucket("artifacts").await;
+    world.bucket(BUCKET).await;
 
     let out = command(
         &world,
@@ -133,7 +130,10 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
     );
     assert_eq!(
         world
-            .get("artifacts", "dev/demo/d-1/.sam-source/app/template.yaml")
+            .get(
+                &world.unique(BUCKET),
+                "dev/demo/d-1/.sam-source/app/template.yaml"
+            )
             .await
             .unwrap(),
         b"Resources: {}\n"

@@ -90,7 +90,7 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
     let world = World::new().await;
     let corpus: Value = serde_json::from_str(include_str!("../corpus/bad-jobs.json")).unwrap();
     let queue = world.fifo_queue("corpus").await;
-    world.bucket("dist").await;
+    let dist = world.bucket("dist").await;
 
     let mut config = world.engine_config();
     config.limits.max_bytes = 1_000_000;
@@ -124,8 +124,8 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
         ));
     }
     for (name, bytes, cause) in hostile(&world) {
-        world.put("dist", &format!("{name}.zip"), bytes).await;
-        let body = json!({"commands": ["echo must-not-run"], "distribution": {"bucket": "dist", "key": format!("{name}.zip")}});
+        world.put(&dist, &format!("{name}.zip"), bytes).await;
+        let body = json!({"commands": ["echo must-not-run"], "distribution": {"bucket": dist, "key": format!("{name}.zip")}});
         let machine = world
             .state_machine(&format!("dist-{name}"), &native_machine(&queue, body))
             .await;
@@ -136,14 +136,14 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
         ));
     }
     let missing =
-        json!({"commands": ["true"], "distribution": {"bucket": "dist", "key": "missing.zip"}});
+        json!({"commands": ["true"], "distribution": {"bucket": dist, "key": "missing.zip"}});
     let machine = world
         .state_machine("dist-missing", &native_machine(&queue, missing))
         .await;
     executions.push((
         "missing".into(),
         world.start(&machine, "missing", &json!({})).await,
-        "s3://dist/missing.zip does not exist".into(),
+        format!("s3://{dist}/missing.zip does not exist"),
     ));
 
     let total = unanswerable.len() + executions.len();

@@ -19,11 +19,11 @@ async fn one_job(world: &World, queue: &str, name: &str, body: Value, input: Val
 async fn jobs_succeed_and_fail_as_the_execution_shows() {
     let world = World::new().await;
     let queue = world.fifo_queue("jobs").await;
-    world.bucket("dist").await;
+    let dist = world.bucket("dist").await;
     let script = "#!/bin/bash\nprintf '{\"stage\":\"%s\",\"input\":%s}' \"$STAGE\" \"$(cat \"$ATTINI_INPUT\")\" > \"$ATTINI_OUTPUT\"\n";
     world
         .put(
-            "dist",
+            &dist,
             "app/1.zip",
             zip_bytes(&[("bin/hello.sh", script, 0o755)]),
         )
@@ -37,7 +37,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         json!({
             "commands": ["./bin/hello.sh"],
             "environment": {"STAGE": "dev"},
-            "distribution": {"bucket": "dist", "key": "app/1.zip"},
+            "distribution": {"bucket": dist, "key": "app/1.zip"},
         }),
         json!({"x": 1}),
     )
@@ -89,7 +89,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         &queue,
         "missing-dist",
         json!({
-            "commands": ["true"], "distribution": {"bucket": "dist", "key": "app/404.zip"},
+            "commands": ["true"], "distribution": {"bucket": dist, "key": "app/404.zip"},
         }),
         json!({}),
     )
@@ -97,7 +97,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
     assert_eq!(missing.error.as_deref(), Some("RuntimeError"));
     let cause = missing.cause.unwrap();
     assert!(
-        cause.contains("s3://dist/app/404.zip does not exist"),
+        cause.contains(&format!("s3://{dist}/app/404.zip does not exist")),
         "{cause}"
     );
 

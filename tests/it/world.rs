@@ -26,6 +26,9 @@ pub struct World {
     pub emulator: Emulator,
     pub clients: Clients,
     pub tmp: tempfile::TempDir,
+    /// Appended to the name of every queue, bucket, table and state machine, so that tests
+    /// sharing one emulator (`ATTINI_TEST_EMULATOR=http://...`) never meet.
+    pub id: String,
 }
 
 /// How an execution ended.
@@ -49,6 +52,7 @@ impl World {
             emulator,
             clients,
             tmp: tempfile::tempdir().unwrap(),
+            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
         }
     }
 
@@ -57,12 +61,17 @@ impl World {
         self.fifo_queue_with(name, 15).await
     }
 
+    /// A name unique to this world.
+    pub fn unique(&self, name: &str) -> String {
+        format!("{name}-{}", self.id)
+    }
+
     /// A FIFO queue with the given visibility timeout in seconds.
     pub async fn fifo_queue_with(&self, name: &str, visibility: u32) -> String {
         self.clients
             .sqs
             .create_queue()
-            .queue_name(format!("{name}.fifo"))
+            .queue_name(format!("{}.fifo", self.unique(name)))
             .attributes(QueueAttributeName::FifoQueue, "true")
             .attributes(
                 QueueAttributeName::VisibilityTimeout,
@@ -108,14 +117,17 @@ impl World {
         panic!("{queue} still holds messages after a minute");
     }
 
-    pub async fn bucket(&self, name: &str) {
+    /// A bucket; returns its (unique) name.
+    pub async fn bucket(&self, name: &str) -> String {
+        let name = self.unique(name);
         self.clients
             .s3
             .create_bucket()
-            .bucket(name)
+            .bucket(&name)
             .send()
             .await
             .unwrap();
+        name
     }
 
     pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
@@ -143,18 +155,20 @@ impl World {
         Some(out.body.collect().await.unwrap().into_bytes().to_vec())
     }
 
-    /// A table with a string hash key and a range key of `range_type`.
+    /// A table with a string hash key and a range key of `range_type`; returns its (unique)
+    /// name.
     pub async fn table(
         &self,
         name: &str,
         hash: &str,
         range: &str,
         range_type: ScalarAttributeType,
-    ) {
+    ) -> String {
+        let name = self.unique(name);
         self.clients
             .dynamodb
             .create_table()
-            .table_name(name)
+            .table_name(&name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
                 AttributeDefinition::builder()
@@ -187,13 +201,14 @@ impl World {
             .send()
             .await
             .unwrap();
+        name
     }
 
     pub async fn state_machine(&self, name: &str, definition: &Value) -> String {
         self.clients
             .sfn
             .create_state_machine()
-            .name(name)
+            .name(self.unique(name))
             .definition(definition.to_string())
             .role_arn(ROLE)
             .send()
