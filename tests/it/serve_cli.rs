@@ -1,0 +1,219 @@
+//! `attini-runner serve` as an operator runs it: exit codes, the logs it writes, what it does
+//! with a role that lacks permissions (through [`DenyingProxy`]) and how it stops on SIGINT.
+
+use std::process::Output;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use crate::deny::DenyingProxy;
+use crate::world::*;
+
+/// The binary serving `queue` with `args` and `env`, run to its exit (at most two minutes).
+async fn serve_to_exit(world: &World, queue: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"));
+    command
+        .args(["serve", "--queue-url", queue])
+        .args(args)
+        .envs(world.emulator.env())
+        .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
+        .envs(env.iter().copied())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("serve did not exit within two minutes")
+        .unwrap()
+}
+
+/// Stops a runner with SIGTERM and returns its output.
+async fn stop(child: tokio::process::Child) -> Output {
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the runner did not stop")
+        .unwrap()
+}
+
+/// The runner's JSON log lines.
+fn log_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(out: &Output, text: &str) -> usize {
+    String::from_utf8_lossy(&out.stderr).matches(text).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_bad_setting_idle_ttl_and_a_queue_it_may_not_read() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("exits").await;
+    let bad = serve_to_exit(&world, &queue, &[], &[("ATTINI_MAX_CONCURRENT_JOBS", "0")]).await;
+    assert_eq!(bad.status.code(), Some(64));
+    assert_eq!(
+        count(&bad, "ATTINI_MAX_CONCURRENT_JOBS=\"0\" is not valid"),
+        1
+    );
+
+    let idle = serve_to_exit(&world, &queue, &["--idle-ttl", "1"], &[]).await;
+    assert_eq!(
+        idle.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&idle.stderr)
+    );
+
+    let denied = [
+        "AmazonSQS.ReceiveMessage",
+        "AmazonSQS.ChangeMessageVisibility",
+    ];
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &denied).await;
+    let out = serve_to_exit(&world, &queue, &[], &[("AWS_ENDPOINT_URL", &proxy.url)]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stopped: Vec<Value> = log_lines(&out)
+        .into_iter()
+        .filter(|l| l["level"] == "ERROR" && l["message"] == "stopped")
+        .collect();
+    assert_eq!(stopped.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let reason = stopped[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot be used: ReceiveMessage failed: AccessDenied"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_a_token_is_deleted_with_an_error_naming_its_id() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("tokenless").await;
+    let sent = world
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(r#"{"commands": ["true"]}"#)
+        .message_group_id("g")
+        .message_deduplication_id("d")
+        .send()
+        .await
+        .unwrap();
+    let id = sent.message_id.unwrap();
+    let runner = serve_binary(&world, &queue, &[]);
+    world.wait_until_empty(&queue).await;
+    let out = stop(runner).await;
+    let errors: Vec<Value> = log_lines(&out)
+        .into_iter()
+        .filter(|l| l["level"] == "ERROR" && l["message_id"] == id.as_str())
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(errors[0]["message"], "message deleted without an answer");
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has no task token")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_change_visibility_the_message_is_deleted_before_the_job_runs() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("no-lease").await;
+    let dir = world.tmp.path();
+    let (started, go) = (dir.join("started"), dir.join("go"));
+    let job = json!({"commands": [
+        format!("touch {}", started.display()),
+        format!("for i in $(seq 600); do [ -e {} ] && break; sleep 0.1; done", go.display()),
+        "echo '\"ran\"' > $ATTINI_OUTPUT",
+    ]});
+    let machine = world
+        .state_machine("no-lease", &native_machine(&queue, job))
+        .await;
+    let denied = ["AmazonSQS.ChangeMessageVisibility"];
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &denied).await;
+    let runner = serve_binary(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    let execution = world.start(&machine, "n1", &json!({})).await;
+    wait_for_file(&started).await;
+    assert_eq!(
+        world.messages_left(&queue).await,
+        0,
+        "the message outlived the job's start"
+    );
+    std::fs::write(&go, "").unwrap();
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("ran")), "{done:?}");
+    let out = stop(runner).await;
+    assert_eq!(count(&out, "may not call sqs:ChangeMessageVisibility"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_heartbeat_permission_is_tolerated_and_said_once() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("no-beat").await;
+    // heartbeatSeconds 3: a beat every second, three or more while the job runs.
+    let job = json!({"commands": ["sleep 3.5", "echo '\"beaten\"' > $ATTINI_OUTPUT"], "heartbeatSeconds": 3});
+    let machine = world
+        .state_machine("no-beat", &native_machine(&queue, job))
+        .await;
+    let denied = ["AWSStepFunctions.SendTaskHeartbeat"];
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &denied).await;
+    let runner = serve_binary(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    let done = world
+        .finished(&world.start(&machine, "b1", &json!({})).await)
+        .await;
+    assert_eq!(done.output, Some(json!("beaten")), "{done:?}");
+    let out = stop(runner).await;
+    assert_eq!(count(&out, "no states:SendTaskHeartbeat permission"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_like_sigterm() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("sigint").await;
+    let started = world.tmp.path().join("started");
+    let job = json!({"commands": [
+        format!("touch {}", started.display()),
+        "sleep 2",
+        "echo '\"finished\"' > $ATTINI_OUTPUT",
+    ]});
+    let machine = world
+        .state_machine("sigint", &native_machine(&queue, job))
+        .await;
+    let runner = serve_binary(&world, &queue, &[("ATTINI_DRAIN_GRACE", "60")]);
+    let execution = world.start(&machine, "i1", &json!({})).await;
+    wait_for_file(&started).await;
+    kill(Pid::from_raw(runner.id().unwrap() as i32), Signal::SIGINT).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), runner.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        count(&out, "draining: waiting for running jobs to finish"),
+        1
+    );
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("finished")), "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attini_log_level_sets_what_is_logged() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("levels").await;
+    let idle = ["--idle-ttl", "1"];
+    let quiet = serve_to_exit(&world, &queue, &idle, &[("ATTINI_LOG_LEVEL", "ERROR")]).await;
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(count(&quiet, "serving jobs"), 0);
+    let info = serve_to_exit(&world, &queue, &idle, &[("ATTINI_LOG_LEVEL", "INFO")]).await;
+    assert_eq!(count(&info, "serving jobs"), 1);
+    assert!(log_lines(&info).iter().all(|l| l["level"] != "DEBUG"));
+    let debug = serve_to_exit(&world, &queue, &idle, &[("ATTINI_LOG_LEVEL", "DEBUG")]).await;
+    assert!(log_lines(&debug).iter().any(|l| l["level"] == "DEBUG"));
+    let bad = serve_to_exit(&world, &queue, &idle, &[("ATTINI_LOG_LEVEL", "LOUD")]).await;
+    assert_eq!(bad.status.code(), Some(64));
+    assert_eq!(count(&bad, "ATTINI_LOG_LEVEL=\"LOUD\" is not valid"), 1);
+}
