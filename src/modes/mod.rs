@@ -89,12 +89,14 @@ impl Stop {
     /// Watches SIGTERM and SIGINT: the first trips [`Stop::shutdown`]; the second kills every
     /// job's processes and exits with 130.
     pub fn watch_signals(&self) {
+        // Installed before returning, so that no signal after this call meets the default
+        // action (exit).
+        let Ok(mut signals) = StopSignals::install() else {
+            tracing::warn!("cannot watch SIGTERM/SIGINT; the runner stops only when killed");
+            return;
+        };
         let stop = self.clone();
         tokio::spawn(async move {
-            let Ok(mut signals) = StopSignals::install() else {
-                tracing::warn!("cannot watch SIGTERM/SIGINT; the runner stops only when killed");
-                return;
-            };
             signals.recv().await;
             tracing::info!("stop requested by signal; no new jobs are taken");
             stop.shutdown.cancel();

@@ -267,14 +267,12 @@ fn a_job_can_come_from_standard_input() {
     );
 }
 
-#[test]
-fn a_cdk_job_runs_synth_deploy_and_formats_the_stack_outputs() {
+/// A stand-in for the cdk CLI in `dir/bin`: records its calls in `dir/calls`, answers `ls`
+/// and writes the outputs file. Returns the PATH to run with.
+pub fn fake_cdk(dir: &Path) -> String {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap();
-    // A stand-in for the cdk CLI: records its calls, answers `ls` and writes the outputs file.
-    let bin = tmp.path().join("bin");
+    let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    let calls = tmp.path().join("calls");
     let fake = format!(
         r#"#!/bin/bash
 echo "cdk $* (in $(basename "$PWD"))" >> {calls}
@@ -284,18 +282,30 @@ case "$1" in
   deploy) while [ $# -gt 0 ]; do if [ "$1" = --outputs-file ]; then echo '{{"demo-db":{{"TableName":"t1"}}}}' > "$2"; fi; shift; done ;;
 esac
 "#,
-        calls = calls.display()
+        calls = dir.join("calls").display()
     );
     std::fs::write(bin.join("cdk"), fake).unwrap();
     std::fs::set_permissions(bin.join("cdk"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(tmp.path().join("dist/infra")).unwrap();
-    let job = write(
-        tmp.path(),
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+/// A cdk job file (Path `infra`, stack `Database`) with its distribution folder, in `dir`.
+pub fn cdk_job(dir: &Path) -> String {
+    std::fs::create_dir_all(dir.join("dist/infra")).unwrap();
+    write(
+        dir,
         "cdk.json",
         r#"{"kind": "cdk", "properties": {"Path": "infra", "Stacks": ["Database"], "Context": {"stage": "dev"}},
             "distribution": {"path": "dist"}}"#,
-    );
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    )
+}
+
+#[test]
+fn a_cdk_job_runs_synth_deploy_and_formats_the_stack_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = fake_cdk(tmp.path());
+    let calls = tmp.path().join("calls");
+    let job = cdk_job(tmp.path());
     let out = Command::new(BIN)
         .args(["local", &job])
         .env("ATTINI_WORK_DIR", tmp.path().join("work"))
@@ -326,4 +336,143 @@ esac
         lines[2].starts_with("cdk deploy --outputs-file "),
         "{calls}"
     );
+}
+
+#[test]
+fn jobs_run_in_the_bash_found_on_path_whatever_shell_says() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let marker = tmp.path().join("via-path");
+    let wrapper = format!(
+        "#!/bin/sh\necho used >> {}\nexec /bin/bash \"$@\"\n",
+        marker.display()
+    );
+    std::fs::write(bin.join("bash"), wrapper).unwrap();
+    std::fs::set_permissions(bin.join("bash"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let job = write(
+        tmp.path(),
+        "job.json",
+        r#"{"commands": ["echo \"${BASH_VERSION:+bash}\" > $ATTINI_OUTPUT"]}"#,
+    );
+    let out = Command::new(BIN)
+        .args(["local", &job])
+        .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SHELL", "/nonexistent/zsh")
+        .output()
+        .unwrap();
+    crate::harness::assert_exit(&out, 0);
+    assert_eq!(result(&out)["output"], json!({"result": "bash"}));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "used\n");
+}
+
+#[test]
+fn local_mode_on_sigint_or_sigterm_ends_the_job_as_runner_interrupted() {
+    use nix::sys::signal::{Signal, kill};
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let tmp = tempfile::tempdir().unwrap();
+        let started = tmp.path().join("started");
+        let job = write(
+            tmp.path(),
+            "job.json",
+            &json!({"commands": [format!("touch {}", started.display()), "sleep 60"]}).to_string(),
+        );
+        let child = Command::new(BIN)
+            .args(["local", &job])
+            .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+            .env("ATTINI_KILL_GRACE", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..600 {
+            if started.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(started.exists(), "the job did not start");
+        kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        crate::harness::assert_exit(&out, 1);
+        let line = result(&out);
+        assert_eq!(line["status"], "FAILED", "{signal}");
+        assert_eq!(line["error"], "Runner.Interrupted", "{signal}");
+    }
+}
+
+#[test]
+fn distribution_size_settings_are_read_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zip = tmp.path().join("big.zip");
+    let content = vec![b'x'; 5000];
+    crate::harness::write_zip(
+        &zip,
+        &[crate::harness::Entry::File("big.txt", &content, 0o644)],
+    );
+    let job = write(
+        tmp.path(),
+        "job.json",
+        r#"{"commands": ["true"], "distribution": {"path": "big.zip"}}"#,
+    );
+    let run = |name: &str, value: &str| {
+        Command::new(BIN)
+            .args(["local", &job])
+            .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    let out = run("ATTINI_DISTRIBUTION_MAX_BYTES", "1000");
+    crate::harness::assert_exit(&out, 1);
+    let cause = result(&out)["cause"].as_str().unwrap().to_string();
+    assert!(cause.contains("unpacks to more than 1000 bytes"), "{cause}");
+    crate::harness::assert_exit(&run("ATTINI_DISTRIBUTION_MAX_BYTES", "10000"), 0);
+    let out = run("ATTINI_DISTRIBUTION_CACHE_BYTES", "lots");
+    crate::harness::assert_exit(&out, 64);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ATTINI_DISTRIBUTION_CACHE_BYTES=\"lots\" is not valid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_runners_own_aws_secret_key_and_session_token_are_masked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, token) = (
+        "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        "FwoGZXIvYXdzEXAMPLEsessiontoken12345",
+    );
+    let job = write(
+        tmp.path(),
+        "job.json",
+        r#"{"commands": ["echo \"key=$AWS_SECRET_ACCESS_KEY token=$AWS_SESSION_TOKEN\"", "echo \"$AWS_SECRET_ACCESS_KEY\" > $ATTINI_OUTPUT", "echo \"$AWS_SESSION_TOKEN\"; exit 3"]}"#,
+    );
+    let out = Command::new(BIN)
+        .args(["local", &job])
+        .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env("AWS_SECRET_ACCESS_KEY", key)
+        .env("AWS_SESSION_TOKEN", token)
+        .output()
+        .unwrap();
+    crate::harness::assert_exit(&out, 1);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stderr.contains("key=*** token=***"), "{stderr}");
+    let cause = result(&out)["cause"].as_str().unwrap().to_string();
+    assert!(cause.ends_with("***"), "{cause}");
+    for secret in [key, token] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked"
+        );
+    }
 }

@@ -154,3 +154,30 @@ async fn the_helpers_write_what_the_attini_framework_reads() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the stacks event is not valid JSON"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdk_job_registers_its_stacks_where_the_resource_state_table_is_set() {
+    let world = World::new().await;
+    world
+        .table(TABLE, "resourceType", "name", ScalarAttributeType::S)
+        .await;
+    let path = crate::cli::fake_cdk(world.tmp.path());
+    let job = crate::cli::cdk_job(world.tmp.path());
+    let out = tokio::process::Command::new(BIN)
+        .args(["local", &job])
+        .envs(world.emulator.env())
+        .env("PATH", path)
+        .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
+        .env("ATTINI_RESOURCE_STATE_TABLE", world.unique(TABLE))
+        .env("ATTINI_AWS_REGION", "eu-north-1")
+        .env("ATTINI_AWS_ACCOUNT", "444455556666")
+        .output()
+        .await
+        .unwrap();
+    crate::harness::assert_exit(&out, 0);
+    // The stack's unknown account and region are this runner's, in the item's name.
+    let item = stack_item(&world, "demo-db-eu-north-1-444455556666")
+        .await
+        .expect("the stack was not registered");
+    assert_eq!(item["stackType"], AttributeValue::S("Cdk".into()));
+}

@@ -2,7 +2,7 @@
 //! and for the AWS modes a real AWS emulator on loopback running real state machines.
 
 mod attini;
-mod cli;
+pub mod cli;
 mod command_mode;
 mod concurrency;
 mod corpus;
