@@ -90,6 +90,8 @@ impl JobLog {
             buffer.dirty = false;
             buffer.content.clone()
         };
+        let bytes = body.len();
+        tracing::debug!(log = store.describe(), bytes, "syncing the job log");
         if let Err(e) = store.put(body).await {
             tracing::warn!(log = store.describe(), error = %e,
                 "could not sync the job log; the runner needs s3:PutObject on it (the job goes on)");
@@ -159,5 +161,48 @@ impl Drop for JobLogHandle {
         if let Some(uploader) = self.uploader.take() {
             uploader.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use tokio::time::Instant;
+
+    /// Records each stored body with the (paused) time it was stored.
+    #[derive(Default)]
+    struct Recorder(StdMutex<Vec<(Instant, String)>>);
+
+    impl LogStore for Recorder {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn put(&self, body: Vec<u8>) -> PutFuture<'_> {
+            let text = String::from_utf8(body).unwrap();
+            self.0.lock().unwrap().push((Instant::now(), text));
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_are_synced_while_the_job_runs_at_most_every_ten_seconds() {
+        let store = Arc::new(Recorder::default());
+        let begin = Instant::now();
+        let log = JobLog::start("step".into(), Some(store.clone() as Arc<dyn LogStore>));
+        let sink = log.sink();
+        sink.line("first");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sink.line("second");
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        sink.line("third");
+        log.finish().await;
+        let puts = store.0.lock().unwrap().clone();
+        let at: Vec<u64> = puts.iter().map(|(t, _)| (*t - begin).as_secs()).collect();
+        // At once for the first line, then not before 10 s, then at the end.
+        assert_eq!(at, [0, 10, 16], "{puts:?}");
+        assert!(puts[0].1.contains("\"data\":\"first\""));
+        assert_eq!(puts[1].1.lines().count(), 2);
+        assert_eq!(puts[2].1.lines().count(), 3);
     }
 }

@@ -231,6 +231,7 @@ pub struct MemoryTokens {
     report_failures: Mutex<u32>,
     heartbeat_denied: bool,
     answers: Mutex<HashMap<String, u32>>,
+    attempts: Mutex<Vec<Instant>>,
 }
 
 impl MemoryTokens {
@@ -243,6 +244,7 @@ impl MemoryTokens {
             report_failures: Mutex::new(0),
             heartbeat_denied,
             answers: Mutex::default(),
+            attempts: Mutex::default(),
         }
     }
 
@@ -272,7 +274,13 @@ impl MemoryTokens {
         Ok(())
     }
 
+    /// When each report was attempted (accepted or not).
+    pub fn report_attempts(&self) -> Vec<Instant> {
+        lock(&self.attempts).clone()
+    }
+
     fn accept(&self, operation: &'static str, token: &str, event: Event) -> Result<(), CallError> {
+        lock(&self.attempts).push(Instant::now());
         self.check(operation, token)?;
         let mut failures = lock(&self.report_failures);
         if *failures > 0 {

@@ -333,3 +333,55 @@ async fn a_job_that_ran_here_and_comes_back_is_deleted_not_run() {
     assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
     assert_eq!(rig.count(|e| *e == Event::Deleted(id.clone())), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_runner_receives_no_more_messages_than_it_has_free_slots() {
+    let rig = Rig::new(true, false);
+    for i in 0..6 {
+        rig.job(&format!("t{i}"), "sleep 10");
+    }
+    let worker = rig.start(config(2, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    // Held = received and neither deleted nor given back; it never exceeds the two slots.
+    let mut held = 0i32;
+    let mut most = 0;
+    for event in rig.events() {
+        match event {
+            Event::Received(_) => held += 1,
+            Event::Deleted(_) | Event::Released(_) => held -= 1,
+            _ => {}
+        }
+        most = most.max(held);
+    }
+    assert_eq!(most, 2, "{:?}", rig.events());
+    assert_eq!(rig.count(|e| matches!(e, Event::Released(_))), 0);
+    assert_eq!(rig.count(|e| matches!(e, Event::Succeeded(..))), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_is_retried_for_ten_minutes_then_the_message_is_left() {
+    let rig = Rig::new(true, false);
+    rig.tokens.fail_reports(u32::MAX);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the job gave up reporting", || {
+        rig.stats.finished.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let attempts = rig.tokens.report_attempts();
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let span = *attempts.last().unwrap() - attempts[0];
+    assert!(
+        span >= Duration::from_secs(590) && span <= Duration::from_secs(620),
+        "reports were retried for {span:?}"
+    );
+    assert!(attempts.len() >= 20, "only {} attempts", attempts.len());
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(
+        !rig.events().contains(&Event::Deleted(id)),
+        "an unanswered job's message was deleted"
+    );
+}

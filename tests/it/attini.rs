@@ -13,24 +13,24 @@ use tokio::process::Command;
 
 use crate::world::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
-const DIST_ID: &str = "5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e";
-const PREFIX: &str = "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin";
-const HASH: i64 = -1102536878;
+pub const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
+pub const DIST_ID: &str = "5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e";
+pub const PREFIX: &str = "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin";
+pub const HASH: i64 = -1102536878;
 
 /// One Attini runner's world: queue, tables, artifact store, ECS metadata.
-struct Attini {
-    world: World,
-    queue: String,
-    resource_table: String,
-    deploy_table: String,
-    bucket: String,
-    task_arn: String,
-    metadata: String,
+pub struct Attini {
+    pub world: World,
+    pub queue: String,
+    pub resource_table: String,
+    pub deploy_table: String,
+    pub bucket: String,
+    pub task_arn: String,
+    pub metadata: String,
 }
 
 impl Attini {
-    async fn new() -> Attini {
+    pub async fn new() -> Attini {
         let world = World::new().await;
         let queue = world.fifo_queue("AttiniRunnerQueueTest").await;
         world
@@ -77,7 +77,7 @@ impl Attini {
     }
 
     /// A distribution with one file, where Attini jobs look for it.
-    async fn small_distribution(&self) {
+    pub async fn small_distribution(&self) {
         let zip = zip_bytes(&[("x.txt", "x", 0o644)]);
         self.world
             .put(&self.bucket, &format!("{PREFIX}/demo.zip"), zip)
@@ -85,7 +85,7 @@ impl Attini {
     }
 
     /// The runner item, owned by `task_id`, with `extra` attributes.
-    async fn runner_item(&self, task_id: &str, extra: Vec<(&str, AttributeValue)>) {
+    pub async fn runner_item(&self, task_id: &str, extra: Vec<(&str, AttributeValue)>) {
         let mut item: HashMap<String, AttributeValue> = [
             ("resourceType", AttributeValue::S("Runner".into())),
             (
@@ -114,7 +114,7 @@ impl Attini {
             .unwrap();
     }
 
-    async fn item(&self) -> HashMap<String, AttributeValue> {
+    pub async fn item(&self) -> HashMap<String, AttributeValue> {
         self.world
             .clients
             .dynamodb
@@ -133,7 +133,7 @@ impl Attini {
     }
 
     /// Makes `executions` the current deployment of dev-demo.
-    async fn current(&self, executions: &[&str]) {
+    pub async fn current(&self, executions: &[&str]) {
         let arns = executions
             .iter()
             .enumerate()
@@ -153,7 +153,20 @@ impl Attini {
     }
 
     /// A deployment plan step as the dispatcher sends it, in a machine named `name`.
-    async fn machine(&self, name: &str, step: &str, commands: Value, hash: i64) -> String {
+    pub async fn machine(&self, name: &str, step: &str, commands: Value, hash: i64) -> String {
+        self.machine_for(name, step, commands, hash, "dev/demo/demo.zip#v1")
+            .await
+    }
+
+    /// As [`Attini::machine`], for the distribution version `object_identifier`.
+    pub async fn machine_for(
+        &self,
+        name: &str,
+        step: &str,
+        commands: Value,
+        hash: i64,
+        object_identifier: &str,
+    ) -> String {
         let body = json!({
             "output": {"Earlier": {"Value": "v"}},
             "Properties": {"Commands": commands, "Runner": "Runner", "Environment": {"STAGE": "dev", "QUOTED": "it's"}},
@@ -165,7 +178,7 @@ impl Attini {
                 "distributionName": "demo", "deploymentTime": 1685614500000_i64,
                 "deploymentSource": {"deploymentSourcePrefix": PREFIX, "deploymentSourceBucket": self.bucket},
                 "environment": "dev", "distributionId": DIST_ID, "deploymentName": "dev-demo",
-                "objectIdentifier": "dev/demo/demo.zip#v1", "stackName": "dev-demo-deployment-plan",
+                "objectIdentifier": object_identifier, "stackName": "dev-demo-deployment-plan",
                 "distributionTags": {}, "samPackaged": false
             },
             "dependencies": {}, "customData.$": "$", "stackParameters": {"BootstrapVersion": "15"},
@@ -180,7 +193,7 @@ impl Attini {
     }
 
     /// A task token of a step that "started" the runner, and the execution that waits for it.
-    async fn start_token(&self) -> (String, String) {
+    pub async fn start_token(&self) -> (String, String) {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let queue = self.world.fifo_queue(&format!("starts{n}")).await;
@@ -205,12 +218,12 @@ impl Attini {
     }
 
     /// Runs the runner binary to its exit (idle TTL `ttl` seconds) with `hash`.
-    async fn run_runner(&self, token: &str, required: &str, hash: i64, ttl: u64) -> Output {
+    pub async fn run_runner(&self, token: &str, required: &str, hash: i64, ttl: u64) -> Output {
         self.run_runner_with(token, required, hash, ttl, &[]).await
     }
 
     /// As [`Attini::run_runner`], with more variables.
-    async fn run_runner_with(
+    pub async fn run_runner_with(
         &self,
         token: &str,
         required: &str,
@@ -219,7 +232,6 @@ impl Attini {
         extra: &[(&str, &str)],
     ) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.envs(extra.iter().copied());
         cmd.args([token, required])
             .envs(self.world.emulator.env())
             .env("ATTINI_QUEUE_URL", &self.queue)
@@ -238,6 +250,7 @@ impl Attini {
             .env("ECS_CONTAINER_METADATA_URI_V4", &self.metadata)
             .env("ATTINI_WORK_DIR", self.world.tmp.path().join("work"))
             .current_dir(self.world.tmp.path())
+            .envs(extra.iter().copied())
             .kill_on_drop(true);
         tokio::time::timeout(Duration::from_secs(120), cmd.output())
             .await
@@ -247,9 +260,14 @@ impl Attini {
 }
 
 /// Serves ECS container metadata v4 for `task_arn` on loopback; returns its URL.
-async fn serve_metadata(task_arn: &str) -> String {
+pub async fn serve_metadata(task_arn: &str) -> String {
+    serve_metadata_with(task_arn, "RUNNING").await
+}
+
+/// As [`serve_metadata`], with the task's `DesiredStatus`.
+pub async fn serve_metadata_with(task_arn: &str, desired: &str) -> String {
     let body = json!({
-        "DockerId": "abc", "Name": "attini-default-container", "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
+        "DockerId": "abc", "Name": "attini-default-container", "DesiredStatus": desired, "KnownStatus": "RUNNING",
         "Labels": {"com.amazonaws.ecs.task-arn": task_arn, "com.amazonaws.ecs.cluster": "attini-default"},
         "LogDriver": "awslogs",
         "LogOptions": {"awslogs-group": "/attini/runner/default", "awslogs-region": "us-east-1", "awslogs-stream": "logs/c/abc"}
@@ -261,7 +279,7 @@ async fn serve_metadata(task_arn: &str) -> String {
     url
 }
 
-fn stderr(out: &Output) -> String {
+pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -509,8 +527,10 @@ async fn attini_text_output_and_job_timeout() {
     let text_run = a.world.start(&text, "t", &json!({})).await;
     let slow_run = a.world.start(&slow, "s", &json!({})).await;
     a.current(&[&text_run, &slow_run]).await;
-    a.run_runner_with("unused", "2.0.2", HASH, 2, &[("ATTINI_JOB_TIMEOUT", "1")])
+    let out = a
+        .run_runner_with("unused", "2.0.2", HASH, 2, &[("ATTINI_JOB_TIMEOUT", "1")])
         .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let done = a.world.finished(&text_run).await;
     assert_eq!(
         done.output.unwrap()["output"]["Text"],
@@ -616,13 +636,15 @@ async fn in_ec2_mode_the_runner_terminates_its_host_unless_disabled() {
         vec![("shutdownHookDisabled", AttributeValue::Bool(true))],
     )
     .await;
-    a.run_runner_with(
-        "unused",
-        "2.0.2",
-        HASH,
-        1,
-        &[("ATTINI_EC2_INSTANCE_ID", &ids[1])],
-    )
-    .await;
+    let out = a
+        .run_runner_with(
+            "unused",
+            "2.0.2",
+            HASH,
+            1,
+            &[("ATTINI_EC2_INSTANCE_ID", &ids[1])],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(instance_state(&a.world, &ids[1]).await, "running");
 }

@@ -1,7 +1,8 @@
 //! The integration tests: one binary, real bash, real processes, real zips, the real binary,
 //! and for the AWS modes a real AWS emulator on loopback running real state machines.
 
-mod attini;
+pub mod attini;
+mod attini_promises;
 pub mod cli;
 mod command_mode;
 mod concurrency;
