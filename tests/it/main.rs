@@ -10,6 +10,7 @@ mod corpus;
 mod deny;
 mod distribution;
 mod emulator;
+mod examples;
 mod executor;
 mod faults;
 mod harness;
