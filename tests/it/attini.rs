@@ -249,6 +249,7 @@ impl Attini {
             .env("ATTINI_RUNNER_IDLE_TTL", ttl.to_string())
             .env("ECS_CONTAINER_METADATA_URI_V4", &self.metadata)
             .env("ATTINI_WORK_DIR", self.world.tmp.path().join("work"))
+            .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
             .current_dir(self.world.tmp.path())
             .envs(extra.iter().copied())
             .kill_on_drop(true);

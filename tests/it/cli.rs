@@ -13,7 +13,7 @@ fn runner(args: &[&str], dir: &Path) -> Output {
     Command::new(BIN)
         .args(args)
         .env("ATTINI_WORK_DIR", dir.join("work"))
-        .env_remove("ATTINI_JOB_TIMEOUT")
+        .env("ATTINI_JOB_TIMEOUT", "120")
         .output()
         .unwrap()
 }
@@ -309,6 +309,7 @@ fn a_cdk_job_runs_synth_deploy_and_formats_the_stack_outputs() {
     let out = Command::new(BIN)
         .args(["local", &job])
         .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "120")
         .env("PATH", path)
         .env_remove("ATTINI_RESOURCE_STATE_TABLE")
         .output()
@@ -359,6 +360,7 @@ fn jobs_run_in_the_bash_found_on_path_whatever_shell_says() {
     let out = Command::new(BIN)
         .args(["local", &job])
         .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "120")
         .env(
             "PATH",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
@@ -385,6 +387,7 @@ fn local_mode_on_sigint_or_sigterm_ends_the_job_as_runner_interrupted() {
         let child = Command::new(BIN)
             .args(["local", &job])
             .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+            .env("ATTINI_JOB_TIMEOUT", "120")
             .env("ATTINI_KILL_GRACE", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -424,6 +427,7 @@ fn distribution_size_settings_are_read_from_the_environment() {
         Command::new(BIN)
             .args(["local", &job])
             .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+            .env("ATTINI_JOB_TIMEOUT", "120")
             .env(name, value)
             .output()
             .unwrap()
@@ -457,6 +461,7 @@ fn the_runners_own_aws_secret_key_and_session_token_are_masked() {
     let out = Command::new(BIN)
         .args(["local", &job])
         .env("ATTINI_WORK_DIR", tmp.path().join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "120")
         .env("AWS_SECRET_ACCESS_KEY", key)
         .env("AWS_SESSION_TOKEN", token)
         .output()

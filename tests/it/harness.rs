@@ -31,6 +31,7 @@ impl Harness {
             .engine;
         config.work_dir = tmp.path().join("work");
         config.kill_grace = Duration::from_secs(1);
+        config.job_timeout = crate::world::TEST_JOB_TIMEOUT;
         edit(&mut config);
         Harness {
             engine: Engine::new(config).unwrap(),

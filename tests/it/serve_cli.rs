@@ -19,6 +19,7 @@ async fn serve_to_exit(world: &World, queue: &str, args: &[&str], env: &[(&str, 
         .args(args)
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "120")
         .envs(env.iter().copied())
         .kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(120), command.output())

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emulator::Emulator;
 
+/// The job timeout of every runner a test starts (the default is an hour).
+pub const TEST_JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Any role: the emulators do not check it.
 pub const ROLE: &str = "arn:aws:iam::000000000000:role/attini-runner-test";
 
@@ -294,6 +297,8 @@ impl World {
             .engine;
         config.work_dir = self.tmp.path().join("work");
         config.kill_grace = Duration::from_secs(1);
+        // No job of a test may run for the hour of the default.
+        config.job_timeout = TEST_JOB_TIMEOUT;
         config
     }
 
@@ -412,6 +417,7 @@ pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
         .env("ATTINI_KILL_GRACE", "1")
+        .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
         .envs(extra.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
