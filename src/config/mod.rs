@@ -82,7 +82,13 @@ impl Settings {
                 ..ExtractLimits::default()
             },
             cache_bytes: number(&lookup, &DISTRIBUTION_CACHE_BYTES)?.unwrap_or_default(),
-            runner_exec: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("attini-runner")),
+            // A runner image may point jobs at another helper; otherwise it is this binary.
+            runner_exec: match lookup("ATTINI_RUNNER_EXEC") {
+                Some(_) => None,
+                None => {
+                    Some(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("attini-runner")))
+                }
+            },
         };
         let worker = WorkerConfig {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,

@@ -10,11 +10,12 @@ use crate::job::JobSpec;
 
 /// The job's variables, in the order the Attini Runner exports them (CONTRACT.md 5.7): the
 /// per-job `ATTINI_*` values, then the job's own (which may override them).
-pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: &Path) -> Vec<(String, String)> {
+/// `runner_exec`, when given, becomes `ATTINI_RUNNER_EXEC`.
+pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: Option<&Path>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: String| env.push((k.to_string(), v));
-    if std::env::var_os("ATTINI_RUNNER_EXEC").is_none() {
-        set("ATTINI_RUNNER_EXEC", runner_exec.display().to_string());
+    if let Some(exec) = runner_exec {
+        set("ATTINI_RUNNER_EXEC", exec.display().to_string());
     }
     if let Some(a) = &job.attini {
         set("ATTINI_ENVIRONMENT_NAME", a.environment.clone());
@@ -60,4 +61,93 @@ pub fn redactor_for(job: &JobSpec) -> Redactor {
         }
     }
     Redactor::new(job.secret_environment.values().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(value: serde_json::Value) -> JobSpec {
+        crate::job::parse(&value.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_script_holds_the_options_and_the_commands_only() {
+        let commands = vec!["echo a".to_string(), "./b.sh".to_string()];
+        assert_eq!(script_text(&commands), "set -eo pipefail\necho a\n./b.sh\n");
+    }
+
+    #[test]
+    fn variables_come_in_the_attini_runners_order_and_the_jobs_win() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = JobDir::create(tmp.path(), "j").unwrap();
+        let spec = job(json!({"commands": ["true"], "stepName": "S",
+            "environment": {"STAGE": "dev", "ATTINI_STEP_NAME": "mine"},
+            "secretEnvironment": {"TOKEN": "s3cr3t-value"}}));
+        let vars = variables(&spec, &dir, Some(Path::new("/bin/runner")));
+        let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ATTINI_RUNNER_EXEC",
+                "ATTINI_INPUT",
+                "ATTINI_OUTPUT",
+                "ATTINI_SOURCE_DIR",
+                "ATTINI_STEP_NAME",
+                "ATTINI_STEP_NAME",
+                "STAGE",
+                "TOKEN"
+            ]
+        );
+        assert_eq!(vars[0].1, "/bin/runner");
+        assert_eq!(vars[1].1, dir.input().display().to_string());
+        assert_eq!(vars[2].1, dir.output().display().to_string());
+        assert_eq!(vars[3].1, dir.workspace().display().to_string());
+        // Later entries win: the job's own ATTINI_STEP_NAME overrides the runner's.
+        assert_eq!((vars[4].1.as_str(), vars[5].1.as_str()), ("S", "mine"));
+        assert_eq!(vars[7].1, "s3cr3t-value");
+        let without = variables(&spec, &dir, None);
+        assert!(without.iter().all(|(k, _)| k != "ATTINI_RUNNER_EXEC"));
+    }
+
+    #[test]
+    fn attini_jobs_get_their_deployment_variables() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = JobDir::create(tmp.path(), "j").unwrap();
+        let spec =
+            crate::job::parse(include_str!("../../tests/fixtures/attini-message.json")).unwrap();
+        let vars = variables(&spec, &dir, None);
+        let value = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let attini = spec.attini.as_ref().unwrap();
+        assert_eq!(
+            value("ATTINI_ENVIRONMENT_NAME"),
+            Some(attini.environment.clone())
+        );
+        assert_eq!(
+            value("ATTINI_DISTRIBUTION_NAME"),
+            Some(attini.distribution_name.clone())
+        );
+        assert_eq!(
+            value("ATTINI_DISTRIBUTION_ID"),
+            Some(attini.distribution_id.clone())
+        );
+        assert_eq!(
+            value("ATTINI_DISTRIBUTION_ARTIFACTS_PREFIX"),
+            Some(attini.source_prefix.clone())
+        );
+        assert_eq!(
+            value("ATTINI_OBJECT_IDENTIFIER"),
+            Some(attini.object_identifier.clone())
+        );
+    }
+
+    #[test]
+    fn the_redactor_masks_the_jobs_secrets() {
+        let spec = job(
+            json!({"commands": ["true"], "secretEnvironment": {"A": "s3cr3t-value", "B": "ab"}}),
+        );
+        let redactor = redactor_for(&spec);
+        assert_eq!(redactor.redact("x s3cr3t-value y ab"), "x *** y ab");
+    }
 }

@@ -44,9 +44,9 @@ pub struct EngineConfig {
     /// Bytes of extracted distributions kept in the cache. `ATTINI_DISTRIBUTION_CACHE_BYTES`,
     /// default 2 GiB.
     pub cache_bytes: u64,
-    /// The program jobs call as `$ATTINI_RUNNER_EXEC` when the environment does not already
-    /// say: this binary.
-    pub runner_exec: PathBuf,
+    /// The program jobs call as `$ATTINI_RUNNER_EXEC`: this binary; `None` when the runner's
+    /// environment already sets that variable (the jobs inherit it).
+    pub runner_exec: Option<PathBuf>,
 }
 
 /// The engine could not start (its work directory cannot be created).
@@ -192,7 +192,7 @@ impl Engine {
         let run = ScriptRun {
             script: dir.script(),
             cwd,
-            env: env::variables(job, dir, &self.config.runner_exec),
+            env: env::variables(job, dir, self.config.runner_exec.as_deref()),
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,

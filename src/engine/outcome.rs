@@ -194,6 +194,17 @@ mod tests {
     }
 
     #[test]
+    fn success_is_told_apart_from_failure() {
+        assert!(
+            out(Some("{}"))
+                .map(|output| Report::Success { output })
+                .unwrap()
+                .is_success()
+        );
+        assert!(!Report::failure(RUNTIME_ERROR, "x").is_success());
+    }
+
+    #[test]
     fn output_limit_is_exact() {
         let fits = format!("\"{}\"", "x".repeat(MAX_OUTPUT_BYTES - 2));
         assert_eq!(out(Some(&fits)).unwrap().len(), MAX_OUTPUT_BYTES);

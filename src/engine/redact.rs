@@ -132,6 +132,18 @@ mod tests {
         assert_eq!(r.redact("key AKIAIOSFODNN7EXAMPLE end"), "key *** end");
         assert_eq!(r.redact("ASIAIOSFODNN7EXAMPLEX"), "ASIAIOSFODNN7EXAMPLEX");
         assert_eq!(r.redact("é AKIAIOSFODNN7EXAMPLE"), "é ***");
+        // Session keys (ASIA) alone, at the very start, two in a row, and a longer word later.
+        assert_eq!(r.redact("ASIAIOSFODNN7EXAMPLE"), "***");
+        assert_eq!(
+            r.redact("AKIAIOSFODNN7EXAMPLE,ASIAIOSFODNN7EXAMPLF AKIAIOSFODNN7EXAMPLEXX"),
+            "***,*** AKIAIOSFODNN7EXAMPLEXX"
+        );
+        assert_eq!(
+            r.redact(
+                "a long text before the key AKIAIOSFODNN7EXAMPLE and one more AKIAIOSFODNN7EXAMPLG"
+            ),
+            "a long text before the key *** and one more ***"
+        );
     }
 
     #[test]

@@ -265,6 +265,15 @@ async fn a_drain_gives_back_what_did_not_start_and_interrupts_the_rest_after_the
         |e| matches!(e, Event::Failed(t, error, _) if t == "t1" && error == INTERRUPTED_ERROR),
     );
     assert!(interrupted, "{events:?}");
+    let cause = events.iter().find_map(|e| match e {
+        Event::Failed(t, _, cause) if t == "t1" => Some(cause.clone()),
+        _ => None,
+    });
+    let cause = cause.unwrap();
+    assert!(
+        cause.contains("did not finish within the 5 s drain grace period"),
+        "{cause}"
+    );
     assert!(events.contains(&Event::Deleted(running)));
 }
 
@@ -383,5 +392,24 @@ async fn a_report_is_retried_for_ten_minutes_then_the_message_is_left() {
     assert!(
         !rig.events().contains(&Event::Deleted(id)),
         "an unanswered job's message was deleted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
+    let rig = Rig::new(true, false);
+    // Closed before the job even ran (stopped execution): no beat notices it, the report does.
+    rig.tokens.close("t1");
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(rig.events().contains(&Event::Deleted(id)));
+    assert_eq!(
+        rig.tokens.report_attempts().len(),
+        1,
+        "a closed token is not retried"
     );
 }
