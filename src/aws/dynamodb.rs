@@ -1,15 +1,24 @@
 //! The Attini DynamoDB tables (CONTRACT.md 2): the runner's item in the resource-state table
 //! (key `resourceType = "Runner"`, `name = ATTINI_RUNNER_RESOURCE_NAME`; the one place that
 //! reads it and writes `started`), the deploy-data record of the current deployment, and the
-//! `CloudformationStack` items of `save-cdk-stacks`. Each call is one DynamoDB request;
-//! dropping it cancels it.
+//! `CloudformationStack` items of `save-cdk-stacks`. Reads and writes retry transient errors
+//! (throttling, 5xx, timeouts, connection errors) with jittered backoff for up to
+//! [`DYNAMODB_DEADLINE`]; only what is left after that reaches the caller. Dropping a call
+//! cancels it.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use std::time::Duration;
+
 use super::error::classify;
 use crate::worker::CallError;
+use crate::worker::retry::with_backoff;
+
+/// How long a DynamoDB call is retried through transient errors: two minutes, so that a minute
+/// of throttling is ridden out.
+pub const DYNAMODB_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The item's attributes.
 pub type Item = HashMap<String, AttributeValue>;
@@ -37,20 +46,27 @@ pub enum Started {
 impl RunnerItem {
     /// Reads the item (empty when it does not exist); `consistent` for a strongly consistent read.
     pub async fn read(&self, consistent: bool) -> Result<Item, CallError> {
-        self.dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("resourceType", AttributeValue::S("Runner".into()))
-            .key("name", AttributeValue::S(self.name.clone()))
-            .consistent_read(consistent)
-            .send()
-            .await
-            .map(|out| out.item.unwrap_or_default())
-            .map_err(|e| classify("GetItem", &e))
+        with_backoff(DYNAMODB_DEADLINE, || async {
+            self.dynamodb
+                .get_item()
+                .table_name(&self.table)
+                .key("resourceType", AttributeValue::S("Runner".into()))
+                .key("name", AttributeValue::S(self.name.clone()))
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map(|out| out.item.unwrap_or_default())
+                .map_err(|e| classify("GetItem", &e))
+        })
+        .await
     }
 
     /// `SET started = true` on condition that `taskId` is `own_task`.
     pub async fn mark_started(&self, own_task: &str) -> Result<Started, CallError> {
+        with_backoff(DYNAMODB_DEADLINE, || self.try_mark_started(own_task)).await
+    }
+
+    async fn try_mark_started(&self, own_task: &str) -> Result<Started, CallError> {
         let result = self
             .dynamodb
             .update_item()
@@ -90,14 +106,17 @@ pub async fn is_current_execution(
     deployment_name: &str,
     execution_arn: &str,
 ) -> Result<Option<bool>, CallError> {
-    let out = dynamodb
-        .get_item()
-        .table_name(table)
-        .key("deploymentName", AttributeValue::S(deployment_name.into()))
-        .key("deploymentTime", AttributeValue::N("0".into()))
-        .send()
-        .await
-        .map_err(|e| classify("GetItem", &e))?;
+    let out = with_backoff(DYNAMODB_DEADLINE, || async {
+        dynamodb
+            .get_item()
+            .table_name(table)
+            .key("deploymentName", AttributeValue::S(deployment_name.into()))
+            .key("deploymentTime", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))
+    })
+    .await?;
     let arns = out
         .item
         .as_ref()
@@ -115,16 +134,19 @@ pub async fn put_strings(
     table: &str,
     item: Vec<(String, String)>,
 ) -> Result<(), CallError> {
-    let item = item
+    let item: Item = item
         .into_iter()
         .map(|(k, v)| (k, AttributeValue::S(v)))
         .collect();
-    dynamodb
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| classify("PutItem", &e))
+    with_backoff(DYNAMODB_DEADLINE, || async {
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("PutItem", &e))
+    })
+    .await
 }

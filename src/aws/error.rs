@@ -67,6 +67,8 @@ fn class_of(code: &str, text: &str, status: Option<u16>) -> ErrorClass {
         _ if text.contains("Access to the resource") && text.contains("is denied") => {
             ErrorClass::Denied
         }
+        // KMS.ThrottlingException and the other throttles of any service.
+        _ if code.contains("Throttl") => ErrorClass::Transient,
         _ if status.is_some_and(|s| s >= 500 || s == 429) => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
     }
@@ -119,6 +121,10 @@ mod tests {
             ErrorClass::Transient
         );
         assert_eq!(class_of("Odd", "", Some(503)), ErrorClass::Transient);
+        assert_eq!(
+            class_of("KMS.ThrottlingException", "", Some(400)),
+            ErrorClass::Transient
+        );
         assert_eq!(
             class_of("ValidationException", "", Some(400)),
             ErrorClass::Permanent

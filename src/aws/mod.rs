@@ -16,7 +16,47 @@ pub mod s3;
 pub mod sfn;
 pub mod sqs;
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+
+/// How long a call to AWS may take, so that none waits without a bound. A call that runs out
+/// of time fails as a transient error, which the caller's retry handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsTimeouts {
+    /// Establishing a connection (`ATTINI_AWS_CONNECT_TIMEOUT`, default 5 s).
+    pub connect: Duration,
+    /// One HTTP attempt, up to the response headers (`ATTINI_AWS_ATTEMPT_TIMEOUT`, default
+    /// 20 s); a long-poll receive gets its wait time plus [`RECEIVE_MARGIN`] instead.
+    pub attempt: Duration,
+    /// One call with the SDK's own retries (`ATTINI_AWS_OPERATION_TIMEOUT`, default 60 s).
+    pub operation: Duration,
+}
+
+/// What a long-poll receive's attempt may take beyond its wait time.
+pub const RECEIVE_MARGIN: Duration = Duration::from_secs(10);
+
+impl Default for AwsTimeouts {
+    fn default() -> Self {
+        AwsTimeouts {
+            connect: Duration::from_secs(5),
+            attempt: Duration::from_secs(20),
+            operation: Duration::from_secs(60),
+        }
+    }
+}
+
+impl AwsTimeouts {
+    /// The SDK's form of these timeouts.
+    pub fn config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
 
 /// The AWS clients the runner uses.
 #[derive(Debug, Clone)]
@@ -31,13 +71,16 @@ pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     /// The shared configuration (region, credentials) for signed calls made by hand.
     pub config: aws_config::SdkConfig,
+    /// The timeouts every client has.
+    pub timeouts: AwsTimeouts,
 }
 
 impl Clients {
     /// Loads the configuration from the environment. `region` (for example
     /// `ATTINI_AWS_REGION`) is used when the SDK's own chain finds none.
-    pub async fn load(region: Option<String>) -> Clients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    pub async fn load(region: Option<String>, timeouts: AwsTimeouts) -> Clients {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts.config());
         if std::env::var_os("AWS_REGION").is_none()
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
             && let Some(region) = region.filter(|r| !r.is_empty())
@@ -49,22 +92,27 @@ impl Clients {
         // names, so S3 is addressed by path.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        Self::from_config(config, path_style)
+        Self::from_config(config, path_style, timeouts)
     }
 
     /// Clients for an AWS-compatible emulator at `endpoint` (for example
     /// `http://127.0.0.1:4566`), with test credentials, whatever the environment says.
-    pub async fn for_endpoint(endpoint: &str, region: &str) -> Clients {
+    pub async fn for_endpoint(endpoint: &str, region: &str, timeouts: AwsTimeouts) -> Clients {
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts.config())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
             .test_credentials()
             .load()
             .await;
-        Self::from_config(config, true)
+        Self::from_config(config, true, timeouts)
     }
 
-    fn from_config(config: aws_config::SdkConfig, path_style: bool) -> Clients {
+    fn from_config(
+        config: aws_config::SdkConfig,
+        path_style: bool,
+        timeouts: AwsTimeouts,
+    ) -> Clients {
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(path_style)
             .build();
@@ -74,6 +122,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
             config,
+            timeouts,
         }
     }
 }

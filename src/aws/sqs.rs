@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::error::classify;
+use super::{AwsTimeouts, RECEIVE_MARGIN};
 use crate::worker::{CallError, ErrorClass, Message, Queue};
 
 /// Longest visibility timeout SQS accepts: 12 hours, in seconds.
@@ -21,12 +22,23 @@ const DEFAULT_VISIBILITY_SECS: u64 = 30;
 pub struct SqsQueue {
     sqs: aws_sdk_sqs::Client,
     url: String,
+    timeouts: AwsTimeouts,
 }
 
 impl SqsQueue {
-    /// The queue at `url`.
-    pub fn new(sqs: aws_sdk_sqs::Client, url: String) -> Self {
-        SqsQueue { sqs, url }
+    /// The queue at `url`, reached with `sqs` whose timeouts are `timeouts`.
+    pub fn new(sqs: aws_sdk_sqs::Client, url: String, timeouts: AwsTimeouts) -> Self {
+        SqsQueue { sqs, url, timeouts }
+    }
+
+    /// The timeouts of a long poll of `wait`: the wait plus a margin per attempt.
+    fn receive_timeouts(&self, wait: Duration) -> AwsTimeouts {
+        let attempt = self.timeouts.attempt.max(wait + RECEIVE_MARGIN);
+        AwsTimeouts {
+            attempt,
+            operation: self.timeouts.operation.max(attempt * 2),
+            ..self.timeouts
+        }
     }
 
     async fn set_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
@@ -72,6 +84,10 @@ impl Queue for SqsQueue {
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::Config::builder().timeout_config(self.receive_timeouts(wait).config()),
+            )
             .send()
             .await
             .map_err(|e| classify("ReceiveMessage", &e))?;

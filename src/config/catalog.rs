@@ -124,6 +124,24 @@ pub const STARTUP_COMMANDS_TIMEOUT: Setting = Setting {
     kind: seconds(Some(3600), 1, MAX_SECONDS),
     meaning: "Attini mode: timeout of the runner's startup commands.",
 };
+/// `ATTINI_AWS_CONNECT_TIMEOUT`.
+pub const AWS_CONNECT_TIMEOUT: Setting = Setting {
+    name: "ATTINI_AWS_CONNECT_TIMEOUT",
+    kind: seconds(Some(5), 1, 300),
+    meaning: "AWS modes: time to establish a connection to AWS.",
+};
+/// `ATTINI_AWS_ATTEMPT_TIMEOUT`.
+pub const AWS_ATTEMPT_TIMEOUT: Setting = Setting {
+    name: "ATTINI_AWS_ATTEMPT_TIMEOUT",
+    kind: seconds(Some(20), 1, 3600),
+    meaning: "AWS modes: one attempt of an AWS call, to its response (a long-poll receive gets its wait time plus 10 s). A call that runs out of time is retried like any transient error.",
+};
+/// `ATTINI_AWS_OPERATION_TIMEOUT`.
+pub const AWS_OPERATION_TIMEOUT: Setting = Setting {
+    name: "ATTINI_AWS_OPERATION_TIMEOUT",
+    kind: seconds(Some(60), 1, 3600),
+    meaning: "AWS modes: one AWS call with the SDK's own retries.",
+};
 /// `ATTINI_QUEUE_URL`.
 pub const QUEUE_URL: Setting = Setting {
     name: "ATTINI_QUEUE_URL",
@@ -184,6 +202,9 @@ pub const ALL: &[Setting] = &[
     IDLE_TTL,
     DRAIN_GRACE,
     STARTUP_COMMANDS_TIMEOUT,
+    AWS_CONNECT_TIMEOUT,
+    AWS_ATTEMPT_TIMEOUT,
+    AWS_OPERATION_TIMEOUT,
     QUEUE_URL,
     DEPLOY_DATA_TABLE,
     RESOURCE_STATE_TABLE,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod catalog;
 
+use crate::aws::AwsTimeouts;
 use crate::engine::EngineConfig;
 use crate::engine::distribution::ExtractLimits;
 use crate::worker::WorkerConfig;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub queue_url: Option<String>,
     /// [`AWS_REGION`].
     pub region: Option<String>,
+    /// [`AWS_CONNECT_TIMEOUT`], [`AWS_ATTEMPT_TIMEOUT`], [`AWS_OPERATION_TIMEOUT`].
+    pub aws: AwsTimeouts,
     /// Attini mode only.
     pub attini: AttiniSettings,
     /// The tracing filter from `RUST_LOG` or [`LOG_LEVEL`]; `None`: the mode's default.
@@ -110,6 +113,11 @@ impl Settings {
             worker,
             queue_url: get(&QUEUE_URL),
             region: get(&AWS_REGION),
+            aws: AwsTimeouts {
+                connect: duration(&lookup, &AWS_CONNECT_TIMEOUT)?.unwrap_or_default(),
+                attempt: duration(&lookup, &AWS_ATTEMPT_TIMEOUT)?.unwrap_or_default(),
+                operation: duration(&lookup, &AWS_OPERATION_TIMEOUT)?.unwrap_or_default(),
+            },
             attini,
             log_filter: log_filter(&lookup)?,
         })

@@ -25,6 +25,7 @@ fn defaults_match_the_attini_runner() {
     assert_eq!(s.attini.config_hash, 0);
     assert_eq!(s.queue_url, None);
     assert_eq!(s.log_filter, None);
+    assert_eq!(s.aws, crate::aws::AwsTimeouts::default());
 }
 
 #[test]

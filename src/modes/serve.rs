@@ -84,7 +84,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
         }
     };
     stop.guard(engine.clone());
-    let clients = Clients::load(settings.region).await;
+    let clients = Clients::load(settings.region, settings.aws).await;
     match serve_with(config, engine, clients, stop.shutdown, Arc::default()).await {
         Exit::Stopped(reason) => {
             tracing::error!(reason, "stopped");
@@ -119,7 +119,11 @@ async fn serve_with(
         max_jobs = config.worker.max_jobs,
         "serving jobs"
     );
-    let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), config.queue_url));
+    let queue = Arc::new(SqsQueue::new(
+        clients.sqs.clone(),
+        config.queue_url,
+        clients.timeouts,
+    ));
     let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
     let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
     let policy = Arc::new(NativePolicy { s3: clients.s3 });

@@ -1,13 +1,17 @@
 //! Answering a job's task token: `SendTaskSuccess` / `SendTaskFailure` with the engine's
 //! [`Report`]. Transient errors are retried with backoff for up to [`REPORT_DEADLINE`]; a
-//! closed token (execution stopped or timed out) is logged and counts as answered.
-//! Cancellation: dropping the future abandons the report.
+//! closed token (execution stopped or timed out) counts as answered. A report Step Functions
+//! rejects for good (a malformed output, a missing permission) is not retried: an output it
+//! refuses is replaced by a `RuntimeError` failure saying why, and what still cannot be
+//! delivered is logged as an error and counts as answered, so that its message is deleted
+//! instead of running the job again and again. Cancellation: dropping the future abandons the
+//! report.
 
 use std::time::Duration;
 
 use super::TaskTokens;
 use super::retry::{self, CallError, ErrorClass};
-use crate::engine::outcome::Report;
+use crate::engine::outcome::{RUNTIME_ERROR, Report};
 
 /// How long a report is retried through transient errors: ten minutes.
 pub const REPORT_DEADLINE: Duration = Duration::from_secs(600);
@@ -22,19 +26,36 @@ pub enum Delivery {
     Accepted,
     /// The task no longer exists (stopped or timed out execution); nothing to answer.
     TaskGone(String),
-    /// It could not be delivered.
+    /// Step Functions refused it for good; retrying would not help.
+    Rejected(CallError),
+    /// It could not be delivered within the deadline (Step Functions unreachable).
     Failed(CallError),
 }
 
 impl Delivery {
-    /// True unless the report failed: the task got its answer or no longer needs one.
+    /// True unless the report could not be delivered for now: the task got its answer, no
+    /// longer needs one, or can never get one from this runner.
     pub fn is_answered(&self) -> bool {
         !matches!(self, Delivery::Failed(_))
     }
 }
 
-/// Sends `report` for `token` through `tokens`, retrying transient errors.
+/// Sends `report` for `token` through `tokens`; see the module documentation.
 pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {
+    let delivery = send(tokens, token, report).await;
+    match (&delivery, report) {
+        (Delivery::Rejected(e), Report::Success { .. }) if e.class == ErrorClass::Permanent => {
+            let failure = Report::failure(
+                RUNTIME_ERROR,
+                format!("The job succeeded but Step Functions refused its output: {e}"),
+            );
+            send(tokens, token, &failure).await
+        }
+        _ => delivery,
+    }
+}
+
+async fn send(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {
     let result = retry::with_backoff(REPORT_DEADLINE, || async {
         match report {
             Report::Success { output } => tokens.succeed(token, output).await,
@@ -51,9 +72,13 @@ pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> 
             tracing::info!(error = %e, "the task was already closed (execution stopped or timed out); nothing reported");
             Delivery::TaskGone(e.message)
         }
-        Err(e) => {
+        Err(e) if e.class == ErrorClass::Transient => {
             tracing::error!(error = %e, "could not report the job to Step Functions");
             Delivery::Failed(e)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Step Functions refused the report for good; the job's message is deleted, the execution learns nothing from this runner");
+            Delivery::Rejected(e)
         }
     }
 }

@@ -1,13 +1,14 @@
-//! One admitted job from start to acknowledgement: its log, its lease and heartbeat, the
-//! engine run, the report, and what happens to its message.
+//! One admitted job from start to acknowledgement: its log, its lease and heartbeat
+//! ([`Lease`]), the engine run, the report, and what happens to its message.
 //!
-//! Lease mode (the role may change message visibility): the message stays in flight while
-//! the job runs, a beat every third of the visibility timeout extends it, and it is deleted
-//! only after Step Functions accepted the report (or the task was already closed). Without
-//! that permission the message was deleted before the job started (the Attini Runner's order).
-//! On the same beat `SendTaskHeartbeat` is sent: when Step Functions answers that the task is
-//! gone (execution stopped or timed out) the job's processes are ended, nothing is reported
-//! and the message is deleted. A job whose run panics is reported as a `RuntimeError` naming
+//! Lease mode (the role may change message visibility): the message stays in flight from the
+//! start of the job task until it is deleted, through the workspace, the commands, the final
+//! log upload and the report with its retries; it is deleted only after Step Functions
+//! accepted the report (or the task was already closed). Without that permission the message
+//! was deleted before the job started (the Attini Runner's order). When Step Functions
+//! answers a heartbeat with "task gone" (execution stopped or timed out) the job's processes
+//! are ended, nothing is reported and the message is deleted. The final log upload and the
+//! report run concurrently. A job whose run panics is reported as a `RuntimeError` naming
 //! the panic. Cancellation: the `kill` token (drain deadline) ends the job's processes and it
 //! is reported as `Runner.Interrupted`.
 
@@ -15,20 +16,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::answer::{self, Delivery};
-use super::joblog::JobLog;
+use super::joblog::{JobLog, JobLogHandle};
+use super::lease::{Lease, beat_interval};
 use super::parts::Parts;
 use super::running::{Receipt, SlotGuard};
-use super::{Admitted, ErrorClass, JobRunner, Message, Queue, TaskTokens};
+use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 use crate::engine::{JobResult, RunOptions};
-
-/// Beat interval when neither a lease nor the job asks for a shorter one.
-const DEFAULT_BEAT: Duration = Duration::from_secs(30);
 
 /// One admitted job and what it needs.
 pub struct JobTask<Q, T, R> {
@@ -56,16 +54,31 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     /// Runs the job; see the module documentation. `guard` frees the slot when this ends,
     /// however it ends.
     pub async fn run(self, mut guard: SlotGuard) {
-        let ending = self.execute().await;
+        let job_cancel = self.kill.child_token();
+        let interval = beat_interval(self.parts.lease, self.admitted.job.heartbeat);
+        let token = self.admitted.token.clone();
+        let lease = Lease::start(
+            self.parts.clone(),
+            self.receipt.clone(),
+            token,
+            interval,
+            job_cancel.clone(),
+        );
+        let (ending, log) = self.execute(&job_cancel, &lease).await;
+        lease.reporting();
         let answered = match ending {
             Ending::TaskGone => {
+                log.finish().await;
                 tracing::warn!(
                     "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
                 );
                 self.parts.stats.cancelled.fetch_add(1, Ordering::SeqCst);
                 true
             }
-            Ending::Report(report) => self.report(&report).await.is_answered(),
+            Ending::Report(report) => {
+                let (_, delivery) = tokio::join!(log.finish(), self.report(&report));
+                delivery.is_answered()
+            }
         };
         if answered {
             guard.set_answered();
@@ -80,10 +93,15 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 );
             }
         }
+        lease.end().await;
     }
 
-    /// Runs the job with its log and heartbeat; says how it ended.
-    async fn execute(&self) -> Ending {
+    /// Runs the job with its log; says how it ended and hands back the log to finish.
+    async fn execute(
+        &self,
+        job_cancel: &CancellationToken,
+        lease: &Lease,
+    ) -> (Ending, JobLogHandle) {
         let admitted = &self.admitted;
         let tag = admitted
             .job
@@ -91,24 +109,10 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             .clone()
             .unwrap_or_else(|| "job".into());
         let log = JobLog::start(tag, admitted.log_store.clone());
-        let job_cancel = self.kill.child_token();
-        let stop_beats = CancellationToken::new();
-        let interval = beat_interval(self.parts.lease, admitted.job.heartbeat);
-        let beats = tokio::spawn(heartbeat(
-            self.parts.clone(),
-            self.receipt.clone(),
-            admitted.token.clone(),
-            interval,
-            stop_beats.clone(),
-            job_cancel.clone(),
-        ));
         tracing::info!(lease = self.parts.lease.is_some(), "job started");
-        let result = self.run_engine(log.sink(), &job_cancel).await;
-        stop_beats.cancel();
-        let task_gone = beats.await.unwrap_or(false);
-        log.finish().await;
-        match result {
-            _ if task_gone => Ending::TaskGone,
+        let result = self.run_engine(log.sink(), job_cancel).await;
+        let ending = match result {
+            _ if lease.task_gone() => Ending::TaskGone,
             Ok(result) if interrupted(&result) => {
                 Ending::Report(interrupted_report(self.parts.drain_grace, &result))
             }
@@ -117,7 +121,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 Ending::Report(result.report)
             }
             Err(report) => Ending::Report(report),
-        }
+        };
+        (ending, log)
     }
 
     /// The engine run on its own task, so that a panic in it becomes a failure report.
@@ -214,71 +219,4 @@ fn interrupted_report(grace: Duration, result: &JobResult) -> Report {
             grace.as_secs()
         ),
     )
-}
-
-/// A third of the shortest window that must be kept alive (visibility, heartbeat), at least 1 s.
-pub fn beat_interval(lease: Option<Duration>, heartbeat: Option<Duration>) -> Duration {
-    [lease, heartbeat]
-        .into_iter()
-        .flatten()
-        .map(|d| d / 3)
-        .min()
-        .unwrap_or(DEFAULT_BEAT)
-        .max(Duration::from_secs(1))
-}
-
-/// Extends the lease and sends heartbeats until `stop`; returns true (and cancels the job)
-/// when Step Functions says the task is gone.
-async fn heartbeat<Q: Queue, T: TaskTokens, R: JobRunner>(
-    parts: Arc<Parts<Q, T, R>>,
-    receipt: Receipt,
-    token: String,
-    interval: Duration,
-    stop: CancellationToken,
-    job_cancel: CancellationToken,
-) -> bool {
-    loop {
-        tokio::select! {
-            _ = sleep(interval) => {}
-            _ = stop.cancelled() => return false,
-        }
-        if let Some(visibility) = parts.lease {
-            let current = receipt.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Err(e) = parts.queue.extend(&current, visibility).await {
-                tracing::warn!(error = %e, "could not extend the message's lease; it may be delivered again");
-            }
-        }
-        if !parts.heartbeats.load(Ordering::Relaxed) {
-            continue;
-        }
-        let Err(e) = parts.tokens.heartbeat(&token).await else {
-            continue;
-        };
-        match e.class {
-            ErrorClass::TaskGone => {
-                job_cancel.cancel();
-                return true;
-            }
-            ErrorClass::Denied => {
-                if parts.heartbeats.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "no states:SendTaskHeartbeat permission: a stopped execution is noticed only when the job reports");
-                }
-            }
-            _ => tracing::warn!(error = %e, "heartbeat failed; trying again on the next beat"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn beats_come_every_third_of_the_shortest_window() {
-        let s = Duration::from_secs;
-        assert_eq!(beat_interval(Some(s(15)), None), s(5));
-        assert_eq!(beat_interval(Some(s(30)), Some(s(6))), s(2));
-        assert_eq!(beat_interval(None, None), DEFAULT_BEAT);
-        assert_eq!(beat_interval(Some(s(2)), None), s(1));
-    }
 }

@@ -58,7 +58,13 @@ pub struct JobLogHandle {
 
 impl JobLog {
     /// Starts a log whose stdout lines are prefixed with `[tag]`, uploading to `store` if any.
+    /// Control characters in the tag (a step name with a newline) become `?`, so that no tag
+    /// can forge a log line.
     pub fn start(tag: String, store: Option<Arc<dyn LogStore>>) -> JobLogHandle {
+        let tag = tag
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         let log = Arc::new(JobLog {
             tag,
             store,
@@ -183,6 +189,12 @@ mod tests {
             self.0.lock().unwrap().push((Instant::now(), text));
             Box::pin(async { Ok(()) })
         }
+    }
+
+    #[test]
+    fn a_tag_cannot_forge_a_log_line() {
+        let log = JobLog::start("step\n[other] forged\r".into(), None);
+        assert_eq!(log.sink().tag, "step?[other] forged?");
     }
 
     #[tokio::test(start_paused = true)]

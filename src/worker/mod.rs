@@ -18,6 +18,7 @@ pub mod admit;
 pub mod answer;
 mod job_task;
 pub mod joblog;
+mod lease;
 pub mod memory;
 mod parts;
 mod poll;

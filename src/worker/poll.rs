@@ -280,12 +280,20 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         }
     }
 
-    /// Answers a refused job with its failure and deletes its message.
+    /// Answers a refused job with its failure and deletes its message once the answer was
+    /// accepted (or the token is known closed).
     async fn refuse(&self, message: &Message, token: &str, report: &Report) {
         if let Report::Failure { error, cause } = report {
             tracing::error!(message_id = message.id, error, cause, "job refused");
         }
-        answer::deliver(&*self.parts.tokens, token, report).await;
+        let delivery = answer::deliver(&*self.parts.tokens, token, report).await;
+        if !delivery.is_answered() {
+            tracing::error!(
+                message_id = message.id,
+                "the refusal was not delivered: the message stays and is refused again when it comes back"
+            );
+            return;
+        }
         if let Err(e) = self.parts.delete(&message.receipt).await {
             tracing::error!(message_id = message.id, error = %e, "could not delete the refused message");
         }

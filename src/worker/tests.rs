@@ -413,3 +413,29 @@ async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
         "a closed token is not retried"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_holds_through_a_report_that_takes_longer_than_the_visibility_window() {
+    let rig = Rig::new(true, false);
+    // Nine transient failures: about 100 s of backoff, more than three 30 s windows.
+    rig.tokens.fail_reports(9);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let attempts = rig.tokens.report_attempts();
+    let span = *attempts.last().unwrap() - attempts[0];
+    assert!(
+        span > Duration::from_secs(60),
+        "the report took only {span:?}"
+    );
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(id.clone())),
+        1,
+        "{:?}",
+        rig.events()
+    );
+    assert!(rig.count(|e| *e == Event::Extended(id.clone())) >= 3);
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}

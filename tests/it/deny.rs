@@ -1,8 +1,9 @@
-//! An HTTP proxy between the runner and the emulator that plays an IAM role lacking some
-//! permissions: requests for the denied operations are answered with access denied, everything
-//! else is forwarded. A rule is an `X-Amz-Target` (e.g. `AmazonSQS.ChangeMessageVisibility`)
-//! or, for S3, `PUT <part of the path>`. The emulators do not check IAM; this is how a test
-//! shows what a narrow role gets.
+//! An HTTP proxy between the runner and the emulator that plays what real AWS does and the
+//! emulators do not: an IAM role lacking some permissions (requests for the denied operations
+//! are answered with access denied; an operation is an `X-Amz-Target`, e.g.
+//! `AmazonSQS.ChangeMessageVisibility`, or, for S3, `PUT <part of the path>`), and faults a test
+//! adds while the runner runs ([`Fault`]: a slow answer, no answer at all, an AWS error), each
+//! for a number of requests. Everything else is forwarded and recorded ([`DenyingProxy::seen`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +17,24 @@ struct Upstream {
     denied: Vec<String>,
     http: reqwest::Client,
     seen: Arc<Mutex<Vec<Seen>>>,
+    faults: Arc<Mutex<Vec<(String, Fault, u32)>>>,
+}
+
+/// What the proxy does to a request instead of forwarding it at once.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Forwards it after this long.
+    Delay(std::time::Duration),
+    /// Accepts it and never answers (a half-open connection).
+    Hang,
+    /// Answers this HTTP status with this AWS error code (JSON protocols).
+    Error(u16, &'static str),
 }
 
 /// A request the proxy forwarded, with the status the emulator gave it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub target: String,
     pub method: String,
     pub path: String,
     pub body: String,
@@ -31,23 +45,39 @@ pub struct Seen {
 pub struct DenyingProxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    faults: Arc<Mutex<Vec<(String, Fault, u32)>>>,
 }
 
 impl DenyingProxy {
     /// Forwards to `upstream` (`http://host:port`), denying the `X-Amz-Target`s in `denied`.
     pub async fn start(upstream: &str, denied: &[&str]) -> DenyingProxy {
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let faults = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(Upstream {
             base: upstream.trim_end_matches('/').to_string(),
             denied: denied.iter().map(|d| d.to_string()).collect(),
             http: reqwest::Client::new(),
             seen: seen.clone(),
+            faults: faults.clone(),
         });
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        DenyingProxy { url, seen }
+        DenyingProxy { url, seen, faults }
+    }
+
+    /// Applies `fault` to the next `times` requests for `target` (an `X-Amz-Target`).
+    pub fn fault(&self, target: &str, fault: Fault, times: u32) {
+        self.faults
+            .lock()
+            .unwrap()
+            .push((target.to_string(), fault, times));
+    }
+
+    /// How many forwarded or faulted requests had `target`.
+    pub fn count(&self, target: &str) -> usize {
+        self.seen().iter().filter(|r| r.target == target).count()
     }
 
     /// The requests forwarded so far.
@@ -71,19 +101,21 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
             .unwrap();
     }
     let target = header(request.headers(), "x-amz-target");
+    if let Some(fault) = take_fault(&up, &target) {
+        record(&up, &target, &request, 0);
+        match fault {
+            Fault::Delay(wait) => tokio::time::sleep(wait).await,
+            Fault::Hang => std::future::pending::<()>().await,
+            Fault::Error(status, code) => return aws_error(status, code, &target),
+        }
+    }
     if up.denied.contains(&target) {
         let code = if target.starts_with("AmazonSQS.") {
             "AccessDenied"
         } else {
             "AccessDeniedException"
         };
-        let body = serde_json::json!({"__type": code, "message": format!("not authorized to perform {target}")});
-        return Response::builder()
-            .status(StatusCode::BAD_REQUEST)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amzn-query-error", format!("{code};Sender"))
-            .body(Body::from(body.to_string()))
-            .unwrap();
+        return aws_error(400, code, &target);
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -103,6 +135,7 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
     }
     let answer = outgoing.send().await.unwrap();
     up.seen.lock().unwrap().push(Seen {
+        target: target.clone(),
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
@@ -116,6 +149,38 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
     }
     response
         .body(Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+/// Takes one use of the first fault for `target`, if any is left.
+fn take_fault(up: &Upstream, target: &str) -> Option<Fault> {
+    let mut faults = up.faults.lock().unwrap();
+    let (_, fault, left) = faults
+        .iter_mut()
+        .find(|(t, _, left)| t == target && *left > 0)?;
+    *left -= 1;
+    Some(fault.clone())
+}
+
+/// Records a faulted request (status 0: the emulator never saw it).
+fn record(up: &Upstream, target: &str, request: &Request, status: u16) {
+    up.seen.lock().unwrap().push(Seen {
+        target: target.to_string(),
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        body: String::new(),
+        status,
+    });
+}
+
+/// An AWS JSON-protocol error answer.
+fn aws_error(status: u16, code: &str, target: &str) -> Response {
+    let body = serde_json::json!({"__type": code, "message": format!("{code} for {target} (injected by the test)")});
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-query-error", format!("{code};Sender"))
+        .body(Body::from(body.to_string()))
         .unwrap()
 }
 

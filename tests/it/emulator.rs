@@ -68,7 +68,7 @@ impl Emulator {
 
     /// Clients for this emulator.
     pub async fn clients(&self) -> Clients {
-        Clients::for_endpoint(&self.endpoint, REGION).await
+        Clients::for_endpoint(&self.endpoint, REGION, Default::default()).await
     }
 
     /// The variables that point the runner binary at this emulator.

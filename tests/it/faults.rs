@@ -224,8 +224,12 @@ async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
             .to_string(),
     )
     .await;
-    let through_proxy =
-        attini_runner::aws::Clients::for_endpoint(&proxy.url, crate::emulator::REGION).await;
+    let through_proxy = attini_runner::aws::Clients::for_endpoint(
+        &proxy.url,
+        crate::emulator::REGION,
+        Default::default(),
+    )
+    .await;
     let queue = world.fifo_queue_with("outage", 6).await;
     let dir = world.tmp.path();
     let (started, runs) = (dir.join("started"), dir.join("runs"));

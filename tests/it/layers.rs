@@ -10,7 +10,7 @@ fn allowed(floor: &str) -> Option<&'static [&'static str]> {
         "engine" => &["job", "engine"],
         "worker" => &["job", "engine", "worker"],
         "aws" => &["job", "engine", "worker", "aws"],
-        "config" => &["engine", "worker", "config"],
+        "config" => &["engine", "worker", "aws", "config"],
         "signals" => &[],
         "telemetry" => &["config"],
         _ => return None,

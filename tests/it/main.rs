@@ -3,6 +3,7 @@
 
 pub mod attini;
 mod attini_promises;
+mod aws_faults;
 pub mod cli;
 mod command_mode;
 mod concurrency;

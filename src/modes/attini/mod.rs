@@ -40,7 +40,8 @@ pub async fn run(
         Ok(s) => s.region.clone(),
         Err(_) => std::env::var(crate::config::AWS_REGION.name).ok(),
     };
-    let clients = Clients::load(region).await;
+    let timeouts = settings.as_ref().map(|s| s.aws).unwrap_or_default();
+    let clients = Clients::load(region, timeouts).await;
     let fail = |cause: String, status: ExitStatus| {
         let (clients, token) = (clients.clone(), token.clone());
         async move {
@@ -94,7 +95,11 @@ async fn serve(
     own: Option<String>,
     stop: Stop,
 ) {
-    let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), config.queue_url.clone()));
+    let queue = Arc::new(SqsQueue::new(
+        clients.sqs.clone(),
+        config.queue_url.clone(),
+        clients.timeouts,
+    ));
     let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
     let worker = Worker::new(engine, queue, tokens, config.worker, Arc::default()).await;
     let policy = policy::AttiniPolicy::new(config.clone(), clients.clone(), metadata, own);

@@ -1,6 +1,7 @@
 //! The Attini poll filters (CONTRACT.md 5.4), per received message: ECS stopping -> leave it;
 //! another task owns the runner item -> shut down and leave it; no permission to read the
-//! item -> fail the job with `IllegalAccessException` and shut down; a job of an execution that
+//! item -> fail the job with `IllegalAccessException` and shut down; the item still unreadable
+//! after two minutes of transient errors (throttling) -> leave the message and keep serving; a job of an execution that
 //! is no longer the current deployment -> answer it as stale and delete it; another
 //! configuration hash -> leave it for the new runner. Cancellation: dropping a decision leaves
 //! the message in the queue.
@@ -58,6 +59,10 @@ impl AttiniPolicy {
                     ))
                 })
             }
+            Err(e) if e.class == ErrorClass::Transient => Some(Admission::Leave(format!(
+                "the runner's resource state could not be read for {} s ({e}); the message is left for later",
+                crate::aws::dynamodb::DYNAMODB_DEADLINE.as_secs()
+            ))),
             Err(e) => {
                 let cause = format!(
                     "The runners IAM role does not have permission to read from the {} dynamodb table. Will terminate the container ({e})",

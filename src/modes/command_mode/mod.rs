@@ -98,7 +98,7 @@ async fn save_stacks(event: &StacksEvent, log: &CommandLog) -> Result<(), Comman
     let table = env("ATTINI_RESOURCE_STATE_TABLE")?;
     let region = env("ATTINI_AWS_REGION")?;
     let account = env("ATTINI_AWS_ACCOUNT")?;
-    let clients = Clients::load(Some(region.clone())).await;
+    let clients = Clients::load(Some(region.clone()), timeouts()).await;
     for item in stack_items(event, &region, &account) {
         let name = item
             .iter()
@@ -114,10 +114,18 @@ async fn save_stacks(event: &StacksEvent, log: &CommandLog) -> Result<(), Comman
 async fn store_artifact(key: &str, path: &str, log: &CommandLog) -> Result<(), CommandError> {
     let bucket = env("ATTINI_ARTIFACT_STORE")?;
     println!("Storing {path} in artifact store.");
-    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok()).await;
+    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
     log.write(&format!("putting s3://{bucket}/{key}"));
     s3::put_file(&clients.s3, &bucket, key, path).await?;
     Ok(())
+}
+
+/// The AWS timeouts of the settings (their defaults when a setting is bad: a helper's job is
+/// not to judge the runner's configuration).
+fn timeouts() -> crate::aws::AwsTimeouts {
+    crate::config::Settings::from_env()
+        .map(|s| s.aws)
+        .unwrap_or_default()
 }
 
 /// The command-mode log file.

@@ -1,0 +1,169 @@
+//! The lease of one job's message, held from the moment its job task starts until its message
+//! is gone: every beat (a third of the shortest window to keep alive) extends the message's
+//! visibility, in lease mode, and, until the job's report is on its way, sends
+//! `SendTaskHeartbeat`. The heartbeat is the cancel channel: when Step Functions answers that
+//! the task is gone (execution stopped or timed out), the job is cancelled and the lease says
+//! so. Cancellation: [`Lease::end`] stops the beats; dropping a [`Lease`] aborts them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+
+use super::parts::Parts;
+use super::running::Receipt;
+use super::{ErrorClass, JobRunner, Queue, TaskTokens};
+
+/// Beat interval when neither a lease nor the job asks for a shorter one.
+const DEFAULT_BEAT: Duration = Duration::from_secs(30);
+
+/// A running lease; see the module documentation.
+pub struct Lease {
+    stop: CancellationToken,
+    flags: Arc<Flags>,
+    beats: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// Step Functions said the task is gone.
+    gone: AtomicBool,
+    /// The report is on its way: no more heartbeats (the visibility is still extended).
+    reported: AtomicBool,
+}
+
+impl Lease {
+    /// Starts beating every `interval` for the message whose newest receipt is `receipt` and
+    /// the task `token`; trips `job_cancel` when the task is gone.
+    pub fn start<Q: Queue, T: TaskTokens, R: JobRunner>(
+        parts: Arc<Parts<Q, T, R>>,
+        receipt: Receipt,
+        token: String,
+        interval: Duration,
+        job_cancel: CancellationToken,
+    ) -> Lease {
+        let stop = CancellationToken::new();
+        let flags = Arc::new(Flags::default());
+        let beat = Beat {
+            parts,
+            receipt,
+            token,
+            flags: flags.clone(),
+            job_cancel,
+        };
+        let beats = Some(tokio::spawn(beat.run(interval, stop.clone())));
+        Lease { stop, flags, beats }
+    }
+
+    /// True when Step Functions said the task is gone.
+    pub fn task_gone(&self) -> bool {
+        self.flags.gone.load(Ordering::SeqCst)
+    }
+
+    /// The report is on its way: heartbeats stop, the message's visibility is still extended.
+    pub fn reporting(&self) {
+        self.flags.reported.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the beats (the message is gone, or left to come back).
+    pub async fn end(mut self) {
+        self.stop.cancel();
+        if let Some(beats) = self.beats.take() {
+            let _ = beats.await;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(beats) = &self.beats {
+            beats.abort();
+        }
+    }
+}
+
+struct Beat<Q, T, R> {
+    parts: Arc<Parts<Q, T, R>>,
+    receipt: Receipt,
+    token: String,
+    flags: Arc<Flags>,
+    job_cancel: CancellationToken,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
+    async fn run(self, interval: Duration, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = sleep(interval) => {}
+                _ = stop.cancelled() => return,
+            }
+            self.extend().await;
+            let quiet = self.flags.reported.load(Ordering::SeqCst)
+                || self.flags.gone.load(Ordering::SeqCst)
+                || !self.parts.heartbeats.load(Ordering::Relaxed);
+            if !quiet {
+                self.heartbeat().await;
+            }
+        }
+    }
+
+    async fn extend(&self) {
+        let Some(visibility) = self.parts.lease else {
+            return;
+        };
+        let current = self
+            .receipt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Err(e) = self.parts.queue.extend(&current, visibility).await {
+            tracing::warn!(error = %e, "could not extend the message's lease; it may be delivered again");
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let Err(e) = self.parts.tokens.heartbeat(&self.token).await else {
+            return;
+        };
+        match e.class {
+            ErrorClass::TaskGone => {
+                self.flags.gone.store(true, Ordering::SeqCst);
+                self.job_cancel.cancel();
+            }
+            ErrorClass::Denied => {
+                if self.parts.heartbeats.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "no states:SendTaskHeartbeat permission: a stopped execution is noticed only when the job reports");
+                }
+            }
+            _ => tracing::warn!(error = %e, "heartbeat failed; trying again on the next beat"),
+        }
+    }
+}
+
+/// A third of the shortest window that must be kept alive (visibility, heartbeat), at least 1 s.
+pub fn beat_interval(lease: Option<Duration>, heartbeat: Option<Duration>) -> Duration {
+    [lease, heartbeat]
+        .into_iter()
+        .flatten()
+        .map(|d| d / 3)
+        .min()
+        .unwrap_or(DEFAULT_BEAT)
+        .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beats_come_every_third_of_the_shortest_window() {
+        let s = Duration::from_secs;
+        assert_eq!(beat_interval(Some(s(15)), None), s(5));
+        assert_eq!(beat_interval(Some(s(30)), Some(s(6))), s(2));
+        assert_eq!(beat_interval(None, None), DEFAULT_BEAT);
+        assert_eq!(beat_interval(Some(s(2)), None), s(1));
+    }
+}

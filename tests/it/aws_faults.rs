@@ -1,0 +1,141 @@
+//! What real AWS does that the emulators do not, through the fault proxy: a report slower than
+//! the visibility window with a second runner waiting, a receive and a report that never
+//! answer, DynamoDB throttling and 5xx in Attini mode, and a report refused as a closed token.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::attini::*;
+use crate::deny::{DenyingProxy, Fault};
+use crate::world::*;
+
+const SUCCESS: &str = "AWSStepFunctions.SendTaskSuccess";
+
+/// Waits (up to a minute) until `condition` holds.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_slower_than_the_visibility_window_keeps_the_job_to_one_run() {
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("slow-report", 3).await;
+    let runs = world.tmp.path().join("runs");
+    let job = json!({"commands": [format!("echo run >> {}", runs.display()), "echo '\"once\"' > $ATTINI_OUTPUT"]});
+    let machine = world
+        .state_machine("slow-report", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    // The report takes 10 s: more than three 3 s visibility windows.
+    proxy.fault(SUCCESS, Fault::Delay(Duration::from_secs(10)), 1);
+    let mut first = serve_binary(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    let execution = world.start(&machine, "r1", &json!({})).await;
+    until("the report is on its way", || proxy.count(SUCCESS) == 1).await;
+    let mut second = serve_binary(&world, &queue, &[]);
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("once")), "{done:?}");
+    world.wait_until_empty(&queue).await;
+    first.start_kill().unwrap();
+    second.start_kill().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "run\n",
+        "the job ran twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_and_a_report_that_never_answer_are_ridden_out() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("hangs").await;
+    let job = json!({"commands": ["echo '\"recovered\"' > $ATTINI_OUTPUT"]});
+    let machine = world
+        .state_machine("hangs", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    proxy.fault("AmazonSQS.ReceiveMessage", Fault::Hang, 1);
+    proxy.fault(SUCCESS, Fault::Hang, 1);
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ("ATTINI_AWS_ATTEMPT_TIMEOUT", "2"),
+    ];
+    let mut runner = serve_binary(&world, &queue, &env);
+    let execution = world.start(&machine, "h1", &json!({})).await;
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("recovered")), "{done:?}");
+    runner.start_kill().unwrap();
+    assert!(proxy.count("AmazonSQS.ReceiveMessage") >= 2);
+    assert_eq!(
+        proxy.count(SUCCESS),
+        2,
+        "the hung report was not tried again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_refused_as_a_closed_token_deletes_the_message_after_one_attempt() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("closed").await;
+    let job = json!({"commands": ["true"]});
+    let machine = world
+        .state_machine("closed", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    proxy.fault(SUCCESS, Fault::Error(400, "TaskTimedOut"), 1);
+    let mut runner = serve_binary(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    world.start(&machine, "c1", &json!({})).await;
+    until("the report was sent", || proxy.count(SUCCESS) == 1).await;
+    world.wait_until_empty(&queue).await;
+    runner.start_kill().unwrap();
+    assert_eq!(proxy.count(SUCCESS), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attini_mode_keeps_serving_through_dynamodb_throttling_and_5xx() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.small_distribution().await;
+    let machine = a
+        .machine(
+            "plan",
+            "Step",
+            json!(["echo '\"served\"' > $ATTINI_OUTPUT"]),
+            HASH,
+        )
+        .await;
+    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
+    a.current(&[&execution]).await;
+    let proxy = DenyingProxy::start(&a.world.emulator.endpoint, &[]).await;
+    let get = "DynamoDB_20120810.GetItem";
+    proxy.fault(
+        get,
+        Fault::Error(400, "ProvisionedThroughputExceededException"),
+        6,
+    );
+    proxy.fault(get, Fault::Error(500, "InternalServerError"), 4);
+    let out = a
+        .run_runner_with(
+            "unused",
+            "2.0.2",
+            HASH,
+            2,
+            &[("AWS_ENDPOINT_URL", &proxy.url)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.output.unwrap()["output"]["Step"], json!("served"));
+    // All ten faults were met and retried.
+    assert!(
+        proxy.count(get) >= 12,
+        "{} GetItem requests",
+        proxy.count(get)
+    );
+}
