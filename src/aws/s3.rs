@@ -103,7 +103,10 @@ impl S3Zip {
         {
             return Err(too_large(size));
         }
-        let mut body = tokio::io::AsyncReadExt::take(object.body.into_async_read(), max_bytes + 1);
+        let mut body = tokio::io::AsyncReadExt::take(
+            object.body.into_async_read(),
+            max_bytes.saturating_add(1),
+        );
         let mut file = tokio::fs::File::create(dest)
             .await
             .map_err(|e| FetchError(format!("cannot write {}: {e}", dest.display())))?;

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod job_dir;
 pub mod outcome;
 pub mod redact;
+mod work_dir;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,9 +26,10 @@ use crate::job::JobSpec;
 use distribution::{Distributions, ExtractLimits, Source};
 use executor::procs::ProcessTable;
 use executor::{Execution, LogSink, ScriptRun, Termination};
-use job_dir::{JobDir, remove_tree};
-use outcome::{MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
+use job_dir::JobDir;
+use outcome::{INTERRUPTED_ERROR, MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
 use redact::Redactor;
+use work_dir::WorkDir;
 
 /// What the engine needs to know; parsed from the environment by [`crate::config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,35 +87,34 @@ pub struct JobResult {
 /// Runs jobs; one per runner process, shared by all jobs.
 pub struct Engine {
     config: EngineConfig,
-    root: PathBuf,
     jobs: PathBuf,
     distributions: Distributions,
     processes: ProcessTable,
+    /// This runner's folder: held for its lock, removed last (fields drop in order).
+    _root: WorkDir,
 }
 
 impl Engine {
-    /// Creates `<work_dir>/run-<uuid>/` with its job and cache folders, and makes this process
-    /// the reaper of orphaned job processes.
+    /// Claims `<work_dir>/run-<uuid>/` (removing the folders of runners that are gone) with its
+    /// job and cache folders, and makes this process the reaper of orphaned job processes.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        let root = config
-            .work_dir
-            .join(format!("run-{}", uuid::Uuid::new_v4()));
-        let jobs = root.join("jobs");
         let err = |path: &PathBuf| {
             let path = path.clone();
             move |source| EngineError { path, source }
         };
+        let root = WorkDir::claim(&config.work_dir).map_err(err(&config.work_dir))?;
+        let jobs = root.path().join("jobs");
         std::fs::create_dir_all(&jobs).map_err(err(&jobs))?;
-        let distributions =
-            Distributions::new(root.join("cache"), config.limits, config.cache_bytes)
-                .map_err(err(&root))?;
+        let cache = root.path().join("cache");
+        let distributions = Distributions::new(cache.clone(), config.limits, config.cache_bytes)
+            .map_err(err(&cache))?;
         executor::procs::become_subreaper();
         Ok(Engine {
             config,
-            root,
             jobs,
             distributions,
             processes: ProcessTable::default(),
+            _root: root,
         })
     }
 
@@ -198,6 +199,14 @@ impl Engine {
             grace: self.config.kill_grace,
             redactor: redactor.clone(),
         };
+        // Preparing the workspace can take a while: a job cancelled meanwhile never starts.
+        if cancel.is_cancelled() {
+            return Err(Report::failure(
+                INTERRUPTED_ERROR,
+                "The runner stopped before the job's first command started, so nothing of it ran. \
+                 Retry on Runner.Interrupted to run it on another runner.",
+            ));
+        }
         let execution = executor::execute(&run, sink, cancel, &self.processes)
             .await
             .map_err(|e| runtime(e.to_string()))?;
@@ -215,20 +224,22 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Err(e) = remove_tree(&self.root) {
-            tracing::warn!(dir = %self.root.display(), error = %e, "could not remove the runner's work directory");
-        }
-    }
-}
-
-/// The success payload from the output file, or the failure that replaces it.
+/// The success payload from the output file, or the failure that replaces it. Only a regular
+/// file is read: a FIFO would block the runner, a device or a symlink could read what is not
+/// the job's; each is a clear failure instead. The job's processes are gone by now, so the file
+/// cannot change between the check and the read.
 async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
     // Past this size no amount of surrounding whitespace makes the payload fit.
     const READ_LIMIT: u64 = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
-    let content = match tokio::fs::metadata(path).await {
+    let content = match tokio::fs::symlink_metadata(path).await {
         Err(_) => None,
+        Ok(meta) if !meta.file_type().is_file() => {
+            return runtime(format!(
+                "$ATTINI_OUTPUT ({}) is not a regular file but {}; write the output into the file itself",
+                path.display(),
+                describe_file_type(&meta.file_type())
+            ));
+        }
         Ok(meta) if meta.len() > READ_LIMIT => {
             return outcome::output_too_large(meta.len() as usize);
         }
@@ -245,6 +256,21 @@ async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
     match outcome::output_payload(content.as_deref(), redactor) {
         Ok(output) => Report::Success { output },
         Err(failure) => failure,
+    }
+}
+
+fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
     }
 }
 

@@ -231,6 +231,22 @@ impl Attini {
         ttl: u64,
         extra: &[(&str, &str)],
     ) -> Output {
+        let mut cmd = self.command(token, required, hash, ttl, extra);
+        tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .expect("the runner did not exit within two minutes")
+            .unwrap()
+    }
+
+    /// The runner's command line and environment as the dispatcher starts it.
+    pub fn command(
+        &self,
+        token: &str,
+        required: &str,
+        hash: i64,
+        ttl: u64,
+        extra: &[(&str, &str)],
+    ) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args([token, required])
             .envs(self.world.emulator.env())
@@ -253,10 +269,7 @@ impl Attini {
             .current_dir(self.world.tmp.path())
             .envs(extra.iter().copied())
             .kill_on_drop(true);
-        tokio::time::timeout(Duration::from_secs(120), cmd.output())
-            .await
-            .expect("the runner did not exit within two minutes")
-            .unwrap()
+        cmd
     }
 }
 

@@ -251,3 +251,41 @@ async fn the_idle_ttl_is_counted_from_the_end_of_the_last_job() {
         exited - ended
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_startup_commands_ends_them_and_answers_runner_interrupted() {
+    use nix::sys::signal::{Signal, kill};
+    let a = Attini::new().await;
+    let started = a.world.tmp.path().join("startup-started");
+    let commands = AttributeValue::L(vec![
+        AttributeValue::S(format!("touch {}", started.display())),
+        AttributeValue::S("sleep 60".into()),
+    ]);
+    a.runner_item(&a.task_arn, vec![("startupCommands", commands)])
+        .await;
+    let (token, starter) = a.start_token().await;
+    let mut cmd = a.command(&token, "2.0.2", HASH, 60, &[("ATTINI_KILL_GRACE", "1")]);
+    let runner = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&started).await;
+    kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
+        .await
+        .expect("the runner did not stop")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let done = a.world.finished(&starter).await;
+    assert_eq!(done.error.as_deref(), Some("Runner.Interrupted"));
+    let cause = done.cause.unwrap();
+    assert!(
+        cause.starts_with("The runner was stopped while its startup commands ran"),
+        "{cause}"
+    );
+}

@@ -187,3 +187,44 @@ async fn a_missing_working_directory_is_a_clear_runtime_error() {
         "{cause}"
     );
 }
+
+#[tokio::test]
+async fn an_output_file_that_is_not_a_regular_file_fails_clearly_and_the_next_job_runs() {
+    let h = Harness::new();
+    for (make, kind) in [
+        ("mkfifo \"$ATTINI_OUTPUT\"", "a FIFO"),
+        ("ln -s /etc/passwd \"$ATTINI_OUTPUT\"", "a symlink"),
+        ("mkdir \"$ATTINI_OUTPUT\"", "a directory"),
+    ] {
+        let job = native(json!({"commands": ["rm \"$ATTINI_OUTPUT\"", make]}));
+        let (result, _) = h.run(&job, None).await;
+        let (error, cause) = failure(&result);
+        assert_eq!(error, "RuntimeError");
+        assert!(
+            cause.contains(&format!("is not a regular file but {kind}")),
+            "{cause}"
+        );
+    }
+    let job = native(json!({"commands": ["echo fine > $ATTINI_OUTPUT"]}));
+    let (result, _) = h.run(&job, None).await;
+    assert_eq!(output(&result), json!({"result": "fine"}));
+}
+
+#[tokio::test]
+async fn a_job_cancelled_before_its_first_command_never_starts() {
+    let h = Harness::new();
+    let marker = h.path("ran");
+    let job = native(json!({"commands": [format!("touch {}", marker.display())]}));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+    let sink = std::sync::Arc::new(Capture::default());
+    let result = h.engine.run(&job, &Default::default(), sink, &cancel).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "Runner.Interrupted");
+    assert!(
+        cause.contains("before the job's first command started"),
+        "{cause}"
+    );
+    assert!(!marker.exists(), "the job ran");
+    assert!(h.leftover_job_dirs().is_empty());
+}

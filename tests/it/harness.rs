@@ -63,6 +63,10 @@ impl Harness {
     pub fn leftover_job_dirs(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         for run in std::fs::read_dir(self.path("work")).unwrap().flatten() {
+            // Beside each runner's folder lies its lock file.
+            if !run.path().is_dir() {
+                continue;
+            }
             for job in std::fs::read_dir(run.path().join("jobs"))
                 .unwrap()
                 .flatten()

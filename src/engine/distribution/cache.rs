@@ -82,23 +82,13 @@ impl Distributions {
             return Ok(entry.clone());
         }
         let unique = uuid::Uuid::new_v4();
-        let (zip, download) = match origin {
-            Origin::Local(path) => (path.to_path_buf(), None),
-            Origin::Remote(fetch) => {
-                let path = self.download(fetch, unique).await?;
-                (path.clone(), Some(path))
-            }
-        };
         let dir = self.dir.join(format!("entry-{unique}"));
-        let result = extract_blocking(zip, dir.clone(), self.limits).await;
-        if let Some(download) = download {
-            remove_file(&download).await;
-        }
-        let bytes = match result {
+        let bytes = match self.fill_entry(origin, unique, &dir).await {
             Ok(bytes) => bytes,
             Err(e) => {
-                remove_blocking(dir).await;
-                return Err(e.into());
+                drop(guard);
+                self.forget_if_empty(identity, &slot);
+                return Err(e);
             }
         };
         tracing::info!(identity, bytes, "distribution extracted into the cache");
@@ -107,6 +97,48 @@ impl Distributions {
         drop(guard);
         self.evict(identity).await;
         Ok(entry)
+    }
+
+    /// Extracts the zip of `origin` (downloading it first if remote) into the new folder `dir`;
+    /// on failure nothing of it is left on disk.
+    async fn fill_entry(
+        &self,
+        origin: Origin<'_>,
+        unique: uuid::Uuid,
+        dir: &Path,
+    ) -> Result<u64, DistributionError> {
+        let (zip, download) = match origin {
+            Origin::Local(path) => (path.to_path_buf(), None),
+            Origin::Remote(fetch) => {
+                let path = self.download(fetch, unique).await?;
+                (path.clone(), Some(path))
+            }
+        };
+        let result = extract_blocking(zip, dir.to_path_buf(), self.limits).await;
+        if let Some(download) = download {
+            remove_file(&download).await;
+        }
+        if result.is_err() {
+            remove_blocking(dir.to_path_buf()).await;
+        }
+        Ok(result?)
+    }
+
+    /// Frees the slot of a failed extraction, unless another job waits on it.
+    fn forget_if_empty(&self, identity: &str, slot: &Arc<Slot>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let ours = slots.get(identity).is_some_and(|s| Arc::ptr_eq(s, slot));
+        // The map and this call hold the only references: nobody else waits on it.
+        let alone = Arc::strong_count(slot) == 2;
+        let empty = slot.entry.try_lock().is_ok_and(|entry| entry.is_none());
+        if ours && alone && empty {
+            slots.remove(identity);
+        }
+    }
+
+    /// The number of identities the cache holds a slot for (extracted or being extracted).
+    pub fn slots(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Downloads a remote zip into the cache folder, refusing one far over the size limit.
@@ -235,5 +267,46 @@ async fn remove_blocking(dir: PathBuf) {
         tokio::task::spawn_blocking(move || crate::engine::job_dir::remove_tree(&dir)).await;
     if let Ok(Err(e)) = result {
         tracing::warn!(dir = %shown.display(), error = %e, "could not remove a directory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FetchError, FetchFuture};
+    use super::*;
+
+    struct Unreachable;
+
+    impl Fetch for Unreachable {
+        fn describe(&self) -> String {
+            "s3://b/k".into()
+        }
+        fn fetch<'a>(&'a self, _dest: &'a Path, _max: u64) -> FetchFuture<'a> {
+            Box::pin(async { Err(FetchError("the network is down".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_download_or_extraction_frees_its_slot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache =
+            Distributions::new(tmp.path().join("c"), ExtractLimits::default(), 1 << 20).unwrap();
+        let remote = Source::Remote {
+            identity: "id-1".into(),
+            fetch: Arc::new(Unreachable),
+        };
+        let workspace = tmp.path().join("w");
+        let e = cache.fill(&remote, &workspace).await.unwrap_err();
+        assert!(e.to_string().contains("the network is down"), "{e}");
+        let garbage = tmp.path().join("not.zip");
+        std::fs::write(&garbage, "not a zip").unwrap();
+        let local = Source::Zip {
+            path: garbage,
+            identity: "id-2".into(),
+        };
+        assert!(cache.fill(&local, &workspace).await.is_err());
+        assert_eq!(cache.slots(), 0);
+        // Nothing of either attempt is left in the cache folder.
+        assert_eq!(std::fs::read_dir(tmp.path().join("c")).unwrap().count(), 0);
     }
 }

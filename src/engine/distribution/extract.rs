@@ -161,7 +161,7 @@ fn write_file(
         });
     }
     let mut out = fs::File::create(path).map_err(io_err(path))?;
-    io::copy(&mut entry.take(budget + 1), &mut out).map_err(|e| {
+    io::copy(&mut entry.take(budget.saturating_add(1)), &mut out).map_err(|e| {
         // The zip crate reports bad data (CRC, inflate) as io errors of kind InvalidData.
         if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
             ExtractError::Corrupt(zip::result::ZipError::Io(e))

@@ -3,7 +3,8 @@
 //!
 //! Start: version check, settings ([`config`]), ECS metadata, the conditional `started`
 //! handshake and startup commands ([`startup`]); any failure is reported to the start token as
-//! `Startup tasks failed` and the process exits 1 (64 for a bad setting). Then the worker with
+//! `Startup tasks failed` (`Runner.Interrupted` when a stop signal ended the startup commands)
+//! and the process exits 1 (64 for a bad setting). Then the worker with
 //! the Attini filters ([`policy`]) until the idle TTL, an internal shutdown or a signal; then
 //! the EC2 hook; exit 0. Cancellation: the shared shutdown token stops intake and drains.
 
@@ -20,7 +21,7 @@ use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
 use crate::config::{ConfigError, Settings};
 use crate::engine::Engine;
-use crate::engine::outcome::Report;
+use crate::engine::outcome::{INTERRUPTED_ERROR, Report};
 use crate::worker::{Exit, Worker, answer};
 
 pub use config::AttiniConfig;
@@ -42,26 +43,29 @@ pub async fn run(
     };
     let timeouts = settings.as_ref().map(|s| s.aws).unwrap_or_default();
     let clients = Clients::load(region, timeouts).await;
-    let fail = |cause: String, status: ExitStatus| {
+    let fail = |error: &'static str, cause: String, status: ExitStatus| {
         let (clients, token) = (clients.clone(), token.clone());
         async move {
-            tracing::error!(cause, "the runner could not start");
+            tracing::error!(error, cause, "the runner could not start");
             let tokens = SfnTokens::new(clients.sfn);
-            answer::deliver(&tokens, &token, &Report::failure(STARTUP_FAILED, cause)).await;
+            answer::deliver(&tokens, &token, &Report::failure(error, cause)).await;
             status
         }
     };
     if let Err(e) = config::check_version(crate::VERSION, &required_version) {
-        return fail(e.to_string(), ExitStatus::Failure).await;
+        return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await;
     }
     let settings = settings.and_then(|s| Ok((AttiniConfig::from_settings(&s)?, s)));
     let (config, settings) = match settings {
         Ok(both) => both,
-        Err(e) => return fail(format!("Bad runner configuration: {e}"), ExitStatus::Usage).await,
+        Err(e) => {
+            let cause = format!("Bad runner configuration: {e}");
+            return fail(STARTUP_FAILED, cause, ExitStatus::Usage).await;
+        }
     };
     let engine = match Engine::new(settings.engine) {
         Ok(engine) => Arc::new(engine),
-        Err(e) => return fail(e.to_string(), ExitStatus::Failure).await,
+        Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
     stop.guard(engine.clone());
     let metadata = Metadata::from_env();
@@ -76,7 +80,12 @@ pub async fn run(
     {
         Ok(own) => own,
         Err(e) => {
-            let status = fail(e.to_string(), ExitStatus::Failure).await;
+            // Stopped by a signal: retryable, as any interrupted job.
+            let error = match e {
+                startup::StartError::Interrupted(_) => INTERRUPTED_ERROR,
+                _ => STARTUP_FAILED,
+            };
+            let status = fail(error, e.to_string(), ExitStatus::Failure).await;
             run_hook(&config, &clients).await;
             return status;
         }

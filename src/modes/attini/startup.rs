@@ -46,6 +46,9 @@ pub enum StartError {
     /// The startup commands failed; the cause as the Attini Runner words it.
     #[error("{0}")]
     Commands(String),
+    /// A stop signal ended the startup commands.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 /// Starts the runner; returns its own task ARN (when ECS metadata is available).
@@ -142,6 +145,11 @@ async fn run_startup_commands(
     let termination = result.execution.as_ref().map(|e| &e.termination);
     let cause = match (&result.report, termination) {
         (Report::Success { .. }, _) => return Ok(()),
+        (_, Some(Termination::Cancelled)) | (_, None) if cancel.is_cancelled() => {
+            return Err(StartError::Interrupted(format!(
+                "The runner was stopped while its startup commands ran; they were ended.{see_logs}"
+            )));
+        }
         (_, Some(Termination::Exited(code))) => {
             format!("Startup script finished with exit code = {code}.{see_logs}")
         }
