@@ -58,6 +58,49 @@ impl Redactor {
         mask_access_key_ids(&out)
     }
 
+    /// Bytes past a cut that a secret starting before it could still cover: the longest
+    /// secret, or an access key id.
+    pub fn reach(&self) -> usize {
+        self.secrets
+            .first()
+            .map_or(0, String::len)
+            .max(ACCESS_KEY_LEN)
+    }
+
+    /// A place at or before `at` to cut `bytes` (text split into bounded pieces) such that
+    /// no secret or access key id is cut in two, on a UTF-8 boundary. `bytes` must hold at
+    /// least [`Redactor::reach`] bytes past `at`, or all there is.
+    pub fn safe_cut(&self, bytes: &[u8], at: usize) -> usize {
+        let mut cut = at.min(bytes.len());
+        loop {
+            let spanning = self
+                .secrets
+                .iter()
+                .map(|s| s.as_bytes())
+                .chain([b"AKIA".as_slice(), b"ASIA".as_slice()])
+                .filter_map(|needle| {
+                    let len = if needle.len() == 4 {
+                        ACCESS_KEY_LEN
+                    } else {
+                        needle.len()
+                    };
+                    let from = cut.saturating_sub(len - 1);
+                    (from..cut).find(|&p| bytes[p..].starts_with(needle) && p + len > cut)
+                })
+                .min();
+            match spanning {
+                Some(start) if start > 0 => cut = start,
+                // A secret longer than the piece: cut after it instead.
+                Some(_) => return at,
+                None => break,
+            }
+        }
+        while cut > 0 && cut < bytes.len() && (bytes[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        cut
+    }
+
     /// A JSON value with every string (and object key) redacted.
     pub fn redact_json(&self, value: Value) -> Value {
         match value {
@@ -75,9 +118,12 @@ impl Redactor {
     }
 }
 
+/// Length of an AWS access key id.
+const ACCESS_KEY_LEN: usize = 20;
+
 /// Masks `AKIA…`/`ASIA…` access key ids (20 characters, upper-case letters and digits).
 fn mask_access_key_ids(text: &str) -> String {
-    const LEN: usize = 20;
+    const LEN: usize = ACCESS_KEY_LEN;
     let bytes = text.as_bytes();
     if !text.contains("AKIA") && !text.contains("ASIA") {
         return text.to_string();
@@ -144,6 +190,21 @@ mod tests {
             ),
             "a long text before the key *** and one more ***"
         );
+    }
+
+    #[test]
+    fn cuts_never_fall_inside_a_secret_or_a_key_id() {
+        let r = Redactor::new(["my-long-secret-value"]);
+        let text = b"0123456789my-long-secret-value and AKIAIOSFODNN7EXAMPLE end";
+        // Cutting at 15 would split the secret (it starts at 10): the cut moves to 10.
+        assert_eq!(r.safe_cut(text, 15), 10);
+        // Inside the key id (it starts at 35): the cut moves to its start.
+        assert_eq!(r.safe_cut(text, 40), 35);
+        // Between them nothing moves.
+        assert_eq!(r.safe_cut(text, 32), 32);
+        // Never inside a UTF-8 character.
+        assert_eq!(Redactor::new([]).safe_cut("aé".as_bytes(), 2), 1);
+        assert_eq!(r.reach(), 20);
     }
 
     #[test]

@@ -79,12 +79,53 @@ pub fn parse_message(message: &Message) -> Result<(JobSpec, String), Admission> 
                 report: Report::failure(RUNTIME_ERROR, format!("The job message is invalid: {e}")),
             },
             None => {
-                let start: String = message.body.chars().take(QUOTED_CHARS).collect();
+                // Redacted whole before it is cut, so that no secret is cut in two.
+                let redacted = body_redactor(&message.body).redact(&message.body);
+                let start: String = redacted.chars().take(QUOTED_CHARS).collect();
                 Admission::Delete(format!(
-                    "the message is not a job ({e}) and carries no task token to answer; body starts with {:?}",
-                    Redactor::new([]).redact(&start)
+                    "the message is not a job ({e}) and carries no task token to answer; body starts with {start:?}"
                 ))
             }
         }),
+    }
+}
+
+/// A redactor for an unparsable body: the runner's own secrets, access key ids, and the values
+/// of a `secretEnvironment` object if the body is JSON enough to have one.
+fn body_redactor(body: &str) -> Redactor {
+    let value: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let secrets: Vec<String> = value
+        .as_ref()
+        .and_then(|v| v.get("secretEnvironment"))
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.values()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Redactor::new(secrets.iter().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unparsable_body_is_quoted_with_its_secrets_masked() {
+        let body = r#"{"secretEnvironment": {"DB": "pa55-word-x"}, "commands": 7, "key": "AKIAIOSFODNN7EXAMPLE"}"#;
+        let message = Message {
+            id: "m".into(),
+            body: body.into(),
+            receipt: "r".into(),
+        };
+        let Err(Admission::Delete(reason)) = parse_message(&message) else {
+            panic!("expected a deletion");
+        };
+        assert!(
+            !reason.contains("pa55-word-x") && !reason.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{reason}"
+        );
+        assert!(reason.contains("***"), "{reason}");
     }
 }

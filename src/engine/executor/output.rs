@@ -2,7 +2,8 @@
 //! the log sink in order while the job runs, with a bounded tail kept for the failure cause.
 //!
 //! Memory stays bounded whatever the job prints: a line longer than [`MAX_LINE_BYTES`] is
-//! split, and only the last [`TAIL_LINES`] lines are kept. Bytes that are not UTF-8 are
+//! split (never inside a secret, so that each piece is redacted whole), and only the last
+//! [`TAIL_LINES`] lines are kept. Bytes that are not UTF-8 are
 //! replaced with U+FFFD. Cancellation: dropping the reader future stops reading; the
 //! executor aborts the reader only after the job's processes are gone.
 
@@ -81,21 +82,36 @@ impl LineSplitter {
         self.bytes += chunk.len() as u64;
         while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
             self.pending.extend_from_slice(&chunk[..pos]);
-            self.flush_pending(sink);
+            self.flush_line(sink);
             chunk = &chunk[pos + 1..];
         }
         self.pending.extend_from_slice(chunk);
-        while self.pending.len() >= MAX_LINE_BYTES {
-            let rest = self.pending.split_off(MAX_LINE_BYTES);
-            self.flush_pending(sink);
-            self.pending = rest;
+        // Cut long lines only once enough follows the cut to see a secret that spans it.
+        while self.pending.len() >= MAX_LINE_BYTES + self.redactor.reach() {
+            self.cut_pending(sink);
         }
+    }
+
+    /// Emits the pending line, whole now, in pieces of at most [`MAX_LINE_BYTES`].
+    fn flush_line(&mut self, sink: &dyn LogSink) {
+        while self.pending.len() > MAX_LINE_BYTES {
+            self.cut_pending(sink);
+        }
+        self.flush_pending(sink);
+    }
+
+    /// Emits the first piece of an overlong pending line, never cutting a secret in two.
+    fn cut_pending(&mut self, sink: &dyn LogSink) {
+        let cut = self.redactor.safe_cut(&self.pending, MAX_LINE_BYTES).max(1);
+        let rest = self.pending.split_off(cut);
+        self.flush_pending(sink);
+        self.pending = rest;
     }
 
     /// Emits a last unterminated line, if any, and returns the summary.
     pub fn finish(mut self, sink: &dyn LogSink) -> OutputSummary {
         if !self.pending.is_empty() {
-            self.flush_pending(sink);
+            self.flush_line(sink);
         }
         OutputSummary {
             tail: self.tail.into(),
@@ -157,6 +173,29 @@ mod tests {
         assert_eq!(lines[2], format!("{}l0", "x".repeat(5)));
         assert_eq!(summary.tail.len(), TAIL_LINES);
         assert_eq!(summary.tail.last().unwrap(), "l99");
+    }
+
+    #[test]
+    fn a_secret_across_the_line_cut_is_masked() {
+        let secret = "the-secret-value-42";
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::new([secret]));
+        // The secret starts 5 bytes before the 16 KiB cut, and arrives in two chunks.
+        let mut text = "x".repeat(MAX_LINE_BYTES - 5);
+        text.push_str(secret);
+        text.push_str(" after\n");
+        let (a, b) = text.as_bytes().split_at(MAX_LINE_BYTES);
+        s.push(a, &sink);
+        s.push(b, &sink);
+        s.finish(&sink);
+        let lines = sink.0.lock().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("the-secret") && !l.contains("value-42"))
+        );
+        assert_eq!(lines[1], "*** after");
     }
 
     #[test]
