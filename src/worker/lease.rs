@@ -143,6 +143,57 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
     }
 }
 
+/// The lease of the messages of one received batch while they wait for their admission (a
+/// slow policy, DynamoDB throttling): each keeps being extended until it is handled, so that
+/// no other runner receives it meanwhile. Dropping it stops the beats.
+pub struct BatchLease {
+    waiting: Arc<std::sync::Mutex<Vec<String>>>,
+    beats: Option<JoinHandle<()>>,
+}
+
+impl BatchLease {
+    /// Extends the visibility of every receipt in `receipts` every third of `visibility`
+    /// (`None`: not in lease mode, nothing to do) until [`BatchLease::handled`].
+    pub fn start<Q: Queue>(
+        queue: Arc<Q>,
+        visibility: Option<Duration>,
+        receipts: Vec<String>,
+    ) -> Self {
+        let waiting = Arc::new(std::sync::Mutex::new(receipts));
+        let beats = visibility.map(|visibility| {
+            let waiting = waiting.clone();
+            tokio::spawn(async move {
+                loop {
+                    sleep(beat_interval(Some(visibility), None)).await;
+                    let receipts = waiting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    for receipt in receipts {
+                        if let Err(e) = queue.extend(&receipt, visibility).await {
+                            tracing::warn!(error = %e, "could not extend the lease of a waiting message");
+                        }
+                    }
+                }
+            })
+        });
+        BatchLease { waiting, beats }
+    }
+
+    /// The message of `receipt` was handled (started, refused, left, given back).
+    pub fn handled(&self, receipt: &str) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| r != receipt);
+    }
+}
+
+impl Drop for BatchLease {
+    fn drop(&mut self) {
+        if let Some(beats) = &self.beats {
+            beats.abort();
+        }
+    }
+}
+
 /// A third of the shortest window that must be kept alive (visibility, heartbeat), at least 1 s.
 pub fn beat_interval(lease: Option<Duration>, heartbeat: Option<Duration>) -> Duration {
     [lease, heartbeat]

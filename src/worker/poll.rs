@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::lease::BatchLease;
 use super::parts::Parts;
 use super::running::{Seen, SlotGuard};
 use super::{
@@ -137,7 +138,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         Some(permits)
     }
 
-    /// Acts on each received message; returns why the runner must stop, if it must.
+    /// Acts on each received message; returns why the runner must stop, if it must. The
+    /// messages waiting for their turn keep their lease.
     async fn handle_batch<P: Policy>(
         &self,
         policy: &P,
@@ -146,46 +148,59 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         shutdown: &CancellationToken,
     ) -> Option<String> {
         let mut stop = None;
+        let receipts = messages.iter().map(|m| m.receipt.clone()).collect();
+        let waiting = BatchLease::start(self.parts.queue.clone(), self.parts.lease, receipts);
         for message in messages {
+            let receipt = message.receipt.clone();
             if stop.is_some() || shutdown.is_cancelled() {
                 self.give_back(&message, "the runner is stopping").await;
-                continue;
+            } else if !self.is_known(&message).await {
+                stop = self.handle(policy, message, permits).await;
             }
-            if self.is_known(&message).await {
-                continue;
-            }
-            match policy.admit(&message).await {
-                Admission::Run(admitted) => match permits.pop() {
-                    Some(permit) => self.start(*admitted, message, permit).await,
-                    None => {
-                        self.give_back(&message, "more messages than free slots")
-                            .await
-                    }
-                },
-                Admission::Leave(reason) => {
-                    tracing::info!(message_id = message.id, reason, "message left in the queue")
-                }
-                Admission::Delete(reason) => {
-                    tracing::error!(
-                        message_id = message.id,
-                        reason,
-                        "message deleted without an answer"
-                    );
-                    let _ = self.parts.delete(&message.receipt).await;
-                }
-                Admission::Fail { token, report } => self.refuse(&message, &token, &report).await,
-                Admission::FailAndShutdown {
-                    token,
-                    report,
-                    reason,
-                } => {
-                    self.refuse(&message, &token, &report).await;
-                    stop = Some(reason);
-                }
-                Admission::Shutdown(reason) => stop = Some(reason),
-            }
+            waiting.handled(&receipt);
         }
         stop
+    }
+
+    /// Acts on one new message as the policy decides; returns why the runner must stop, if
+    /// it must.
+    async fn handle<P: Policy>(
+        &self,
+        policy: &P,
+        message: Message,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+    ) -> Option<String> {
+        match policy.admit(&message).await {
+            Admission::Run(admitted) => match permits.pop() {
+                Some(permit) => self.start(*admitted, message, permit).await,
+                None => {
+                    self.give_back(&message, "more messages than free slots")
+                        .await
+                }
+            },
+            Admission::Leave(reason) => {
+                tracing::info!(message_id = message.id, reason, "message left in the queue")
+            }
+            Admission::Delete(reason) => {
+                tracing::error!(
+                    message_id = message.id,
+                    reason,
+                    "message deleted without an answer"
+                );
+                let _ = self.parts.delete(&message.receipt).await;
+            }
+            Admission::Fail { token, report } => self.refuse(&message, &token, &report).await,
+            Admission::FailAndShutdown {
+                token,
+                report,
+                reason,
+            } => {
+                self.refuse(&message, &token, &report).await;
+                return Some(reason);
+            }
+            Admission::Shutdown(reason) => return Some(reason),
+        }
+        None
     }
 
     /// Starts an admitted job as a tracked task holding `permit`.

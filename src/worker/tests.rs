@@ -73,7 +73,8 @@ impl JobRunner for Scripted {
 }
 
 /// Admits every parsable job; the message whose body contains `stop-now` trips `shutdown`
-/// while it is admitted (a signal arriving mid-batch).
+/// while it is admitted (a signal arriving mid-batch), one with `slow-admission` takes 100 s
+/// to admit (DynamoDB throttling, say).
 struct TestPolicy {
     shutdown: CancellationToken,
 }
@@ -82,6 +83,9 @@ impl Policy for TestPolicy {
     async fn admit(&self, message: &Message) -> Admission {
         if message.body.contains("stop-now") {
             self.shutdown.cancel();
+        }
+        if message.body.contains("slow-admission") {
+            tokio::time::sleep(Duration::from_secs(100)).await;
         }
         match admit::parse_message(message) {
             Ok((job, token)) => Admission::Run(Box::new(Admitted {
@@ -438,4 +442,26 @@ async fn the_lease_holds_through_a_report_that_takes_longer_than_the_visibility_
     );
     assert!(rig.count(|e| *e == Event::Extended(id.clone())) >= 3);
     assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_waiting_for_their_admission_keep_their_lease() {
+    let rig = Rig::new(true, false);
+    let body =
+        serde_json::json!({"taskToken": "t1", "commands": ["ok"], "stepName": "slow-admission"});
+    rig.queue.push(&body.to_string());
+    let waiting = rig.job("t2", "ok");
+    // One batch of two; the first takes 100 s to admit, more than three 30 s windows.
+    let worker = rig.start(config(2, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(waiting.clone())),
+        1,
+        "{:?}",
+        rig.events()
+    );
+    assert!(rig.count(|e| *e == Event::Extended(waiting.clone())) >= 3);
+    assert_eq!(rig.tokens.answers("t2"), 1);
 }
