@@ -100,6 +100,7 @@ impl Queue for SqsQueue {
                     id: m.message_id.unwrap_or_default(),
                     body: m.body.unwrap_or_default(),
                     receipt: m.receipt_handle?,
+                    received: tokio::time::Instant::now(),
                 })
             })
             .collect())

@@ -97,6 +97,7 @@ impl Settings {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,
             idle_ttl: duration(&lookup, &IDLE_TTL)?,
             drain_grace: duration(&lookup, &DRAIN_GRACE)?.unwrap_or_default(),
+            max_lease: crate::worker::SQS_MAX_LEASE,
         };
         let attini = AttiniSettings {
             deploy_data_table: get(&DEPLOY_DATA_TABLE),

@@ -118,6 +118,7 @@ mod tests {
             id: "m".into(),
             body: body.into(),
             receipt: "r".into(),
+            received: tokio::time::Instant::now(),
         };
         let Err(Admission::Delete(reason)) = parse_message(&message) else {
             panic!("expected a deletion");

@@ -60,6 +60,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let lease = Lease::start(
             self.parts.clone(),
             self.receipt.clone(),
+            self.message.received,
             token,
             interval,
             job_cancel.clone(),
@@ -83,7 +84,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         if answered {
             guard.set_answered();
         }
-        if self.parts.lease.is_some() {
+        if self.parts.lease.is_some() && !lease.released() {
             if answered {
                 self.delete().await;
             } else {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::parts::Parts;
@@ -33,6 +33,8 @@ struct Flags {
     gone: AtomicBool,
     /// The report is on its way: no more heartbeats (the visibility is still extended).
     reported: AtomicBool,
+    /// The message was deleted before the job ended: it reached SQS's cap on a lease.
+    released: AtomicBool,
 }
 
 impl Lease {
@@ -41,6 +43,7 @@ impl Lease {
     pub fn start<Q: Queue, T: TaskTokens, R: JobRunner>(
         parts: Arc<Parts<Q, T, R>>,
         receipt: Receipt,
+        received: Instant,
         token: String,
         interval: Duration,
         job_cancel: CancellationToken,
@@ -50,6 +53,7 @@ impl Lease {
         let beat = Beat {
             parts,
             receipt,
+            received,
             token,
             flags: flags.clone(),
             job_cancel,
@@ -61,6 +65,11 @@ impl Lease {
     /// True when Step Functions said the task is gone.
     pub fn task_gone(&self) -> bool {
         self.flags.gone.load(Ordering::SeqCst)
+    }
+
+    /// True when the message was deleted early, at SQS's cap: there is nothing left to delete.
+    pub fn released(&self) -> bool {
+        self.flags.released.load(Ordering::SeqCst)
     }
 
     /// The report is on its way: heartbeats stop, the message's visibility is still extended.
@@ -88,6 +97,7 @@ impl Drop for Lease {
 struct Beat<Q, T, R> {
     parts: Arc<Parts<Q, T, R>>,
     receipt: Receipt,
+    received: Instant,
     token: String,
     flags: Arc<Flags>,
     job_cancel: CancellationToken,
@@ -114,13 +124,35 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
         let Some(visibility) = self.parts.lease else {
             return;
         };
+        if self.flags.released.load(Ordering::SeqCst) {
+            return;
+        }
         let current = self
             .receipt
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if self.received.elapsed() + visibility > self.parts.max_lease {
+            return self.release(&current).await;
+        }
         if let Err(e) = self.parts.queue.extend(&current, visibility).await {
             tracing::warn!(error = %e, "could not extend the message's lease; it may be delivered again");
+        }
+    }
+
+    /// SQS will not extend the lease past its cap: the message is deleted before it could
+    /// come back and run the job a second time.
+    async fn release(&self, receipt: &str) {
+        match self.parts.delete(receipt).await {
+            Ok(()) => {
+                self.flags.released.store(true, Ordering::SeqCst);
+                tracing::warn!(
+                    max_lease_s = self.parts.max_lease.as_secs(),
+                    "the job outlives SQS's cap on a message's lease: its message is deleted now; \
+                     from here on only the Step Functions heartbeat notices if this runner dies"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "could not delete the message at SQS's lease cap"),
         }
     }
 

@@ -155,6 +155,7 @@ impl MemoryQueue {
                 id: m.id.clone(),
                 body: m.body.clone(),
                 receipt: m.receipt.clone(),
+                received: now,
             });
         }
         taken

@@ -51,6 +51,8 @@ pub struct Message {
     pub body: String,
     /// The receipt handle of this delivery.
     pub receipt: String,
+    /// When this runner received it (the start of its lease).
+    pub received: tokio::time::Instant,
 }
 
 /// The job queue, as the worker needs it.
@@ -130,7 +132,15 @@ pub struct WorkerConfig {
     pub idle_ttl: Option<Duration>,
     /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s).
     pub drain_grace: Duration,
+    /// Longest a message may stay in flight from its receipt ([`SQS_MAX_LEASE`], 12 h). A job
+    /// still running then has its message deleted shortly before, and from then on only the
+    /// Step Functions heartbeat notices a crash (a `HeartbeatSeconds` on the state fails the
+    /// task, and a `Retry` runs it again).
+    pub max_lease: Duration,
 }
+
+/// SQS's cap on a message's total visibility from its receipt: 12 hours.
+pub const SQS_MAX_LEASE: Duration = Duration::from_secs(12 * 3600);
 
 /// Why the loop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +195,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
                  so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."
             ),
         }
-        let parts = parts::Parts::new(runner, queue, tokens, lease, stats, config.drain_grace);
+        let parts = parts::Parts::new(runner, queue, tokens, lease, stats, &config);
         Worker {
             parts: Arc::new(parts),
             config,

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::running::{LastEnd, Registry};
-use super::{JobRunner, Queue, Stats, TaskTokens, retry};
+use super::{JobRunner, Queue, Stats, TaskTokens, WorkerConfig, retry};
 
 /// How long deleting a message is retried through transient errors.
 pub const DELETE_DEADLINE: Duration = Duration::from_secs(60);
@@ -30,6 +30,8 @@ pub struct Parts<Q, T, R> {
     pub last_end: Arc<LastEnd>,
     /// Drain grace, quoted in the cause of an interrupted job.
     pub drain_grace: Duration,
+    /// Longest a message may stay in flight from its receipt.
+    pub max_lease: Duration,
     /// The messages running and finished here.
     pub registry: Arc<Registry>,
 }
@@ -42,7 +44,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
         tokens: Arc<T>,
         lease: Option<Duration>,
         stats: Arc<Stats>,
-        drain_grace: Duration,
+        config: &WorkerConfig,
     ) -> Self {
         Parts {
             runner,
@@ -52,7 +54,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             heartbeats: AtomicBool::new(true),
             stats,
             last_end: Arc::default(),
-            drain_grace,
+            drain_grace: config.drain_grace,
+            max_lease: config.max_lease,
             registry: Arc::default(),
         }
     }

@@ -114,6 +114,7 @@ fn config(max_jobs: usize, idle_ttl: Option<u64>) -> WorkerConfig {
         max_jobs,
         idle_ttl: idle_ttl.map(Duration::from_secs),
         drain_grace: Duration::from_secs(5),
+        max_lease: SQS_MAX_LEASE,
     }
 }
 
@@ -421,8 +422,9 @@ async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
 #[tokio::test(start_paused = true)]
 async fn the_lease_holds_through_a_report_that_takes_longer_than_the_visibility_window() {
     let rig = Rig::new(true, false);
-    // Nine transient failures: about 100 s of backoff, more than three 30 s windows.
-    rig.tokens.fail_reports(9);
+    // Twelve transient failures: at least 62 s of backoff (125 s before jitter halves it at
+    // most), more than two 30 s windows.
+    rig.tokens.fail_reports(12);
     let id = rig.job("t1", "ok");
     let worker = rig.start(config(1, None)).await;
     until("the queue is empty", || rig.queue.is_empty()).await;
@@ -464,4 +466,32 @@ async fn messages_waiting_for_their_admission_keep_their_lease() {
     );
     assert!(rig.count(|e| *e == Event::Extended(waiting.clone())) >= 3);
     assert_eq!(rig.tokens.answers("t2"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_longer_than_sqs_allows_a_lease_has_its_message_deleted_before_the_cap() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "sleep 100");
+    // A cap of 60 s stands in for SQS's 12 hours; the visibility is 30 s, a beat every 10 s.
+    let worker = rig
+        .start(WorkerConfig {
+            max_lease: Duration::from_secs(60),
+            ..config(1, None)
+        })
+        .await;
+    until("the report", || rig.tokens.answers("t1") == 1).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let deleted = rig.position(|e| *e == Event::Deleted(id.clone()));
+    assert!(deleted < rig.position(is_report), "{:?}", rig.events());
+    assert_eq!(rig.count(|e| *e == Event::Deleted(id.clone())), 1);
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(id.clone())),
+        1,
+        "the job came back"
+    );
+    // Extended while within the cap (at 10, 20 and 30 s), never after.
+    assert_eq!(rig.count(|e| *e == Event::Extended(id.clone())), 3);
+    // The heartbeat goes on: it alone notices a dead runner now.
+    assert!(rig.count(|e| matches!(e, Event::Heartbeat(_))) >= 9);
 }

@@ -328,6 +328,7 @@ impl World {
                 max_jobs,
                 idle_ttl: None,
                 drain_grace: Duration::from_secs(90),
+                max_lease: attini_runner::worker::SQS_MAX_LEASE,
             },
         };
         let handle = tokio::spawn(standalone::serve(
