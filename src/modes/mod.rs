@@ -165,7 +165,13 @@ where
 
 fn with_runtime(work: impl Future<Output = ExitStatus>) -> ExitStatus {
     match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(work),
+        Ok(runtime) => {
+            let status = runtime.block_on(work);
+            // A job's output reader may still wait on a pipe that a stray process holds open:
+            // do not wait for it at exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            status
+        }
         Err(e) => {
             eprintln!("attini-runner: cannot start the async runtime: {e}");
             ExitStatus::Failure

@@ -228,3 +228,56 @@ async fn a_job_cancelled_before_its_first_command_never_starts() {
     assert!(!marker.exists(), "the job ran");
     assert!(h.leftover_job_dirs().is_empty());
 }
+
+/// A sink that blocks each line until the runtime has made progress elsewhere (or gives up).
+struct Stalled {
+    ticks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    gave_up: std::sync::atomic::AtomicBool,
+}
+
+impl attini_runner::engine::executor::LogSink for Stalled {
+    fn line(&self, _line: &str) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let start = self.ticks.load(SeqCst);
+        for _ in 0..1000 {
+            if self.ticks.load(SeqCst) >= start + 5 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.gave_up.store(true, SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_blocks_does_not_stall_the_runtime() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // One runtime thread: if writing a job's output blocked it, nothing else could tick.
+    let h = Harness::new();
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                ticks.fetch_add(1, SeqCst);
+            }
+        })
+    };
+    let sink = std::sync::Arc::new(Stalled {
+        ticks: ticks.clone(),
+        gave_up: Default::default(),
+    });
+    let job = native(json!({"commands": ["echo one", "echo two"]}));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let result = h
+        .engine
+        .run(&job, &Default::default(), sink.clone(), &cancel)
+        .await;
+    ticker.abort();
+    assert!(result.report.is_success(), "{:?}", result.report);
+    assert!(
+        !sink.gave_up.load(SeqCst),
+        "the runtime stood still while a sink blocked"
+    );
+}

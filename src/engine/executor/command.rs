@@ -6,7 +6,6 @@ use std::io;
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::net::unix::pipe::Receiver;
 use tokio::process::{Child, Command};
 
 use super::procs::MARKER_VAR;
@@ -18,8 +17,8 @@ pub const BASH: &str = "bash";
 pub struct Spawned {
     /// The job's bash, leader of its own session and process group.
     pub child: Child,
-    /// Merged stdout and stderr of every process of the job.
-    pub output: Receiver,
+    /// Merged stdout and stderr of every process of the job (read on a thread of its own).
+    pub output: io::PipeReader,
 }
 
 /// Spawns `bash <script>` in `cwd` with the runner's environment plus `env` (later entries
@@ -49,6 +48,8 @@ pub fn spawn(
     // `cmd` still holds the write ends of the pipe; drop it so end-of-file arrives when the
     // job's last process closes its copy.
     drop(cmd);
-    let output = Receiver::from_owned_fd(reader.into())?;
-    Ok(Spawned { child, output })
+    Ok(Spawned {
+        child,
+        output: reader,
+    })
 }

@@ -78,7 +78,8 @@ pub async fn execute(
     let procs = procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id);
     table.remember(procs.pgid, &run.job_id);
     let redactor = run.redactor.clone();
-    let reader = tokio::spawn(async move { output::pump(spawned.output, redactor, &*sink).await });
+    let reader =
+        tokio::task::spawn_blocking(move || output::pump(spawned.output, redactor, &*sink));
 
     let (termination, sweep) =
         supervise::supervise(spawned.child, &procs, run.timeout, run.grace, cancel).await;

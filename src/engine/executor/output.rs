@@ -4,13 +4,12 @@
 //! Memory stays bounded whatever the job prints: a line longer than [`MAX_LINE_BYTES`] is
 //! split (never inside a secret, so that each piece is redacted whole), and only the last
 //! [`TAIL_LINES`] lines are kept. Bytes that are not UTF-8 are
-//! replaced with U+FFFD. Cancellation: dropping the reader future stops reading; the
-//! executor aborts the reader only after the job's processes are gone.
+//! replaced with U+FFFD. Cancellation: none; the read ends when the last process of the job
+//! closes the pipe (the executor stops waiting for it after the job's processes are gone).
 
 use std::collections::VecDeque;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe::Receiver;
+use std::io::{PipeReader, Read};
 
 use crate::engine::redact::Redactor;
 
@@ -38,12 +37,14 @@ pub struct OutputSummary {
     pub bytes: u64,
 }
 
-/// Reads `pipe` until end of file, sending each line to `sink`.
-pub async fn pump(mut pipe: Receiver, redactor: Redactor, sink: &dyn LogSink) -> OutputSummary {
+/// Reads `pipe` until end of file, sending each line to `sink`. Blocking: it runs on a thread
+/// of its own, so that a sink that blocks (a stalled stdout, a slow disk) holds up this job's
+/// output only, never the runtime that beats the other jobs' heartbeats.
+pub fn pump(mut pipe: PipeReader, redactor: Redactor, sink: &dyn LogSink) -> OutputSummary {
     let mut splitter = LineSplitter::new(redactor);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match pipe.read(&mut buf).await {
+        match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => splitter.push(&buf[..n], sink),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
