@@ -481,3 +481,30 @@ fn the_runners_own_aws_secret_key_and_session_token_are_masked() {
         );
     }
 }
+
+#[test]
+fn a_secret_across_the_16_kib_line_cut_stays_masked_in_logs_and_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-across-the-cut";
+    // The secret starts 7 bytes before the cut; the job then fails, so the cause carries the
+    // tail of its output too.
+    let job = json!({
+        "commands": ["printf '%16377s' '' | tr ' ' x; printf '%s tail\\n' \"$TOKEN\"; exit 2"],
+        "secretEnvironment": {"TOKEN": secret}
+    });
+    let job = write(tmp.path(), "job.json", &job.to_string());
+    let out = runner(&["local", &job], tmp.path());
+    crate::harness::assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("*** tail"),
+        "the line was not split where expected"
+    );
+    let cause = result(&out)["cause"].as_str().unwrap().to_string();
+    for part in ["s3cr3t", "across-the-cut", secret] {
+        assert!(
+            !stderr.contains(part) && !cause.contains(part),
+            "{part} leaked"
+        );
+    }
+}
