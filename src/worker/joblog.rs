@@ -46,6 +46,7 @@ struct Buffer {
 pub struct JobLog {
     tag: String,
     store: Option<Arc<dyn LogStore>>,
+    max_bytes: usize,
     buffer: Mutex<Buffer>,
     changed: Notify,
 }
@@ -61,6 +62,15 @@ impl JobLog {
     /// Control characters in the tag (a step name with a newline) become `?`, so that no tag
     /// can forge a log line.
     pub fn start(tag: String, store: Option<Arc<dyn LogStore>>) -> JobLogHandle {
+        Self::start_with_limit(tag, store, MAX_LOG_BYTES)
+    }
+
+    /// As [`JobLog::start`], keeping at most `max_bytes` in the log object.
+    pub fn start_with_limit(
+        tag: String,
+        store: Option<Arc<dyn LogStore>>,
+        max_bytes: usize,
+    ) -> JobLogHandle {
         let tag = tag
             .chars()
             .map(|c| if c.is_control() { '?' } else { c })
@@ -68,6 +78,7 @@ impl JobLog {
         let log = Arc::new(JobLog {
             tag,
             store,
+            max_bytes,
             buffer: Mutex::default(),
             changed: Notify::new(),
         });
@@ -114,11 +125,13 @@ impl JobLog {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         let mut entry = serde_json::json!({ "timestamp": timestamp, "data": line }).to_string();
-        if buffer.content.len() + entry.len() > MAX_LOG_BYTES {
+        if buffer.content.len() + entry.len() > self.max_bytes {
             buffer.full = true;
-            entry = serde_json::json!({ "timestamp": timestamp,
-                "data": "[attini-runner] the log is larger than 64 MiB; later lines are in CloudWatch only" })
-            .to_string();
+            let note = format!(
+                "[attini-runner] the log is larger than {} bytes; later lines are in CloudWatch only",
+                self.max_bytes
+            );
+            entry = serde_json::json!({ "timestamp": timestamp, "data": note }).to_string();
         }
         buffer.content.extend_from_slice(entry.as_bytes());
         buffer.content.push(b'\n');
@@ -189,6 +202,31 @@ mod tests {
             self.0.lock().unwrap().push((Instant::now(), text));
             Box::pin(async { Ok(()) })
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_log_object_stops_at_its_limit_with_a_note() {
+        let store = Arc::new(Recorder::default());
+        let log =
+            JobLog::start_with_limit("s".into(), Some(store.clone() as Arc<dyn LogStore>), 300);
+        let sink = log.sink();
+        for i in 0..20 {
+            sink.line(&format!("line number {i:02}"));
+        }
+        log.finish().await;
+        let last = store.0.lock().unwrap().last().unwrap().1.clone();
+        let lines: Vec<&str> = last.lines().collect();
+        assert!(
+            last.len() - lines.last().unwrap().len() - 1 <= 300,
+            "{last}"
+        );
+        assert!(
+            lines.last().unwrap().contains("larger than 300 bytes"),
+            "{last}"
+        );
+        assert!(lines.len() > 3 && lines.len() < 10, "{last}");
+        assert!(lines[0].contains("line number 00"));
+        assert_eq!(MAX_LOG_BYTES, 64 * 1024 * 1024);
     }
 
     #[test]

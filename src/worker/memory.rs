@@ -60,6 +60,7 @@ pub struct MemoryQueue {
     may_extend: bool,
     messages: Mutex<Vec<Stored>>,
     deleted: Mutex<HashMap<String, String>>,
+    receive_error: Mutex<Option<CallError>>,
     next_id: Mutex<u64>,
     journal: Arc<Journal>,
 }
@@ -73,6 +74,7 @@ impl MemoryQueue {
             may_extend,
             messages: Mutex::default(),
             deleted: Mutex::default(),
+            receive_error: Mutex::default(),
             next_id: Mutex::new(0),
             journal: Arc::default(),
         }
@@ -98,6 +100,11 @@ impl MemoryQueue {
             deliveries: 0,
         });
         id
+    }
+
+    /// Every receive from now on fails with `error` (a queue gone, access denied).
+    pub fn fail_receives(&self, error: CallError) {
+        *lock(&self.receive_error) = Some(error);
     }
 
     /// Ends message `id`'s lease now, as if it had lapsed: the next receive hands it out again
@@ -187,6 +194,9 @@ impl Queue for MemoryQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, CallError> {
+        if let Some(error) = lock(&self.receive_error).clone() {
+            return Err(error);
+        }
         let deadline = Instant::now() + wait;
         loop {
             let taken = self.take_visible(max.clamp(1, 10));
@@ -231,6 +241,7 @@ pub struct MemoryTokens {
     /// Transient failures still to return per report call.
     report_failures: Mutex<u32>,
     heartbeat_denied: bool,
+    heartbeat_calls: Mutex<u32>,
     answers: Mutex<HashMap<String, u32>>,
     attempts: Mutex<Vec<Instant>>,
 }
@@ -244,6 +255,7 @@ impl MemoryTokens {
             closed: Mutex::default(),
             report_failures: Mutex::new(0),
             heartbeat_denied,
+            heartbeat_calls: Mutex::new(0),
             answers: Mutex::default(),
             attempts: Mutex::default(),
         }
@@ -273,6 +285,11 @@ impl MemoryTokens {
             });
         }
         Ok(())
+    }
+
+    /// How many heartbeats were attempted (accepted or not).
+    pub fn heartbeat_calls(&self) -> u32 {
+        *lock(&self.heartbeat_calls)
     }
 
     /// When each report was attempted (accepted or not).
@@ -307,6 +324,7 @@ impl TaskTokens for MemoryTokens {
     }
 
     async fn heartbeat(&self, token: &str) -> Result<(), CallError> {
+        *lock(&self.heartbeat_calls) += 1;
         self.check("SendTaskHeartbeat", token)?;
         if self.heartbeat_denied {
             return Err(CallError {

@@ -495,3 +495,75 @@ async fn a_job_longer_than_sqs_allows_a_lease_has_its_message_deleted_before_the
     // The heartbeat goes on: it alone notices a dead runner now.
     assert!(rig.count(|e| matches!(e, Event::Heartbeat(_))) >= 9);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_heartbeat_is_not_tried_again() {
+    let rig = Rig::new(true, true);
+    rig.job("t1", "sleep 45");
+    let worker = rig.start(config(1, None)).await;
+    until("the report", || rig.tokens.answers("t1") == 1).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.tokens.heartbeat_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_that_may_not_be_read_stops_the_worker_with_its_reason() {
+    let rig = Rig::new(true, false);
+    rig.queue.fail_receives(CallError {
+        operation: "ReceiveMessage",
+        class: ErrorClass::Denied,
+        message: "AccessDenied: no".into(),
+    });
+    let worker = rig.start(config(1, None)).await;
+    match worker.await.unwrap() {
+        Exit::Stopped(reason) => {
+            assert!(
+                reason.contains("cannot be used: ReceiveMessage failed: AccessDenied"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_receive_error_is_retried_not_fatal() {
+    let rig = Rig::new(true, false);
+    rig.queue
+        .fail_receives(CallError::transient("ReceiveMessage", "ServiceUnavailable"));
+    let worker = rig.start(config(1, Some(60))).await;
+    // It keeps trying until its idle TTL ends it, not the error.
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
+    let rig = Rig::new(true, false);
+    rig.job("t1", "sleep 50");
+    let begin = tokio::time::Instant::now();
+    let worker = rig.start(config(1, Some(30))).await;
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+    // The job ran 50 s, longer than the TTL: the runner left 30 s after it ended, not before.
+    let lived = begin.elapsed();
+    assert!(
+        lived >= Duration::from_secs(80) && lived < Duration::from_secs(81),
+        "the worker lived {lived:?}"
+    );
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_job_is_answered_then_its_message_deleted() {
+    let rig = Rig::new(true, false);
+    // A token, but no commands: refused with a RuntimeError naming the field.
+    let body = serde_json::json!({"taskToken": "t1"}).to_string();
+    let id = rig.queue.push(&body);
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let failed = rig.position(|e| matches!(e, Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR && cause.contains("commands")));
+    assert!(failed < rig.position(|e| *e == Event::Deleted(id.clone())));
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 0);
+}
