@@ -200,8 +200,12 @@ mod tests {
         assert_eq!(r.safe_cut(text, 15), 10);
         // Inside the key id (it starts at 35): the cut moves to its start.
         assert_eq!(r.safe_cut(text, 40), 35);
-        // Between them nothing moves.
+        // Between them nothing moves; nor at the very end of the secret (10 + 20).
         assert_eq!(r.safe_cut(text, 32), 32);
+        assert_eq!(r.safe_cut(text, 30), 30);
+        assert_eq!(r.safe_cut(text, 29), 10);
+        // A secret at the very start that is longer than the piece: cut where asked.
+        assert_eq!(r.safe_cut(b"my-long-secret-value", 5), 5);
         // Never inside a UTF-8 character.
         assert_eq!(Redactor::new([]).safe_cut("aé".as_bytes(), 2), 1);
         assert_eq!(r.reach(), 20);
