@@ -242,6 +242,7 @@ pub struct MemoryTokens {
     report_failures: Mutex<u32>,
     heartbeat_denied: bool,
     heartbeat_calls: Mutex<u32>,
+    refuse_outputs: Mutex<bool>,
     answers: Mutex<HashMap<String, u32>>,
     attempts: Mutex<Vec<Instant>>,
 }
@@ -256,6 +257,7 @@ impl MemoryTokens {
             report_failures: Mutex::new(0),
             heartbeat_denied,
             heartbeat_calls: Mutex::new(0),
+            refuse_outputs: Mutex::new(false),
             answers: Mutex::default(),
             attempts: Mutex::default(),
         }
@@ -287,6 +289,12 @@ impl MemoryTokens {
         Ok(())
     }
 
+    /// Every success report is refused for good from now on (an output Step Functions will
+    /// not take).
+    pub fn refuse_outputs(&self) {
+        *lock(&self.refuse_outputs) = true;
+    }
+
     /// How many heartbeats were attempted (accepted or not).
     pub fn heartbeat_calls(&self) -> u32 {
         *lock(&self.heartbeat_calls)
@@ -314,6 +322,14 @@ impl MemoryTokens {
 
 impl TaskTokens for MemoryTokens {
     async fn succeed(&self, token: &str, output: &str) -> Result<(), CallError> {
+        if *lock(&self.refuse_outputs) {
+            lock(&self.attempts).push(Instant::now());
+            return Err(CallError {
+                operation: "SendTaskSuccess",
+                class: ErrorClass::Permanent,
+                message: "InvalidOutput: the output is not valid".into(),
+            });
+        }
         let event = Event::Succeeded(token.into(), output.into());
         self.accept("SendTaskSuccess", token, event)
     }

@@ -567,3 +567,26 @@ async fn a_refused_job_is_answered_then_its_message_deleted() {
     assert!(failed < rig.position(|e| *e == Event::Deleted(id.clone())));
     assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_output_refused_for_good_is_reported_as_a_failure_and_the_message_goes() {
+    let rig = Rig::new(true, false);
+    rig.tokens.refuse_outputs();
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let cause = rig.events().into_iter().find_map(|e| match e {
+        Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR => Some(cause),
+        _ => None,
+    });
+    let cause = cause.expect("the refused output was not turned into a failure");
+    assert!(
+        cause.contains("refused its output") && cause.contains("InvalidOutput"),
+        "{cause}"
+    );
+    // One refused success, one accepted failure: nothing retried.
+    assert_eq!(rig.tokens.report_attempts().len(), 2);
+    assert!(rig.events().contains(&Event::Deleted(id)));
+}
