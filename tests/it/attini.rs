@@ -84,6 +84,17 @@ impl Attini {
             .await;
     }
 
+    /// The runner item owned by this task, the small distribution, and one current execution
+    /// (`exec-1`) of a one-step plan whose step `step` runs `commands`; returns the execution.
+    pub async fn one_step(&self, step: &str, commands: Value) -> String {
+        self.runner_item(&self.task_arn, vec![]).await;
+        self.small_distribution().await;
+        let machine = self.machine("plan", step, commands, HASH).await;
+        let execution = self.world.start(&machine, "exec-1", &json!({})).await;
+        self.current(&[&execution]).await;
+        execution
+    }
+
     /// The runner item, owned by `task_id`, with `extra` attributes.
     pub async fn runner_item(&self, task_id: &str, extra: Vec<(&str, AttributeValue)>) {
         let mut item: HashMap<String, AttributeValue> = [
@@ -374,13 +385,9 @@ async fn an_attini_step_runs_with_its_distribution_log_and_startup_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_reports_script_execution_error_with_the_log_link() {
     let a = Attini::new().await;
-    a.runner_item(&a.task_arn, vec![]).await;
-    a.small_distribution().await;
-    let machine = a
-        .machine("plan", "Migrate", json!(["echo migrating", "exit 5"]), HASH)
+    let execution = a
+        .one_step("Migrate", json!(["echo migrating", "exit 5"]))
         .await;
-    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
-    a.current(&[&execution]).await;
     let out = a.run_runner("unused", "2.0.2", HASH, 2).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let done = a.world.finished(&execution).await;

@@ -182,18 +182,12 @@ async fn the_job_log_is_synced_while_the_job_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_upload_the_role_may_not_make_does_not_fail_the_job() {
     let a = Attini::new().await;
-    a.runner_item(&a.task_arn, vec![]).await;
-    a.small_distribution().await;
-    let machine = a
-        .machine(
-            "plan",
+    let execution = a
+        .one_step(
             "Step",
             json!(["echo hello", "echo '\"done\"' > $ATTINI_OUTPUT"]),
-            HASH,
         )
         .await;
-    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
-    a.current(&[&execution]).await;
     let proxy = DenyingProxy::start(
         &a.world.emulator.endpoint,
         &["PUT /attini/deployment/logs/"],

@@ -100,18 +100,9 @@ async fn a_report_refused_as_a_closed_token_deletes_the_message_after_one_attemp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attini_mode_keeps_serving_through_dynamodb_throttling_and_5xx() {
     let a = Attini::new().await;
-    a.runner_item(&a.task_arn, vec![]).await;
-    a.small_distribution().await;
-    let machine = a
-        .machine(
-            "plan",
-            "Step",
-            json!(["echo '\"served\"' > $ATTINI_OUTPUT"]),
-            HASH,
-        )
+    let execution = a
+        .one_step("Step", json!(["echo '\"served\"' > $ATTINI_OUTPUT"]))
         .await;
-    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
-    a.current(&[&execution]).await;
     let proxy = DenyingProxy::start(&a.world.emulator.endpoint, &[]).await;
     let get = "DynamoDB_20120810.GetItem";
     proxy.fault(
