@@ -19,6 +19,7 @@ mod layers;
 mod processes;
 mod properties;
 mod proxy;
+mod scale;
 mod serve_cli;
 mod standalone;
 mod world;
