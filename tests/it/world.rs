@@ -411,9 +411,24 @@ pub async fn wait_for_file(path: &std::path::Path) {
     panic!("{} did not appear within a minute", path.display());
 }
 
-/// The runner binary serving `queue` against the world's emulator, with `extra` variables.
-pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"))
+/// As [`serve_binary`], with the runner's stdout and stderr going to `log` (a pipe that a test
+/// does not read fills up after 64 KiB and stalls the runner's logging).
+pub fn serve_binary_to(
+    world: &World,
+    queue: &str,
+    extra: &[(&str, &str)],
+    log: std::fs::File,
+) -> tokio::process::Child {
+    serve_command(world, queue, extra)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn serve_command(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"));
+    command
         .args(["serve", "--queue-url", queue])
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
@@ -421,9 +436,15 @@ pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio
         .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
         .envs(extra.iter().copied())
         .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// The runner binary serving `queue` against the world's emulator, with `extra` variables.
+pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::process::Child {
+    serve_command(world, queue, extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
