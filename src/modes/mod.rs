@@ -128,10 +128,14 @@ pub fn run(mode: Mode) -> ExitStatus {
         "info"
     };
     let filter = settings.as_ref().ok().and_then(|s| s.log_filter.clone());
-    if let Err(e) = crate::telemetry::init(filter.as_deref().unwrap_or(default_level)) {
-        eprintln!("attini-runner: {e}");
-        return ExitStatus::Usage;
-    }
+    // Held until the end of this function: dropping it flushes the buffered log lines.
+    let _log = match crate::telemetry::init(filter.as_deref().unwrap_or(default_level)) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("attini-runner: {e}");
+            return ExitStatus::Usage;
+        }
+    };
     with_runtime(async move {
         let stop = Stop::default();
         stop.watch_signals();

@@ -218,3 +218,23 @@ async fn attini_log_level_sets_what_is_logged() {
     assert_eq!(bad.status.code(), Some(64));
     assert_eq!(count(&bad, "ATTINI_LOG_LEVEL=\"LOUD\" is not valid"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_nobody_reads_does_not_stall_the_runner() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("unread").await;
+    let job = json!({"commands": ["echo '\"ok\"' > $ATTINI_OUTPUT"]});
+    let machine = world
+        .state_machine("unread", &native_machine(&queue, job))
+        .await;
+    // DEBUG logs of every AWS call fill a 64 KiB pipe within a few jobs; the test never
+    // reads it until the end.
+    let debug = [("RUST_LOG", "debug")];
+    let mut runner = serve_binary(&world, &queue, &debug);
+    for n in 0..30 {
+        let execution = world.start(&machine, &format!("u{n}"), &json!({})).await;
+        let done = world.finished(&execution).await;
+        assert_eq!(done.output, Some(json!("ok")), "job {n}: {done:?}");
+    }
+    runner.start_kill().unwrap();
+}
