@@ -1,0 +1,149 @@
+//! How the worker answers and what it does when AWS refuses: report retries and refusals,
+//! closed tokens, queues that may not be read, refused jobs and outputs.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn a_message_is_deleted_only_after_its_report_was_accepted() {
+    let rig = Rig::new(true, false);
+    rig.tokens.fail_reports(4);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let accepted = rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == "t1"));
+    assert!(accepted < rig.position(|e| *e == Event::Deleted(id.clone())));
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_token_ends_the_job_and_nothing_is_reported() {
+    let rig = Rig::new(true, false);
+    let id = rig.job("t1", "wait");
+    let worker = rig.start(config(1, None)).await;
+    until("the job runs", || {
+        rig.runner.runs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    rig.tokens.close("t1");
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.count(is_report), 0, "{:?}", rig.events());
+    assert!(rig.events().contains(&Event::Deleted(id)));
+    assert_eq!(rig.stats.cancelled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_is_retried_for_ten_minutes_then_the_message_is_left() {
+    let rig = Rig::new(true, false);
+    rig.tokens.fail_reports(u32::MAX);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the job gave up reporting", || {
+        rig.stats.finished.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let attempts = rig.tokens.report_attempts();
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let span = *attempts.last().unwrap() - attempts[0];
+    assert!(
+        span >= Duration::from_secs(590) && span <= Duration::from_secs(620),
+        "reports were retried for {span:?}"
+    );
+    assert!(attempts.len() >= 20, "only {} attempts", attempts.len());
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(
+        !rig.events().contains(&Event::Deleted(id)),
+        "an unanswered job's message was deleted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
+    let rig = Rig::new(true, false);
+    // Closed before the job even ran (stopped execution): no beat notices it, the report does.
+    rig.tokens.close("t1");
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(rig.events().contains(&Event::Deleted(id)));
+    assert_eq!(
+        rig.tokens.report_attempts().len(),
+        1,
+        "a closed token is not retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_that_may_not_be_read_stops_the_worker_with_its_reason() {
+    let rig = Rig::new(true, false);
+    rig.queue.fail_receives(CallError {
+        operation: "ReceiveMessage",
+        class: ErrorClass::Denied,
+        message: "AccessDenied: no".into(),
+    });
+    let worker = rig.start(config(1, None)).await;
+    match worker.await.unwrap() {
+        Exit::Stopped(reason) => {
+            assert!(
+                reason.contains("cannot be used: ReceiveMessage failed: AccessDenied"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_receive_error_is_retried_not_fatal() {
+    let rig = Rig::new(true, false);
+    rig.queue
+        .fail_receives(CallError::transient("ReceiveMessage", "ServiceUnavailable"));
+    let worker = rig.start(config(1, Some(60))).await;
+    // It keeps trying until its idle TTL ends it, not the error.
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_job_is_answered_then_its_message_deleted() {
+    let rig = Rig::new(true, false);
+    // A token, but no commands: refused with a RuntimeError naming the field.
+    let body = serde_json::json!({"taskToken": "t1"}).to_string();
+    let id = rig.queue.push(&body);
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let failed = rig.position(|e| matches!(e, Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR && cause.contains("commands")));
+    assert!(failed < rig.position(|e| *e == Event::Deleted(id.clone())));
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_output_refused_for_good_is_reported_as_a_failure_and_the_message_goes() {
+    let rig = Rig::new(true, false);
+    rig.tokens.refuse_outputs();
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let cause = rig.events().into_iter().find_map(|e| match e {
+        Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR => Some(cause),
+        _ => None,
+    });
+    let cause = cause.expect("the refused output was not turned into a failure");
+    assert!(
+        cause.contains("refused its output") && cause.contains("InvalidOutput"),
+        "{cause}"
+    );
+    // One refused success, one accepted failure: nothing retried.
+    assert_eq!(rig.tokens.report_attempts().len(), 2);
+    assert!(rig.events().contains(&Event::Deleted(id)));
+}
