@@ -1,20 +1,83 @@
-# Runner image for ECS (Attini mode or `serve`). Build: docker build -t attini-runner .
+# syntax=docker/dockerfile:1
+# The runner's images. Three targets, each adding only what its tools need:
+#   runtime  the runner with bash, coreutils, ca-certificates, curl, git, jq and unzip (default)
+#   cdk      runtime + Node.js and the AWS CDK CLI, for `kind: "cdk"` jobs and AttiniCdk steps
+#   sam      runtime + Python and the AWS SAM CLI, for AttiniSam steps
+# Build:  docker build --target runtime -t attini-runner:2.1.0 .     (or podman build --format docker)
+#
 # No ENTRYPOINT: the Attini dispatcher replaces the command with its bash start wrapper, and an
-# ENTRYPOINT would break that (docs.attini.io, runner resource declaration).
-FROM rust:1-bookworm AS build
+# ENTRYPOINT would break that (CONTRACT.md 3.1). The runner runs as the non-root user `runner`;
+# everything it writes (job folders, the distribution cache, $HOME, $TMPDIR) is under the volume
+# /work, so the root filesystem can be read-only.
+
+# The Rust build stage. Tests feed this stage the binary cargo already built
+# (`--build-context build=DIR` with the binary at DIR/src/target/release/attini-runner).
+ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY src ./src
-COPY examples ./examples
 COPY tests ./tests
 RUN cargo build --release --locked --bin attini-runner
 
-FROM debian:bookworm-slim
-# bash runs every job; uname and curl are used by the dispatcher's start wrapper; unzip and jq
-# by common job scripts (SAM steps unzip their project).
+FROM ${BASE_IMAGE} AS base
+# Keep VERSION equal to Cargo.toml's version (a test checks it).
+ARG VERSION=2.1.0
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="attini-runner" \
+      org.opencontainers.image.description="A warm job runner for AWS Step Functions, compatible with the Attini Runner" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${SOURCE_URL}"
+# bash runs every job; uname (coreutils) and curl are used by the Attini start wrapper; git, jq and
+# unzip by common job scripts (SAM steps unzip their project).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash ca-certificates curl jq unzip coreutils util-linux \
+ && apt-get install -y --no-install-recommends bash ca-certificates coreutils curl git jq unzip \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/attini-runner /usr/local/bin/attini-runner
-ENV ATTINI_RUNNER_EXEC=/usr/local/bin/attini-runner
+RUN useradd --uid 10001 --user-group --home-dir /work/home --no-create-home --shell /bin/bash runner \
+ && mkdir -p /work/home /work/tmp /work/runner \
+ && chown -R runner:runner /work
+COPY --from=build --chmod=0755 /src/target/release/attini-runner /usr/local/bin/attini-runner
+ENV HOME=/work/home \
+    TMPDIR=/work/tmp \
+    ATTINI_WORK_DIR=/work/runner \
+    ATTINI_RUNNER_EXEC=/usr/local/bin/attini-runner
+WORKDIR /work
+VOLUME ["/work"]
+USER 10001:10001
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["attini-runner", "--version"]
 CMD ["attini-runner", "serve"]
+
+FROM base AS cdk
+ARG CDK_VERSION=2.1148.1
+USER 0:0
+# Debian's Node.js; the CDK CLI from npm, installed globally (read-only at run time).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install --global --no-fund --no-audit "aws-cdk@${CDK_VERSION}" \
+ && npm cache clean --force \
+ && cdk --version
+ENV CDK_DISABLE_VERSION_CHECK=1
+USER 10001:10001
+
+FROM base AS sam
+ARG SAM_VERSION=1.170.0
+USER 0:0
+# The SAM CLI in its own virtual environment, linked onto PATH.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/sam \
+ && /opt/sam/bin/pip install --no-cache-dir --disable-pip-version-check "aws-sam-cli==${SAM_VERSION}" \
+ && ln -s /opt/sam/bin/sam /usr/local/bin/sam \
+ && sam --version
+ENV SAM_CLI_TELEMETRY=0
+USER 10001:10001
+
+# The default target, last so that a plain `docker build .` builds it.
+FROM base AS runtime

