@@ -23,6 +23,7 @@ mod properties;
 mod proxy;
 mod scale;
 mod serve_cli;
+mod stacks;
 mod standalone;
 mod task_definition;
 mod world;
