@@ -11,6 +11,7 @@
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecs;
+pub mod ecs_agent;
 pub mod error;
 pub mod s3;
 pub mod sfn;

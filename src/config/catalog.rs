@@ -118,6 +118,17 @@ pub const DRAIN_GRACE: Setting = Setting {
     kind: seconds(Some(90), 0, 3600),
     meaning: "AWS modes: time running jobs get to finish after SIGTERM/SIGINT (below Fargate's 120 s stop timeout).",
 };
+/// `ATTINI_TASK_PROTECTION_MINUTES`.
+pub const TASK_PROTECTION_MINUTES: Setting = Setting {
+    name: "ATTINI_TASK_PROTECTION_MINUTES",
+    kind: Kind::Number {
+        default: Some(15),
+        min: 1,
+        max: 2880,
+        unit: "minutes",
+    },
+    meaning: "`serve` on ECS (where `ECS_AGENT_URI` is set): while jobs run, the task is protected from scale-in for this long, renewed every third of it, and unprotected when idle.",
+};
 /// `ATTINI_STARTUP_COMMANDS_TIMEOUT`.
 pub const STARTUP_COMMANDS_TIMEOUT: Setting = Setting {
     name: "ATTINI_STARTUP_COMMANDS_TIMEOUT",
@@ -201,6 +212,7 @@ pub const ALL: &[Setting] = &[
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
     DRAIN_GRACE,
+    TASK_PROTECTION_MINUTES,
     STARTUP_COMMANDS_TIMEOUT,
     AWS_CONNECT_TIMEOUT,
     AWS_ATTEMPT_TIMEOUT,

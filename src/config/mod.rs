@@ -14,6 +14,7 @@ use crate::aws::AwsTimeouts;
 use crate::engine::EngineConfig;
 use crate::engine::distribution::ExtractLimits;
 use crate::worker::WorkerConfig;
+use crate::worker::protection::ProtectionConfig;
 
 pub use catalog::*;
 
@@ -63,6 +64,10 @@ pub struct Settings {
     pub attini: AttiniSettings,
     /// The tracing filter from `RUST_LOG` or [`LOG_LEVEL`]; `None`: the mode's default.
     pub log_filter: Option<String>,
+    /// `ECS_AGENT_URI`, which ECS sets in a task: where scale-in protection is asked for.
+    pub ecs_agent_uri: Option<String>,
+    /// [`TASK_PROTECTION_MINUTES`].
+    pub task_protection: ProtectionConfig,
 }
 
 impl Settings {
@@ -121,6 +126,10 @@ impl Settings {
             },
             attini,
             log_filter: log_filter(&lookup)?,
+            ecs_agent_uri: lookup("ECS_AGENT_URI").filter(|v| !v.trim().is_empty()),
+            task_protection: ProtectionConfig {
+                minutes: number(&lookup, &TASK_PROTECTION_MINUTES)?.unwrap_or(15) as u32,
+            },
         })
     }
 }

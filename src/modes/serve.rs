@@ -1,6 +1,7 @@
 //! Standalone mode (`attini-runner serve`): the worker without the Attini framework. Any state
 //! machine sends native jobs with `sqs:sendMessage.waitForTaskToken`; many runners may share
-//! one queue. Exit 0 when stopped by a signal or the idle TTL, 1 when the queue cannot be
+//! one queue. On ECS (`ECS_AGENT_URI` set) the task is protected from scale-in while jobs run.
+//! Exit 0 when stopped by a signal or the idle TTL, 1 when the queue cannot be
 //! used, 64 on a bad setting. Cancellation: the shared shutdown token stops intake and drains.
 
 use std::sync::Arc;
@@ -10,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ExitStatus, Stop, jobs};
 use crate::aws::Clients;
+use crate::aws::ecs_agent::EcsAgent;
 use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
 use crate::config::{self, ConfigError, Settings};
 use crate::engine::{Engine, EngineError};
+use crate::worker::protection::{ProtectionConfig, keep_protected};
 use crate::worker::{self, Admission, Exit, Message, Policy, Stats, Worker, WorkerConfig};
 
 /// The flags of `serve`; each overrides its setting.
@@ -34,6 +37,11 @@ pub struct ServeConfig {
     pub queue_url: String,
     /// The loop's settings.
     pub worker: WorkerConfig,
+    /// The ECS agent (`ECS_AGENT_URI`) to ask for scale-in protection while jobs run; `None`
+    /// outside ECS.
+    pub ecs_agent_uri: Option<String>,
+    /// How long one protection lasts.
+    pub protection: ProtectionConfig,
 }
 
 impl ServeConfig {
@@ -48,7 +56,12 @@ impl ServeConfig {
         let mut worker = settings.worker;
         worker.max_jobs = args.max_jobs.unwrap_or(worker.max_jobs);
         worker.idle_ttl = args.idle_ttl.or(worker.idle_ttl);
-        Ok(ServeConfig { queue_url, worker })
+        Ok(ServeConfig {
+            queue_url,
+            worker,
+            ecs_agent_uri: settings.ecs_agent_uri.clone(),
+            protection: settings.task_protection,
+        })
     }
 }
 
@@ -125,9 +138,25 @@ async fn serve_with(
         clients.timeouts,
     ));
     let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
+    let protection = config.ecs_agent_uri.map(|uri| {
+        tracing::info!(
+            minutes = config.protection.minutes,
+            "ECS task scale-in protection while jobs run"
+        );
+        let stop = CancellationToken::new();
+        let agent = Arc::new(EcsAgent::new(&uri));
+        let busy = stats.busy.subscribe();
+        let task = tokio::spawn(keep_protected(agent, config.protection, busy, stop.clone()));
+        (stop, task)
+    });
     let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
     let policy = Arc::new(NativePolicy { s3: clients.s3 });
     let exit = worker.run(policy, shutdown).await;
+    // Every job has ended: let the protection go.
+    if let Some((stop, task)) = protection {
+        stop.cancel();
+        let _ = task.await;
+    }
     tracing::info!(?exit, "stopped serving");
     exit
 }

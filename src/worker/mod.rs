@@ -22,6 +22,7 @@ mod lease;
 pub mod memory;
 mod parts;
 mod poll;
+pub mod protection;
 pub mod retry;
 mod running;
 
@@ -166,6 +167,8 @@ pub struct Stats {
     pub reported: AtomicUsize,
     /// Jobs ended because Step Functions said their task was gone.
     pub cancelled: AtomicUsize,
+    /// Jobs running now, to watch (ECS scale-in protection follows it).
+    pub busy: tokio::sync::watch::Sender<usize>,
 }
 
 /// The warm loop over one queue.

@@ -114,6 +114,7 @@ impl SlotGuard {
     ) -> Self {
         let running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
         stats.peak.fetch_max(running, Ordering::SeqCst);
+        stats.busy.send_modify(|busy| *busy += 1);
         SlotGuard {
             id: id.to_string(),
             registry,
@@ -136,6 +137,9 @@ impl Drop for SlotGuard {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
         self.stats.running.fetch_sub(1, Ordering::SeqCst);
+        self.stats
+            .busy
+            .send_modify(|busy| *busy = busy.saturating_sub(1));
         self.stats.finished.fetch_add(1, Ordering::SeqCst);
     }
 }

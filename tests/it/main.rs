@@ -20,6 +20,7 @@ mod layers;
 mod podman;
 mod processes;
 mod properties;
+mod protection;
 mod proxy;
 mod scale;
 mod serve_cli;

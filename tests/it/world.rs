@@ -7,6 +7,7 @@ use std::time::Duration;
 use attini_runner::aws::Clients;
 use attini_runner::engine::EngineConfig;
 use attini_runner::modes::serve::{self as standalone, ServeConfig};
+use attini_runner::worker::protection::ProtectionConfig;
 use attini_runner::worker::{Exit, Stats, WorkerConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -330,6 +331,8 @@ impl World {
                 drain_grace: Duration::from_secs(90),
                 max_lease: attini_runner::worker::SQS_MAX_LEASE,
             },
+            ecs_agent_uri: None,
+            protection: ProtectionConfig { minutes: 15 },
         };
         let handle = tokio::spawn(standalone::serve(
             config,
