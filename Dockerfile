@@ -55,10 +55,13 @@ CMD ["attini-runner", "serve"]
 FROM base AS cdk
 ARG CDK_VERSION=2.1148.1
 USER 0:0
-# Debian's Node.js; the CDK CLI from npm, installed globally (read-only at run time).
-RUN apt-get update \
+# Debian's Node.js; the CDK CLI from npm, installed globally (read-only at run time). Behind a
+# TLS-inspecting proxy, pass its CA: --secret id=build-ca,src=proxy-ca.crt
+RUN --mount=type=secret,id=build-ca,required=false \
+    apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
  && rm -rf /var/lib/apt/lists/* \
+ && if [ -s /run/secrets/build-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca; fi \
  && npm install --global --no-fund --no-audit "aws-cdk@${CDK_VERSION}" \
  && npm cache clean --force \
  && cdk --version
@@ -68,12 +71,17 @@ USER 10001:10001
 FROM base AS sam
 ARG SAM_VERSION=1.170.0
 USER 0:0
-# The SAM CLI in its own virtual environment, linked onto PATH.
-RUN apt-get update \
+# The SAM CLI in its own virtual environment, linked onto PATH (proxy CA: as for cdk).
+RUN --mount=type=secret,id=build-ca,required=false \
+    apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* \
+ && if [ -s /run/secrets/build-ca ]; then \
+      cat /etc/ssl/certs/ca-certificates.crt /run/secrets/build-ca > /tmp/build-ca.pem \
+      && export PIP_CERT=/tmp/build-ca.pem; fi \
  && python3 -m venv /opt/sam \
  && /opt/sam/bin/pip install --no-cache-dir --disable-pip-version-check "aws-sam-cli==${SAM_VERSION}" \
+ && rm -f /tmp/build-ca.pem \
  && ln -s /opt/sam/bin/sam /usr/local/bin/sam \
  && sam --version
 ENV SAM_CLI_TELEMETRY=0

@@ -2,7 +2,7 @@
 //! runtime target built with podman and run as the non-root user on a read-only root
 //! filesystem: `--version`, `dry-run`, the hello job in local mode, the image's and the task
 //! definition's health checks, and `serve` answering a real state machine on the emulator and
-//! draining on `podman stop`. Skipped, with the reason printed, only where podman is not
+//! draining on `podman stop`; the cdk and sam targets built and their CLIs run. Skipped, with the reason printed, only where podman is not
 //! installed and `./scripts/test` (which installs it) did not start the run.
 
 use std::process::Command;
@@ -203,4 +203,32 @@ async fn serve_and_drain(podman: &Podman) {
         describe(&logs)
     );
     podman.ok(&["rm", name]);
+}
+
+/// Builds `target`, then runs `probe` in it as the image's user on a read-only root.
+fn tool_image_runs(target: &str, probe: &str, expected: &str) {
+    let Some(podman) = Podman::if_installed() else {
+        return;
+    };
+    let tag = format!("localhost/attini-runner:{target}");
+    podman.build(target, &tag);
+    let script = format!("id -u; {probe}; attini-runner --version");
+    let seen = locked_down(&podman, &[&tag, "bash", "-c", &script]);
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines[0], "10001", "{target}: {seen}");
+    assert!(lines[1].starts_with(expected), "{target}: {seen}");
+    assert_eq!(
+        lines[2],
+        format!("attini-runner {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_cdk_image_runs_the_cdk_cli_as_the_non_root_user() {
+    tool_image_runs("cdk", "cdk --version", "2.1148.1");
+}
+
+#[test]
+fn the_sam_image_runs_the_sam_cli_as_the_non_root_user() {
+    tool_image_runs("sam", "sam --version", "SAM CLI, version 1.170.0");
 }

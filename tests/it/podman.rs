@@ -84,22 +84,36 @@ impl Podman {
         )
         .unwrap();
         let build_context = format!("build={}", context.display());
+        // The CAs this machine trusts, for npm and pip inside the build (a TLS-inspecting proxy
+        // in front of the registries needs its CA there too).
+        let ca = std::env::var("SSL_CERT_FILE")
+            .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+        let secret = format!("id=build-ca,src={ca}");
+        let secret_args: &[&str] = if Path::new(&ca).is_file() {
+            &["--secret", &secret]
+        } else {
+            &[]
+        };
         self.ok(&[
-            "build",
-            "--quiet",
-            "--pull=never",
-            "--format",
-            "docker",
-            "--build-context",
-            &build_context,
-            "--build-arg",
-            "SOURCE_URL=https://example.com/attini-runner",
-            "--target",
-            target,
-            "--tag",
-            tag,
-            env!("CARGO_MANIFEST_DIR"),
-        ]);
+            &["build"][..],
+            secret_args,
+            &[
+                "--quiet",
+                "--pull=never",
+                "--format",
+                "docker",
+                "--build-context",
+                &build_context,
+                "--build-arg",
+                "SOURCE_URL=https://example.com/attini-runner",
+                "--target",
+                target,
+                "--tag",
+                tag,
+                env!("CARGO_MANIFEST_DIR"),
+            ],
+        ]
+        .concat());
     }
 
     fn import_base(&self) {
