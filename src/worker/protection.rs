@@ -103,6 +103,10 @@ pub async fn keep_protected<A: ProtectionAgent>(
                 }
             }
         }
+        if !wanted && !protected {
+            // Idle and unprotected: no renewal and no retry is pending.
+            next = None;
+        }
         let wake = next.map(tokio::time::sleep_until);
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -219,5 +223,25 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         assert_eq!(failing.calls().last(), Some(&false), "cleared at exit");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_followed_by_idleness_leaves_nothing_to_retry() {
+        // A loop that kept a past wake-up time would spin here and the paused clock would never
+        // advance: the test would hang until nextest ends it.
+        let agent = Agent::new(Err(ProtectionError::Failed("503".into())));
+        let (busy, watch) = watch::channel(1usize);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(keep_protected(agent.clone(), CONFIG, watch, stop.clone()));
+        settle().await;
+        busy.send_replace(0);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(
+            agent.calls(),
+            [true],
+            "nothing asked while idle and unprotected"
+        );
+        stop.cancel();
+        task.await.unwrap();
     }
 }
