@@ -11,6 +11,7 @@ use std::time::Duration;
 mod catalog;
 
 use crate::aws::AwsTimeouts;
+use crate::aws::ecs_agent::AGENT_VAR;
 use crate::engine::EngineConfig;
 use crate::engine::distribution::ExtractLimits;
 use crate::worker::WorkerConfig;
@@ -126,7 +127,7 @@ impl Settings {
             },
             attini,
             log_filter: log_filter(&lookup)?,
-            ecs_agent_uri: lookup("ECS_AGENT_URI").filter(|v| !v.trim().is_empty()),
+            ecs_agent_uri: lookup(AGENT_VAR).filter(|v| !v.trim().is_empty()),
             task_protection: ProtectionConfig {
                 minutes: number(&lookup, &TASK_PROTECTION_MINUTES)?.unwrap_or(15) as u32,
             },

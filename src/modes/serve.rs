@@ -145,8 +145,13 @@ async fn serve_with(
         );
         let stop = CancellationToken::new();
         let agent = Arc::new(EcsAgent::new(&uri));
-        let busy = stats.busy.subscribe();
-        let task = tokio::spawn(keep_protected(agent, config.protection, busy, stop.clone()));
+        let running = stats.running.subscribe();
+        let task = tokio::spawn(keep_protected(
+            agent,
+            config.protection,
+            running,
+            stop.clone(),
+        ));
         (stop, task)
     });
     let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;

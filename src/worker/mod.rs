@@ -157,8 +157,8 @@ pub enum Exit {
 /// Counters, readable while the worker runs.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Jobs running now.
-    pub running: AtomicUsize,
+    /// Jobs running now; watchable (ECS scale-in protection follows it).
+    pub running: tokio::sync::watch::Sender<usize>,
     /// Most jobs that ever ran at once.
     pub peak: AtomicUsize,
     /// Jobs finished (reported or not).
@@ -167,8 +167,6 @@ pub struct Stats {
     pub reported: AtomicUsize,
     /// Jobs ended because Step Functions said their task was gone.
     pub cancelled: AtomicUsize,
-    /// Jobs running now, to watch (ECS scale-in protection follows it).
-    pub busy: tokio::sync::watch::Sender<usize>,
 }
 
 /// The warm loop over one queue.

@@ -14,7 +14,6 @@
 //! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -102,7 +101,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     }
 
     fn running(&self) -> usize {
-        self.parts.stats.running.load(Ordering::SeqCst)
+        *self.parts.stats.running.borrow()
     }
 
     /// Time left before the idle TTL fires (`None`: no TTL).

@@ -112,9 +112,12 @@ impl SlotGuard {
         last_end: Arc<LastEnd>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
-        let running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
-        stats.peak.fetch_max(running, Ordering::SeqCst);
-        stats.busy.send_modify(|busy| *busy += 1);
+        let mut now = 0;
+        stats.running.send_modify(|running| {
+            *running += 1;
+            now = *running;
+        });
+        stats.peak.fetch_max(now, Ordering::SeqCst);
         SlotGuard {
             id: id.to_string(),
             registry,
@@ -136,10 +139,8 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
-        self.stats.running.fetch_sub(1, Ordering::SeqCst);
-        self.stats
-            .busy
-            .send_modify(|busy| *busy = busy.saturating_sub(1));
+        // Every guard added one in `new`.
+        self.stats.running.send_modify(|running| *running -= 1);
         self.stats.finished.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -172,14 +172,19 @@ pub fn zip_source(path: &Path) -> Source {
     Source::local(path).unwrap()
 }
 
-/// Asserts a process's exit code, showing its stderr when it differs.
+/// Asserts a process's exit code, showing its stdout and stderr when it differs.
 pub fn assert_exit(out: &std::process::Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{}",
+    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
+}
+
+/// Exit status, stdout and stderr, for a failure message.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    )
 }
 
 /// Writes a zip with one deflated file of `real_len` zero bytes whose local and central headers

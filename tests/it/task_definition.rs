@@ -91,7 +91,7 @@ async fn the_task_definition_validates_against_the_request_shape_and_registers()
         .output()
         .await
         .expect("python3 with boto3: run ./scripts/test");
-    assert!(out.status.success(), "{}", crate::podman::describe(&out));
+    crate::harness::assert_exit(&out, 0);
     let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stored["revision"], 1, "{stored}");
     assert_eq!(stored["family"], "attini-runner");
@@ -116,12 +116,7 @@ fn a_shape_error_is_reported_by_the_validator() {
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .output()
         .expect("python3 with boto3: run ./scripts/test");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        crate::podman::describe(&out)
-    );
+    crate::harness::assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopTimeout"));
 }
 
