@@ -49,7 +49,7 @@ VOLUME ["/work"]
 USER 10001:10001
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["attini-runner", "--version"]
+  CMD ["attini-runner", "healthcheck"]
 CMD ["attini-runner", "serve"]
 
 FROM base AS cdk

@@ -61,6 +61,13 @@ enum Action {
     },
     /// Exit 0: the Attini dispatcher's check that the runner is installed.
     DryRun,
+    /// Exit 0 when a runner's ops server says it is alive (GET /livez), else 1: the container
+    /// health check.
+    Healthcheck {
+        /// The ops server (default: ATTINI_OPS_ADDR, else 127.0.0.1:9464).
+        #[arg(long, value_name = "IP:PORT")]
+        addr: Option<std::net::SocketAddr>,
+    },
     /// Helper subcommands that job scripts call through $ATTINI_RUNNER_EXEC.
     CommandMode {
         /// The subcommand and its arguments.
@@ -75,6 +82,8 @@ pub enum Request {
     Run(Mode),
     /// `dry-run`: exit 0.
     DryRun,
+    /// `healthcheck`: ask the ops server at this address (`None`: from the settings).
+    Healthcheck(Option<std::net::SocketAddr>),
     /// No mode and no Attini arguments: print the help, exit 64.
     Help,
 }
@@ -93,6 +102,7 @@ impl Cli {
         };
         Request::Run(match action {
             Action::DryRun => return Request::DryRun,
+            Action::Healthcheck { addr } => return Request::Healthcheck(addr),
             Action::Local {
                 job,
                 distribution,

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     match cli.request() {
         Request::Run(mode) => modes::run(mode).into(),
         Request::DryRun => ExitStatus::Success.into(),
+        Request::Healthcheck(addr) => modes::healthcheck(addr).into(),
         Request::Help => {
             let _ = Cli::command().print_help();
             ExitStatus::Usage.into()

@@ -6,9 +6,10 @@
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
+use crate::metrics::AwsErrorLabels;
 use crate::worker::retry::{CallError, ErrorClass};
 
-/// Classifies an SDK error of any service.
+/// Classifies an SDK error of any service, and counts it in the metrics.
 pub fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -29,10 +30,37 @@ where
         }
         _ => (ErrorClass::Permanent, error_chain(err)),
     };
+    crate::metrics::get().aws_error(AwsErrorLabels {
+        service: service_of(operation),
+        operation,
+        class: class_label(class),
+    });
     CallError {
         operation,
         class,
         message,
+    }
+}
+
+/// The service an operation of this runner belongs to, for the metrics.
+fn service_of(operation: &str) -> &'static str {
+    match operation {
+        "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" => "sqs",
+        "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => "sfn",
+        "HeadObject" | "GetObject" | "PutObject" => "s3",
+        "GetItem" | "PutItem" | "UpdateItem" => "dynamodb",
+        _ => "other",
+    }
+}
+
+/// The metrics label of an error class.
+pub fn class_label(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Transient => "transient",
+        ErrorClass::TaskGone => "task_gone",
+        ErrorClass::Denied => "denied",
+        ErrorClass::Missing => "missing",
+        ErrorClass::Permanent => "permanent",
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
 use super::error::classify;
 use super::{AwsTimeouts, RECEIVE_MARGIN};
@@ -84,6 +84,7 @@ impl Queue for SqsQueue {
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .customize()
             .config_override(
                 aws_sdk_sqs::Config::builder().timeout_config(self.receive_timeouts(wait).config()),
@@ -96,11 +97,13 @@ impl Queue for SqsQueue {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|m| {
+                let sent = sent_at(&m);
                 Some(Message {
                     id: m.message_id.unwrap_or_default(),
                     body: m.body.unwrap_or_default(),
                     receipt: m.receipt_handle?,
                     received: tokio::time::Instant::now(),
+                    sent,
                 })
             })
             .collect())
@@ -136,4 +139,15 @@ impl Queue for SqsQueue {
         }
         Some(self.visibility_timeout().await)
     }
+}
+
+/// When the message was sent (its `SentTimestamp`, milliseconds since the epoch).
+fn sent_at(message: &aws_sdk_sqs::types::Message) -> Option<std::time::SystemTime> {
+    let millis: u64 = message
+        .attributes
+        .as_ref()?
+        .get(&MessageSystemAttributeName::SentTimestamp)?
+        .parse()
+        .ok()?;
+    std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }

@@ -202,6 +202,25 @@ pub const LOG_LEVEL: Setting = Setting {
     meaning: "`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF` or `ALL`; `RUST_LOG` (a tracing filter) wins when set.",
 };
 
+/// `ATTINI_OPS_ADDR`.
+pub const OPS_ADDR: Setting = Setting {
+    name: "ATTINI_OPS_ADDR",
+    kind: text("`127.0.0.1:9464`"),
+    meaning: "AWS modes: `IP:port` of the ops server (`/livez`, `/readyz`, `/metrics`, `/jobs`); `off` disables it. Port 0 takes a free port (logged).",
+};
+/// `ATTINI_METRICS`.
+pub const METRICS: Setting = Setting {
+    name: "ATTINI_METRICS",
+    kind: text("`off`"),
+    meaning: "AWS modes: `emf` writes the metrics to stdout as CloudWatch Embedded Metric Format lines (namespace `AttiniRunner`) every `ATTINI_METRICS_INTERVAL`.",
+};
+/// `ATTINI_METRICS_INTERVAL`.
+pub const METRICS_INTERVAL: Setting = Setting {
+    name: "ATTINI_METRICS_INTERVAL",
+    kind: seconds(Some(60), 1, 3600),
+    meaning: "AWS modes with `ATTINI_METRICS=emf`: seconds between two sets of EMF lines (one more at exit).",
+};
+
 /// Every setting, in the README's order.
 pub const ALL: &[Setting] = &[
     JOB_TIMEOUT,
@@ -225,4 +244,7 @@ pub const ALL: &[Setting] = &[
     AWS_REGION,
     EC2_INSTANCE_ID,
     LOG_LEVEL,
+    OPS_ADDR,
+    METRICS,
+    METRICS_INTERVAL,
 ];

@@ -5,6 +5,7 @@
 //! [`ConfigError`] naming the variable, the value and what is accepted (exit code 64).
 //! Command-line flags override the environment after parsing. Pure; nothing to cancel.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,7 +70,15 @@ pub struct Settings {
     pub ecs_agent_uri: Option<String>,
     /// [`TASK_PROTECTION_MINUTES`].
     pub task_protection: ProtectionConfig,
+    /// [`OPS_ADDR`]; `None` when `off`.
+    pub ops_addr: Option<SocketAddr>,
+    /// [`METRICS_INTERVAL`] when [`METRICS`] is `emf`; `None` when off.
+    pub emf_interval: Option<Duration>,
 }
+
+/// Where the ops server listens when [`OPS_ADDR`] is unset.
+pub const DEFAULT_OPS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
 impl Settings {
     /// Reads the process environment.
@@ -131,8 +140,37 @@ impl Settings {
             task_protection: ProtectionConfig {
                 minutes: number(&lookup, &TASK_PROTECTION_MINUTES)?.unwrap_or(15) as u32,
             },
+            ops_addr: ops_addr(get(&OPS_ADDR))?,
+            emf_interval: match get(&METRICS).map(|v| v.trim().to_ascii_lowercase()) {
+                None => None,
+                Some(v) if v == "off" => None,
+                Some(v) if v == "emf" => duration(&lookup, &METRICS_INTERVAL)?,
+                Some(_) => {
+                    return Err(ConfigError {
+                        key: METRICS.name.into(),
+                        value: get(&METRICS).unwrap_or_default(),
+                        expected: "`emf` (CloudWatch Embedded Metric Format on stdout) or `off`"
+                            .into(),
+                    });
+                }
+            },
         })
     }
+}
+
+/// The ops server's address: [`DEFAULT_OPS_ADDR`] when unset, `None` for `off`.
+pub fn ops_addr(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Some(DEFAULT_OPS_ADDR));
+    };
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.trim().parse().map(Some).map_err(|_| ConfigError {
+        key: OPS_ADDR.name.into(),
+        value,
+        expected: "an IP address and port such as 127.0.0.1:9464 or 0.0.0.0:9464, or `off`".into(),
+    })
 }
 
 /// A value that must be present: `Err` names the setting and says where it comes from.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::executor::progress;
 use super::job_dir::JobDir;
 use super::redact::{MIN_SECRET_LEN, Redactor};
 use crate::job::JobSpec;
@@ -39,11 +40,13 @@ pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: Option<&Path>) -> Vec
     env
 }
 
-/// The script: bash options of the Attini Runner, then each command on its own line.
-/// Nothing of the job's variables is written into it.
-pub fn script_text(commands: &[String]) -> String {
+/// The script: bash options of the Attini Runner, then each command on its own line, after
+/// the note of its start into `progress` ([`progress::mark`]). Nothing of the job's
+/// variables is written into it.
+pub fn script_text(commands: &[String], progress: &Path) -> String {
     let mut text = String::from("set -eo pipefail\n");
-    for command in commands {
+    for (n, command) in commands.iter().enumerate() {
+        text.push_str(&progress::mark(n + 1, progress));
         text.push_str(command);
         text.push('\n');
     }
@@ -75,7 +78,13 @@ mod tests {
     #[test]
     fn the_script_holds_the_options_and_the_commands_only() {
         let commands = vec!["echo a".to_string(), "./b.sh".to_string()];
-        assert_eq!(script_text(&commands), "set -eo pipefail\necho a\n./b.sh\n");
+        let file = Path::new("/jobs/j/progress");
+        let expected = format!(
+            "set -eo pipefail\n{}echo a\n{}./b.sh\n",
+            progress::mark(1, file),
+            progress::mark(2, file)
+        );
+        assert_eq!(script_text(&commands, file), expected);
     }
 
     #[test]

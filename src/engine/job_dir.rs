@@ -43,6 +43,11 @@ impl JobDir {
         self.root().join("output.json")
     }
 
+    /// Where the script notes the start of each command ([`super::executor::progress`]).
+    pub fn progress(&self) -> PathBuf {
+        self.root().join("progress")
+    }
+
     /// The generated script.
     pub fn script(&self) -> PathBuf {
         self.root().join("script.sh")

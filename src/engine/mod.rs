@@ -14,6 +14,7 @@ pub mod executor;
 pub mod job_dir;
 pub mod outcome;
 pub mod redact;
+mod trace;
 mod work_dir;
 
 use std::path::PathBuf;
@@ -25,10 +26,12 @@ use tokio_util::sync::CancellationToken;
 use crate::job::JobSpec;
 use distribution::{Distributions, ExtractLimits, Source};
 use executor::procs::ProcessTable;
+use executor::progress::{self, Progress};
 use executor::{Execution, LogSink, ScriptRun, Termination};
 use job_dir::JobDir;
 use outcome::{INTERRUPTED_ERROR, MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
 use redact::Redactor;
+use tracing::Instrument;
 use work_dir::WorkDir;
 
 /// What the engine needs to know; parsed from the environment by [`crate::config`].
@@ -71,6 +74,12 @@ pub struct RunOptions {
     pub logs_at: Option<String>,
     /// Run in this directory instead of the workspace (startup commands).
     pub cwd: Option<PathBuf>,
+    /// The job's id; `None`: a new UUID.
+    pub job_id: Option<String>,
+    /// Told where the job's progress file is, for whoever asks which command runs.
+    pub progress: Option<Arc<Progress>>,
+    /// Variables set before the job's own (which may override them), e.g. `TRACEPARENT`.
+    pub env: Vec<(String, String)>,
 }
 
 /// The result of one job.
@@ -131,7 +140,10 @@ impl Engine {
         sink: Arc<dyn LogSink>,
         cancel: &CancellationToken,
     ) -> JobResult {
-        let job_id = uuid::Uuid::new_v4().to_string();
+        let job_id = options
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let result = match JobDir::create(&self.jobs, &job_id) {
             Ok(dir) => {
                 let result = self
@@ -165,6 +177,57 @@ impl Engine {
         job_id: &str,
         dir: &JobDir,
     ) -> Result<(Report, Execution), Report> {
+        let run = self
+            .prepare(job, options, job_id, dir)
+            .instrument(tracing::info_span!("workspace"))
+            .await?;
+        // Preparing the workspace can take a while: a job cancelled meanwhile never starts.
+        if cancel.is_cancelled() {
+            return Err(Report::failure(
+                INTERRUPTED_ERROR,
+                "The runner stopped before the job's first command started, so nothing of it ran. \
+                 Retry on Runner.Interrupted to run it on another runner.",
+            ));
+        }
+        if let Some(progress) = &options.progress {
+            progress.attach(dir.progress());
+        }
+        let commands = tracing::info_span!("commands", count = job.commands.len());
+        let execution = executor::execute(&run, sink, cancel, &self.processes)
+            .instrument(commands.clone())
+            .await
+            .map_err(|e| runtime(e.to_string()))?;
+        trace::command_spans(
+            &commands,
+            &progress::read(&dir.progress()),
+            std::time::SystemTime::now(),
+        );
+        let report = match execution.termination {
+            Termination::Exited(0) => {
+                read_output(&dir.output(), &run.redactor)
+                    .instrument(tracing::info_span!("output"))
+                    .await
+            }
+            ref other => outcome::script_failure(
+                other,
+                &execution.sweep,
+                self.config.kill_grace.as_secs(),
+                &execution.output.tail,
+                options.logs_at.as_deref(),
+            ),
+        };
+        Ok((report, execution))
+    }
+
+    /// The workspace (the distribution), the input, output and script files, and how to run
+    /// the script.
+    async fn prepare(
+        &self,
+        job: &JobSpec,
+        options: &RunOptions,
+        job_id: &str,
+        dir: &JobDir,
+    ) -> Result<ScriptRun, Report> {
         let workspace = dir.workspace();
         if let Some(source) = &options.source {
             self.distributions
@@ -187,40 +250,19 @@ impl Engine {
         let input = serde_json::to_vec(&job.input).unwrap_or_else(|_| b"{}".to_vec());
         write(&dir.input(), &input).await?;
         write(&dir.output(), b"").await?;
-        write(&dir.script(), env::script_text(&job.commands).as_bytes()).await?;
-
-        let redactor = env::redactor_for(job);
-        let run = ScriptRun {
+        let script = env::script_text(&job.commands, &dir.progress());
+        write(&dir.script(), script.as_bytes()).await?;
+        let mut variables = options.env.clone();
+        variables.extend(env::variables(job, dir, self.config.runner_exec.as_deref()));
+        Ok(ScriptRun {
             script: dir.script(),
             cwd,
-            env: env::variables(job, dir, self.config.runner_exec.as_deref()),
+            env: variables,
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,
-            redactor: redactor.clone(),
-        };
-        // Preparing the workspace can take a while: a job cancelled meanwhile never starts.
-        if cancel.is_cancelled() {
-            return Err(Report::failure(
-                INTERRUPTED_ERROR,
-                "The runner stopped before the job's first command started, so nothing of it ran. \
-                 Retry on Runner.Interrupted to run it on another runner.",
-            ));
-        }
-        let execution = executor::execute(&run, sink, cancel, &self.processes)
-            .await
-            .map_err(|e| runtime(e.to_string()))?;
-        let report = match execution.termination {
-            Termination::Exited(0) => read_output(&dir.output(), &redactor).await,
-            ref other => outcome::script_failure(
-                other,
-                &execution.sweep,
-                self.config.kill_grace.as_secs(),
-                &execution.output.tail,
-                options.logs_at.as_deref(),
-            ),
-        };
-        Ok((report, execution))
+            redactor: env::redactor_for(job),
+        })
     }
 }
 

@@ -38,6 +38,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
     }
     Ok(JobSpec {
         format: JobFormat::Attini,
+        kind: super::KIND_COMMANDS,
         token: meta.token,
         step_name: Some(meta.step_name),
         commands,

@@ -7,6 +7,14 @@ use serde_json::Value;
 use super::cdk::{CdkProperties, cdk_commands};
 use super::fields::ParseError;
 
+/// The [`JobSpec::kind`](super::JobSpec::kind) of a known `kind`.
+pub fn name(kind: &str) -> &'static str {
+    match kind {
+        "cdk" => "cdk",
+        _ => super::KIND_COMMANDS,
+    }
+}
+
 /// The commands for `kind` with `properties`.
 pub fn commands(kind: &str, properties: Option<&Value>) -> Result<Vec<String>, ParseError> {
     match kind {

@@ -23,6 +23,9 @@ pub use fields::{ParseError, check_variable_name};
 /// local mode gets the same limit so that what runs locally also fits the queue.
 pub const MAX_BODY_BYTES: usize = 262_144;
 
+/// The [`JobSpec::kind`] of a job given as a command list.
+pub const KIND_COMMANDS: &str = "commands";
+
 /// Which wire format a job arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobFormat {
@@ -95,6 +98,9 @@ pub struct JobSpec {
     /// Step Functions task token; `None` only where the format allowed it to be absent
     /// (local mode). AWS modes reject a job without one.
     pub token: Option<String>,
+    /// What the job is, for metrics and traces: [`KIND_COMMANDS`] (a command list, every Attini
+    /// job) or the native `kind` it was generated from (`cdk`).
+    pub kind: &'static str,
     /// Step name, when known (Attini `stepName`, native `stepName`).
     pub step_name: Option<String>,
     /// Shell commands, run in order in one bash with `set -eo pipefail`.

@@ -50,6 +50,10 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         Some(t) if t.trim().is_empty() => return Err(ParseError::field("taskToken", "is empty")),
         other => other,
     };
+    let kind = job
+        .kind
+        .as_deref()
+        .map_or(super::KIND_COMMANDS, super::kinds::name);
     let commands = commands(job.commands, job.kind, job.properties.as_ref())?;
     let (environment, secret_environment) = variables(&job.environment, &job.secret_environment)?;
     let distribution = job.distribution.map(distribution).transpose()?;
@@ -59,6 +63,7 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         .transpose()?;
     Ok(JobSpec {
         format: JobFormat::Native,
+        kind,
         token,
         step_name: job.step_name,
         commands,

@@ -11,6 +11,7 @@ pub mod attini;
 pub mod command_mode;
 mod jobs;
 pub mod local;
+mod observe;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -149,6 +150,40 @@ pub fn run(mode: Mode) -> ExitStatus {
             Mode::CommandMode(args) => command_mode::run(args).await,
         }
     })
+}
+
+/// `attini-runner healthcheck`: 0 when the ops server at `addr` (else `ATTINI_OPS_ADDR`)
+/// says the runner is alive, 1 when not or when it does not answer, 64 for a bad address.
+pub fn healthcheck(addr: Option<std::net::SocketAddr>) -> ExitStatus {
+    use crate::ops::check;
+    let addr = match addr {
+        Some(addr) => Some(addr),
+        None => {
+            let value = std::env::var(crate::config::OPS_ADDR.name).ok();
+            match crate::config::ops_addr(value.filter(|v| !v.trim().is_empty())) {
+                Ok(addr) => addr,
+                Err(e) => {
+                    eprintln!("attini-runner: {e}");
+                    return ExitStatus::Usage;
+                }
+            }
+        }
+    };
+    match check::target(addr) {
+        Ok(target) => with_runtime(async move {
+            match check::livez(target).await {
+                Ok(()) => ExitStatus::Success,
+                Err(e) => {
+                    eprintln!("attini-runner: unhealthy: {e}");
+                    ExitStatus::Failure
+                }
+            }
+        }),
+        Err(e) => {
+            eprintln!("attini-runner: {e}");
+            ExitStatus::Failure
+        }
+    }
 }
 
 /// Runs `mode` with the settings, or says why they are bad (exit 64).

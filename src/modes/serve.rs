@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ExitStatus, Stop, jobs};
+use super::{ExitStatus, Stop, jobs, observe};
 use crate::aws::Clients;
 use crate::aws::ecs_agent::EcsAgent;
 use crate::aws::sfn::SfnTokens;
@@ -89,6 +89,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Usage;
         }
     };
+    let observe = observe::Observe::from(&settings);
     let engine = match Engine::new(settings.engine) {
         Ok(engine) => Arc::new(engine),
         Err(e) => {
@@ -97,8 +98,19 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
         }
     };
     stop.guard(engine.clone());
+    let stats = Arc::<Stats>::default();
+    let observers = match observe::start(observe, stats.clone(), &config.queue_url).await {
+        Ok(observers) => observers,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("attini-runner: {e}");
+            return ExitStatus::Failure;
+        }
+    };
     let clients = Clients::load(settings.region, settings.aws).await;
-    match serve_with(config, engine, clients, stop.shutdown, Arc::default()).await {
+    let exit = serve_with(config, engine, clients, stop.shutdown, stats).await;
+    observers.stop().await;
+    match exit {
         Exit::Stopped(reason) => {
             tracing::error!(reason, "stopped");
             ExitStatus::Failure

@@ -119,6 +119,7 @@ mod tests {
             body: body.into(),
             receipt: "r".into(),
             received: tokio::time::Instant::now(),
+            sent: None,
         };
         let Err(Admission::Delete(reason)) = parse_message(&message) else {
             panic!("expected a deletion");

@@ -7,6 +7,7 @@
 //! instead of running the job again and again. Cancellation: dropping the future abandons the
 //! report.
 
+use crate::metrics::ReportResult;
 use std::time::Duration;
 
 use super::TaskTokens;
@@ -43,7 +44,7 @@ impl Delivery {
 /// Sends `report` for `token` through `tokens`; see the module documentation.
 pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {
     let delivery = send(tokens, token, report).await;
-    match (&delivery, report) {
+    let delivery = match (&delivery, report) {
         (Delivery::Rejected(e), Report::Success { .. }) if e.class == ErrorClass::Permanent => {
             let failure = Report::failure(
                 RUNTIME_ERROR,
@@ -52,7 +53,14 @@ pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> 
             send(tokens, token, &failure).await
         }
         _ => delivery,
-    }
+    };
+    crate::metrics::get().report(match &delivery {
+        Delivery::Accepted => ReportResult::Accepted,
+        Delivery::TaskGone(_) => ReportResult::TaskGone,
+        Delivery::Rejected(_) => ReportResult::Rejected,
+        Delivery::Failed(_) => ReportResult::Undelivered,
+    });
+    delivery
 }
 
 async fn send(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {

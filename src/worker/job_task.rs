@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::answer::{self, Delivery};
+use super::board::RunningJob;
 use super::joblog::{JobLog, JobLogHandle};
 use super::lease::{Lease, beat_interval};
 use super::parts::Parts;
@@ -27,6 +28,8 @@ use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 use crate::engine::{JobResult, RunOptions};
+use crate::metrics::Outcome;
+use tracing::Instrument;
 
 /// One admitted job and what it needs.
 pub struct JobTask<Q, T, R> {
@@ -40,6 +43,8 @@ pub struct JobTask<Q, T, R> {
     pub receipt: Receipt,
     /// Tripped when the drain grace is over.
     pub kill: CancellationToken,
+    /// The job as the board shows it (its id, its progress).
+    pub job: Arc<RunningJob>,
 }
 
 /// How the job's run ended, as far as answering goes.
@@ -65,11 +70,22 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             interval,
             job_cancel.clone(),
         );
+        let started = tokio::time::Instant::now();
         let (ending, log) = self.execute(&job_cancel, &lease).await;
         lease.reporting();
+        let outcome = match &ending {
+            Ending::TaskGone => Outcome::Cancelled,
+            Ending::Report(Report::Success { .. }) => Outcome::Succeeded,
+            Ending::Report(Report::Failure { error, .. }) if error == INTERRUPTED_ERROR => {
+                Outcome::Interrupted
+            }
+            Ending::Report(Report::Failure { .. }) => Outcome::Failed,
+        };
+        tracing::Span::current().record("outcome", outcome.label());
+        let log_upload = tracing::info_span!("log_upload");
         let answered = match ending {
             Ending::TaskGone => {
-                log.finish().await;
+                log.finish().instrument(log_upload).await;
                 tracing::warn!(
                     "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
                 );
@@ -77,10 +93,14 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 true
             }
             Ending::Report(report) => {
-                let (_, delivery) = tokio::join!(log.finish(), self.report(&report));
+                let report = self
+                    .report(&report)
+                    .instrument(tracing::info_span!("report"));
+                let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), report);
                 delivery.is_answered()
             }
         };
+        crate::metrics::get().job_finished(self.job.kind, outcome, started.elapsed());
         if answered {
             guard.set_answered();
         }
@@ -138,9 +158,15 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             source: self.admitted.source.clone(),
             logs_at: self.admitted.logs_at.clone(),
             cwd: None,
+            job_id: Some(self.job.job_id.clone()),
+            progress: Some(self.job.progress.clone()),
+            env: super::trace::job_variables(&tracing::Span::current()),
         };
         let cancel = cancel.clone();
-        let run = tokio::spawn(async move { runner.run(&job, &options, sink, &cancel).await });
+        let span = tracing::Span::current();
+        let run = tokio::spawn(
+            async move { runner.run(&job, &options, sink, &cancel).await }.instrument(span),
+        );
         run.await.map_err(|e| {
             let what = match e.try_into_panic() {
                 Ok(panic) => panic_text(&*panic),

@@ -163,6 +163,7 @@ impl MemoryQueue {
                 body: m.body.clone(),
                 receipt: m.receipt.clone(),
                 received: now,
+                sent: None,
             });
         }
         taken

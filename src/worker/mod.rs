@@ -16,6 +16,8 @@
 
 pub mod admit;
 pub mod answer;
+pub mod board;
+pub mod health;
 mod job_task;
 pub mod joblog;
 mod lease;
@@ -25,6 +27,7 @@ mod poll;
 pub mod protection;
 pub mod retry;
 mod running;
+mod trace;
 
 #[cfg(test)]
 mod tests;
@@ -54,6 +57,8 @@ pub struct Message {
     pub receipt: String,
     /// When this runner received it (the start of its lease).
     pub received: tokio::time::Instant,
+    /// When it was sent to the queue (SQS `SentTimestamp`), if known: the queue wait.
+    pub sent: Option<std::time::SystemTime>,
 }
 
 /// The job queue, as the worker needs it.
@@ -167,6 +172,12 @@ pub struct Stats {
     pub reported: AtomicUsize,
     /// Jobs ended because Step Functions said their task was gone.
     pub cancelled: AtomicUsize,
+    /// Job slots (the most jobs at once); set when the loop starts.
+    pub slots: AtomicUsize,
+    /// Whether the loop is alive and ready.
+    pub health: health::Health,
+    /// The running jobs.
+    pub board: board::Board,
 }
 
 /// The warm loop over one queue.

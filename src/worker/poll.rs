@@ -14,7 +14,8 @@
 //! are ended and they are reported as `Runner.Interrupted`. Cancellation: trip `shutdown`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::sleep;
@@ -22,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::board::RunningJob;
+use super::health::BEAT_EVERY;
 use super::lease::BatchLease;
 use super::parts::Parts;
 use super::running::{Seen, SlotGuard};
@@ -59,21 +62,35 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
 
     /// Runs the loop until it ends, then drains; see the module documentation.
     pub async fn run<P: Policy>(self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
+        let stats = &self.parts.stats;
+        stats.slots.store(self.config.max_jobs, Ordering::Relaxed);
+        crate::metrics::get().set_slots(self.running(), self.config.max_jobs);
+        crate::metrics::get().set_draining(false);
+        stats.health.running();
         let mut failures = 0u32;
         let exit = loop {
+            stats.health.beat();
             let idle_left = self.idle_left();
             if idle_left == Some(Duration::ZERO) && self.running() == 0 {
                 break Exit::Idle;
             }
-            let Some(mut permits) = self.take_slots(&shutdown).await else {
+            let Some(mut permits) = self.beating(self.take_slots(&shutdown)).await else {
                 break Exit::Requested;
             };
+            let receive = self
+                .parts
+                .queue
+                .receive(permits.len(), self.poll_wait(idle_left));
             let received = tokio::select! {
-                r = self.parts.queue.receive(permits.len(), self.poll_wait(idle_left)) => r,
+                r = self.beating(receive) => r,
                 _ = shutdown.cancelled() => break Exit::Requested,
             };
+            if let Err(e) = &received {
+                stats.health.receive_failed(&e.to_string());
+            }
             let messages = match received {
                 Ok(messages) => {
+                    stats.health.receive_ok();
                     failures = 0;
                     messages
                 }
@@ -89,15 +106,30 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
                     continue;
                 }
             };
-            if let Some(reason) = self
-                .handle_batch(&*policy, messages, &mut permits, &shutdown)
-                .await
-            {
+            let batch = self.handle_batch(&*policy, messages, &mut permits, &shutdown);
+            if let Some(reason) = self.beating(batch).await {
                 break Exit::Stopped(reason);
             }
         };
-        self.drain().await;
+        stats.health.draining();
+        crate::metrics::get().set_draining(true);
+        self.beating(self.drain()).await;
+        stats.health.stopped();
         exit
+    }
+
+    /// Runs `work` and beats the loop's health every [`BEAT_EVERY`] while it waits: the loop
+    /// is alive as long as its task is polled.
+    async fn beating<F: std::future::Future>(&self, work: F) -> F::Output {
+        let health = &self.parts.stats.health;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = sleep(BEAT_EVERY) => health.beat(),
+            }
+        }
     }
 
     fn running(&self) -> usize {
@@ -150,6 +182,12 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         let receipts = messages.iter().map(|m| m.receipt.clone()).collect();
         let waiting = BatchLease::start(self.parts.queue.clone(), self.parts.lease, receipts);
         for message in messages {
+            if let Some(waited) = message
+                .sent
+                .and_then(|s| SystemTime::now().duration_since(s).ok())
+            {
+                crate::metrics::get().queue_waited(waited);
+            }
             let receipt = message.receipt.clone();
             if stop.is_some() || shutdown.is_cancelled() {
                 self.give_back(&message, "the runner is stopping").await;
@@ -169,9 +207,24 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         message: Message,
         permits: &mut Vec<OwnedSemaphorePermit>,
     ) -> Option<String> {
-        match policy.admit(&message).await {
+        let span = job_span(&message);
+        let admission = policy
+            .admit(&message)
+            .instrument(tracing::info_span!(parent: &span, "receive", message_id = %message.id))
+            .await;
+        let outcome = match &admission {
+            Admission::Run(_) => "",
+            Admission::Leave(_) => "left",
+            Admission::Delete(_) => "deleted",
+            Admission::Fail { .. } | Admission::FailAndShutdown { .. } => "refused",
+            Admission::Shutdown(_) => "shutdown",
+        };
+        if !outcome.is_empty() {
+            span.record("outcome", outcome);
+        }
+        match admission {
             Admission::Run(admitted) => match permits.pop() {
-                Some(permit) => self.start(*admitted, message, permit).await,
+                Some(permit) => self.start(*admitted, message, permit, span).await,
                 None => {
                     self.give_back(&message, "more messages than free slots")
                         .await
@@ -203,7 +256,13 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     }
 
     /// Starts an admitted job as a tracked task holding `permit`.
-    async fn start(&self, admitted: Admitted, message: Message, permit: OwnedSemaphorePermit) {
+    async fn start(
+        &self,
+        admitted: Admitted,
+        message: Message,
+        permit: OwnedSemaphorePermit,
+        span: tracing::Span,
+    ) {
         let parts = &self.parts;
         if parts.lease.is_none()
             && let Err(e) = parts.delete(&message.receipt).await
@@ -219,13 +278,15 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             parts.last_end.clone(),
             permit,
         );
-        let span = job_span(&message, &admitted);
+        let job = describe(&message, &admitted, &span);
+        parts.stats.board.add(job.clone());
         let task = job_task::JobTask {
             parts: parts.clone(),
             admitted,
             message,
             receipt,
             kill: self.kill.clone(),
+            job,
         };
         self.tracker.spawn(task.run(guard).instrument(span));
     }
@@ -314,13 +375,43 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     }
 }
 
-fn job_span(message: &Message, admitted: &Admitted) -> tracing::Span {
-    let execution = admitted
-        .job
-        .attini
-        .as_ref()
-        .map(|a| a.execution_name().to_string())
-        .unwrap_or_default();
-    let step = admitted.job.step_name.as_deref().unwrap_or("");
-    tracing::info_span!("job", message_id = %message.id, step, execution)
+/// The root span of one message's trace; the job's details are recorded once admitted.
+fn job_span(message: &Message) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "job",
+        message_id = %message.id,
+        job_id = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        step = tracing::field::Empty,
+        execution = tracing::field::Empty,
+        execution_arn = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    )
+}
+
+/// The admitted job as the board shows it, with its details recorded on `span`.
+fn describe(message: &Message, admitted: &Admitted, span: &tracing::Span) -> Arc<RunningJob> {
+    let job = &admitted.job;
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let attini = job.attini.as_ref();
+    span.record("job_id", job_id.as_str());
+    span.record("kind", job.kind);
+    if let Some(step) = &job.step_name {
+        span.record("step", step.as_str());
+    }
+    if let Some(a) = attini {
+        span.record("execution", a.execution_name());
+        span.record("execution_arn", a.execution_arn.as_str());
+    }
+    Arc::new(RunningJob {
+        message_id: message.id.clone(),
+        job_id,
+        execution: attini.map(|a| a.execution_arn.clone()),
+        kind: job.kind,
+        step: job.step_name.clone(),
+        started: SystemTime::now(),
+        commands: job.commands.len(),
+        progress: Arc::default(),
+    })
 }

@@ -1,7 +1,7 @@
 //! Which messages this runner is running or has finished, so that a message delivered again
 //! (its lease ran out during an AWS outage, say) never starts its job a second time; and the
-//! [`SlotGuard`] each job task holds, which frees the job's slot, its registry entry and its
-//! running count in `Drop`, so a panic or an early return cannot leak capacity or keep the
+//! [`SlotGuard`] each job task holds, which frees the job's slot, its registry and board
+//! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early return cannot leak capacity or keep the
 //! idle TTL from firing. Pure bookkeeping behind mutexes; nothing to cancel.
 
 use std::collections::HashMap;
@@ -118,6 +118,7 @@ impl SlotGuard {
             now = *running;
         });
         stats.peak.fetch_max(now, Ordering::SeqCst);
+        crate::metrics::get().set_slots(now, stats.slots.load(Ordering::Relaxed));
         SlotGuard {
             id: id.to_string(),
             registry,
@@ -139,8 +140,15 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
+        self.stats.board.remove(&self.id);
         // Every guard added one in `new`.
-        self.stats.running.send_modify(|running| *running -= 1);
+        let mut now = 0;
+        self.stats.running.send_modify(|running| {
+            *running -= 1;
+            now = *running;
+        });
+        let slots = self.stats.slots.load(Ordering::Relaxed);
+        crate::metrics::get().set_slots(now, slots);
         self.stats.finished.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -210,3 +210,9 @@ pub fn write_lying_zip(path: &Path, real_len: usize, claimed_len: u32) {
     assert_eq!(patched, 2);
     std::fs::write(path, bytes).unwrap();
 }
+
+/// A loopback port free at the time of asking (for a server the test starts next).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}

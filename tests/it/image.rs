@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{assert_exit, describe};
+use crate::harness::{assert_exit, describe, free_port};
 use crate::podman::Podman;
 use crate::world::*;
 
@@ -69,7 +69,10 @@ fn check_config(podman: &Podman) {
         TAG,
     ]))
     .unwrap();
-    assert_eq!(check["Test"], json!(["CMD", "attini-runner", "--version"]));
+    assert_eq!(
+        check["Test"],
+        json!(["CMD", "attini-runner", "healthcheck"])
+    );
 }
 
 /// Runs `args` in the locked-down container and returns stdout; panics unless exit 0.
@@ -120,26 +123,23 @@ async fn the_runtime_image_runs_jobs_as_non_root_on_a_read_only_root() {
     assert_eq!(result["status"], "SUCCEEDED", "{out}");
     assert_eq!(result["output"]["greeting"], "Hello, Attini", "{out}");
 
-    health_checks_pass(&podman);
+    // With no runner serving, the health check fails.
+    let lonely = podman.output(&["run", "--rm", TAG, "attini-runner", "healthcheck"]);
+    assert_exit(&lonely, 1);
     serve_and_drain(&podman).await;
 }
 
-/// The image's HEALTHCHECK, and the command of `task-definition.json`'s health check, run in a
-/// running container and pass.
-fn health_checks_pass(podman: &Podman) {
-    let name = "health";
-    podman.ok(&[
-        "run",
-        "--detach",
-        "--name",
-        name,
-        "--read-only",
-        "--read-only-tmpfs=false",
-        TAG,
-        "sleep",
-        "300",
-    ]);
-    let check = podman.output(&["healthcheck", "run", name]);
+/// The image's HEALTHCHECK, and the command of `task-definition.json`'s health check, run in
+/// the serving container `name` and pass once its ops server listens.
+fn health_checks_pass(podman: &Podman, name: &str) {
+    let mut check = podman.output(&["healthcheck", "run", name]);
+    for _ in 0..100 {
+        if check.status.success() {
+            break;
+        }
+        // The runner may not listen yet: ask again (bounded) rather than sleep a guess.
+        check = podman.output(&["healthcheck", "run", name]);
+    }
     assert!(check.status.success(), "HEALTHCHECK: {}", describe(&check));
 
     let task: Value = serde_json::from_str(include_str!("../../task-definition.json")).unwrap();
@@ -150,7 +150,6 @@ fn health_checks_pass(podman: &Podman) {
     let mut exec = vec!["exec", name];
     exec.extend(command[1..].iter().map(|part| part.as_str().unwrap()));
     podman.ok(&exec);
-    podman.ok(&["rm", "--force", "--time", "0", name]);
 }
 
 /// `serve` in the image, on the host's loopback, answers a state machine's job; `podman stop`
@@ -171,12 +170,15 @@ async fn serve_and_drain(podman: &Podman) {
         "--read-only-tmpfs=false".into(),
         "--env".into(),
         format!("ATTINI_QUEUE_URL={queue}"),
+        "--env".into(),
+        format!("ATTINI_OPS_ADDR=127.0.0.1:{}", free_port()),
     ];
     for (key, value) in world.emulator.env() {
         args.extend(["--env".into(), format!("{key}={value}")]);
     }
     args.push(TAG.into());
     podman.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    health_checks_pass(podman, name);
 
     let body = json!({"commands": ["echo \"uid $(id -u) in $PWD\" > $ATTINI_OUTPUT"]});
     let machine = world

@@ -6,10 +6,12 @@ use std::path::Path;
 /// Which top-level modules code in `floor` may name with `crate::`.
 fn allowed(floor: &str) -> Option<&'static [&'static str]> {
     Some(match floor {
+        "metrics" => &["metrics"],
         "job" => &["job"],
-        "engine" => &["job", "engine"],
-        "worker" => &["job", "engine", "worker"],
-        "aws" => &["job", "engine", "worker", "aws"],
+        "engine" => &["job", "engine", "metrics"],
+        "worker" => &["job", "engine", "worker", "metrics"],
+        "aws" => &["job", "engine", "worker", "aws", "metrics"],
+        "ops" => &["engine", "worker", "metrics", "ops"],
         "config" => &["engine", "worker", "aws", "config"],
         "signals" => &[],
         "telemetry" => &["config"],

@@ -17,6 +17,7 @@ mod faults;
 mod harness;
 mod image;
 mod layers;
+mod ops;
 mod podman;
 mod processes;
 mod properties;

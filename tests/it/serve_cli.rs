@@ -20,6 +20,8 @@ async fn serve_to_exit(world: &World, queue: &str, args: &[&str], env: &[(&str, 
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
         .env("ATTINI_JOB_TIMEOUT", "120")
+        // Tests run side by side: any free port for the ops server.
+        .env("ATTINI_OPS_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
         .kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(120), command.output())

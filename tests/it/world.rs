@@ -437,6 +437,8 @@ fn serve_command(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::p
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
         .env("ATTINI_KILL_GRACE", "1")
         .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
+        // Tests run side by side: any free port for the ops server.
+        .env("ATTINI_OPS_ADDR", "127.0.0.1:0")
         .envs(extra.iter().copied())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);

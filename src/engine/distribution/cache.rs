@@ -79,8 +79,10 @@ impl Distributions {
         let mut guard = slot.entry.lock().await;
         if let Some(entry) = guard.as_ref() {
             tracing::debug!(identity, "distribution cache hit");
+            crate::metrics::get().cache_lookup(true);
             return Ok(entry.clone());
         }
+        crate::metrics::get().cache_lookup(false);
         let unique = uuid::Uuid::new_v4();
         let dir = self.dir.join(format!("entry-{unique}"));
         let bytes = match self.fill_entry(origin, unique, &dir).await {

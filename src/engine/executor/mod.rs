@@ -8,6 +8,7 @@
 pub mod command;
 pub mod output;
 pub mod procs;
+pub mod progress;
 pub mod supervise;
 
 use std::path::PathBuf;

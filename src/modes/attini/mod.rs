@@ -22,7 +22,7 @@ use crate::aws::sqs::SqsQueue;
 use crate::config::{ConfigError, Settings};
 use crate::engine::Engine;
 use crate::engine::outcome::{INTERRUPTED_ERROR, Report};
-use crate::worker::{Exit, Worker, answer};
+use crate::worker::{Exit, Stats, Worker, answer};
 
 pub use config::AttiniConfig;
 
@@ -63,11 +63,17 @@ pub async fn run(
             return fail(STARTUP_FAILED, cause, ExitStatus::Usage).await;
         }
     };
+    let observe = super::observe::Observe::from(&settings);
     let engine = match Engine::new(settings.engine) {
         Ok(engine) => Arc::new(engine),
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
     stop.guard(engine.clone());
+    let stats = Arc::<Stats>::default();
+    let observers = match super::observe::start(observe, stats.clone(), &config.queue_url).await {
+        Ok(observers) => observers,
+        Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
+    };
     let metadata = Metadata::from_env();
     let own = match startup::start(
         &config,
@@ -86,11 +92,13 @@ pub async fn run(
                 _ => STARTUP_FAILED,
             };
             let status = fail(error, e.to_string(), ExitStatus::Failure).await;
+            observers.stop().await;
             run_hook(&config, &clients).await;
             return status;
         }
     };
-    serve(&config, engine, &clients, metadata, own, stop).await;
+    serve(&config, engine, &clients, metadata, own, stop, stats).await;
+    observers.stop().await;
     run_hook(&config, &clients).await;
     ExitStatus::Success
 }
@@ -103,6 +111,7 @@ async fn serve(
     metadata: Option<Metadata>,
     own: Option<String>,
     stop: Stop,
+    stats: Arc<Stats>,
 ) {
     let queue = Arc::new(SqsQueue::new(
         clients.sqs.clone(),
@@ -110,7 +119,7 @@ async fn serve(
         clients.timeouts,
     ));
     let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
-    let worker = Worker::new(engine, queue, tokens, config.worker, Arc::default()).await;
+    let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
     let policy = policy::AttiniPolicy::new(config.clone(), clients.clone(), metadata, own);
     match worker.run(Arc::new(policy), stop.shutdown).await {
         Exit::Idle => tracing::info!(

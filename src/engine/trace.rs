@@ -1,0 +1,32 @@
+//! A job's commands as spans of its trace. The commands run inside one bash, so their spans
+//! are made afterwards from the starts the script noted ([`CommandStart`]): each is a child
+//! of the job's `commands` span, from its start to the next one's (the last to the end of the
+//! script), with its 1-based index as `command.index`. The command text is not exported (it
+//! may hold what a job author did not mean to publish). Without an OpenTelemetry exporter
+//! this does nothing. Nothing to cancel.
+
+use std::time::SystemTime;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::executor::progress::CommandStart;
+
+/// Adds one span per started command under `parent`; `end` is when the script ended.
+pub fn command_spans(parent: &tracing::Span, starts: &[CommandStart], end: SystemTime) {
+    let cx = parent.context();
+    if !cx.span().span_context().is_valid() {
+        return;
+    }
+    let tracer = opentelemetry::global::tracer("attini-runner");
+    for (n, start) in starts.iter().enumerate() {
+        let until = starts.get(n + 1).map_or(end, |next| next.at).max(start.at);
+        let mut span = tracer
+            .span_builder("command")
+            .with_start_time(start.at)
+            .with_attributes(vec![KeyValue::new("command.index", start.index as i64)])
+            .start_with_context(&tracer, &cx);
+        span.end_with_timestamp(until);
+    }
+}

@@ -1,0 +1,203 @@
+//! The EMF documents checked against the rules of the CloudWatch Embedded Metric Format
+//! specification: a root `_aws` with an integer millisecond `Timestamp` and one
+//! `CloudWatchMetrics` directive; a namespace of 1 to 255 characters; dimension sets of at
+//! most 30 keys, each key a string member of the root; at most 100 metric definitions, each
+//! with a name of 1 to 255 characters and a valid unit, each name a member of the root holding
+//! a number or an array of at most 100 numbers.
+
+use super::*;
+
+const UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// The rule broken by `doc`, if any.
+fn violation(doc: &Value) -> Option<String> {
+    let root = doc.as_object()?;
+    let aws = root.get("_aws").and_then(Value::as_object);
+    let Some(aws) = aws else {
+        return Some("no _aws object".into());
+    };
+    if !aws.get("Timestamp").is_some_and(Value::is_u64) {
+        return Some("Timestamp is not a whole number of milliseconds".into());
+    }
+    let directives = aws.get("CloudWatchMetrics").and_then(Value::as_array);
+    let Some([directive]) = directives.map(Vec::as_slice) else {
+        return Some("CloudWatchMetrics is not one directive".into());
+    };
+    let namespace = directive["Namespace"].as_str().unwrap_or_default();
+    if namespace.is_empty() || namespace.len() > 255 {
+        return Some(format!("bad namespace {namespace:?}"));
+    }
+    for set in directive["Dimensions"].as_array()? {
+        let keys = set.as_array()?;
+        if keys.len() > 30 {
+            return Some("more than 30 dimensions".into());
+        }
+        for key in keys {
+            let key = key.as_str()?;
+            if !root.get(key).is_some_and(Value::is_string) {
+                return Some(format!("dimension {key} has no string value"));
+            }
+        }
+    }
+    let metrics = directive["Metrics"].as_array()?;
+    if metrics.len() > 100 {
+        return Some("more than 100 metrics".into());
+    }
+    for metric in metrics {
+        let name = metric["Name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.len() > 255 {
+            return Some(format!("bad metric name {name:?}"));
+        }
+        let unit = metric["Unit"].as_str().unwrap_or_default();
+        if !UNITS.contains(&unit) {
+            return Some(format!("{name}: unit {unit:?} is not a CloudWatch unit"));
+        }
+        match root.get(name) {
+            Some(Value::Number(_)) => {}
+            Some(Value::Array(values))
+                if values.len() <= MAX_SAMPLES && values.iter().all(Value::is_number) => {}
+            other => {
+                return Some(format!(
+                    "{name}: value {other:?} is not a number or an array of at most 100"
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn busy_interval() -> Interval {
+    let mut i = Interval {
+        slots: Some((2, 5)),
+        draining: 1,
+        ..Interval::default()
+    };
+    i.jobs.insert(("commands", "succeeded"), 3);
+    i.jobs.insert(("cdk", "failed"), 1);
+    i.job_seconds = vec![0.5; 150.min(MAX_SAMPLES)];
+    i.queue_wait = vec![0.01, 0.2];
+    i.aws_errors
+        .insert(("sqs", "ReceiveMessage", "transient"), 2);
+    i.counts.insert("ReportsAccepted", 4);
+    i
+}
+
+#[test]
+fn every_document_follows_the_emf_rules() {
+    let docs = documents(&busy_interval(), "jobs.fifo", 1_700_000_000_123);
+    assert_eq!(
+        docs.len(),
+        1 + 2 + 1,
+        "main, one per kind and outcome, one per error"
+    );
+    for doc in &docs {
+        assert_eq!(violation(doc), None, "{doc}");
+    }
+    let main = &docs[0];
+    assert_eq!(main["Queue"], "jobs.fifo");
+    assert_eq!(main["SlotsInUse"], 2);
+    assert_eq!(main["SlotsFree"], 3);
+    assert_eq!(main["Draining"], 1);
+    assert_eq!(main["JobsSucceeded"], 3);
+    assert_eq!(main["JobsFailed"], 1);
+    assert_eq!(main["AwsErrors"], 2);
+    assert_eq!(main["ReportsAccepted"], 4);
+    assert_eq!(main["ReportsUndelivered"], 0);
+    assert_eq!(main["QueueWait"], json!([0.01, 0.2]));
+    assert_eq!(main["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+    let by_kind = &docs[1];
+    assert_eq!(
+        by_kind["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Queue", "Kind", "Outcome"]])
+    );
+    assert_eq!(
+        (by_kind["Kind"].as_str(), by_kind["Jobs"].as_u64()),
+        (Some("cdk"), Some(1))
+    );
+    assert_eq!(docs[3]["Operation"], "ReceiveMessage");
+    assert_eq!(docs[3]["Class"], "transient");
+}
+
+#[test]
+fn the_checker_catches_broken_documents() {
+    let good = documents(&busy_interval(), "q", 1).remove(0);
+    let mut no_dimension_value = good.clone();
+    no_dimension_value.as_object_mut().unwrap().remove("Queue");
+    let mut bad_unit = good.clone();
+    bad_unit["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Jobs");
+    let mut missing_value = good.clone();
+    missing_value.as_object_mut().unwrap().remove("SlotsFree");
+    let mut too_many = good.clone();
+    too_many["QueueWait"] = json!(vec![1.0; 101]);
+    let mut float_time = good;
+    float_time["_aws"]["Timestamp"] = json!(1.5);
+    for broken in [
+        no_dimension_value,
+        bad_unit,
+        missing_value,
+        too_many,
+        float_time,
+    ] {
+        assert!(violation(&broken).is_some(), "not caught: {broken}");
+    }
+}
+
+#[test]
+fn an_idle_interval_has_zero_counts_and_no_samples() {
+    let docs = documents(&Interval::default(), "q", 5);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(violation(&docs[0]), None);
+    assert_eq!(docs[0]["JobsSucceeded"], 0);
+    assert!(
+        docs[0].get("JobDuration").is_none(),
+        "no empty sample arrays"
+    );
+}
+
+#[test]
+fn recording_fills_the_interval_and_taking_it_resets_the_counts_not_the_gauges() {
+    assert!(take("q", 1).is_empty(), "nothing while EMF is off");
+    enable();
+    let m = crate::metrics::get();
+    m.set_slots(1, 4);
+    m.job_finished("commands", Outcome::Succeeded, Duration::from_millis(1500));
+    m.report(ReportResult::Accepted);
+    m.cache_lookup(false);
+    let first = take("q", 2);
+    assert_eq!(first[0]["JobsSucceeded"], 1);
+    assert_eq!(first[0]["JobDuration"], json!([1.5]));
+    assert_eq!(first[0]["DistributionCacheMisses"], 1);
+    assert_eq!(first[0]["SlotsInUse"], 1);
+    let second = take("q", 3);
+    assert_eq!(second[0]["JobsSucceeded"], 0);
+    assert_eq!(second[0]["SlotsInUse"], 1, "a gauge keeps its value");
+    assert_eq!(second.len(), 1);
+}

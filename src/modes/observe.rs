@@ -1,0 +1,102 @@
+//! What an AWS mode shows an operator besides its logs: the ops server ([`crate::ops`]) on
+//! `ATTINI_OPS_ADDR` and, with `ATTINI_METRICS=emf`, the EMF writer
+//! ([`crate::metrics::emf`]). Both run until [`Observers::stop`], which the mode calls after
+//! its worker has drained, so `/livez` answers until the process exits and the EMF writer
+//! writes a last set. Cancellation: `stop` cancels both and waits for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::ops::{BindError, OpsServer};
+use crate::worker::Stats;
+
+/// The running observers.
+pub struct Observers {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What to start: [`Settings::ops_addr`] and [`Settings::emf_interval`].
+#[derive(Debug, Clone, Copy)]
+pub struct Observe {
+    /// The ops server's address; `None`: off.
+    pub ops_addr: Option<SocketAddr>,
+    /// Time between EMF sets; `None`: off.
+    pub emf_interval: Option<Duration>,
+}
+
+impl From<&Settings> for Observe {
+    fn from(settings: &Settings) -> Self {
+        Observe {
+            ops_addr: settings.ops_addr,
+            emf_interval: settings.emf_interval,
+        }
+    }
+}
+
+/// Starts the ops server (a clear error when its address is taken) and the EMF writer for
+/// the queue at `queue_url`.
+pub async fn start(
+    settings: Observe,
+    stats: Arc<Stats>,
+    queue_url: &str,
+) -> Result<Observers, BindError> {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if let Some(addr) = settings.ops_addr {
+        let server = OpsServer::bind(addr).await?;
+        let listening = server
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            addr = listening,
+            "ops server: /livez /readyz /metrics /jobs"
+        );
+        tasks.push(tokio::spawn(server.serve(stats, stop.clone())));
+    }
+    if let Some(every) = settings.emf_interval {
+        crate::metrics::emf::enable();
+        let queue = queue_name(queue_url).to_string();
+        tracing::info!(
+            interval_s = every.as_secs(),
+            queue,
+            "CloudWatch EMF metrics on stdout"
+        );
+        let writer = crate::metrics::emf::write_every(every, queue, stop.clone());
+        tasks.push(tokio::spawn(writer));
+    }
+    Ok(Observers { stop, tasks })
+}
+
+impl Observers {
+    /// Stops the ops server and writes the last EMF set.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The queue's name: the last segment of its URL.
+fn queue_name(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_queue_name_is_the_last_segment() {
+        assert_eq!(
+            super::queue_name("https://sqs.eu-west-1.amazonaws.com/1/jobs.fifo"),
+            "jobs.fifo"
+        );
+        assert_eq!(super::queue_name("jobs"), "jobs");
+    }
+}

@@ -1,0 +1,56 @@
+//! The running jobs as an operator sees them (`GET /jobs`): message, job id, execution,
+//! kind, step, start and the command running now. Only names and times are kept here, never
+//! a job's variables, input or commands, so nothing secret can be shown. Entries are added
+//! when a job task starts and removed by its slot guard; nothing to cancel.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::engine::executor::progress::Progress;
+
+/// One running job.
+#[derive(Debug)]
+pub struct RunningJob {
+    /// The queue's message id.
+    pub message_id: String,
+    /// The job's id (its folder, its log lines, its trace).
+    pub job_id: String,
+    /// The Step Functions execution ARN, when the job names it (Attini jobs).
+    pub execution: Option<String>,
+    /// The job's kind (`commands`, `cdk`).
+    pub kind: &'static str,
+    /// The step name, when known.
+    pub step: Option<String>,
+    /// When its task started.
+    pub started: SystemTime,
+    /// How many commands it has.
+    pub commands: usize,
+    /// Which of them runs.
+    pub progress: Arc<Progress>,
+}
+
+/// The running jobs by message id.
+#[derive(Debug, Default)]
+pub struct Board(Mutex<BTreeMap<String, Arc<RunningJob>>>);
+
+impl Board {
+    /// Adds a running job.
+    pub fn add(&self, job: Arc<RunningJob>) {
+        lock(&self.0).insert(job.message_id.clone(), job);
+    }
+
+    /// Removes the job of message `id`.
+    pub fn remove(&self, id: &str) {
+        lock(&self.0).remove(id);
+    }
+
+    /// The running jobs, oldest message id first.
+    pub fn jobs(&self) -> Vec<Arc<RunningJob>> {
+        lock(&self.0).values().cloned().collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
