@@ -193,15 +193,16 @@ impl Engine {
             progress.attach(dir.progress());
         }
         let commands = tracing::info_span!("commands", count = job.commands.len());
-        let execution = executor::execute(&run, sink, cancel, &self.processes)
-            .instrument(commands.clone())
-            .await
-            .map_err(|e| runtime(e.to_string()))?;
-        trace::command_spans(
-            &commands,
-            &progress::read(&dir.progress()),
-            std::time::SystemTime::now(),
-        );
+        // The end is taken inside the span, so the last command ends within it.
+        let (execution, ended) = async {
+            let execution = executor::execute(&run, sink, cancel, &self.processes).await;
+            (execution, std::time::SystemTime::now())
+        }
+        .instrument(commands.clone())
+        .await;
+        let execution = execution.map_err(|e| runtime(e.to_string()))?;
+        trace::command_spans(&commands, &progress::read(&dir.progress()), ended);
+        drop(commands);
         let report = match execution.termination {
             Termination::Exited(0) => {
                 read_output(&dir.output(), &run.redactor)

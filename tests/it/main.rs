@@ -18,6 +18,7 @@ mod harness;
 mod image;
 mod layers;
 mod ops;
+mod otlp;
 mod podman;
 mod processes;
 mod properties;
