@@ -71,7 +71,8 @@ def minimal(queue):
 
 def runner(queue):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS="5")
+               AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS="5",
+               ATTINI_OPS_ADDR="127.0.0.1:0")  # never collide with a runner already on the default port
     proc = subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return lambda: (proc.terminate(), proc.wait())
 

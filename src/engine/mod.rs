@@ -179,7 +179,7 @@ impl Engine {
     ) -> Result<(Report, Execution), Report> {
         let run = self
             .prepare(job, options, job_id, dir)
-            .instrument(tracing::info_span!("workspace"))
+            .instrument(tracing::debug_span!("workspace"))
             .await?;
         // Preparing the workspace can take a while: a job cancelled meanwhile never starts.
         if cancel.is_cancelled() {
@@ -192,7 +192,7 @@ impl Engine {
         if let Some(progress) = &options.progress {
             progress.attach(dir.progress());
         }
-        let commands = tracing::info_span!("commands", count = job.commands.len());
+        let commands = tracing::debug_span!("commands", count = job.commands.len());
         // The end is taken inside the span, so the last command ends within it.
         let (execution, ended) = async {
             let execution = executor::execute(&run, sink, cancel, &self.processes).await;
@@ -206,7 +206,7 @@ impl Engine {
         let report = match execution.termination {
             Termination::Exited(0) => {
                 read_output(&dir.output(), &run.redactor)
-                    .instrument(tracing::info_span!("output"))
+                    .instrument(tracing::debug_span!("output"))
                     .await
             }
             ref other => outcome::script_failure(

@@ -1,6 +1,7 @@
 //! Logging and tracing setup: `tracing` to stderr, human-readable on a terminal and JSON lines
 //! otherwise (CloudWatch); with an OTLP endpoint, the runner's spans also go to
-//! OpenTelemetry ([`traces`]), whatever the log level. The filter comes from the settings (`RUST_LOG`, else `ATTINI_LOG_LEVEL`; see
+//! OpenTelemetry ([`traces`]), whatever the log level. A job's steps are DEBUG spans, so at
+//! INFO every log line of a job carries the `job` span's fields (`span.job_id`, ...). The filter comes from the settings (`RUST_LOG`, else `ATTINI_LOG_LEVEL`; see
 //! [`crate::config`]), else the mode's default. Lines are written by a thread of their own
 //! through a bounded buffer: a stderr that blocks (a log driver in blocking mode, a pipe
 //! nobody reads) never stalls the runner; past the buffer, lines are dropped. Keep the
@@ -58,7 +59,7 @@ pub fn init(filter: &str) -> Result<LogGuard, TelemetryError> {
         Some((provider, trace_guard)) => {
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("attini-runner"))
-                .with_filter(Targets::new().with_target("attini_runner", LevelFilter::INFO));
+                .with_filter(Targets::new().with_target("attini_runner", LevelFilter::DEBUG));
             (Some(layer), Some(trace_guard))
         }
         None => (None, None),

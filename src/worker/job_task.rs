@@ -73,34 +73,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let started = tokio::time::Instant::now();
         let (ending, log) = self.execute(&job_cancel, &lease).await;
         lease.reporting();
-        let outcome = match &ending {
-            Ending::TaskGone => Outcome::Cancelled,
-            Ending::Report(Report::Success { .. }) => Outcome::Succeeded,
-            Ending::Report(Report::Failure { error, .. }) if error == INTERRUPTED_ERROR => {
-                Outcome::Interrupted
-            }
-            Ending::Report(Report::Failure { .. }) => Outcome::Failed,
-        };
-        tracing::Span::current().record("outcome", outcome.label());
-        let log_upload = tracing::info_span!("log_upload");
-        let answered = match ending {
-            Ending::TaskGone => {
-                log.finish().instrument(log_upload).await;
-                tracing::warn!(
-                    "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
-                );
-                self.parts.stats.cancelled.fetch_add(1, Ordering::SeqCst);
-                true
-            }
-            Ending::Report(report) => {
-                let report = self
-                    .report(&report)
-                    .instrument(tracing::info_span!("report"));
-                let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), report);
-                delivery.is_answered()
-            }
-        };
-        crate::metrics::get().job_finished(self.job.kind, outcome, started.elapsed());
+        let answered = self.answer(ending, log, started).await;
         if answered {
             guard.set_answered();
         }
@@ -180,17 +153,59 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         })
     }
 
-    /// Delivers the report and logs the outcome.
-    async fn report(&self, report: &Report) -> Delivery {
-        let delivery = answer::deliver(&*self.parts.tokens, &self.admitted.token, report).await;
-        self.parts.stats.reported.fetch_add(1, Ordering::SeqCst);
-        let outcome = match report {
-            Report::Success { .. } => "succeeded".to_string(),
-            Report::Failure { error, .. } => format!("failed: {error}"),
+    /// Finishes the log and, unless the task is gone, delivers the report at the same time;
+    /// logs `job finished` (outcome, error, cause, delivered, duration) and counts it. True
+    /// when Step Functions has its answer or needs none.
+    async fn answer(
+        &self,
+        ending: Ending,
+        log: JobLogHandle,
+        started: tokio::time::Instant,
+    ) -> bool {
+        let outcome = match &ending {
+            Ending::TaskGone => Outcome::Cancelled,
+            Ending::Report(Report::Success { .. }) => Outcome::Succeeded,
+            Ending::Report(Report::Failure { error, .. }) if error == INTERRUPTED_ERROR => {
+                Outcome::Interrupted
+            }
+            Ending::Report(Report::Failure { .. }) => Outcome::Failed,
         };
-        let delivered = matches!(delivery, Delivery::Accepted);
-        tracing::info!(outcome, delivered, "job finished");
-        delivery
+        tracing::Span::current().record("outcome", outcome.label());
+        let log_upload = tracing::debug_span!("log_upload");
+        let (answered, delivered, failure) = match ending {
+            Ending::TaskGone => {
+                log.finish().instrument(log_upload).await;
+                tracing::warn!(
+                    "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
+                );
+                self.parts.stats.cancelled.fetch_add(1, Ordering::SeqCst);
+                (true, false, None)
+            }
+            Ending::Report(report) => {
+                let delivery = answer::deliver(&*self.parts.tokens, &self.admitted.token, &report)
+                    .instrument(tracing::debug_span!("report"));
+                let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), delivery);
+                self.parts.stats.reported.fetch_add(1, Ordering::SeqCst);
+                let failure = match report {
+                    Report::Failure { error, cause } => Some((error, cause)),
+                    Report::Success { .. } => None,
+                };
+                let delivered = matches!(delivery, Delivery::Accepted);
+                (delivery.is_answered(), delivered, failure)
+            }
+        };
+        let took = started.elapsed();
+        let (error, cause) = failure.unzip();
+        tracing::info!(
+            outcome = outcome.label(),
+            error,
+            cause,
+            delivered,
+            duration_ms = took.as_millis() as u64,
+            "job finished"
+        );
+        crate::metrics::get().job_finished(self.job.kind, outcome, took);
+        answered
     }
 
     /// Deletes the finished job's message with its newest receipt handle; if a redelivery

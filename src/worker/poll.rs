@@ -210,7 +210,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         let span = job_span(&message);
         let admission = policy
             .admit(&message)
-            .instrument(tracing::info_span!(parent: &span, "receive", message_id = %message.id))
+            .instrument(tracing::debug_span!(parent: &span, "receive"))
             .await;
         let outcome = match &admission {
             Admission::Run(_) => "",
