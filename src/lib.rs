@@ -13,8 +13,10 @@
 //!    `TaskTokens`, `JobRunner`) and an in-memory pair for its tests.
 //! 4. [`aws`]: the SDK behind those traits (SQS, Step Functions, S3, DynamoDB, ECS, EC2).
 //! 5. [`modes`]: local, serve, Attini and command-mode, each a small file wiring the above;
-//!    [`config`] (every setting, parsed once), [`cli`], [`signals`] and [`telemetry`] serve
-//!    them.
+//!    [`config`] (every setting, parsed once), [`cli`], [`signals`] and [`telemetry`] (logs and
+//!    traces) serve them, and [`ops`] (the HTTP ops server over the worker's health and board).
+//!
+//! [`metrics`] is below them all: every floor records into its one set of figures.
 //!
 //! # A message, from receive to answer
 //!
