@@ -383,3 +383,68 @@ async fn a_taken_ops_address_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The EMF documents among the lines of `stdout`.
+fn emf_documents(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"_aws\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attini_mode_serves_the_ops_endpoints_and_writes_emf_lines() {
+    use crate::attini::{Attini, HASH};
+    let a = Attini::new().await;
+    let execution = a.one_step("Migrate", json!(["echo migrating"])).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr_text = addr.to_string();
+    let stdout_path = a.world.tmp.path().join("attini.stdout");
+    let stdout = std::fs::File::create(&stdout_path).unwrap();
+    let stderr = std::fs::File::create(a.world.tmp.path().join("attini.stderr")).unwrap();
+    let extra = [
+        ("ATTINI_OPS_ADDR", addr_text.as_str()),
+        ("ATTINI_METRICS", "emf"),
+        ("ATTINI_METRICS_INTERVAL", "1"),
+    ];
+    let mut runner = a
+        .command("start-token-unused", "2.0.2", HASH, 120, &extra)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    until_status(addr, "/readyz", 200).await;
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let samples = parsed_metrics(addr).await;
+    let succeeded = json!({"kind": "commands", "outcome": "succeeded"});
+    assert_eq!(
+        sample(&samples, "attini_runner_jobs_total", succeeded),
+        Some(1.0)
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(runner.wait().await.unwrap().success());
+    // The writer wrote a last set at exit, so every job is counted in some interval.
+    let docs = emf_documents(&std::fs::read_to_string(&stdout_path).unwrap());
+    assert!(!docs.is_empty(), "no EMF line on stdout");
+    let queue_name = a.queue.rsplit('/').next().unwrap();
+    let mut succeeded = 0;
+    for doc in &docs {
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "AttiniRunner"
+        );
+        assert_eq!(doc["Queue"], queue_name, "{doc}");
+        succeeded += doc["JobsSucceeded"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(succeeded, 1, "{docs:#?}");
+    let by_kind: Vec<&Value> = docs.iter().filter(|d| d["Kind"] == "commands").collect();
+    assert_eq!(by_kind.len(), 1, "{docs:#?}");
+    assert_eq!(by_kind[0]["Outcome"], "succeeded");
+}

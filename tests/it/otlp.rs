@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::world::*;
 
@@ -230,4 +231,56 @@ async fn without_an_endpoint_jobs_get_no_traceparent() {
     assert_eq!(finished.output.unwrap()["result"], "[unset]");
     runner.start_kill().unwrap();
     runner.wait().await.unwrap();
+}
+
+/// A collector that takes every request and never answers it.
+async fn black_hole() -> (String, CancellationToken) {
+    let hold = CancellationToken::new();
+    let held = hold.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move || {
+            let held = held.clone();
+            async move { held.cancelled().await }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hold)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_holds_up_no_job_and_not_the_exit() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("otlp-hole").await;
+    let (endpoint, hold) = black_hole().await;
+    let log = std::fs::File::create(world.tmp.path().join("runner.log")).unwrap();
+    let extra = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    let mut runner = serve_binary_to(&world, &queue, &extra, log);
+    let machine = world
+        .state_machine(
+            "otlp-hole",
+            &native_machine(&queue, json!({"commands": ["true"]})),
+        )
+        .await;
+    for n in 0..3 {
+        let execution = world
+            .start(&machine, &format!("hole-{n}"), &json!({}))
+            .await;
+        assert_eq!(world.finished(&execution).await.status, "SUCCEEDED");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // The export and the flush at exit are bounded: the runner exits on its own while the
+    // collector still holds every request.
+    assert!(runner.wait().await.unwrap().success());
+    assert!(!hold.is_cancelled());
+    hold.cancel();
 }
