@@ -13,6 +13,7 @@ mod env;
 pub mod executor;
 pub mod job_dir;
 pub mod outcome;
+mod output_file;
 pub mod redact;
 mod trace;
 mod work_dir;
@@ -29,8 +30,7 @@ use executor::procs::ProcessTable;
 use executor::progress::{self, Progress};
 use executor::{Execution, LogSink, ScriptRun, Termination};
 use job_dir::JobDir;
-use outcome::{INTERRUPTED_ERROR, MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
-use redact::Redactor;
+use outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 use tracing::Instrument;
 use work_dir::WorkDir;
 
@@ -205,7 +205,7 @@ impl Engine {
         drop(commands);
         let report = match execution.termination {
             Termination::Exited(0) => {
-                read_output(&dir.output(), &run.redactor)
+                output_file::read_output(&dir.output(), &run.redactor)
                     .instrument(tracing::debug_span!("output"))
                     .await
             }
@@ -264,56 +264,6 @@ impl Engine {
             grace: self.config.kill_grace,
             redactor: env::redactor_for(job),
         })
-    }
-}
-
-/// The success payload from the output file, or the failure that replaces it. Only a regular
-/// file is read: a FIFO would block the runner, a device or a symlink could read what is not
-/// the job's; each is a clear failure instead. The job's processes are gone by now, so the file
-/// cannot change between the check and the read.
-async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
-    // Past this size no amount of surrounding whitespace makes the payload fit.
-    const READ_LIMIT: u64 = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
-    let content = match tokio::fs::symlink_metadata(path).await {
-        Err(_) => None,
-        Ok(meta) if !meta.file_type().is_file() => {
-            return runtime(format!(
-                "$ATTINI_OUTPUT ({}) is not a regular file but {}; write the output into the file itself",
-                path.display(),
-                describe_file_type(&meta.file_type())
-            ));
-        }
-        Ok(meta) if meta.len() > READ_LIMIT => {
-            return outcome::output_too_large(meta.len() as usize);
-        }
-        Ok(_) => match tokio::fs::read(path).await {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                return runtime(format!(
-                    "could not read $ATTINI_OUTPUT ({}): {e}",
-                    path.display()
-                ));
-            }
-        },
-    };
-    match outcome::output_payload(content.as_deref(), redactor) {
-        Ok(output) => Report::Success { output },
-        Err(failure) => failure,
-    }
-}
-
-fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a device"
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::{Admitted, Message};
 use crate::engine::executor::progress::Progress;
 
 /// One running job.
@@ -30,6 +31,35 @@ pub struct RunningJob {
     pub progress: Arc<Progress>,
 }
 
+impl RunningJob {
+    /// The admitted job of `message` as the board shows it, with a new job id; its details
+    /// are recorded on its trace's root `span`.
+    pub fn admitted(message: &Message, admitted: &Admitted, span: &tracing::Span) -> Arc<Self> {
+        let job = &admitted.job;
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let attini = job.attini.as_ref();
+        span.record("job_id", job_id.as_str());
+        span.record("kind", job.kind);
+        if let Some(step) = &job.step_name {
+            span.record("step", step.as_str());
+        }
+        if let Some(a) = attini {
+            span.record("execution", a.execution_name());
+            span.record("execution_arn", a.execution_arn.as_str());
+        }
+        Arc::new(RunningJob {
+            message_id: message.id.clone(),
+            job_id,
+            execution: attini.map(|a| a.execution_arn.clone()),
+            kind: job.kind,
+            step: job.step_name.clone(),
+            started: SystemTime::now(),
+            commands: job.commands.len(),
+            progress: Arc::default(),
+        })
+    }
+}
+
 /// The running jobs by message id.
 #[derive(Debug, Default)]
 pub struct Board(Mutex<BTreeMap<String, Arc<RunningJob>>>);
@@ -45,7 +75,7 @@ impl Board {
         lock(&self.0).remove(id);
     }
 
-    /// The running jobs, oldest message id first.
+    /// The running jobs, in message id order.
     pub fn jobs(&self) -> Vec<Arc<RunningJob>> {
         lock(&self.0).values().cloned().collect()
     }

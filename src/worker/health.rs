@@ -83,6 +83,19 @@ impl Health {
         *failing = Some((since, error.to_string()));
     }
 
+    /// Runs `work` and beats every [`BEAT_EVERY`] while it waits: the loop is alive as long
+    /// as its task is polled.
+    pub async fn beating<F: std::future::Future>(&self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = tokio::time::sleep(BEAT_EVERY) => self.beat(),
+            }
+        }
+    }
+
     /// `Ok` while alive, else why not.
     pub fn live(&self) -> Result<(), String> {
         if self.phase.load(Ordering::Relaxed) != RUNNING

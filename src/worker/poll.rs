@@ -24,7 +24,6 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::board::RunningJob;
-use super::health::BEAT_EVERY;
 use super::lease::BatchLease;
 use super::parts::Parts;
 use super::running::{Seen, SlotGuard};
@@ -118,18 +117,9 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         exit
     }
 
-    /// Runs `work` and beats the loop's health every [`BEAT_EVERY`] while it waits: the loop
-    /// is alive as long as its task is polled.
+    /// Runs `work` while beating the loop's health ([`Health::beating`]).
     async fn beating<F: std::future::Future>(&self, work: F) -> F::Output {
-        let health = &self.parts.stats.health;
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut work => return out,
-                _ = sleep(BEAT_EVERY) => health.beat(),
-            }
-        }
+        self.parts.stats.health.beating(work).await
     }
 
     fn running(&self) -> usize {
@@ -207,7 +197,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         message: Message,
         permits: &mut Vec<OwnedSemaphorePermit>,
     ) -> Option<String> {
-        let span = job_span(&message);
+        let span = super::trace::job_span(&message);
         let admission = policy
             .admit(&message)
             .instrument(tracing::debug_span!(parent: &span, "receive"))
@@ -278,7 +268,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             parts.last_end.clone(),
             permit,
         );
-        let job = describe(&message, &admitted, &span);
+        let job = RunningJob::admitted(&message, &admitted, &span);
         parts.stats.board.add(job.clone());
         let task = job_task::JobTask {
             parts: parts.clone(),
@@ -373,45 +363,4 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             tracing::error!(message_id = message.id, error = %e, "could not delete the refused message");
         }
     }
-}
-
-/// The root span of one message's trace; the job's details are recorded once admitted.
-fn job_span(message: &Message) -> tracing::Span {
-    tracing::info_span!(
-        parent: None,
-        "job",
-        message_id = %message.id,
-        job_id = tracing::field::Empty,
-        kind = tracing::field::Empty,
-        step = tracing::field::Empty,
-        execution = tracing::field::Empty,
-        execution_arn = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-    )
-}
-
-/// The admitted job as the board shows it, with its details recorded on `span`.
-fn describe(message: &Message, admitted: &Admitted, span: &tracing::Span) -> Arc<RunningJob> {
-    let job = &admitted.job;
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let attini = job.attini.as_ref();
-    span.record("job_id", job_id.as_str());
-    span.record("kind", job.kind);
-    if let Some(step) = &job.step_name {
-        span.record("step", step.as_str());
-    }
-    if let Some(a) = attini {
-        span.record("execution", a.execution_name());
-        span.record("execution_arn", a.execution_arn.as_str());
-    }
-    Arc::new(RunningJob {
-        message_id: message.id.clone(),
-        job_id,
-        execution: attini.map(|a| a.execution_arn.clone()),
-        kind: job.kind,
-        step: job.step_name.clone(),
-        started: SystemTime::now(),
-        commands: job.commands.len(),
-        progress: Arc::default(),
-    })
 }

@@ -1,7 +1,8 @@
-//! Trace context of a job: the W3C `TRACEPARENT` and `TRACESTATE` of the job's span, given to
-//! its commands so that an instrumented build or test links its spans under the job.
-//! Nothing when no exporter is configured (the span has no valid context). Pure; nothing to
-//! cancel.
+//! A job's trace: its root span ([`job_span`], one trace per message; the job's details are
+//! recorded on it once admitted, and its steps are DEBUG spans under it), and the W3C
+//! `TRACEPARENT` and `TRACESTATE` of that span, given to its commands so that an instrumented
+//! build or test links its spans under the job (nothing when no exporter is configured: the
+//! span has no valid context). Pure; nothing to cancel.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,8 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::Message;
 
 /// `TRACEPARENT` (and `TRACESTATE` when not empty) naming `span`, for a job's environment.
 pub fn job_variables(span: &tracing::Span) -> Vec<(String, String)> {
@@ -25,4 +28,19 @@ pub fn job_variables(span: &tracing::Span) -> Vec<(String, String)> {
         }
     }
     variables
+}
+
+/// The root span of one message's trace; the job's details are recorded once admitted.
+pub fn job_span(message: &Message) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "job",
+        message_id = %message.id,
+        job_id = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        step = tracing::field::Empty,
+        execution = tracing::field::Empty,
+        execution_arn = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    )
 }

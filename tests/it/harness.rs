@@ -216,3 +216,13 @@ pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// Sends SIGTERM to a running child (the first stop signal: a runner drains).
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("the child is still running") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::harness::{assert_exit, free_port};
+use crate::harness::{assert_exit, free_port, sigterm};
 use crate::world::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_attini-runner");
@@ -126,11 +126,7 @@ async fn readiness_turns_503_on_drain_while_liveness_stays_200_until_exit() {
         "{metrics}"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    sigterm(&runner);
     let reason: Value = serde_json::from_str(&until_status(addr, "/readyz", 503).await).unwrap();
     assert_eq!(reason["status"], "fail");
     assert!(
@@ -424,11 +420,7 @@ async fn attini_mode_serves_the_ops_endpoints_and_writes_emf_lines() {
         Some(1.0)
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    sigterm(&runner);
     assert!(runner.wait().await.unwrap().success());
     // The writer wrote a last set at exit, so every job is counted in some interval.
     let docs = emf_documents(&std::fs::read_to_string(&stdout_path).unwrap());

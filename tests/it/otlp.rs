@@ -22,6 +22,7 @@ use prost::Message;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::harness::sigterm;
 use crate::world::*;
 
 #[derive(Clone, Default)]
@@ -109,11 +110,7 @@ async fn each_job_is_one_trace_with_its_steps_and_its_traceparent() {
         let output = finished.output.unwrap();
         parents.push(output["result"].as_str().unwrap().to_string());
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    sigterm(&runner);
     assert!(runner.wait().await.unwrap().success());
     // The exit flushed every span.
 
@@ -273,11 +270,7 @@ async fn a_collector_that_never_answers_holds_up_no_job_and_not_the_exit() {
             .await;
         assert_eq!(world.finished(&execution).await.status, "SUCCEEDED");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    sigterm(&runner);
     // The export and the flush at exit are bounded: the runner exits on its own while the
     // collector still holds every request.
     assert!(runner.wait().await.unwrap().success());
