@@ -58,6 +58,14 @@ impl Redactor {
         mask_access_key_ids(&out)
     }
 
+    /// True when [`Redactor::redact`] would change `text` (a secret, or what may be an access
+    /// key id); cheap: substring searches only.
+    pub fn finds(&self, text: &str) -> bool {
+        text.contains("AKIA")
+            || text.contains("ASIA")
+            || self.secrets.iter().any(|s| text.contains(s.as_str()))
+    }
+
     /// Bytes past a cut that a secret starting before it could still cover: the longest
     /// secret, or an access key id.
     pub fn reach(&self) -> usize {

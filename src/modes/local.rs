@@ -4,6 +4,7 @@
 //! Cancellation: the shared shutdown token (SIGINT or SIGTERM) ends the job's processes
 //! (SIGTERM, grace, SIGKILL) and the job reports `Runner.Interrupted`.
 
+use crate::engine::executor::batch::{Batch, Stream};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,7 +67,12 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
         ..RunOptions::default()
     };
     let result = engine
-        .run(&job, &options, Arc::new(StderrSink), &stop.shutdown)
+        .run(
+            &job,
+            &options,
+            Arc::new(StderrSink::default()),
+            &stop.shutdown,
+        )
         .await;
     // A closed stdout must not turn a finished job into a panic.
     let _ = writeln!(std::io::stdout(), "{}", result_line(&result.report));
@@ -148,12 +154,25 @@ fn distribution(job: &JobSpec, args: &LocalArgs) -> Result<Option<Source>, Usage
     }
 }
 
-/// Job output to stderr, as it arrives.
-struct StderrSink;
+/// Job output to stderr, written after each read of it.
+struct StderrSink(Batch);
+
+impl Default for StderrSink {
+    fn default() -> Self {
+        StderrSink(Batch::new(Stream::Stderr))
+    }
+}
 
 impl LogSink for StderrSink {
     fn line(&self, line: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
+        self.0.push(&[line.as_bytes(), b"\n"]);
+    }
+
+    fn lines(&self, block: &str) {
+        self.0.push(&[block.as_bytes()]);
+    }
+
+    fn flush(&self) {
+        self.0.flush();
     }
 }

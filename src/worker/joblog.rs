@@ -5,7 +5,7 @@
 //! more at the end. A failed upload is logged and never fails the job. Cancellation: dropping
 //! a [`JobLog`] without [`JobLog::finish`] stops the uploader without a final upload.
 
-use std::io::Write;
+use crate::engine::executor::batch::{Batch, Stream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -49,6 +49,7 @@ pub struct JobLog {
     max_bytes: usize,
     buffer: Mutex<Buffer>,
     changed: Notify,
+    stdout: Batch,
 }
 
 /// A running job log and its uploader task.
@@ -81,6 +82,7 @@ impl JobLog {
             max_bytes,
             buffer: Mutex::default(),
             changed: Notify::new(),
+            stdout: Batch::new(Stream::Stdout),
         });
         let uploader = log.store.is_some().then(|| {
             let log = log.clone();
@@ -143,13 +145,16 @@ impl JobLog {
 
 impl LogSink for JobLog {
     fn line(&self, line: &str) {
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "[{}] {line}", self.tag);
-        }
+        let tag = self.tag.as_bytes();
+        self.stdout
+            .push(&[b"[", tag, b"] ", line.as_bytes(), b"\n"]);
         if self.store.is_some() {
             self.append(line);
         }
+    }
+
+    fn flush(&self) {
+        self.stdout.flush();
     }
 }
 

@@ -5,6 +5,7 @@
 //! survives SIGKILL, after logging it). Cancellation: trip the `cancel` token to end the job
 //! the same way a timeout does; the result then says [`Termination::Cancelled`].
 
+pub mod batch;
 pub mod command;
 pub mod output;
 pub mod procs;

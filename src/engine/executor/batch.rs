@@ -1,0 +1,70 @@
+//! Output bytes gathered between two flushes of a [`LogSink`](super::LogSink) that writes to
+//! the runner's stdout or stderr: one write per read of the job's output instead of one per
+//! line. Bounded: past [`FLUSH_AT`] bytes it writes at once. Each flush is one `write_all`
+//! under the stream's lock, so lines of concurrent jobs never interleave inside a line.
+//! Nothing to cancel.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+/// Most bytes kept before they are written, whether or not a flush came.
+pub const FLUSH_AT: usize = 256 * 1024;
+
+/// Which of the runner's streams a batch goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Bytes waiting for the next flush.
+#[derive(Debug)]
+pub struct Batch {
+    stream: Stream,
+    bytes: Mutex<Vec<u8>>,
+}
+
+impl Batch {
+    /// An empty batch for `stream`.
+    pub fn new(stream: Stream) -> Self {
+        Batch {
+            stream,
+            bytes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Appends `parts` (one line with its prefix and newline, or a block of lines).
+    pub fn push(&self, parts: &[&[u8]]) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        for part in parts {
+            bytes.extend_from_slice(part);
+        }
+        if bytes.len() >= FLUSH_AT {
+            self.write(&mut bytes);
+        }
+    }
+
+    /// Writes out what is waiting.
+    pub fn flush(&self) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        self.write(&mut bytes);
+    }
+
+    fn write(&self, bytes: &mut Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        // A closed or full stream loses output lines, never the job.
+        let _ = match self.stream {
+            Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+        bytes.clear();
+        // Keep a large batch's memory only while output is heavy.
+        if bytes.capacity() > FLUSH_AT * 2 {
+            bytes.shrink_to(FLUSH_AT);
+        }
+    }
+}
