@@ -1,16 +1,31 @@
-"""Throughput of the runner against a minimal loop, both on the same local emulator.
+"""The benchmark suite: every scenario of issue 12, each against a reference measured in the
+same run, printed as a table and written as JSON. Prints figures; asserts nothing.
 
-The emulator's round trips are the floor no runner can beat, so the figure that matters is the
-ratio: seconds per job through `attini-runner serve` divided by seconds per job through a loop
-that only receives each message and answers its token. Prints figures; asserts nothing.
+    python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE]
 
-    python3 scripts/bench.py target/release/attini-runner [JOBS]
-"""
-import json, os, socket, subprocess, sys, time
+B1 handoff -> answer (serve): from the moment a ReceiveMessage response carrying the job leaves
+   the recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against a
+   minimal boto3 loop through the same proxy (the floor); with the requests made in between.
+B2 end to end, JOBS jobs: `serve` (5 slots) against the minimal loop, seconds per job.
+B3 burst: 500 no-op jobs (30 with --quick) at 10 slots, throughput against the minimal loop.
+B4 exec to first ReceiveMessage, and idle resident memory 3 s after start.
+B5 workspace from a 50 MB, 2,000-file zip (5 MB, 200 with --quick) in local mode, against
+   `unzip -q` (the job's own time without a distribution is subtracted).
+B6 a job writing 1 GiB of short lines (16 MiB with --quick) in local mode, against the same
+   command piped through `cat` to /dev/null; and the runner's peak memory over an idle job's.
+
+Needs ministack and boto3 (./scripts/test installs them) and `unzip`."""
+import json, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time, zipfile
 
 import boto3
 
-RUNNER, JOBS = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 40
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
+import proxy  # noqa: E402
+
+RUNNER = os.path.abspath(sys.argv[1])
+QUICK = "--quick" in sys.argv
+JSON_OUT = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else "target/bench.json"
+WORK = tempfile.mkdtemp(prefix="attini-bench-")
 
 
 def free_port():
@@ -19,21 +34,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for_port(port):
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
 port = free_port()
 endpoint = f"http://127.0.0.1:{port}"
 emulator = subprocess.Popen(["ministack"], env=dict(os.environ, BIND_HOST="127.0.0.1", GATEWAY_PORT=str(port)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(300):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-        break
-    except OSError:
-        time.sleep(0.05)
-kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-sqs, sfn = boto3.client("sqs", **kw), boto3.client("stepfunctions", **kw)
+wait_for_port(port)
+CREDS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+sqs, sfn = boto3.client("sqs", endpoint_url=endpoint, **CREDS), boto3.client("stepfunctions", endpoint_url=endpoint, **CREDS)
+counter = [0]
 
 
 def machine(name):
+    counter[0] += 1
+    name = f"{name}{counter[0]}"
     queue = sqs.create_queue(QueueName=f"{name}.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"})["QueueUrl"]
     body = {"taskToken.$": "$$.Task.Token", "commands": ["echo '{\"ok\":true}' > $ATTINI_OUTPUT"]}
     definition = {"StartAt": "Run", "States": {"Run": {"Type": "Task", "End": True,
@@ -45,44 +68,195 @@ def machine(name):
     return queue, arn
 
 
-def run(name, consume):
-    queue, arn = machine(name)
-    start = time.monotonic()
-    executions = [sfn.start_execution(stateMachineArn=arn, name=f"{name}-{i}", input="{}")["executionArn"] for i in range(JOBS)]
-    consumer = consume(queue)
+def wait_done(executions):
     for e in executions:
         while sfn.describe_execution(executionArn=e)["status"] == "RUNNING":
-            time.sleep(0.02)
-    elapsed = time.monotonic() - start
-    consumer()
-    return elapsed
+            time.sleep(0.005)
 
 
-def minimal(queue):
-    """Receive, answer, delete: what any runner must do at least."""
+def minimal_loop(queue, jobs, url=endpoint):
+    """Receive, answer, delete: what any runner must do at least. Runs until `jobs` answered."""
+    q, s = boto3.client("sqs", endpoint_url=url, **CREDS), boto3.client("stepfunctions", endpoint_url=url, **CREDS)
     done = 0
-    while done < JOBS:
-        for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            sfn.send_task_success(taskToken=json.loads(m["Body"])["taskToken"], output='{"ok":true}')
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    while done < jobs:
+        for m in q.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            s.send_task_success(taskToken=json.loads(m["Body"])["taskToken"], output='{"ok":true}')
+            q.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
             done += 1
-    return lambda: None
 
 
-def runner(queue):
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS="5",
-               ATTINI_OPS_ADDR="127.0.0.1:0")  # never collide with a runner already on the default port
-    proc = subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return lambda: (proc.terminate(), proc.wait())
+def serve(queue, url, slots, ops="off"):
+    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS=str(slots), ATTINI_OPS_ADDR=ops,
+               ATTINI_WORK_DIR=os.path.join(WORK, "serve"))
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait()
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def high_water_mib(pid):
+    """The process's peak resident memory so far (VmHWM); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def timed(cmd, **kw):
+    """Wall seconds, peak RSS (MiB, read from /proc every 2 ms: the forked copy of this Python
+    before exec would spoil getrusage's figure) and exit code of `cmd`."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, **kw)
+    peak = 0.0
+    while proc.poll() is None:
+        now = high_water_mib(proc.pid)
+        peak = max(peak, now or 0.0)
+        time.sleep(0.002)
+    return time.monotonic() - start, peak, proc.returncode
+
+
+results = {}
+
+
+def record(name, what, ours, reference, unit, target=None, **extra):
+    ratio = ours / reference if reference else float("nan")
+    results[name] = dict(what=what, ours=round(ours, 4), reference=round(reference, 4), unit=unit,
+                         ratio=round(ratio, 3), target=target, **extra)
+    print(f"{name:3} {what:52} {ours:10.4g} {unit:6} ref {reference:10.4g}  ratio {ratio:6.2f}"
+          + (f"  target {target}" if target else ""), flush=True)
+
+
+def b1():
+    n = 3 if QUICK else 20
+    recorder = proxy.Recorder()
+    server, pport = proxy.start(port, recorder)
+    url = f"http://127.0.0.1:{pport}"
+    figures = {}
+    for label in ("floor", "serve"):
+        queue, arn = machine(f"b1{label}")
+        if label == "serve":
+            proc = serve(queue, url, 1)
+        else:
+            import threading
+            proc = threading.Thread(target=minimal_loop, args=(queue, n, url), daemon=True)
+            proc.start()
+        before = len(recorder.events)
+        for i in range(n):
+            wait_done([sfn.start_execution(stateMachineArn=arn, name=f"b1-{label}-{i}", input="{}")["executionArn"]])
+        if label == "serve":
+            stop(proc)
+        sub = proxy.Recorder()
+        sub.events = recorder.events[before:]
+        spans, between = sub.handoffs()
+        figures[label] = (statistics.median(spans) * 1000 if spans else float("nan"),
+                          {k.split(".")[-1]: round(v / max(len(spans), 1), 2) for k, v in between.items()})
+    server.shutdown()
+    record("B1", "handoff -> answer, serve, median", figures["serve"][0], figures["floor"][0], "ms",
+           "within 2 ms of the floor", requests_per_job_between=figures["serve"][1])
+
+
+def b2_b3():
+    for name, jobs, slots, what in (("B2", 3 if QUICK else 40, 5, "end to end, seconds per job"),
+                                    ("B3", 30 if QUICK else 500, 10, "burst at 10 slots, seconds per job")):
+        times = {}
+        for label in ("minimal", "serve"):
+            queue, arn = machine(f"{name}{label}")
+            start = time.monotonic()
+            executions = [sfn.start_execution(stateMachineArn=arn, name=f"{name}-{i}", input="{}")["executionArn"]
+                          for i in range(jobs)]
+            if label == "serve":
+                proc = serve(queue, endpoint, slots)
+                wait_done(executions)
+                stop(proc)
+            else:
+                minimal_loop(queue, jobs)
+                wait_done(executions)
+            times[label] = (time.monotonic() - start) / jobs
+        target = "throughput at least 0.95x the minimal loop (ratio at most 1.05)" if name == "B3" else None
+        record(name, what + f" ({jobs} jobs)", times["serve"], times["minimal"], "s", target)
+
+
+def b4():
+    recorder = proxy.Recorder()
+    server, pport = proxy.start(port, recorder)
+    queue, _ = machine("b4")
+    start = time.monotonic()
+    proc = serve(queue, f"http://127.0.0.1:{pport}", 5, ops="127.0.0.1:0")
+    while recorder.first("AmazonSQS.ReceiveMessage") is None and time.monotonic() - start < 30:
+        time.sleep(0.001)
+    first = (recorder.first("AmazonSQS.ReceiveMessage") or float("nan")) - start
+    time.sleep(3)  # a measurement: idle after startup
+    idle = rss_mib(proc.pid)
+    stop(proc)
+    server.shutdown()
+    record("B4", "exec -> first ReceiveMessage", first * 1000, 100, "ms", "within 100 ms")
+    record("B4m", "idle resident memory (ops server on)", idle, 10, "MiB", "under 10 MiB ideally")
+
+
+def local_job(commands, distribution=None):
+    job = os.path.join(WORK, "job.json")
+    with open(job, "w") as f:
+        json.dump({"commands": commands}, f)
+    cmd = [RUNNER, "local", job] + (["--distribution", distribution] if distribution else [])
+    env = dict(os.environ, ATTINI_WORK_DIR=os.path.join(WORK, "local"))
+    return timed(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def b5():
+    files, total = (200, 5 << 20) if QUICK else (2000, 50 << 20)
+    path = os.path.join(WORK, "dist.zip")
+    rng = random.Random(12)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(files):
+            # Half text that compresses, half bytes that do not: like code plus a few binaries.
+            size = total // files
+            data = (b"line %d of a source file\n" % i) * (size // 48) if i % 2 else rng.randbytes(size)
+            z.writestr(f"src/dir{i % 40}/file{i}.dat", data)
+    out = os.path.join(WORK, "unzipped")
+    ref = statistics.median(timed(["unzip", "-q", "-o", path, "-d", out])[0] for _ in range(3))
+    shutil.rmtree(out, ignore_errors=True)
+    bare = statistics.median(local_job(["true"])[0] for _ in range(3))
+    ours = statistics.median(local_job(["true"], path)[0] for _ in range(3)) - bare
+    record("B5", f"workspace from a {total >> 20} MB, {files}-file zip (local)", ours, ref, "s",
+           "first run at most 1.0x unzip -q")
+
+
+def b6():
+    size = (16 << 20) if QUICK else (1 << 30)
+    command = f"(yes || true) | head -c {size}"
+    ref = timed(["bash", "-c", f"{command} | cat > /dev/null"])[0]
+    idle = local_job(["true"])[1]
+    wall, peak, code = local_job([command])
+    record("B6", f"a job writing {size >> 20} MiB of lines (local)", wall, ref, "s",
+           "at most 1.3x the command through cat", peak_growth_mib=round(peak - idle, 1), exit=code)
+    print(f"    runner peak memory {peak:.1f} MiB, {peak - idle:+.1f} MiB over an idle job (target: at most +16)")
 
 
 try:
-    base = run("minimal", minimal)
-    ours = run("runner", runner)
-    print(f"jobs per run:                 {JOBS}")
-    print(f"minimal loop (1 at a time):   {base:.2f} s, {1000 * base / JOBS:.1f} ms per job")
-    print(f"attini-runner serve (5 slots): {ours:.2f} s, {1000 * ours / JOBS:.1f} ms per job")
-    print(f"ratio runner / minimal:       {ours / base:.2f}")
+    print(f"runner {RUNNER}{' (quick)' if QUICK else ''}; figures: ours, the reference of the same run, ours / reference")
+    for scenario in (b1, b2_b3, b4, b5, b6):
+        scenario()
+    os.makedirs(os.path.dirname(os.path.abspath(JSON_OUT)), exist_ok=True)
+    with open(JSON_OUT, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"JSON: {JSON_OUT}")
 finally:
     emulator.terminate()
+    shutil.rmtree(WORK, ignore_errors=True)

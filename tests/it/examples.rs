@@ -1,6 +1,6 @@
 //! The README's copy-paste examples run as written: both `demo.py` scripts against an emulator
-//! of their own, and `scripts/bench.py` with a tiny job count as a smoke test (it prints
-//! figures; nothing here looks at them). Needs `python3` with boto3, which `./scripts/test`
+//! of their own, and the benchmark suite `scripts/bench.py --quick` as a smoke test (every
+//! scenario prints a finite figure and a reference; no figure is compared with a target). Needs `python3` with boto3, which `./scripts/test`
 //! installs.
 
 use std::process::Output;
@@ -60,12 +60,36 @@ async fn the_attini_demo_succeeds_and_prints_the_job_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_benchmark_runs() {
-    let out = python(&["scripts/bench.py", BIN, "3"], None).await;
+async fn the_benchmark_suite_runs_every_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let json_arg = json.to_str().unwrap();
+    let out = python(
+        &["scripts/bench.py", BIN, "--quick", "--json", json_arg],
+        None,
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("jobs per run:                 3"),
-        "{stdout}"
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for scenario in ["B1", "B2", "B3", "B4", "B4m", "B5", "B6"] {
+        let figure = &figures[scenario];
+        assert!(
+            figure["ours"].as_f64().is_some_and(f64::is_finite),
+            "{scenario}: {figure}\n{stdout}"
+        );
+        assert!(
+            figure["reference"].as_f64().is_some_and(|r| r > 0.0),
+            "{scenario}: {figure}"
+        );
+        assert!(
+            stdout.contains(&format!("\n{scenario:3} ")),
+            "{scenario} not printed:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        figures["B6"]["exit"], 0,
+        "the output job succeeded: {}",
+        figures["B6"]
     );
-    assert!(stdout.contains("ratio runner / minimal:"), "{stdout}");
 }
