@@ -54,7 +54,10 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
     let mut job = read_job(&args.job_file)?;
     apply_flags(&mut job, &args)?;
     let source = distribution(&job, &args)?;
-    let engine = Engine::new(settings.engine).map_err(|e| UsageError(e.to_string()))?;
+    // One job: a cache would only add a copy.
+    let mut config = settings.engine;
+    config.cache_bytes = 0;
+    let engine = Engine::new(config).map_err(|e| UsageError(e.to_string()))?;
     let engine = Arc::new(engine);
     stop.guard(engine.clone());
     let cancel = stop.shutdown.clone();

@@ -45,11 +45,20 @@ impl Distributions {
         })
     }
 
-    /// Fills the new directory `workspace` with the content of `source`.
+    /// Fills the new directory `workspace` with the content of `source`. With a budget of 0
+    /// (no cache; local mode, which runs one job) a zip is extracted straight into the
+    /// workspace: no cache entry, no copy.
     pub async fn fill(&self, source: &Source, workspace: &Path) -> Result<u64, DistributionError> {
+        let direct = |origin| self.fill_entry(origin, uuid::Uuid::new_v4(), workspace);
         let from = match source {
             Source::Folder(path) => {
                 return copy_blocking(path.clone(), workspace.to_path_buf()).await;
+            }
+            Source::Zip { path, .. } if self.budget_bytes == 0 => {
+                return direct(Origin::Local(path)).await;
+            }
+            Source::Remote { fetch, .. } if self.budget_bytes == 0 => {
+                return direct(Origin::Remote(fetch.as_ref())).await;
             }
             Source::Zip { path, identity } => self.extracted(identity, Origin::Local(path)).await?,
             Source::Remote { identity, fetch } => {
