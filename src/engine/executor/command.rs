@@ -13,6 +13,9 @@ use super::procs::MARKER_VAR;
 /// The shell every job runs in.
 pub const BASH: &str = "bash";
 
+/// Capacity asked for the output pipe: 1 MiB (Linux's limit for unprivileged processes).
+const PIPE_BYTES: i32 = 1 << 20;
+
 /// A spawned job: the bash process and the read end of its output pipe.
 pub struct Spawned {
     /// The job's bash, leader of its own session and process group.
@@ -30,6 +33,9 @@ pub fn spawn(
     job_id: &str,
 ) -> io::Result<Spawned> {
     let (reader, writer) = io::pipe()?;
+    // A larger pipe lets a chatty job write on while the runner handles what it read: fewer,
+    // larger reads. Best effort (the system may cap pipe sizes).
+    let _ = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
     let mut cmd = Command::new(BASH);
     cmd.arg(script)
         .current_dir(cwd)

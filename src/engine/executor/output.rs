@@ -6,7 +6,7 @@
 //! [`TAIL_LINES`] lines are kept. Bytes that are not UTF-8 are
 //! replaced with U+FFFD.
 //!
-//! Speed: what one read returns (up to 64 KiB) goes to the sink as one block of lines when
+//! Speed: what one read returns (up to 256 KiB) goes to the sink as one block of lines when
 //! nothing in it needs a change (valid UTF-8, no `\r`, no overlong line, nothing to redact),
 //! which is the common case and costs a few passes over the bytes, not work per line; the
 //! sink is flushed after each read, so lines still appear as they are printed. Cancellation: none; the read ends when the last process of the job
@@ -20,6 +20,9 @@ use crate::engine::redact::Redactor;
 
 /// A line longer than this many bytes is emitted in pieces of this size.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Most bytes taken from the pipe at once (one block for the sink).
+const READ_BYTES: usize = 256 * 1024;
 
 /// How many of the last output lines are kept for the failure cause.
 pub const TAIL_LINES: usize = 30;
@@ -58,7 +61,7 @@ pub struct OutputSummary {
 /// output only, never the runtime that beats the other jobs' heartbeats.
 pub fn pump(mut pipe: PipeReader, redactor: Redactor, sink: &dyn LogSink) -> OutputSummary {
     let mut splitter = LineSplitter::new(redactor);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_BYTES];
     loop {
         match pipe.read(&mut buf) {
             Ok(0) => break,
