@@ -122,9 +122,12 @@ def start(upstream_port, recorder):
                 if k.lower() not in ("connection", "transfer-encoding", "content-length"):
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the runner was stopped during its long poll
             if operation.endswith("ReceiveMessage"):
                 tokens = _tokens_in_receive(data)
                 if tokens:
