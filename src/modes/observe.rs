@@ -2,7 +2,8 @@
 //! `ATTINI_OPS_ADDR` and, with `ATTINI_METRICS=emf`, the EMF writer
 //! ([`crate::metrics::emf`]). Both run until [`Observers::stop`], which the mode calls after
 //! its worker has drained, so `/livez` answers until the process exits and the EMF writer
-//! writes a last set. Cancellation: `stop` cancels both and waits for them.
+//! writes a last set. Cancellation: `stop` cancels both and waits for them, at most
+//! [`STOP_BOUND`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::ops::{BindError, OpsServer};
 use crate::worker::Stats;
+
+/// Longest the exit waits for the ops server's open connections and the last EMF set.
+pub const STOP_BOUND: Duration = Duration::from_secs(2);
 
 /// The running observers.
 pub struct Observers {
@@ -75,11 +79,18 @@ pub async fn start(
 }
 
 impl Observers {
-    /// Stops the ops server and writes the last EMF set.
+    /// Stops the ops server and writes the last EMF set, waiting at most [`STOP_BOUND`]: a
+    /// client that keeps a connection open must not keep the runner from exiting.
     pub async fn stop(self) {
         self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
+        for mut task in self.tasks {
+            if tokio::time::timeout(STOP_BOUND, &mut task).await.is_err() {
+                tracing::warn!(
+                    bound_s = STOP_BOUND.as_secs(),
+                    "the ops server did not close its connections in time; closing them now"
+                );
+                task.abort();
+            }
         }
     }
 }

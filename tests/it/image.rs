@@ -124,7 +124,15 @@ async fn the_runtime_image_runs_jobs_as_non_root_on_a_read_only_root() {
     assert_eq!(result["output"]["greeting"], "Hello, Attini", "{out}");
 
     // With no runner serving, the health check fails.
-    let lonely = podman.output(&["run", "--rm", TAG, "attini-runner", "healthcheck"]);
+    let lonely = podman.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        TAG,
+        "attini-runner",
+        "healthcheck",
+    ]);
     assert_exit(&lonely, 1);
     serve_and_drain(&podman).await;
 }
@@ -132,12 +140,11 @@ async fn the_runtime_image_runs_jobs_as_non_root_on_a_read_only_root() {
 /// The image's HEALTHCHECK, and the command of `task-definition.json`'s health check, run in
 /// the serving container `name` and pass once its ops server listens.
 fn health_checks_pass(podman: &Podman, name: &str) {
+    // The runner may not listen yet: ask again, for up to two minutes on a loaded machine.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut check = podman.output(&["healthcheck", "run", name]);
-    for _ in 0..100 {
-        if check.status.success() {
-            break;
-        }
-        // The runner may not listen yet: ask again (bounded) rather than sleep a guess.
+    while !check.status.success() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(200));
         check = podman.output(&["healthcheck", "run", name]);
     }
     assert!(check.status.success(), "HEALTHCHECK: {}", describe(&check));

@@ -440,3 +440,21 @@ async fn attini_mode_serves_the_ops_endpoints_and_writes_emf_lines() {
     assert_eq!(by_kind.len(), 1, "{docs:#?}");
     assert_eq!(by_kind[0]["Outcome"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_a_connection_open_does_not_keep_the_runner_from_exiting() {
+    use tokio::io::AsyncWriteExt;
+    let world = World::new().await;
+    let queue = world.fifo_queue("ops-hold").await;
+    let (mut runner, addr) = runner(&world, &queue, &[]);
+    until_status(addr, "/livez", 200).await;
+    // Half a request, never finished: the server waits for the rest.
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    held.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    sigterm(&runner);
+    let status = runner.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+    drop(held);
+}
