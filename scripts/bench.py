@@ -15,12 +15,13 @@ B6 a job writing 1 GiB of short lines (16 MiB with --quick) in local mode, again
    command piped through `cat` to /dev/null; and the runner's peak memory over an idle job's.
 
 Needs ministack and boto3 (./scripts/test installs them) and `unzip`."""
-import json, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time, zipfile
+import json, os, random, shutil, statistics, subprocess, sys, tempfile, time, zipfile
 
 import boto3
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
 import proxy  # noqa: E402
+from common import free_port, start_ministack, status_mib  # noqa: E402
 
 RUNNER = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
@@ -28,27 +29,7 @@ JSON_OUT = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else "
 WORK = tempfile.mkdtemp(prefix="attini-bench-")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port):
-    for _ in range(600):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-port = free_port()
-endpoint = f"http://127.0.0.1:{port}"
-emulator = subprocess.Popen(["ministack"], env=dict(os.environ, BIND_HOST="127.0.0.1", GATEWAY_PORT=str(port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for_port(port)
+emulator, port, endpoint = start_ministack()
 CREDS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
 sqs, sfn = boto3.client("sqs", endpoint_url=endpoint, **CREDS), boto3.client("stepfunctions", endpoint_url=endpoint, **CREDS)
 counter = [0]
@@ -99,26 +80,6 @@ def stop(proc):
     proc.wait()
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def high_water_mib(pid):
-    """The process's peak resident memory so far (VmHWM); None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def timed(cmd, **kw):
     """Wall seconds, peak RSS (MiB, read from /proc every 2 ms: the forked copy of this Python
     before exec would spoil getrusage's figure) and exit code of `cmd`."""
@@ -126,7 +87,7 @@ def timed(cmd, **kw):
     proc = subprocess.Popen(cmd, **kw)
     peak = 0.0
     while proc.poll() is None:
-        now = high_water_mib(proc.pid)
+        now = status_mib(proc.pid, "VmHWM")
         peak = max(peak, now or 0.0)
         time.sleep(0.002)
     return time.monotonic() - start, peak, proc.returncode
@@ -203,7 +164,7 @@ def b4():
         time.sleep(0.001)
     first = (recorder.first("AmazonSQS.ReceiveMessage") or float("nan")) - start
     time.sleep(3)  # a measurement: idle after startup
-    idle = rss_mib(proc.pid)
+    idle = status_mib(proc.pid, "VmRSS")
     stop(proc)
     server.shutdown()
     record("B4", "exec -> first ReceiveMessage", first * 1000, 100, "ms", "within 100 ms")

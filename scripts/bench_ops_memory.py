@@ -5,45 +5,20 @@ Prints figures in MiB; asserts nothing.
 
     python3 scripts/bench_ops_memory.py target/release/attini-runner [PROBE_SECONDS]
 """
-import os, socket, subprocess, sys, time, urllib.request
+import os, subprocess, sys, time, urllib.request
 
 import boto3
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
+from common import free_port, start_ministack, status_mib, wait_for_port  # noqa: E402
 
 RUNNER = sys.argv[1]
 PROBE_SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port):
-    for _ in range(600):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-port = free_port()
-endpoint = f"http://127.0.0.1:{port}"
-emulator = subprocess.Popen(["ministack"], env=dict(os.environ, BIND_HOST="127.0.0.1", GATEWAY_PORT=str(port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+emulator, port, endpoint = start_ministack()
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 try:
-    wait_for_port(port)
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
     queue = sqs.create_queue(QueueName="idle")["QueueUrl"]
@@ -58,7 +33,7 @@ try:
         if label == "on":
             wait_for_port(ops)
         time.sleep(3)  # a measurement, not a test: let the first long poll start
-        start = rss_mib(proc.pid)
+        start = status_mib(proc.pid, "VmRSS")
         deadline = time.monotonic() + PROBE_SECONDS
         probes = 0
         while time.monotonic() < deadline:
@@ -67,7 +42,7 @@ try:
                     opener.open(f"http://127.0.0.1:{ops}{path}", timeout=5).read()
                 probes += 3
             time.sleep(0.1)
-        end = rss_mib(proc.pid)
+        end = status_mib(proc.pid, "VmRSS")
         proc.terminate()
         proc.wait()
         print(f"ops server {label:3}: idle RSS {start:.1f} MiB after start, {end:.1f} MiB after "
