@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::job::JobSpec;
 use distribution::{Distributions, ExtractLimits, Source};
 use executor::procs::ProcessTable;
-use executor::progress::{self, Progress};
+use executor::progress::Progress;
 use executor::{Execution, LogSink, ScriptRun, Termination};
 use job_dir::JobDir;
 use outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
@@ -201,7 +201,7 @@ impl Engine {
         .instrument(commands.clone())
         .await;
         let execution = execution.map_err(|e| runtime(e.to_string()))?;
-        trace::command_spans(&commands, &progress::read(&dir.progress()), ended);
+        trace::command_spans(&commands, &dir.progress(), ended);
         drop(commands);
         let report = match execution.termination {
             Termination::Exited(0) => {

@@ -1,24 +1,27 @@
 //! A job's commands as spans of its trace. The commands run inside one bash, so their spans
-//! are made afterwards from the starts the script noted ([`CommandStart`]): each is a child
+//! are made afterwards from the starts the script noted ([`progress::CommandStart`]): each is a child
 //! of the job's `commands` span, from its start to the next one's (the last to the end of the
 //! script), with its 1-based index as `command.index`. The command text is not exported (it
 //! may hold what a job author did not mean to publish). Without an OpenTelemetry exporter
 //! this does nothing. Nothing to cancel.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::executor::progress::CommandStart;
+use super::executor::progress;
 
-/// Adds one span per started command under `parent`; `end` is when the script ended.
-pub fn command_spans(parent: &tracing::Span, starts: &[CommandStart], end: SystemTime) {
+/// Adds one span per command started (as noted in the `progress` file) under `parent`; `end`
+/// is when the script ended. Reads the file only when traces are exported.
+pub fn command_spans(parent: &tracing::Span, progress: &Path, end: SystemTime) {
     let cx = parent.context();
     if !cx.span().span_context().is_valid() {
         return;
     }
+    let starts = progress::read(progress);
     let tracer = opentelemetry::global::tracer("attini-runner");
     for (n, start) in starts.iter().enumerate() {
         let until = starts.get(n + 1).map_or(end, |next| next.at).max(start.at);

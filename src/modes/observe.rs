@@ -5,7 +5,6 @@
 //! writes a last set. Cancellation: `stop` cancels both and waits for them, at most
 //! [`STOP_BOUND`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,28 +24,10 @@ pub struct Observers {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// What to start: [`Settings::ops_addr`] and [`Settings::emf_interval`].
-#[derive(Debug, Clone, Copy)]
-pub struct Observe {
-    /// The ops server's address; `None`: off.
-    pub ops_addr: Option<SocketAddr>,
-    /// Time between EMF sets; `None`: off.
-    pub emf_interval: Option<Duration>,
-}
-
-impl From<&Settings> for Observe {
-    fn from(settings: &Settings) -> Self {
-        Observe {
-            ops_addr: settings.ops_addr,
-            emf_interval: settings.emf_interval,
-        }
-    }
-}
-
-/// Starts the ops server (a clear error when its address is taken) and the EMF writer for
-/// the queue at `queue_url`.
+/// Starts the ops server on [`Settings::ops_addr`] (a clear error when the address is taken)
+/// and, with [`Settings::emf_interval`], the EMF writer for the queue at `queue_url`.
 pub async fn start(
-    settings: Observe,
+    settings: &Settings,
     stats: Arc<Stats>,
     queue_url: &str,
 ) -> Result<Observers, BindError> {

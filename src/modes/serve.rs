@@ -89,8 +89,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Usage;
         }
     };
-    let observe = observe::Observe::from(&settings);
-    let engine = match Engine::new(settings.engine) {
+    let engine = match Engine::new(settings.engine.clone()) {
         Ok(engine) => Arc::new(engine),
         Err(e) => {
             eprintln!("attini-runner: {e}");
@@ -99,7 +98,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
     };
     stop.guard(engine.clone());
     let stats = Arc::<Stats>::default();
-    let observers = match observe::start(observe, stats.clone(), &config.queue_url).await {
+    let observers = match observe::start(&settings, stats.clone(), &config.queue_url).await {
         Ok(observers) => observers,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

@@ -84,9 +84,6 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
                 r = self.beating(receive) => r,
                 _ = shutdown.cancelled() => break Exit::Requested,
             };
-            if let Err(e) = &received {
-                stats.health.receive_failed(&e.to_string());
-            }
             let messages = match received {
                 Ok(messages) => {
                     stats.health.receive_ok();
@@ -98,6 +95,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
                     break Exit::Stopped(format!("the queue {queue} cannot be used: {e}"));
                 }
                 Err(e) => {
+                    stats.health.receive_failed(&e.to_string());
                     failures = (failures + 1).min(8);
                     let delay = Duration::from_millis(250 << failures).min(Duration::from_secs(30));
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "receiving from the queue failed; retrying");

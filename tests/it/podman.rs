@@ -58,6 +58,10 @@ impl Podman {
             .arg(self.dir.path().join("storage"))
             .arg("--runroot")
             .arg(self.dir.path().join("run"))
+            // libpod's own state (default /run/libpod) is private too: another test's
+            // `system reset` would otherwise remove it under this one.
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("libpod"))
             .args(["--storage-driver", "overlay"]);
         command
     }

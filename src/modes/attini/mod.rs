@@ -63,14 +63,13 @@ pub async fn run(
             return fail(STARTUP_FAILED, cause, ExitStatus::Usage).await;
         }
     };
-    let observe = super::observe::Observe::from(&settings);
-    let engine = match Engine::new(settings.engine) {
+    let engine = match Engine::new(settings.engine.clone()) {
         Ok(engine) => Arc::new(engine),
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
     stop.guard(engine.clone());
     let stats = Arc::<Stats>::default();
-    let observers = match super::observe::start(observe, stats.clone(), &config.queue_url).await {
+    let observers = match super::observe::start(&settings, stats.clone(), &config.queue_url).await {
         Ok(observers) => observers,
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
