@@ -3,13 +3,13 @@
 //! Layout: `<jobs>/<job id>/` holds `workspace/` (the distribution copy, `$ATTINI_SOURCE_DIR`,
 //! the commands' working directory), `input.json` (`$ATTINI_INPUT`), `output.json`
 //! (`$ATTINI_OUTPUT`) and `script.sh`. The whole directory is removed when the job is done,
-//! on every path: explicitly by [`JobDir::remove`], or by `Drop` if the job's future was
-//! dropped (cancellation) before that.
+//! on every path: by [`JobDir::remove_now`] on a blocking thread after the job returned, or
+//! by `Drop` if the job's future was dropped (cancellation) before that.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// One job's directory; removed on drop unless [`JobDir::remove`] already did.
+/// One job's directory; removed when dropped or by [`JobDir::remove_now`] (blocking both).
 #[derive(Debug)]
 pub struct JobDir {
     root: Option<PathBuf>,
@@ -24,7 +24,7 @@ impl JobDir {
     }
 
     fn root(&self) -> &Path {
-        // Invariant: `root` is only taken by `remove`, which consumes self.
+        // Invariant: `root` is only taken by `drop`.
         self.root.as_deref().unwrap_or(Path::new("."))
     }
 
@@ -53,20 +53,9 @@ impl JobDir {
         self.root().join("script.sh")
     }
 
-    /// Removes the directory on a blocking thread.
-    pub async fn remove(mut self) {
-        if let Some(root) = self.root.take() {
-            let shown = root.display().to_string();
-            match tokio::task::spawn_blocking(move || remove_tree(&root)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(dir = shown, error = %e, "could not remove the job directory")
-                }
-                Err(e) => {
-                    tracing::warn!(dir = shown, error = %e, "removing the job directory panicked")
-                }
-            }
-        }
+    /// Removes the directory now, blocking (call it on a blocking thread); a failure is logged.
+    pub fn remove_now(self) {
+        drop(self);
     }
 }
 

@@ -3,10 +3,13 @@
 //! ([`outcome`]), secret masking ([`redact`]). Every mode runs jobs through [`Engine::run`];
 //! only where the distribution comes from and where the report goes differ.
 //!
-//! A job's failure is a value ([`Report::Failure`]), never an error of the engine.
-//! Cancellation: trip the token passed to [`Engine::run`] and the job's processes are ended
-//! (SIGTERM, grace, SIGKILL) and it reports `Runner.Interrupted`; dropping the future
-//! instead kills the job's bash (`kill_on_drop`) and removes the job directory.
+//! A job's failure is a value ([`Report::Failure`]), never an error of the engine. The job's
+//! directory is removed after its result is returned, on a blocking thread, so that the
+//! report does not wait for it; [`Engine::settled`] waits for those removals (callers await
+//! it before they exit). Cancellation: trip the token passed to [`Engine::run`] and the
+//! job's processes are ended (SIGTERM, grace, SIGKILL) and it reports `Runner.Interrupted`;
+//! dropping the future instead kills the job's bash (`kill_on_drop`) and removes the job
+//! directory.
 
 pub mod distribution;
 mod env;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::job::JobSpec;
 use distribution::{Distributions, ExtractLimits, Source};
@@ -99,6 +103,8 @@ pub struct Engine {
     jobs: PathBuf,
     distributions: Distributions,
     processes: ProcessTable,
+    /// Removals of finished jobs' directories still under way.
+    cleanup: TaskTracker,
     /// This runner's folder: held for its lock, removed last (fields drop in order).
     _root: WorkDir,
 }
@@ -123,8 +129,16 @@ impl Engine {
             jobs,
             distributions,
             processes: ProcessTable::default(),
+            cleanup: TaskTracker::new(),
             _root: root,
         })
+    }
+
+    /// Waits until the directories of the jobs that returned so far are removed.
+    pub async fn settled(&self) {
+        self.cleanup.close();
+        self.cleanup.wait().await;
+        self.cleanup.reopen();
     }
 
     /// SIGKILL to every process of every running job (a second stop signal).
@@ -132,7 +146,8 @@ impl Engine {
         self.processes.kill_all();
     }
 
-    /// Runs `job` to its end and returns what to report. Output lines go to `sink`.
+    /// Runs `job` to its end and returns what to report. Output lines go to `sink`. The job's
+    /// directory is removed after this returns (see [`Engine::settled`]).
     pub async fn run(
         &self,
         job: &JobSpec,
@@ -149,7 +164,7 @@ impl Engine {
                 let result = self
                     .prepare_and_execute(job, options, sink, cancel, &job_id, &dir)
                     .await;
-                dir.remove().await;
+                self.cleanup.spawn_blocking(move || dir.remove_now());
                 result
             }
             Err(e) => Err(runtime(format!(
@@ -249,10 +264,13 @@ impl Engine {
             }
         };
         let input = serde_json::to_vec(&job.input).unwrap_or_else(|_| b"{}".to_vec());
-        write(&dir.input(), &input).await?;
-        write(&dir.output(), b"").await?;
         let script = env::script_text(&job.commands, &dir.progress());
-        write(&dir.script(), script.as_bytes()).await?;
+        write_all(vec![
+            (dir.input(), input),
+            (dir.output(), Vec::new()),
+            (dir.script(), script.into_bytes()),
+        ])
+        .await?;
         let mut variables = options.env.clone();
         variables.extend(env::variables(job, dir, self.config.runner_exec.as_deref()));
         Ok(ScriptRun {
@@ -267,10 +285,20 @@ impl Engine {
     }
 }
 
-async fn write(path: &std::path::Path, content: &[u8]) -> Result<(), Report> {
-    tokio::fs::write(path, content)
-        .await
-        .map_err(|e| runtime(format!("could not write {}: {e}", path.display())))
+/// Writes the files in one trip to a blocking thread.
+async fn write_all(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), Report> {
+    let written = tokio::task::spawn_blocking(move || {
+        for (path, content) in files {
+            std::fs::write(&path, content)
+                .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+        }
+        Ok(())
+    })
+    .await;
+    match written {
+        Ok(result) => result.map_err(runtime),
+        Err(e) => Err(runtime(format!("writing the job's files failed: {e}"))),
+    }
 }
 
 fn runtime(cause: String) -> Report {

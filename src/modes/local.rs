@@ -79,6 +79,7 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
         .await;
     // A closed stdout must not turn a finished job into a panic.
     let _ = writeln!(std::io::stdout(), "{}", result_line(&result.report));
+    engine.settled().await;
     Ok(result.report)
 }
 

@@ -115,6 +115,12 @@ pub trait JobRunner: Send + Sync + 'static {
         sink: Arc<dyn LogSink>,
         cancel: &CancellationToken,
     ) -> impl Future<Output = JobResult> + Send;
+
+    /// Waits for the work a run leaves behind (removing its directory); see
+    /// [`Engine::settled`]. Nothing by default.
+    fn settled(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 impl JobRunner for Engine {
@@ -126,6 +132,10 @@ impl JobRunner for Engine {
         cancel: &CancellationToken,
     ) -> JobResult {
         Engine::run(self, job, options, sink, cancel).await
+    }
+
+    async fn settled(&self) {
+        Engine::settled(self).await
     }
 }
 
@@ -214,10 +224,13 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
         }
     }
 
-    /// Runs the loop until `shutdown`, the idle TTL or a fatal error, then drains.
+    /// Runs the loop until `shutdown`, the idle TTL or a fatal error, then drains and waits
+    /// for the finished jobs' directories to be removed.
     pub async fn run<P: Policy>(&self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
-        poll::Poll::new(self.parts.clone(), self.config)
+        let exit = poll::Poll::new(self.parts.clone(), self.config)
             .run(policy, shutdown)
-            .await
+            .await;
+        self.parts.runner.settled().await;
+        exit
     }
 }

@@ -35,5 +35,5 @@ async fn ten_concurrent_jobs_stay_apart() {
             json!({"job": i.to_string(), "state": format!("initial {i} "), "input": {"n": i}})
         );
     }
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
 }

@@ -132,7 +132,7 @@ async fn rejected(h: &Harness, name: &str, entries: &[Entry<'_>]) -> String {
     assert_eq!(error, "RuntimeError");
     assert!(lines.is_empty(), "the job ran: {lines:?}");
     assert!(result.execution.is_none());
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
     cause
 }
 
@@ -238,7 +238,7 @@ async fn a_zip_bomb_whose_headers_lie_is_counted_while_writing() {
             && cause.contains("larger than its declared uncompressed size"),
         "{cause}"
     );
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
     // Claiming more than the limit, it is stopped by the count of bytes written.
     let path = h.path("big-liar.zip");
     write_lying_zip(&path, 4_000_000, 3_000_000);

@@ -54,7 +54,7 @@ async fn commands_share_one_shell_and_see_the_attini_variables() {
     let (result, lines) = h.run(&job, None).await;
     assert_eq!(output(&result), json!({"given": [1, "two"]}));
     assert!(lines[0].starts_with("x=kept fn-ok pwd="), "{lines:?}");
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn a_job_cancelled_before_its_first_command_never_starts() {
         "{cause}"
     );
     assert!(!marker.exists(), "the job ran");
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
 }
 
 /// A sink that blocks each line until the runtime has made progress elsewhere (or gives up).

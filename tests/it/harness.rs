@@ -59,8 +59,10 @@ impl Harness {
         (result, lines)
     }
 
-    /// Files left in job directories (must be none after every job).
-    pub fn leftover_job_dirs(&self) -> Vec<PathBuf> {
+    /// Files left in job directories (must be none after every job), once the engine has
+    /// removed the directories of the jobs that returned.
+    pub async fn leftover_job_dirs(&self) -> Vec<PathBuf> {
+        self.engine.settled().await;
         let mut found = Vec::new();
         for run in std::fs::read_dir(self.path("work")).unwrap().flatten() {
             // Beside each runner's folder lies its lock file.

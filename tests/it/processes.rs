@@ -33,7 +33,7 @@ async fn timeout_kills_the_whole_tree_including_grandchildren() {
     );
     assert!(!exists(printed(&lines, "bg")));
     assert!(!exists(printed(&lines, "grandchild")));
-    assert!(h.leftover_job_dirs().is_empty());
+    assert!(h.leftover_job_dirs().await.is_empty());
 }
 
 #[tokio::test]

@@ -1,10 +1,15 @@
 //! Building and spawning the job's bash: environment, working directory, stdin from
-//! `/dev/null`, stdout and stderr into one pipe (so their order is kept), and a new session
-//! so that the job is its own process group. Spawning is synchronous; nothing to cancel.
+//! `/dev/null`, stdout and stderr into one pipe (so their order is kept), and its own process
+//! group. When the runner has a controlling terminal (a developer's shell) the job also gets
+//! a session of its own, so that a command prompting on `/dev/tty` fails at once instead of
+//! being stopped in the background; without one (ECS, CI, systemd) a process group is the
+//! same thing and lets the standard library spawn with `posix_spawn` instead of forking the
+//! runner (about 1 ms less per job). Spawning is synchronous; nothing to cancel.
 
 use std::io;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::LazyLock;
 
 use tokio::process::{Child, Command};
 
@@ -18,7 +23,7 @@ const PIPE_BYTES: i32 = 1 << 20;
 
 /// A spawned job: the bash process and the read end of its output pipe.
 pub struct Spawned {
-    /// The job's bash, leader of its own session and process group.
+    /// The job's bash, leader of its own process group.
     pub child: Child,
     /// Merged stdout and stderr of every process of the job (read on a thread of its own).
     pub output: io::PipeReader,
@@ -45,10 +50,14 @@ pub fn spawn(
         .stdout(Stdio::from(writer.try_clone()?))
         .stderr(Stdio::from(writer))
         .kill_on_drop(true);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
-    // thing done between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+    if has_terminal() {
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the
+        // only thing done between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+        }
+    } else {
+        cmd.process_group(0);
     }
     let child = cmd.spawn()?;
     // `cmd` still holds the write ends of the pipe; drop it so end-of-file arrives when the
@@ -58,4 +67,10 @@ pub fn spawn(
         child,
         output: reader,
     })
+}
+
+/// Whether the runner has a controlling terminal (`/dev/tty` opens); asked once.
+fn has_terminal() -> bool {
+    static TERMINAL: LazyLock<bool> = LazyLock::new(|| std::fs::File::open("/dev/tty").is_ok());
+    *TERMINAL
 }

@@ -1,5 +1,5 @@
-//! Runs one job script: one bash, its own session and process group, output streamed line by
-//! line, timeout and cancellation ending the whole process tree (SIGTERM, grace, SIGKILL).
+//! Runs one job script: one bash, its own process group, output streamed line by line,
+//! timeout and cancellation ending the whole process tree (SIGTERM, grace, SIGKILL).
 //!
 //! [`execute`] returns only when no process of the job is left (or, for a process that
 //! survives SIGKILL, after logging it). Cancellation: trip the `cancel` token to end the job

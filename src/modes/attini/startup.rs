@@ -139,7 +139,8 @@ async fn run_startup_commands(
     };
     let log = JobLog::start("startup".into(), None);
     let result = engine.run(&job, &options, log.sink(), cancel).await;
-    log.finish().await;
+    // Started once: its folder is gone before the runner goes on (or exits on its failure).
+    tokio::join!(log.finish(), engine.settled());
     let see_logs = logs_url
         .map(|u| format!(" See complete logs at: {u}"))
         .unwrap_or_default();
