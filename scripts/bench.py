@@ -3,9 +3,12 @@ same run, printed as a table and written as JSON. Prints figures; asserts nothin
 
     python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE]
 
-B1 handoff -> answer (serve): from the moment a ReceiveMessage response carrying the job leaves
-   the recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against a
+B1 handoff -> answer: from the moment a ReceiveMessage response carrying the job leaves the
+   recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against a
    minimal boto3 loop through the same proxy (the floor); with the requests made in between.
+   In `serve` (B1) and in Attini mode (B1a: a deployment plan step with its distribution,
+   tables and ECS metadata as on Fargate, scripts/benchsuite/attini.py), where the target
+   allows one DynamoDB GetItem more (its median through the proxy in the same run).
 B2 end to end, JOBS jobs: `serve` (5 slots) against the minimal loop, seconds per job.
 B3 burst: 500 no-op jobs (30 with --quick) at 10 slots, throughput against the minimal loop.
 B4 exec to first ReceiveMessage, and idle resident memory 3 s after start.
@@ -20,6 +23,7 @@ import json, os, random, shutil, statistics, subprocess, sys, tempfile, time, zi
 import boto3
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
+import attini  # noqa: E402
 import proxy  # noqa: E402
 from common import free_port, start_ministack, status_mib  # noqa: E402
 
@@ -31,7 +35,9 @@ WORK = tempfile.mkdtemp(prefix="attini-bench-")
 
 emulator, port, endpoint = start_ministack()
 CREDS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-sqs, sfn = boto3.client("sqs", endpoint_url=endpoint, **CREDS), boto3.client("stepfunctions", endpoint_url=endpoint, **CREDS)
+CLIENTS = {k: boto3.client(k, endpoint_url=endpoint, **CREDS) for k in ("sqs", "stepfunctions", "dynamodb", "s3")}
+sqs, sfn = CLIENTS["sqs"], CLIENTS["stepfunctions"]
+METADATA = attini.serve_metadata()
 counter = [0]
 
 
@@ -110,18 +116,24 @@ def b1():
     server, pport = proxy.start(port, recorder)
     url = f"http://127.0.0.1:{pport}"
     figures = {}
-    for label in ("floor", "serve"):
-        queue, arn = machine(f"b1{label}")
+    for label in ("floor", "serve", "attini"):
+        names = [f"b1-{label}-{i}" for i in range(n)]
+        if label == "attini":
+            plan = attini.Plan(CLIENTS, f"b1attini{counter[0]}", names)
+            arn = plan.machine
+            proc = plan.runner(RUNNER, url, os.path.join(WORK, "attini"), METADATA)
+        else:
+            queue, arn = machine(f"b1{label}")
         if label == "serve":
             proc = serve(queue, url, 1)
-        else:
+        elif label == "floor":
             import threading
             proc = threading.Thread(target=minimal_loop, args=(queue, n, url), daemon=True)
             proc.start()
         before = len(recorder.events)
-        for i in range(n):
-            wait_done([sfn.start_execution(stateMachineArn=arn, name=f"b1-{label}-{i}", input="{}")["executionArn"]])
-        if label == "serve":
+        for name in names:
+            wait_done([sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]])
+        if label != "floor":
             stop(proc)
         sub = proxy.Recorder()
         sub.events = recorder.events[before:]
@@ -129,8 +141,14 @@ def b1():
         figures[label] = (statistics.median(spans) * 1000 if spans else float("nan"),
                           {k.split(".")[-1]: round(v / max(len(spans), 1), 2) for k, v in between.items()})
     server.shutdown()
+    get_item = statistics.median(recorder.upstream.get("DynamoDB_20120810.GetItem", [float("nan")])) * 1000
     record("B1", "handoff -> answer, serve, median", figures["serve"][0], figures["floor"][0], "ms",
            "within 2 ms of the floor", requests_per_job_between=figures["serve"][1])
+    record("B1a", "handoff -> answer, Attini mode, median", figures["attini"][0], figures["floor"][0], "ms",
+           f"within 2 ms + one GetItem ({get_item:.1f} ms) of the floor",
+           get_item_ms=round(get_item, 2), requests_per_job_between=figures["attini"][1])
+    for label in ("serve", "attini"):
+        print(f"    requests per job between handoff and answer ({label}): {figures[label][1]}")
 
 
 def b2_b3():

@@ -1,7 +1,8 @@
 """A recording HTTP proxy between a runner and the emulator, on loopback.
 
 Every request is forwarded as it is; the proxy notes, per operation (the `X-Amz-Target`
-header), when each request arrived and, for ReceiveMessage, when a response carrying messages
+header, or `S3.<method>`), when each request arrived, how long the emulator took to answer it,
+and, for ReceiveMessage, when a response carrying messages
 left towards the runner together with those messages' task tokens. `handoffs()` pairs each
 token's ReceiveMessage response with the SendTaskSuccess/Failure request that answers it: the
 time the runner held the job, which is what a runner adds on top of the emulator."""
@@ -17,6 +18,11 @@ class Recorder:
     def __init__(self):
         self.lock = threading.Lock()
         self.events = []  # (time, operation, "request" | "response", tokens)
+        self.upstream = {}  # operation -> [seconds the emulator took to answer]
+
+    def took(self, operation, seconds):
+        with self.lock:
+            self.upstream.setdefault(operation, []).append(seconds)
 
     def note(self, operation, kind, tokens=()):
         with self.lock:
@@ -100,7 +106,7 @@ def start(upstream_port, recorder):
         def _forward(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            operation = self.headers.get("X-Amz-Target") or self.path.split("?")[0]
+            operation = self.headers.get("X-Amz-Target") or f"S3.{self.command}"
             answer = operation.endswith("SendTaskSuccess") or operation.endswith("SendTaskFailure")
             recorder.note(operation, "request", _token_in_answer(body) if answer else ())
             conn = getattr(local, "conn", None)
@@ -110,9 +116,11 @@ def start(upstream_port, recorder):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
             try:
+                sent = time.monotonic()
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
+                recorder.took(operation, time.monotonic() - sent)
             except (http.client.HTTPException, OSError):
                 local.conn = None
                 self.send_error(502)

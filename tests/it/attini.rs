@@ -485,6 +485,37 @@ async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
     assert_eq!(a.world.messages_left(&a.queue).await, 1);
 }
 
+/// The runner item is read again once the last read naming this task is older than the
+/// bound (OWNER_FRESH): a takeover while the runner serves is seen then. The test waits out
+/// that bound, the one thing it checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_while_serving_is_seen_once_the_ownership_bound_has_passed() {
+    let a = Attini::new().await;
+    let first = a.one_step("Step", json!(["true"])).await;
+    let mut runner = a.command("unused", "2.0.2", HASH, 60, &[]).spawn().unwrap();
+    assert_eq!(a.world.finished(&first).await.status, "SUCCEEDED");
+    a.runner_item(
+        "arn:aws:ecs:us-east-1:000000000000:task/attini-default/other",
+        vec![],
+    )
+    .await;
+    tokio::time::sleep(attini_runner::modes::attini::policy::OWNER_FRESH).await;
+    let machine = a.machine("plan2", "Step", json!(["true"]), HASH).await;
+    let second = a.world.start(&machine, "exec-2", &json!({})).await;
+    a.current(&[&first, &second]).await;
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.wait())
+        .await
+        .expect("the runner did not exit after the takeover")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(a.world.status(&second).await, "RUNNING", "not run");
+    assert_eq!(
+        a.world.messages_left(&a.queue).await,
+        1,
+        "left in the queue"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_failures_are_reported_to_the_start_token() {
     let a = Attini::new().await;
