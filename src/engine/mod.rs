@@ -5,7 +5,8 @@
 //!
 //! A job's failure is a value ([`Report::Failure`]), never an error of the engine. The job's
 //! directory is removed after its result is returned, on a blocking thread, so that the
-//! report does not wait for it; [`Engine::settled`] waits for those removals (callers await
+//! report does not wait for it; [`Engine::settled`] waits for those removals (and for the
+//! distribution cache's spare copies) (callers await
 //! it before they exit). Cancellation: trip the token passed to [`Engine::run`] and the
 //! job's processes are ended (SIGTERM, grace, SIGKILL) and it reports `Runner.Interrupted`;
 //! dropping the future instead kills the job's bash (`kill_on_drop`) and removes the job
@@ -134,11 +135,13 @@ impl Engine {
         })
     }
 
-    /// Waits until the directories of the jobs that returned so far are removed.
+    /// Waits until the directories of the jobs that returned so far are removed, and the
+    /// distribution cache's spare copies being made are ready.
     pub async fn settled(&self) {
         self.cleanup.close();
         self.cleanup.wait().await;
         self.cleanup.reopen();
+        self.distributions.settled().await;
     }
 
     /// SIGKILL to every process of every running job (a second stop signal).

@@ -1,5 +1,7 @@
 //! Distributions: extraction, hostile zips, the cache and workspace isolation.
 
+use std::path::PathBuf;
+
 use attini_runner::engine::distribution::Source;
 use serde_json::json;
 
@@ -73,17 +75,20 @@ fn padded_zip(h: &Harness, name: &str, data: &str) -> Source {
     }
 }
 
+/// Runs `cat data.txt` on `source`; returns once the engine made its spare copy.
 async fn data_of(h: &Harness, source: &Source) -> String {
     let job = native(json!({"commands": ["cat data.txt"]}));
     let (result, lines) = h.run(&job, Some(source.clone())).await;
     assert!(result.report.is_success(), "{:?}", result.report);
+    h.engine.settled().await;
     lines.join("")
 }
 
 #[tokio::test]
 async fn the_cache_evicts_the_least_recently_used_entry_beyond_its_budget() {
-    // Room for two entries of about 1,001 bytes, not three.
-    let h = Harness::with(|c| c.cache_bytes = 2500);
+    // Entries of about 1,001 bytes, each with its spare copy once used: room for a and b
+    // with spares and c without (5,005 bytes), not for all three with spares (6,006).
+    let h = Harness::with(|c| c.cache_bytes = 4000);
     let (a, b, c) = (
         padded_zip(&h, "a", "A"),
         padded_zip(&h, "b", "B"),
@@ -103,6 +108,48 @@ async fn the_cache_evicts_the_least_recently_used_entry_beyond_its_budget() {
         "new",
         "b was kept, though least recently used"
     );
+}
+
+/// The spare folders in the engine's cache.
+fn spares(h: &Harness) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for run in std::fs::read_dir(h.path("work")).unwrap().flatten() {
+        let Ok(cache) = std::fs::read_dir(run.path().join("cache")) else {
+            continue;
+        };
+        for entry in cache.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("spare-") {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_next_job_of_a_cached_distribution_gets_a_spare_copy_by_rename() {
+    use std::os::unix::fs::MetadataExt;
+    let h = Harness::new();
+    let source = padded_zip(&h, "a", "original");
+    let job = native(json!({"commands": ["stat -c %i data.txt", "echo changed > data.txt"]}));
+    let (first, _) = h.run(&job, Some(source.clone())).await;
+    assert!(first.report.is_success(), "{:?}", first.report);
+    h.engine.settled().await;
+    let made = spares(&h);
+    assert_eq!(made.len(), 1, "one spare after the first job: {made:?}");
+    let inode = std::fs::metadata(made[0].join("data.txt")).unwrap().ino();
+    let (second, lines) = h.run(&job, Some(source.clone())).await;
+    assert!(second.report.is_success(), "{:?}", second.report);
+    assert_eq!(
+        lines,
+        [inode.to_string()],
+        "the second job's file is the spare's own (moved, not copied)"
+    );
+    h.engine.settled().await;
+    assert_eq!(spares(&h).len(), 1, "a new spare after the second job");
+    // Neither job's change reached the cache or the spares.
+    assert_eq!(data_of(&h, &source).await, "original");
+    assert_eq!(data_of(&h, &source).await, "original");
 }
 
 #[tokio::test]

@@ -1,13 +1,21 @@
 //! The cache of extracted distribution zips: one extraction per identity, shared by later
 //! jobs, bounded by a byte budget with least-recently-used eviction of entries no job is
-//! copying. Concurrent jobs of one identity wait for a single extraction. Cancellation:
-//! dropping a call leaves at worst a partial extraction under a temporary name, which is
-//! removed with the runner's work directory.
+//! copying. Concurrent jobs of one identity wait for a single extraction.
+//!
+//! Each entry keeps one spare: a copy of its tree made on a blocking thread after a job used
+//! the entry. The next job of that identity gets the spare by one rename instead of copying
+//! every file, and a new spare is made after it. A spare counts in the budget; a job that
+//! finds none (the first, or one of several at once) copies the entry as before.
+//! [`Distributions::settled`] waits for the spares being made. Cancellation: dropping a call
+//! leaves at worst a partial extraction or spare under a temporary name, which is removed
+//! with the runner's work directory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio_util::task::TaskTracker;
 
 use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, copy, extract};
 
@@ -18,6 +26,8 @@ pub struct Distributions {
     budget_bytes: u64,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
+    /// Spares being made.
+    spares: TaskTracker,
 }
 
 #[derive(Default)]
@@ -29,6 +39,31 @@ struct Slot {
 struct Entry {
     dir: PathBuf,
     bytes: u64,
+    /// A ready copy of `dir`, taken by the next job.
+    spare: Mutex<Option<PathBuf>>,
+    /// A spare is being made.
+    making: AtomicBool,
+}
+
+impl Entry {
+    fn new(dir: PathBuf, bytes: u64) -> Self {
+        Entry {
+            dir,
+            bytes,
+            spare: Mutex::default(),
+            making: AtomicBool::new(false),
+        }
+    }
+
+    fn take_spare(&self) -> Option<PathBuf> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Bytes on disk: the tree, and its spare if there is one.
+    fn disk_bytes(&self) -> u64 {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        self.bytes * if spare.is_some() { 2 } else { 1 }
+    }
 }
 
 impl Distributions {
@@ -42,7 +77,15 @@ impl Distributions {
             budget_bytes,
             slots: Mutex::default(),
             clock: AtomicU64::new(0),
+            spares: TaskTracker::new(),
         })
+    }
+
+    /// Waits for the spares being made.
+    pub async fn settled(&self) {
+        self.spares.close();
+        self.spares.wait().await;
+        self.spares.reopen();
     }
 
     /// Fills the new directory `workspace` with the content of `source`. With a budget of 0
@@ -66,8 +109,53 @@ impl Distributions {
                     .await?
             }
         };
-        // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
-        copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
+        let renamed = match from.take_spare() {
+            Some(spare) => match rename_blocking(spare.clone(), workspace.to_path_buf()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(spare = %spare.display(), error = %e, "could not move a spare copy of a cached distribution into the workspace; copying it");
+                    remove_blocking(spare).await;
+                    false
+                }
+            },
+            None => false,
+        };
+        let filled = if renamed {
+            Ok(from.bytes)
+        } else {
+            // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
+            copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
+        };
+        self.make_spare(from);
+        filled
+    }
+
+    /// Starts making a spare of `entry` on a blocking thread, unless it has one or one is
+    /// being made. The task holds the entry, so it is not evicted meanwhile.
+    fn make_spare(&self, entry: Arc<Entry>) {
+        if entry.making.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if entry
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            entry.making.store(false, Ordering::SeqCst);
+            return;
+        }
+        let dir = self.dir.join(format!("spare-{}", uuid::Uuid::new_v4()));
+        self.spares.spawn_blocking(move || {
+            match copy::copy_tree(&entry.dir, &dir) {
+                Ok(_) => *entry.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not make a spare copy of a cached distribution; the next job copies it");
+                    let _ = crate::engine::job_dir::remove_tree(&dir);
+                }
+            }
+            entry.making.store(false, Ordering::SeqCst);
+        });
     }
 
     /// The cache entry for `identity`, extracting `zip` on a miss. Concurrent callers for the
@@ -103,7 +191,7 @@ impl Distributions {
             }
         };
         tracing::info!(identity, bytes, "distribution extracted into the cache");
-        let entry = Arc::new(Entry { dir, bytes });
+        let entry = Arc::new(Entry::new(dir, bytes));
         *guard = Some(entry.clone());
         drop(guard);
         self.evict(identity).await;
@@ -184,7 +272,7 @@ impl Distributions {
                     continue;
                 };
                 if let Some(entry) = guard.as_ref() {
-                    total += entry.bytes;
+                    total += entry.disk_bytes();
                     if identity != keep && Arc::strong_count(entry) == 1 {
                         candidates.push((slot.last_used.load(Ordering::Relaxed), identity.clone()));
                     }
@@ -216,12 +304,15 @@ impl Distributions {
                 }
             };
             if let Some(entry) = removed {
-                total -= entry.bytes;
+                total -= entry.disk_bytes();
                 tracing::info!(
                     identity,
                     bytes = entry.bytes,
                     "distribution evicted from the cache"
                 );
+                if let Some(spare) = entry.take_spare() {
+                    remove_blocking(spare).await;
+                }
                 remove_blocking(entry.dir.clone()).await;
             }
         }
@@ -270,6 +361,13 @@ async fn copy_blocking(from: PathBuf, to: PathBuf) -> Result<u64, DistributionEr
         .await
         .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
         .map_err(|source| DistributionError::Workspace { path, source })
+}
+
+/// Puts a spare in place of the (empty) workspace folder: one rename, same file system.
+async fn rename_blocking(spare: PathBuf, to: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::rename(&spare, &to))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
 }
 
 async fn remove_blocking(dir: PathBuf) {
