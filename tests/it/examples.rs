@@ -72,7 +72,7 @@ async fn the_benchmark_suite_runs_every_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let figures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for scenario in ["B1", "B2", "B3", "B4", "B4m", "B5", "B6"] {
+    for scenario in ["B1", "B1a", "B2", "B3", "B4", "B4m", "B5", "B5c", "B6"] {
         let figure = &figures[scenario];
         assert!(
             figure["ours"].as_f64().is_some_and(f64::is_finite),
