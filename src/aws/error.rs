@@ -42,10 +42,30 @@ where
     }
 }
 
+/// Classifies one failed entry of a batch request (its error `code` and `text`), and counts
+/// it in the metrics.
+pub fn classify_entry(operation: &'static str, code: &str, text: &str) -> CallError {
+    let class = class_of(code, text, None);
+    crate::metrics::get().aws_error(AwsErrorLabels {
+        service: service_of(operation),
+        operation,
+        class: class_label(class),
+    });
+    CallError {
+        operation,
+        class,
+        message: format!("{code}: {text}"),
+    }
+}
+
 /// The service an operation of this runner belongs to, for the metrics.
 fn service_of(operation: &str) -> &'static str {
     match operation {
-        "ReceiveMessage" | "DeleteMessage" | "ChangeMessageVisibility" => "sqs",
+        "ReceiveMessage"
+        | "DeleteMessage"
+        | "DeleteMessageBatch"
+        | "ChangeMessageVisibility"
+        | "ChangeMessageVisibilityBatch" => "sqs",
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => "sfn",
         "HeadObject" | "GetObject" | "PutObject" => "s3",
         "GetItem" | "PutItem" | "UpdateItem" => "dynamodb",

@@ -13,6 +13,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod ecs_agent;
 pub mod error;
+pub mod group_commit;
 pub mod s3;
 pub mod sfn;
 pub mod sqs;

@@ -1,14 +1,21 @@
 //! The job queue on SQS, as the worker's [`Queue`]: receive, lease extension and release
 //! (`ChangeMessageVisibility`), delete, the visibility timeout, and whether the role may change
-//! visibility at all. Each call is one request; retries are the worker's. Long polls are
-//! cancelled by dropping the future; a message received by a dropped poll reappears after its
-//! visibility timeout.
+//! visibility at all. Deletes and visibility changes go by group commit
+//! ([`group_commit`](super::group_commit)): as they come, one batch request at a time, those
+//! that wait together (the IAM actions are the same as for the single calls). Each call is one
+//! attempt; retries are the worker's. Long polls are cancelled by dropping the future; a
+//! message received by a dropped poll reappears after its visibility timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 
-use super::error::classify;
+use super::error::{classify, classify_entry};
+use super::group_commit::GroupCommit;
 use super::{AwsTimeouts, RECEIVE_MARGIN};
 use crate::worker::{CallError, ErrorClass, Message, Queue};
 
@@ -16,6 +23,8 @@ use crate::worker::{CallError, ErrorClass, Message, Queue};
 const MAX_VISIBILITY_SECS: u64 = 43_200;
 /// Visibility timeout assumed when the queue's cannot be read, in seconds.
 const DEFAULT_VISIBILITY_SECS: u64 = 30;
+const DELETE_BATCH: &str = "DeleteMessageBatch";
+const VISIBILITY_BATCH: &str = "ChangeMessageVisibilityBatch";
 
 /// An SQS queue.
 #[derive(Debug, Clone)]
@@ -23,12 +32,22 @@ pub struct SqsQueue {
     sqs: aws_sdk_sqs::Client,
     url: String,
     timeouts: AwsTimeouts,
+    /// Receipt handles to delete.
+    deletes: Arc<GroupCommit<String>>,
+    /// Receipt handles and their new visibility timeout, in seconds.
+    visibility: Arc<GroupCommit<(String, i32)>>,
 }
 
 impl SqsQueue {
     /// The queue at `url`, reached with `sqs` whose timeouts are `timeouts`.
     pub fn new(sqs: aws_sdk_sqs::Client, url: String, timeouts: AwsTimeouts) -> Self {
-        SqsQueue { sqs, url, timeouts }
+        SqsQueue {
+            sqs,
+            url,
+            timeouts,
+            deletes: Arc::new(GroupCommit::new(DELETE_BATCH)),
+            visibility: Arc::new(GroupCommit::new(VISIBILITY_BATCH)),
+        }
     }
 
     /// The timeouts of a long poll of `wait`: the wait plus a margin per attempt.
@@ -51,6 +70,57 @@ impl SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| classify("ChangeMessageVisibility", &e))
+    }
+
+    /// One `DeleteMessageBatch` request; a result per receipt, in order.
+    async fn delete_batch(&self, receipts: Vec<String>) -> Vec<Result<(), CallError>> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let sent = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(DELETE_BATCH, &e))
+            .map(|out| out.failed);
+        per_entry(DELETE_BATCH, receipts.len(), sent)
+    }
+
+    /// One `ChangeMessageVisibilityBatch` request; a result per entry, in order.
+    async fn visibility_batch(&self, changes: Vec<(String, i32)>) -> Vec<Result<(), CallError>> {
+        let entries = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (r, secs))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .visibility_timeout(*secs)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let sent = self
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(VISIBILITY_BATCH, &e))
+            .map(|out| out.failed);
+        per_entry(VISIBILITY_BATCH, changes.len(), sent)
     }
 
     /// The queue's visibility timeout (30 s if it cannot be read).
@@ -110,25 +180,26 @@ impl Queue for SqsQueue {
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
-        self.set_visibility(receipt, visibility).await
+        let secs = visibility.as_secs().min(MAX_VISIBILITY_SECS) as i32;
+        self.visibility
+            .submit((receipt.to_string(), secs), |batch| {
+                self.visibility_batch(batch)
+            })
+            .await
     }
 
     async fn release(&self, receipt: &str) -> Result<(), CallError> {
-        self.set_visibility(receipt, Duration::ZERO).await
+        self.extend(receipt, Duration::ZERO).await
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), CallError> {
-        self.sqs
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
+        self.deletes
+            .submit(receipt.to_string(), |batch| self.delete_batch(batch))
             .await
-            .map(|_| ())
-            .map_err(|e| classify("DeleteMessage", &e))
     }
 
-    /// Asks `ChangeMessageVisibility` with a receipt handle that cannot exist, so that only
+    /// Asks `ChangeMessageVisibility` (the single call: its error is the whole answer) with a
+    /// receipt handle that cannot exist, so that only
     /// "access denied" says no; then reads the visibility timeout.
     async fn lease(&self) -> Option<Duration> {
         let probe = self
@@ -141,6 +212,31 @@ impl Queue for SqsQueue {
     }
 }
 
+/// The result of each of `count` entries (ids `0..count`) of a batch request: the request's
+/// error for all when it failed, else the entry's own failure if it is listed.
+fn per_entry(
+    operation: &'static str,
+    count: usize,
+    sent: Result<Vec<BatchResultErrorEntry>, CallError>,
+) -> Vec<Result<(), CallError>> {
+    match sent {
+        Err(e) => vec![Err(e); count],
+        Ok(failed) => (0..count)
+            .map(|i| {
+                let id = i.to_string();
+                match failed.iter().find(|f| f.id == id) {
+                    None => Ok(()),
+                    Some(f) => Err(classify_entry(
+                        operation,
+                        &f.code,
+                        f.message.as_deref().unwrap_or_default(),
+                    )),
+                }
+            })
+            .collect(),
+    }
+}
+
 /// When the message was sent (its `SentTimestamp`, milliseconds since the epoch).
 fn sent_at(message: &aws_sdk_sqs::types::Message) -> Option<std::time::SystemTime> {
     let millis: u64 = message
@@ -150,4 +246,54 @@ fn sent_at(message: &aws_sdk_sqs::types::Message) -> Option<std::time::SystemTim
         .parse()
         .ok()?;
     std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(id: &str, code: &str) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .code(code)
+            .message("why")
+            .sender_fault(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_entry_gets_its_own_failure_or_success() {
+        let failed = vec![
+            failure("2", "ReceiptHandleIsInvalid"),
+            failure("0", "ThrottlingException"),
+        ];
+        let results = per_entry(DELETE_BATCH, 3, Ok(failed));
+        let classes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.class))
+            .collect();
+        assert_eq!(
+            classes,
+            [
+                Some(ErrorClass::Transient),
+                None,
+                Some(ErrorClass::Permanent)
+            ]
+        );
+        let e = results[2].as_ref().unwrap_err();
+        assert_eq!(e.message, "ReceiptHandleIsInvalid: why");
+        assert_eq!(e.operation, DELETE_BATCH);
+    }
+
+    #[test]
+    fn a_failed_request_fails_every_entry_with_its_error() {
+        let error = CallError {
+            operation: DELETE_BATCH,
+            class: ErrorClass::Denied,
+            message: "AccessDenied: no".into(),
+        };
+        let results = per_entry(DELETE_BATCH, 2, Err(error.clone()));
+        assert_eq!(results, vec![Err(error.clone()), Err(error)]);
+    }
 }
