@@ -32,7 +32,10 @@ from common import free_port, start_ministack, status_mib  # noqa: E402
 RUNNER = os.path.abspath(sys.argv[1])
 QUICK = "--quick" in sys.argv
 JSON_OUT = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else "target/bench.json"
-WORK = tempfile.mkdtemp(prefix="attini-bench-")
+# Under target/, beside the build: a place of this checkout, not whatever /tmp is today.
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
+os.makedirs(TARGET, exist_ok=True)
+WORK = tempfile.mkdtemp(prefix="attini-bench-", dir=TARGET)
 
 
 emulator, port, endpoint = start_ministack()
