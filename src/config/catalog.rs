@@ -91,7 +91,7 @@ pub const DISTRIBUTION_CACHE_BYTES: Setting = Setting {
         max: u64::MAX,
         unit: "bytes",
     },
-    meaning: "Extracted distributions kept for later jobs (least recently used go first); 0: none, each job extracts its own (local mode always does).",
+    meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does).",
 };
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {

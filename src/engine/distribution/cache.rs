@@ -4,8 +4,9 @@
 //!
 //! Each entry keeps one spare: a copy of its tree made on a blocking thread after a job used
 //! the entry. The next job of that identity gets the spare by one rename instead of copying
-//! every file, and a new spare is made after it. A spare counts in the budget; a job that
-//! finds none (the first, or one of several at once) copies the entry as before.
+//! every file (waiting for it if it is being made), and a new spare is made after it. A spare
+//! counts in the budget; a job that finds none (the first, or one of several at once) copies
+//! the entry as before.
 //! [`Distributions::settled`] waits for the spares being made. Cancellation: dropping a call
 //! leaves at worst a partial extraction or spare under a temporary name, which is removed
 //! with the runner's work directory.
@@ -43,6 +44,10 @@ struct Entry {
     spare: Mutex<Option<PathBuf>>,
     /// A spare is being made.
     making: AtomicBool,
+    /// A job waits for the spare being made (at most one does; others copy).
+    awaited: AtomicBool,
+    /// Told when a spare is done (made or failed).
+    done: tokio::sync::Notify,
 }
 
 impl Entry {
@@ -52,7 +57,26 @@ impl Entry {
             bytes,
             spare: Mutex::default(),
             making: AtomicBool::new(false),
+            awaited: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The spare, or when one is being made and no other job waits for it, that one once
+    /// it is ready: finishing a copy under way is quicker than starting another beside it.
+    async fn spare_for_job(&self) -> Option<PathBuf> {
+        let done = self.done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        if let Some(spare) = self.take_spare() {
+            return Some(spare);
+        }
+        if !self.making.load(Ordering::SeqCst) || self.awaited.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        done.await;
+        self.awaited.store(false, Ordering::SeqCst);
+        self.take_spare()
     }
 
     fn take_spare(&self) -> Option<PathBuf> {
@@ -109,7 +133,7 @@ impl Distributions {
                     .await?
             }
         };
-        let renamed = match from.take_spare() {
+        let renamed = match from.spare_for_job().await {
             Some(spare) => match rename_blocking(spare.clone(), workspace.to_path_buf()).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -155,6 +179,7 @@ impl Distributions {
                 }
             }
             entry.making.store(false, Ordering::SeqCst);
+            entry.done.notify_waiters();
         });
     }
 
@@ -393,6 +418,30 @@ mod tests {
         fn fetch<'a>(&'a self, _dest: &'a Path, _max: u64) -> FetchFuture<'a> {
             Box::pin(async { Err(FetchError("the network is down".into())) })
         }
+    }
+
+    #[tokio::test]
+    async fn one_job_waits_for_the_spare_being_made_and_another_does_not() {
+        let entry = Arc::new(Entry::new(PathBuf::from("entry"), 1));
+        assert_eq!(entry.spare_for_job().await, None, "none made, none coming");
+        entry.making.store(true, Ordering::SeqCst);
+        let waiter = tokio::spawn({
+            let entry = entry.clone();
+            async move { entry.spare_for_job().await }
+        });
+        while !entry.awaited.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            entry.spare_for_job().await,
+            None,
+            "a second job copies instead of queueing behind the first"
+        );
+        *entry.spare.lock().unwrap() = Some(PathBuf::from("spare-1"));
+        entry.making.store(false, Ordering::SeqCst);
+        entry.done.notify_waiters();
+        assert_eq!(waiter.await.unwrap(), Some(PathBuf::from("spare-1")));
+        assert!(!entry.awaited.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
