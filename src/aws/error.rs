@@ -30,6 +30,21 @@ where
         }
         _ => (ErrorClass::Permanent, error_chain(err)),
     };
+    counted(operation, class, message)
+}
+
+/// Classifies one failed entry of a batch request (its error `code` and `text`), and counts
+/// it in the metrics.
+pub fn classify_entry(operation: &'static str, code: &str, text: &str) -> CallError {
+    counted(
+        operation,
+        class_of(code, text, None),
+        format!("{code}: {text}"),
+    )
+}
+
+/// The error, counted in the metrics.
+fn counted(operation: &'static str, class: ErrorClass, message: String) -> CallError {
     crate::metrics::get().aws_error(AwsErrorLabels {
         service: service_of(operation),
         operation,
@@ -39,22 +54,6 @@ where
         operation,
         class,
         message,
-    }
-}
-
-/// Classifies one failed entry of a batch request (its error `code` and `text`), and counts
-/// it in the metrics.
-pub fn classify_entry(operation: &'static str, code: &str, text: &str) -> CallError {
-    let class = class_of(code, text, None);
-    crate::metrics::get().aws_error(AwsErrorLabels {
-        service: service_of(operation),
-        operation,
-        class: class_label(class),
-    });
-    CallError {
-        operation,
-        class,
-        message: format!("{code}: {text}"),
     }
 }
 

@@ -13,11 +13,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::task::TaskTracker;
 
+use super::entry::{self, Entry};
 use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, copy, extract};
 
 /// The extracted-zip cache. One per runner; share it between jobs.
@@ -35,59 +36,6 @@ pub struct Distributions {
 struct Slot {
     entry: tokio::sync::Mutex<Option<Arc<Entry>>>,
     last_used: AtomicU64,
-}
-
-struct Entry {
-    dir: PathBuf,
-    bytes: u64,
-    /// A ready copy of `dir`, taken by the next job.
-    spare: Mutex<Option<PathBuf>>,
-    /// A spare is being made.
-    making: AtomicBool,
-    /// A job waits for the spare being made (at most one does; others copy).
-    awaited: AtomicBool,
-    /// Told when a spare is done (made or failed).
-    done: tokio::sync::Notify,
-}
-
-impl Entry {
-    fn new(dir: PathBuf, bytes: u64) -> Self {
-        Entry {
-            dir,
-            bytes,
-            spare: Mutex::default(),
-            making: AtomicBool::new(false),
-            awaited: AtomicBool::new(false),
-            done: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// The spare, or when one is being made and no other job waits for it, that one once
-    /// it is ready: finishing a copy under way is quicker than starting another beside it.
-    async fn spare_for_job(&self) -> Option<PathBuf> {
-        let done = self.done.notified();
-        tokio::pin!(done);
-        done.as_mut().enable();
-        if let Some(spare) = self.take_spare() {
-            return Some(spare);
-        }
-        if !self.making.load(Ordering::SeqCst) || self.awaited.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        done.await;
-        self.awaited.store(false, Ordering::SeqCst);
-        self.take_spare()
-    }
-
-    fn take_spare(&self) -> Option<PathBuf> {
-        self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// Bytes on disk: the tree, and its spare if there is one.
-    fn disk_bytes(&self) -> u64 {
-        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        self.bytes * if spare.is_some() { 2 } else { 1 }
-    }
 }
 
 impl Distributions {
@@ -134,14 +82,16 @@ impl Distributions {
             }
         };
         let renamed = match from.spare_for_job().await {
-            Some(spare) => match rename_blocking(spare.clone(), workspace.to_path_buf()).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(spare = %spare.display(), error = %e, "could not move a spare copy of a cached distribution into the workspace; copying it");
-                    remove_blocking(spare).await;
-                    false
+            Some(spare) => {
+                match entry::rename_blocking(spare.clone(), workspace.to_path_buf()).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(spare = %spare.display(), error = %e, "could not move a spare copy of a cached distribution into the workspace; copying it");
+                        remove_blocking(spare).await;
+                        false
+                    }
                 }
-            },
+            }
             None => false,
         };
         let filled = if renamed {
@@ -150,37 +100,8 @@ impl Distributions {
             // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
             copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
         };
-        self.make_spare(from);
+        from.make_spare(&self.dir, &self.spares);
         filled
-    }
-
-    /// Starts making a spare of `entry` on a blocking thread, unless it has one or one is
-    /// being made. The task holds the entry, so it is not evicted meanwhile.
-    fn make_spare(&self, entry: Arc<Entry>) {
-        if entry.making.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if entry
-            .spare
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
-            entry.making.store(false, Ordering::SeqCst);
-            return;
-        }
-        let dir = self.dir.join(format!("spare-{}", uuid::Uuid::new_v4()));
-        self.spares.spawn_blocking(move || {
-            match copy::copy_tree(&entry.dir, &dir) {
-                Ok(_) => *entry.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir),
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not make a spare copy of a cached distribution; the next job copies it");
-                    let _ = crate::engine::job_dir::remove_tree(&dir);
-                }
-            }
-            entry.making.store(false, Ordering::SeqCst);
-            entry.done.notify_waiters();
-        });
     }
 
     /// The cache entry for `identity`, extracting `zip` on a miss. Concurrent callers for the
@@ -388,13 +309,6 @@ async fn copy_blocking(from: PathBuf, to: PathBuf) -> Result<u64, DistributionEr
         .map_err(|source| DistributionError::Workspace { path, source })
 }
 
-/// Puts a spare in place of the (empty) workspace folder: one rename, same file system.
-async fn rename_blocking(spare: PathBuf, to: PathBuf) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::rename(&spare, &to))
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-}
-
 async fn remove_blocking(dir: PathBuf) {
     let shown = dir.clone();
     let result =
@@ -418,30 +332,6 @@ mod tests {
         fn fetch<'a>(&'a self, _dest: &'a Path, _max: u64) -> FetchFuture<'a> {
             Box::pin(async { Err(FetchError("the network is down".into())) })
         }
-    }
-
-    #[tokio::test]
-    async fn one_job_waits_for_the_spare_being_made_and_another_does_not() {
-        let entry = Arc::new(Entry::new(PathBuf::from("entry"), 1));
-        assert_eq!(entry.spare_for_job().await, None, "none made, none coming");
-        entry.making.store(true, Ordering::SeqCst);
-        let waiter = tokio::spawn({
-            let entry = entry.clone();
-            async move { entry.spare_for_job().await }
-        });
-        while !entry.awaited.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(
-            entry.spare_for_job().await,
-            None,
-            "a second job copies instead of queueing behind the first"
-        );
-        *entry.spare.lock().unwrap() = Some(PathBuf::from("spare-1"));
-        entry.making.store(false, Ordering::SeqCst);
-        entry.done.notify_waiters();
-        assert_eq!(waiter.await.unwrap(), Some(PathBuf::from("spare-1")));
-        assert!(!entry.awaited.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

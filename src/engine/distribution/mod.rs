@@ -10,6 +10,7 @@
 
 mod cache;
 mod copy;
+mod entry;
 pub mod extract;
 
 use std::future::Future;

@@ -9,6 +9,8 @@ pub mod batch;
 pub mod command;
 pub mod output;
 pub mod procs;
+#[cfg(target_os = "linux")]
+mod proctable;
 pub mod progress;
 pub mod supervise;
 

@@ -17,6 +17,9 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+#[cfg(target_os = "linux")]
+use super::proctable;
+
 /// Environment variable set on every job process, holding the job's unique id.
 pub const MARKER_VAR: &str = "ATTINI_RUNNER_JOB_ID";
 
@@ -129,20 +132,21 @@ impl JobProcesses {
         // With the subreaper every job process descends from this one: no child at all means
         // none is left anywhere. One system call instead of reading every process, whenever
         // no other job runs.
-        if subreaper && no_children() {
+        if subreaper && proctable::no_children() {
             self.by_marker
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
             return Vec::new();
         }
-        let Some(table) = read_table() else {
+        let Some(table) = proctable::read_table() else {
             return self.group_only();
         };
         // Only this runner's descendants can carry the marker: a subreaper adopts the orphans
         // of its descendants, so a job process that left the group is still one of them.
         // Without the subreaper, orphans go to init and every process must be looked at.
-        let candidates = subreaper.then(|| candidates(&table, std::process::id() as i32));
+        let candidates =
+            subreaper.then(|| proctable::candidates(&table, std::process::id() as i32));
         let mut by_marker = self.by_marker.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = Vec::new();
         for stat in &table {
@@ -184,181 +188,5 @@ impl JobProcesses {
                     .any(|var| var == self.marker.as_slice())
             })
             .unwrap_or(false)
-    }
-}
-
-/// True when this process has no child at all, running or exited and not yet reaped (of any
-/// of its threads). Reaps nothing.
-#[cfg(target_os = "linux")]
-fn no_children() -> bool {
-    use nix::sys::wait::{Id, waitid};
-    let flags = WaitPidFlag::WEXITED
-        | WaitPidFlag::WSTOPPED
-        | WaitPidFlag::WCONTINUED
-        | WaitPidFlag::WNOHANG
-        | WaitPidFlag::WNOWAIT
-        | WaitPidFlag::__WALL;
-    waitid(Id::All, flags) == Err(Errno::ECHILD)
-}
-
-/// What the scan needs of one process, from `/proc/<pid>/stat`.
-#[cfg(target_os = "linux")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    pid: i32,
-    ppid: i32,
-    pgrp: i32,
-    zombie: bool,
-}
-
-/// Every process's [`Stat`]; `None` when `/proc` cannot be listed.
-#[cfg(target_os = "linux")]
-fn read_table() -> Option<Vec<Stat>> {
-    let dir = std::fs::read_dir("/proc").ok()?;
-    Some(
-        dir.flatten()
-            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-            .filter_map(read_stat)
-            .collect(),
-    )
-}
-
-/// `/proc/<pid>/stat` in one read: the fields needed come first, so 256 bytes always hold
-/// them (the command name is at most 64 bytes); `None` when the process is gone.
-#[cfg(target_os = "linux")]
-fn read_stat(pid: i32) -> Option<Stat> {
-    use std::io::Read;
-    let mut buf = [0u8; 256];
-    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
-        .ok()?
-        .read(&mut buf)
-        .ok()?;
-    parse_stat(pid, buf.get(..n)?)
-}
-
-/// Parses the start of a stat line: `pid (comm) state ppid pgrp ...`.
-#[cfg(target_os = "linux")]
-fn parse_stat(pid: i32, line: &[u8]) -> Option<Stat> {
-    // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    let close = line.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(line.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some(Stat {
-        pid,
-        ppid,
-        pgrp,
-        zombie: state == "Z" || state == "X",
-    })
-}
-
-/// The processes that may be a job's: those below `root` in the parent links of `table`, and
-/// (with theirs) any whose parent is missing from it: a process read while its parent was
-/// exiting may still name that parent, which the table no longer holds. Parent 0 is not
-/// missing: it marks the roots of the system (init, kthreadd), never a job's process.
-#[cfg(target_os = "linux")]
-fn candidates(table: &[Stat], root: i32) -> BTreeSet<i32> {
-    let known: BTreeSet<i32> = table.iter().map(|s| s.pid).collect();
-    let mut found: BTreeSet<i32> = table
-        .iter()
-        .filter(|s| s.ppid != 0 && !known.contains(&s.ppid))
-        .map(|s| s.pid)
-        .collect();
-    let mut frontier: Vec<i32> = found.iter().copied().chain([root]).collect();
-    while let Some(parent) = frontier.pop() {
-        for stat in table.iter().filter(|s| s.ppid == parent) {
-            if found.insert(stat.pid) {
-                frontier.push(stat.pid);
-            }
-        }
-    }
-    found
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-
-    fn stat(pid: i32, ppid: i32) -> Stat {
-        Stat {
-            pid,
-            ppid,
-            pgrp: pid,
-            zombie: false,
-        }
-    }
-
-    #[test]
-    fn a_stat_line_with_spaces_and_parentheses_in_the_name_parses() {
-        let line = b"4242 (my (odd) name) Z 17 4200 4200 0 -1 4194560 100 0";
-        assert_eq!(
-            parse_stat(4242, line),
-            Some(Stat {
-                pid: 4242,
-                ppid: 17,
-                pgrp: 4200,
-                zombie: true
-            })
-        );
-        assert_eq!(parse_stat(1, b"1 (init"), None, "a cut line is no stat");
-    }
-
-    #[test]
-    fn candidates_are_the_descendants_at_any_depth_and_nothing_else() {
-        let table = [
-            stat(1, 0),
-            stat(10, 1),
-            stat(11, 10),
-            stat(12, 11),
-            stat(13, 12),
-            stat(20, 1),
-            stat(21, 20),
-        ];
-        assert_eq!(
-            candidates(&table, 10),
-            BTreeSet::from([11, 12, 13]),
-            "the root itself, its parents and other trees are not included"
-        );
-        assert!(candidates(&table, 13).is_empty());
-    }
-
-    #[test]
-    fn a_process_whose_parent_is_gone_is_a_candidate_with_its_children() {
-        // 30 was read while its parent 25 was exiting; 25 was gone by the time it was read.
-        let table = [stat(1, 0), stat(10, 1), stat(30, 25), stat(31, 30)];
-        assert_eq!(candidates(&table, 10), BTreeSet::from([30, 31]));
-    }
-
-    #[test]
-    fn a_child_is_seen_until_it_is_reaped() {
-        // Other tests of this binary may have children of their own: only the direction
-        // while this one's child exists is certain.
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        assert!(!no_children(), "a running child");
-        child.kill().unwrap();
-        let pid = Pid::from_raw(child.id() as i32);
-        // Waits for the exit without reaping it.
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
-        nix::sys::wait::waitid(nix::sys::wait::Id::Pid(pid), flags).unwrap();
-        assert!(
-            !no_children(),
-            "an exited child not yet reaped is still one"
-        );
-        child.wait().unwrap();
-    }
-
-    #[test]
-    fn this_process_reads_its_own_stat() {
-        let me = std::process::id() as i32;
-        let stat = read_stat(me).expect("own stat");
-        assert_eq!(stat.pid, me);
-        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw());
-        assert_eq!(stat.pgrp, nix::unistd::getpgrp().as_raw());
-        assert!(!stat.zombie);
     }
 }
