@@ -82,7 +82,10 @@ async fn processes_that_left_the_group_are_found_by_their_marker() {
     let daemon = printed(&lines, "daemon");
     assert!(
         !exists(daemon),
-        "the setsid daemon {daemon} survived its job"
+        "the setsid daemon {daemon} survived its job: {:?} {:?} sweep {:?}",
+        std::fs::read_to_string(format!("/proc/{daemon}/stat")),
+        std::fs::read(format!("/proc/{daemon}/environ")).map(|e| e.len()),
+        result.execution.as_ref().map(|e| e.sweep.clone())
     );
 }
 

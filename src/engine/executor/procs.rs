@@ -6,9 +6,10 @@
 //! search reads `/proc`; elsewhere only the group is seen. The runner makes itself a child
 //! subreaper ([`become_subreaper`]), so orphaned job processes become its children and are
 //! reaped here rather than left as zombies; this also means only its descendants need their
-//! environment read. Nothing here blocks for long or awaits.
+//! environment read. Nothing here awaits; a scan blocks for at most a few milliseconds more
+//! when a process is in the middle of `exec` (see `has_marker`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +23,10 @@ use super::proctable;
 
 /// Environment variable set on every job process, holding the job's unique id.
 pub const MARKER_VAR: &str = "ATTINI_RUNNER_JOB_ID";
+
+/// How long an empty environment of a live descendant is read again (it is `exec`ing): 50 ms.
+#[cfg(target_os = "linux")]
+const EXEC_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Whether [`become_subreaper`] succeeded: then every job process is a descendant of this
 /// one and the marker search can skip the rest of the machine.
@@ -80,9 +85,10 @@ pub struct JobProcesses {
     pub pgid: Pid,
     /// `ATTINI_RUNNER_JOB_ID=<id>` as it appears in `/proc/<pid>/environ`.
     marker: Vec<u8>,
-    /// Pids found by their marker. A process that dies becomes a zombie with an empty
-    /// environ, so it is remembered here to be reaped.
-    by_marker: Mutex<BTreeSet<i32>>,
+    /// Processes found by their marker (pid and start time). One that is exiting or dead
+    /// shows no environment any more, so it is remembered here until it is gone, to be waited
+    /// for and reaped; the start time keeps a reused pid from being taken for it.
+    by_marker: Mutex<BTreeMap<i32, u64>>,
 }
 
 impl JobProcesses {
@@ -152,18 +158,23 @@ impl JobProcesses {
         for stat in &table {
             let in_group = stat.pgrp == self.pgid.as_raw();
             let candidate = candidates.as_ref().is_none_or(|c| c.contains(&stat.pid));
-            let marked = !in_group && candidate && self.has_marker(stat.pid);
+            let marked =
+                !in_group && candidate && self.has_marker(stat.pid, subreaper && !stat.zombie);
             if marked {
-                by_marker.insert(stat.pid);
+                by_marker.insert(stat.pid, stat.start);
             }
-            // A marked process that died shows as a zombie without its environ: keep it as
-            // ours until reaped. A pid cannot be reused while its zombie exists.
-            let remembered = stat.zombie && by_marker.contains(&stat.pid);
+            // A marked process that is exiting or died has no environment to show: it stays
+            // ours while the same process (pid and start time) is there.
+            let remembered = by_marker.get(&stat.pid) == Some(&stat.start);
             if in_group || marked || remembered {
                 found.push((Pid::from_raw(stat.pid), stat.zombie));
             }
         }
-        by_marker.retain(|pid| found.iter().any(|(p, _)| p.as_raw() == *pid));
+        by_marker.retain(|pid, start| {
+            table
+                .iter()
+                .any(|stat| stat.pid == *pid && stat.start == *start)
+        });
         found
     }
 
@@ -180,13 +191,25 @@ impl JobProcesses {
         }
     }
 
+    /// Whether `pid` carries this job's marker. A process in the middle of `exec` shows an
+    /// empty environment for a moment; with `settle` (a live descendant of this runner, which
+    /// always has an environment) an empty one is read again, every millisecond for up to
+    /// [`EXEC_SETTLE`], rather than taken for "not ours".
     #[cfg(target_os = "linux")]
-    fn has_marker(&self, pid: i32) -> bool {
-        std::fs::read(format!("/proc/{pid}/environ"))
-            .map(|env| {
-                env.split(|&b| b == 0)
-                    .any(|var| var == self.marker.as_slice())
-            })
-            .unwrap_or(false)
+    fn has_marker(&self, pid: i32, settle: bool) -> bool {
+        let deadline = std::time::Instant::now() + EXEC_SETTLE;
+        loop {
+            match std::fs::read(format!("/proc/{pid}/environ")) {
+                Ok(env) if !env.is_empty() || !settle => {
+                    return env
+                        .split(|&b| b == 0)
+                        .any(|var| var == self.marker.as_slice());
+                }
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                _ => return false,
+            }
+        }
     }
 }

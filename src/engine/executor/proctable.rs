@@ -30,6 +30,8 @@ pub(super) struct Stat {
     pub ppid: i32,
     pub pgrp: i32,
     pub zombie: bool,
+    /// Start time (clock ticks after boot): with the pid, names one process for good.
+    pub start: u64,
 }
 
 /// Every process's [`Stat`]; `None` when `/proc` cannot be listed.
@@ -43,11 +45,12 @@ pub(super) fn read_table() -> Option<Vec<Stat>> {
     )
 }
 
-/// `/proc/<pid>/stat` in one read: the fields needed come first, so 256 bytes always hold
-/// them (the command name is at most 64 bytes); `None` when the process is gone.
+/// `/proc/<pid>/stat` in one read: the fields needed are the first 22, which 1 KiB always
+/// holds (the command name is at most 64 bytes, a number at most 20 digits); `None` when the
+/// process is gone.
 fn read_stat(pid: i32) -> Option<Stat> {
     use std::io::Read;
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; 1024];
     let n = std::fs::File::open(format!("/proc/{pid}/stat"))
         .ok()?
         .read(&mut buf)
@@ -55,7 +58,7 @@ fn read_stat(pid: i32) -> Option<Stat> {
     parse_stat(pid, buf.get(..n)?)
 }
 
-/// Parses the start of a stat line: `pid (comm) state ppid pgrp ...`.
+/// Parses the start of a stat line: `pid (comm) state ppid pgrp` and, 22nd, the start time.
 fn parse_stat(pid: i32, line: &[u8]) -> Option<Stat> {
     // The command name is in parentheses and may contain spaces: parse after the last ')'.
     let close = line.iter().rposition(|&b| b == b')')?;
@@ -64,11 +67,14 @@ fn parse_stat(pid: i32, line: &[u8]) -> Option<Stat> {
     let state = fields.next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
+    // Fields 6 to 21 (session ... itrealvalue) are not needed.
+    let start = fields.nth(16)?.parse().ok()?;
     Some(Stat {
         pid,
         ppid,
         pgrp,
         zombie: state == "Z" || state == "X",
+        start,
     })
 }
 
@@ -104,22 +110,29 @@ mod tests {
             ppid,
             pgrp: pid,
             zombie: false,
+            start: 0,
         }
     }
 
     #[test]
     fn a_stat_line_with_spaces_and_parentheses_in_the_name_parses() {
-        let line = b"4242 (my (odd) name) Z 17 4200 4200 0 -1 4194560 100 0";
+        let line = b"4242 (my (odd) name) Z 17 4200 4200 0 -1 4194560 359 100 0 0 0 1 0 0 20 0 1 0 3271066 0 0";
         assert_eq!(
             parse_stat(4242, line),
             Some(Stat {
                 pid: 4242,
                 ppid: 17,
                 pgrp: 4200,
-                zombie: true
+                zombie: true,
+                start: 3271066,
             })
         );
         assert_eq!(parse_stat(1, b"1 (init"), None, "a cut line is no stat");
+        assert_eq!(
+            parse_stat(1, b"1 (init) S 0 1 1 0 -1"),
+            None,
+            "a line without its start time is no stat"
+        );
     }
 
     #[test]
