@@ -68,6 +68,8 @@ fn service_of(operation: &str) -> &'static str {
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => "sfn",
         "HeadObject" | "GetObject" | "PutObject" => "s3",
         "GetItem" | "PutItem" | "UpdateItem" => "dynamodb",
+        "GetSecretValue" => "secretsmanager",
+        "GetParameter" => "ssm",
         _ => "other",
     }
 }
@@ -89,6 +91,7 @@ fn class_of(code: &str, text: &str, status: Option<u16>) -> ErrorClass {
         "AWS.SimpleQueueService.NonExistentQueue"
         | "QueueDoesNotExist"
         | "ResourceNotFoundException"
+        | "ParameterNotFound"
         | "NoSuchBucket"
         | "NoSuchKey"
         | "NotFound" => ErrorClass::Missing,

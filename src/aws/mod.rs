@@ -15,6 +15,7 @@ pub mod ecs_agent;
 pub mod error;
 pub mod group_commit;
 pub mod s3;
+pub mod secrets;
 pub mod sfn;
 pub mod sqs;
 
@@ -71,6 +72,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Task tokens.
     pub sfn: aws_sdk_sfn::Client,
+    /// Secret references of jobs (Secrets Manager, SSM Parameter Store).
+    pub secrets: secrets::SecretClients,
     /// The shared configuration (region, credentials) for signed calls made by hand.
     pub config: aws_config::SdkConfig,
     /// The timeouts every client has.
@@ -123,6 +126,10 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
+            secrets: secrets::SecretClients {
+                secrets_manager: aws_sdk_secretsmanager::Client::new(&config),
+                ssm: aws_sdk_ssm::Client::new(&config),
+            },
             config,
             timeouts,
         }

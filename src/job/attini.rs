@@ -44,6 +44,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         commands,
         environment,
         secret_environment: Default::default(),
+        secret_references: Default::default(),
         input,
         distribution: Some(distribution),
         working_directory: None,

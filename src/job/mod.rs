@@ -10,6 +10,7 @@ mod cdk;
 mod fields;
 mod kinds;
 pub mod native;
+pub mod secret_ref;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use fields::{ParseError, check_variable_name};
+pub use secret_ref::SecretRef;
 
 /// Largest message body accepted, in bytes. SQS itself caps bodies at 256 KiB; a job file in
 /// local mode gets the same limit so that what runs locally also fits the queue.
@@ -109,6 +111,9 @@ pub struct JobSpec {
     pub environment: BTreeMap<String, String>,
     /// Like `environment`, and every value is redacted from logs, causes and output.
     pub secret_environment: BTreeMap<String, String>,
+    /// Secret variables whose value the runner reads (AWS modes) before the job starts; they
+    /// then join `secret_environment`. See [`secret_ref`].
+    pub secret_references: BTreeMap<String, SecretRef>,
     /// The JSON written to the file named by `$ATTINI_INPUT`.
     pub input: Value,
     /// The distribution to extract into the workspace, if any.

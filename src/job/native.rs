@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::SecretRef;
 use super::fields::{self, ParseError};
 use super::{DistributionRef, JobFormat, JobSpec};
 
@@ -55,7 +56,8 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         .as_deref()
         .map_or(super::KIND_COMMANDS, super::kinds::name);
     let commands = commands(job.commands, job.kind, job.properties.as_ref())?;
-    let (environment, secret_environment) = variables(&job.environment, &job.secret_environment)?;
+    let (environment, (secret_environment, secret_references)) =
+        variables(&job.environment, &job.secret_environment)?;
     let distribution = job.distribution.map(distribution).transpose()?;
     let working_directory = job
         .working_directory
@@ -69,6 +71,7 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         commands,
         environment,
         secret_environment,
+        secret_references,
         input: job
             .input
             .unwrap_or_else(|| Value::Object(Default::default())),
@@ -130,23 +133,47 @@ fn commands(
 /// Variable name -> value.
 type Variables = BTreeMap<String, String>;
 
-/// `environment` and `secretEnvironment`; a variable may be in only one of them.
+/// Variable name -> where its secret value is read.
+type References = BTreeMap<String, SecretRef>;
+
+/// `environment` and `secretEnvironment` (values, and references to read); a variable may be
+/// in only one of them.
 fn variables(
     environment: &Value,
     secret_environment: &Value,
-) -> Result<(Variables, Variables), ParseError> {
+) -> Result<(Variables, (Variables, References)), ParseError> {
     let environment = fields::environment(environment, "environment")?;
-    let secret_environment = fields::environment(secret_environment, "secretEnvironment")?;
-    if let Some(name) = environment
-        .keys()
-        .find(|k| secret_environment.contains_key(*k))
-    {
+    let secrets = secret_variables(secret_environment)?;
+    let names = secrets.0.keys().chain(secrets.1.keys());
+    if let Some(name) = names.into_iter().find(|k| environment.contains_key(*k)) {
         return Err(ParseError::field(
             format!("secretEnvironment.{name}"),
             "is also in `environment`: give each variable once",
         ));
     }
-    Ok((environment, secret_environment))
+    Ok((environment, secrets))
+}
+
+/// `secretEnvironment`: an object value is a reference ([`SecretRef`]), anything else a value.
+fn secret_variables(value: &Value) -> Result<(Variables, References), ParseError> {
+    let Value::Object(map) = value else {
+        return Ok((
+            fields::environment(value, "secretEnvironment")?,
+            References::new(),
+        ));
+    };
+    let (objects, values): (
+        serde_json::Map<String, Value>,
+        serde_json::Map<String, Value>,
+    ) = map.clone().into_iter().partition(|(_, v)| v.is_object());
+    let values = fields::environment(&Value::Object(values), "secretEnvironment")?;
+    let mut references = References::new();
+    for (name, value) in &objects {
+        let path = format!("secretEnvironment.{name}");
+        fields::check_variable_name(name, &path)?;
+        references.insert(name.clone(), SecretRef::parse(value, &path)?);
+    }
+    Ok((values, references))
 }
 
 fn distribution(d: NativeDistribution) -> Result<DistributionRef, ParseError> {

@@ -158,6 +158,54 @@ fn attini_errors_name_the_field() {
 }
 
 #[test]
+fn secret_environment_holds_values_and_references_side_by_side() {
+    let job = parse(
+        &json!({
+            "taskToken": "tok", "commands": ["x"],
+            "environment": {"STAGE": "dev"},
+            "secretEnvironment": {
+                "PLAIN": "v",
+                "DB_PASSWORD": {"secretsManager": "prod/db", "jsonKey": "password"},
+                "TOKEN": {"ssmParameter": "/app/token"}
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(job.secret_environment.keys().collect::<Vec<_>>(), ["PLAIN"]);
+    assert_eq!(
+        job.secret_references["DB_PASSWORD"],
+        crate::job::SecretRef::SecretsManager {
+            id: "prod/db".into(),
+            json_key: Some("password".into())
+        }
+    );
+    assert_eq!(
+        job.secret_references["TOKEN"],
+        crate::job::SecretRef::SsmParameter {
+            name: "/app/token".into()
+        }
+    );
+    for (body, says) in [
+        (
+            json!({"commands": ["x"], "environment": {"A": "1"}, "secretEnvironment": {"A": {"ssmParameter": "/a"}}}),
+            "field `secretEnvironment.A` is also in `environment`",
+        ),
+        (
+            json!({"commands": ["x"], "secretEnvironment": {"1A": {"ssmParameter": "/a"}}}),
+            "field `secretEnvironment.1A` is not a valid variable name",
+        ),
+        (
+            json!({"commands": ["x"], "secretEnvironment": {"A": {"vault": "x"}}}),
+            "field `secretEnvironment.A.vault` is not a field of a secret reference",
+        ),
+    ] {
+        let e = parse(&body.to_string()).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}
+
+#[test]
 fn native_full_job() {
     let job = parse(
         &json!({

@@ -1,23 +1,32 @@
-//! The step both AWS policies end with: a parsed job becomes an [`Admission`] once its
-//! distribution is resolved in S3 and, for Attini jobs, its log object is named
+//! The step both AWS policies end with: a parsed job becomes an [`Admission`] once its secret
+//! references are read and its distribution is resolved in S3 and, for Attini jobs, its log object is named
 //! (CONTRACT.md 5.6.6). Cancellation: dropping the future leaves the message in the queue.
 
 use std::sync::Arc;
 
+use crate::aws::Clients;
 use crate::aws::s3::{S3Log, S3Zip};
+use crate::aws::secrets;
 use crate::engine::outcome::{RUNTIME_ERROR, Report};
 use crate::job::{DistributionRef, JobSpec};
 use crate::worker::joblog::LogStore;
 use crate::worker::{Admission, Admitted};
 
-/// Admits `job`: its distribution from S3 and, for Attini jobs, its log object. `logs_at` is
-/// where the complete log can be read, quoted in failure causes.
+/// Admits `job`: its secret references read, its distribution from S3 and, for Attini jobs,
+/// its log object. `logs_at` is where the complete log can be read, quoted in failure causes.
 pub async fn resolve(
-    job: JobSpec,
+    mut job: JobSpec,
     token: String,
-    s3: &aws_sdk_s3::Client,
+    clients: &Clients,
     logs_at: Option<String>,
 ) -> Admission {
+    let s3 = &clients.s3;
+    if !job.secret_references.is_empty() {
+        match secrets::read_all(&clients.secrets, &job.secret_references).await {
+            Ok(values) => job.secret_environment.extend(values),
+            Err(cause) => return refuse(token, cause),
+        }
+    }
     let source = match &job.distribution {
         None => None,
         Some(DistributionRef::S3 {

@@ -53,6 +53,12 @@ pub async fn run(args: LocalArgs, settings: Settings, stop: Stop) -> ExitStatus 
 async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Report, UsageError> {
     let mut job = read_job(&args.job_file)?;
     apply_flags(&mut job, &args)?;
+    if let Some((name, reference)) = job.secret_references.iter().next() {
+        return Err(UsageError(format!(
+            "secretEnvironment.{name} refers to the {}; local mode does not call AWS. Put the value itself in secretEnvironment, or run the job with `serve`",
+            reference.describe()
+        )));
+    }
     let source = distribution(&job, &args)?;
     // One job: a cache would only add a copy.
     let mut config = settings.engine;

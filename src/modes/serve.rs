@@ -67,13 +67,13 @@ impl ServeConfig {
 
 /// Native jobs: parse, resolve the distribution, run.
 pub struct NativePolicy {
-    s3: aws_sdk_s3::Client,
+    clients: Clients,
 }
 
 impl Policy for NativePolicy {
     async fn admit(&self, message: &Message) -> Admission {
         match worker::admit::parse_message(message) {
-            Ok((job, token)) => jobs::resolve(job, token, &self.s3, None).await,
+            Ok((job, token)) => jobs::resolve(job, token, &self.clients, None).await,
             Err(refusal) => refusal,
         }
     }
@@ -166,7 +166,7 @@ async fn serve_with(
         (stop, task)
     });
     let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
-    let policy = Arc::new(NativePolicy { s3: clients.s3 });
+    let policy = Arc::new(NativePolicy { clients });
     let exit = worker.run(policy, shutdown).await;
     // Every job has ended: let the protection go.
     if let Some((stop, task)) = protection {

@@ -25,6 +25,7 @@ mod properties;
 mod protection;
 mod proxy;
 mod scale;
+mod secrets;
 mod serve_cli;
 mod stacks;
 mod standalone;

@@ -204,6 +204,6 @@ impl Policy for AttiniPolicy {
             return refusal;
         }
         let logs_url = metadata.and_then(|m| m.logs_url);
-        jobs::resolve(job, token, &self.clients.s3, logs_url).await
+        jobs::resolve(job, token, &self.clients, logs_url).await
     }
 }

@@ -126,6 +126,7 @@ async fn run_startup_commands(
         commands,
         environment,
         secret_environment: BTreeMap::new(),
+        secret_references: BTreeMap::new(),
         input: Value::Object(Default::default()),
         distribution: None,
         working_directory: None,
