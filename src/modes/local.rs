@@ -4,7 +4,6 @@
 //! Cancellation: the shared shutdown token (SIGINT or SIGTERM) ends the job's processes
 //! (SIGTERM, grace, SIGKILL) and the job reports `Runner.Interrupted`.
 
-use crate::engine::executor::batch::{Batch, Stream};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use super::{ExitStatus, Stop};
 use crate::config::Settings;
 use crate::engine::distribution::Source;
 use crate::engine::executor::LogSink;
+use crate::engine::executor::batch::{Batch, Stream};
 use crate::engine::outcome::Report;
 use crate::engine::{Engine, RunOptions};
 use crate::job::{self, DistributionRef, JobSpec};

@@ -5,7 +5,6 @@
 //! more at the end. A failed upload is logged and never fails the job. Cancellation: dropping
 //! a [`JobLog`] without [`JobLog::finish`] stops the uploader without a final upload.
 
-use crate::engine::executor::batch::{Batch, Stream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::retry::CallError;
 use crate::engine::executor::LogSink;
+use crate::engine::executor::batch::{Batch, Stream};
 
 /// Least time between two uploads of the log object.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);

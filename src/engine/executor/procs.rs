@@ -24,7 +24,7 @@ use super::proctable;
 /// Environment variable set on every job process, holding the job's unique id.
 pub const MARKER_VAR: &str = "ATTINI_RUNNER_JOB_ID";
 
-/// How long an empty environment of a live descendant is read again (it is `exec`ing): 50 ms.
+/// How long an empty environment of a live descendant is read again (it may be `exec`ing): 50 ms.
 #[cfg(target_os = "linux")]
 const EXEC_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -191,7 +191,7 @@ impl JobProcesses {
         }
     }
 
-    /// Whether `pid` carries this job's marker. A process in the middle of `exec` shows an
+    /// Whether `pid` carries this job's marker. A process in the middle of `exec` can show an
     /// empty environment for a moment; with `settle` (a live descendant of this runner, which
     /// always has an environment) an empty one is read again, every millisecond for up to
     /// [`EXEC_SETTLE`], rather than taken for "not ours".
