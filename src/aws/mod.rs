@@ -68,6 +68,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// Distributions, job logs, artifacts.
     pub s3: aws_sdk_s3::Client,
+    /// Stack outputs and events (`command-mode`, the `sam` kind).
+    pub cloudformation: aws_sdk_cloudformation::Client,
     /// Resource-state and deploy-data tables (Attini mode).
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Task tokens.
@@ -124,6 +126,7 @@ impl Clients {
         Clients {
             sqs: aws_sdk_sqs::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
             secrets: secrets::SecretClients {

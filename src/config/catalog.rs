@@ -71,6 +71,18 @@ pub const WORK_DIR: Setting = Setting {
     kind: text("`$TMPDIR/attini-runner`"),
     meaning: "Where job directories and the distribution cache live (a fresh `run-<id>` folder per process, removed at exit).",
 };
+/// `ATTINI_CDK_CLI`.
+pub const CDK_CLI: Setting = Setting {
+    name: "ATTINI_CDK_CLI",
+    kind: text("`cdk` on the job's PATH"),
+    meaning: "The AWS CDK CLI `cdk` jobs run: a path, or a program name found on the job's PATH. A job of kind `cdk` fails before it starts when it is not found.",
+};
+/// `ATTINI_SAM_CLI`.
+pub const SAM_CLI: Setting = Setting {
+    name: "ATTINI_SAM_CLI",
+    kind: text("`sam` on the job's PATH"),
+    meaning: "The AWS SAM CLI `sam` jobs run: a path, or a program name found on the job's PATH. A job of kind `sam` fails before it starts when it is not found.",
+};
 /// `ATTINI_DISTRIBUTION_MAX_BYTES`.
 pub const DISTRIBUTION_MAX_BYTES: Setting = Setting {
     name: "ATTINI_DISTRIBUTION_MAX_BYTES",
@@ -226,6 +238,8 @@ pub const ALL: &[Setting] = &[
     JOB_TIMEOUT,
     KILL_GRACE,
     WORK_DIR,
+    CDK_CLI,
+    SAM_CLI,
     DISTRIBUTION_MAX_BYTES,
     DISTRIBUTION_CACHE_BYTES,
     MAX_CONCURRENT_JOBS,

@@ -14,6 +14,7 @@ mod catalog;
 use crate::aws::AwsTimeouts;
 use crate::aws::ecs_agent::AGENT_VAR;
 use crate::engine::EngineConfig;
+use crate::engine::tools::ToolPaths;
 use crate::engine::distribution::ExtractLimits;
 use crate::worker::WorkerConfig;
 use crate::worker::protection::ProtectionConfig;
@@ -100,6 +101,10 @@ impl Settings {
                 ..ExtractLimits::default()
             },
             cache_bytes: number(&lookup, &DISTRIBUTION_CACHE_BYTES)?.unwrap_or_default(),
+            tools: ToolPaths {
+                cdk: get(&CDK_CLI),
+                sam: get(&SAM_CLI),
+            },
             // A runner image may point jobs at another helper; otherwise it is this binary.
             runner_exec: match lookup("ATTINI_RUNNER_EXEC") {
                 Some(_) => None,

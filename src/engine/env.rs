@@ -40,11 +40,15 @@ pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: Option<&Path>) -> Vec
     env
 }
 
-/// The script: bash options of the Attini Runner, then each command on its own line, after
-/// the note of its start into `progress` ([`progress::mark`]). Nothing of the job's
-/// variables is written into it.
-pub fn script_text(commands: &[String], progress: &Path) -> String {
+/// The script: bash options of the Attini Runner, the `prelude` (a tool's function, see
+/// [`super::tools`]), then each command on its own line, after the note of its start into
+/// `progress` ([`progress::mark`]). Nothing of the job's variables is written into it.
+pub fn script_text(prelude: Option<&str>, commands: &[String], progress: &Path) -> String {
     let mut text = String::from("set -eo pipefail\n");
+    if let Some(prelude) = prelude {
+        text.push_str(prelude);
+        text.push('\n');
+    }
     for (n, command) in commands.iter().enumerate() {
         text.push_str(&progress::mark(n + 1, progress));
         text.push_str(command);
@@ -84,7 +88,7 @@ mod tests {
             progress::mark(1, file),
             progress::mark(2, file)
         );
-        assert_eq!(script_text(&commands, file), expected);
+        assert_eq!(script_text(None, &commands, file), expected);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod job_dir;
 pub mod outcome;
 mod output_file;
 pub mod redact;
+pub mod tools;
 mod trace;
 mod work_dir;
 
@@ -56,6 +57,8 @@ pub struct EngineConfig {
     /// The program jobs call as `$ATTINI_RUNNER_EXEC`: this binary; `None` when the runner's
     /// environment already sets that variable (the jobs inherit it).
     pub runner_exec: Option<PathBuf>,
+    /// The tools of the `cdk` and `sam` kinds. `ATTINI_CDK_CLI`, `ATTINI_SAM_CLI`.
+    pub tools: tools::ToolPaths,
 }
 
 /// The engine could not start (its work directory cannot be created).
@@ -265,8 +268,11 @@ impl Engine {
                 cwd
             }
         };
+        let job_path = job.environment.get("PATH").cloned();
+        let job_path = job_path.unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+        let prelude = tools::prelude(job.kind, &self.config.tools, &job_path).map_err(runtime)?;
         let input = serde_json::to_vec(&job.input).unwrap_or_else(|_| b"{}".to_vec());
-        let script = env::script_text(&job.commands, &dir.progress());
+        let script = env::script_text(prelude.as_deref(), &job.commands, &dir.progress());
         write_all(vec![
             (dir.input(), input),
             (dir.output(), Vec::new()),

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::fields::{self, ParseError};
+use super::words::{has_nul, join, many, one, project_path, quote};
 
 /// The properties of an AttiniCdk step.
 #[derive(Debug, Default, Deserialize)]
@@ -64,13 +65,6 @@ pub struct StackConfiguration {
     pub parameters: BTreeMap<String, Value>,
 }
 
-fn quote(value: &str) -> String {
-    // Invariant: only a NUL byte makes quoting fail, and job values with NUL are rejected below.
-    shlex::try_quote(value)
-        .map(|q| q.into_owned())
-        .unwrap_or_default()
-}
-
 fn scalar(value: &Value, path: &str) -> Result<String, ParseError> {
     fields::scalar_string(value, path)
 }
@@ -82,7 +76,7 @@ pub fn cdk_commands(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
     let synth = flags.synth(p);
     let list = flags.list(p);
     let deploy = flags.deploy(p);
-    Ok(script(&app_path(p), &synth, &list, &deploy))
+    Ok(script(&project_path(p.path.as_deref()), &synth, &list, &deploy))
 }
 
 /// Rejects what a native job cannot use, and values no shell word can hold.
@@ -109,19 +103,10 @@ fn check(p: &CdkProperties) -> Result<(), ParseError> {
         .chain(p.build.iter())
         .chain(p.role_arn.iter())
         .chain(p.path.iter());
-    if all_values.into_iter().any(|v| v.contains('\0')) {
+    if has_nul(all_values) {
         return Err(ParseError::field("properties", "contains a NUL character"));
     }
     Ok(())
-}
-
-/// The app's folder: `./` when blank, absolute paths made relative to the distribution.
-fn app_path(p: &CdkProperties) -> String {
-    match p.path.as_deref().map(str::trim) {
-        None | Some("") => "./".to_string(),
-        Some(path) if path.starts_with('/') => format!(".{path}"),
-        Some(path) => path.to_string(),
-    }
 }
 
 /// The flags shared by the cdk commands, already quoted.
@@ -227,24 +212,6 @@ fn parameter_flags(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
         }
     }
     Ok(parameters)
-}
-
-fn many(flag: &str, values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| format!("{flag} {}", quote(v)))
-        .collect()
-}
-
-fn one(flag: &str, value: &Option<String>) -> Vec<String> {
-    value
-        .iter()
-        .map(|v| format!("{flag} {}", quote(v)))
-        .collect()
-}
-
-fn join(parts: Vec<Vec<String>>) -> String {
-    parts.concat().join(" ")
 }
 
 /// The job's script lines around the three cdk commands.

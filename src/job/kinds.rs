@@ -1,16 +1,19 @@
 //! Job kinds other than plain commands (`"kind"` in the native format): each turns the
 //! properties of the matching Attini step into the commands the Attini dispatcher generates
-//! for it. `cdk` is in [`super::cdk`]. Pure; nothing to cancel.
+//! for it (`cdk`, in [`super::cdk`]), or a deploy of its own (`sam`, in [`super::sam`]). Pure;
+//! nothing to cancel.
 
 use serde_json::Value;
 
-use super::cdk::{CdkProperties, cdk_commands};
+use super::cdk::cdk_commands;
 use super::fields::ParseError;
+use super::sam::sam_commands;
 
 /// The [`JobSpec::kind`](super::JobSpec::kind) of a known `kind`.
 pub fn name(kind: &str) -> &'static str {
     match kind {
         "cdk" => "cdk",
+        "sam" => "sam",
         _ => super::KIND_COMMANDS,
     }
 }
@@ -18,25 +21,35 @@ pub fn name(kind: &str) -> &'static str {
 /// The commands for `kind` with `properties`.
 pub fn commands(kind: &str, properties: Option<&Value>) -> Result<Vec<String>, ParseError> {
     match kind {
-        "cdk" => {
-            let properties = properties.ok_or_else(|| {
-                ParseError::field(
-                    "properties",
-                    "is missing: a `cdk` job needs the AttiniCdk properties (at least `Path`)",
-                )
-            })?;
-            let props: CdkProperties = serde_json::from_value(properties.clone()).map_err(|e| {
-                ParseError::field("properties", format!("is invalid for kind `cdk`: {e}"))
-            })?;
-            cdk_commands(&props)
-        }
+        "cdk" => cdk_commands(&props(
+            kind,
+            properties,
+            "the AttiniCdk properties (at least `Path`)",
+        )?),
+        "sam" => sam_commands(&props(kind, properties, "at least `StackName`")?),
         other => Err(ParseError::field(
             "kind",
             format!(
-                "{other:?} is not a kind this runner knows; use `cdk`, or give the commands as `commands`"
+                "{other:?} is not a kind this runner knows; use `cdk` or `sam`, or give the commands as `commands`"
             ),
         )),
     }
+}
+
+/// The `properties` of `kind` as `T`; `needs` says what a job must give at least.
+fn props<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    properties: Option<&Value>,
+    needs: &str,
+) -> Result<T, ParseError> {
+    let properties = properties.ok_or_else(|| {
+        ParseError::field(
+            "properties",
+            format!("is missing: a `{kind}` job needs {needs}"),
+        )
+    })?;
+    serde_json::from_value(properties.clone())
+        .map_err(|e| ParseError::field("properties", format!("is invalid for kind `{kind}`: {e}")))
 }
 
 #[cfg(test)]
@@ -95,10 +108,80 @@ mod tests {
                 .contains("properties` is missing")
         );
         assert!(
-            commands("sam", Some(&json!({})))
+            commands("helm", Some(&json!({})))
                 .unwrap_err()
                 .to_string()
-                .contains("\"sam\" is not a kind")
+                .contains("\"helm\" is not a kind")
+        );
+    }
+
+    fn sam(value: Value) -> Result<Vec<String>, ParseError> {
+        commands("sam", Some(&value))
+    }
+
+    #[test]
+    fn a_sam_job_deploys_one_stack_and_prints_its_outputs() {
+        let c = sam(json!({"StackName": "queues", "Path": "/app"})).unwrap();
+        assert_eq!(c[0], "cd ./app");
+        assert_eq!(
+            c[2],
+            "sam deploy --stack-name queues --template-file template.yaml --no-confirm-changeset \
+             --no-progressbar --no-fail-on-empty-changeset || { status=$?; \"$ATTINI_RUNNER_EXEC\" \
+             command-mode stack-events queues >&2 || true; exit \"$status\"; }"
+        );
+        assert_eq!(
+            c[3],
+            "\"$ATTINI_RUNNER_EXEC\" command-mode stack-outputs queues > \"$ATTINI_OUTPUT\""
+        );
+        assert_eq!(c.len(), 4);
+    }
+
+    #[test]
+    fn sam_flags_are_quoted_and_a_build_deploys_what_it_built() {
+        let c = sam(json!({
+            "StackName": "app-1", "Template": "t.yaml", "Build": true, "BuildArgs": ["--cached"],
+            "ParameterOverrides": {"Stage": "dev", "Note": "it's", "Size": 3},
+            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"], "Tags": {"team": "a b"},
+            "S3Bucket": "b", "S3Prefix": "p/x", "RoleArn": "arn:r", "NotificationArns": ["arn:n"],
+            "FailOnEmptyChangeset": true
+        }))
+        .unwrap();
+        assert_eq!(c[2], "sam build --template-file t.yaml --cached");
+        let deploy = &c[4];
+        for part in [
+            "--template-file .aws-sam/build/template.yaml",
+            " --fail-on-empty-changeset",
+            "--parameter-overrides \"Note=it's\" 'Size=3' 'Stage=dev'",
+            "--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND",
+            "--tags 'team=a b'",
+            "--s3-bucket b --s3-prefix p/x --role-arn arn:r --notification-arns arn:n",
+        ] {
+            assert!(deploy.contains(part), "{part} not in {deploy}");
+        }
+        assert!(c[3].starts_with("echo ") && c[3].contains("Running: sam deploy --stack-name app-1"));
+    }
+
+    #[test]
+    fn sam_refusals_name_the_field() {
+        let e = |v| sam(v).unwrap_err().to_string();
+        assert!(e(json!({})).contains("\"\" is not a CloudFormation stack name"));
+        assert!(e(json!({"StackName": "1x"})).contains("properties.StackName"));
+        assert!(e(json!({"StackName": "a_b"})).contains("letters, digits and hyphens"));
+        assert!(
+            e(json!({"StackName": "a", "ResolveS3": true, "S3Bucket": "b"}))
+                .contains("properties.ResolveS3")
+        );
+        assert!(e(json!({"StackName": "a", "Tags": {"k": [1]}})).contains("properties.Tags.k"));
+        assert!(
+            e(json!({"StackName": "a", "ParameterOverrides": {"a=b": "c"}}))
+                .contains("without `=`")
+        );
+        assert!(e(json!({"StackName": "a", "Stacks": []})).contains("unknown field `Stacks`"));
+        assert!(
+            commands("sam", None)
+                .unwrap_err()
+                .to_string()
+                .contains("at least `StackName`")
         );
     }
 }

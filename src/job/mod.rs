@@ -10,7 +10,9 @@ mod cdk;
 mod fields;
 mod kinds;
 pub mod native;
+mod sam;
 pub mod secret_ref;
+pub(crate) mod words;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,7 +103,7 @@ pub struct JobSpec {
     /// (local mode). AWS modes reject a job without one.
     pub token: Option<String>,
     /// What the job is, for metrics and traces: [`KIND_COMMANDS`] (a command list, every Attini
-    /// job) or the native `kind` it was generated from (`cdk`).
+    /// job) or the native `kind` it was generated from (`cdk`, `sam`).
     pub kind: &'static str,
     /// Step name, when known (Attini `stepName`, native `stepName`).
     pub step_name: Option<String>,

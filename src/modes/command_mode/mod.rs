@@ -1,11 +1,13 @@
 //! `attini-runner command-mode <sub> ...`: the helpers job scripts call through
 //! `$ATTINI_RUNNER_EXEC` (CONTRACT.md 8). Their own log goes to `attini-runner-commands.log` in
 //! the current directory, is printed to stderr only on error, and is removed at the end.
-//! Each subcommand is one short run; nothing to cancel.
+//! `stack-outputs` and `stack-events` (the `sam` kind's) are in [`cloudformation`]. Each
+//! subcommand is one short run; nothing to cancel.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+mod cloudformation;
 mod stacks;
 
 use super::ExitStatus;
@@ -26,7 +28,7 @@ pub enum CommandError {
     /// A variable the Attini runner container sets is missing.
     #[error("{0} is not set; the Attini runner container sets it")]
     Unset(&'static str),
-    /// DynamoDB refused or failed.
+    /// DynamoDB or CloudFormation refused or failed.
     #[error(transparent)]
     Call(#[from] CallError),
     /// The artifact could not be stored.
@@ -61,6 +63,8 @@ pub async fn run(args: Vec<String>) -> ExitStatus {
             }
         }
         (Some("store-artifact"), [key, path]) => store_artifact(key, path, &log).await,
+        (Some("stack-outputs"), [stack]) => stack_outputs(stack, &log).await,
+        (Some("stack-events"), [stack]) => stack_events(stack, &log).await,
         _ => {
             eprintln!("Unknown arguments: {args:?}");
             log.remove();
@@ -117,6 +121,25 @@ async fn store_artifact(key: &str, path: &str, log: &CommandLog) -> Result<(), C
     let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
     log.write(&format!("putting s3://{bucket}/{key}"));
     s3::put_file(&clients.s3, &bucket, key, path).await?;
+    Ok(())
+}
+
+async fn stack_outputs(stack: &str, log: &CommandLog) -> Result<(), CommandError> {
+    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
+    log.write(&format!("describing stack {stack}"));
+    let outputs = cloudformation::outputs(&clients.cloudformation, stack).await?;
+    println!("{outputs}");
+    Ok(())
+}
+
+async fn stack_events(stack: &str, log: &CommandLog) -> Result<(), CommandError> {
+    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
+    log.write(&format!("reading the events of stack {stack}"));
+    // Called after a failed deploy: what it cannot read is said, not a second failure.
+    match cloudformation::failure_lines(&clients.cloudformation, stack).await {
+        Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+        Err(e) => println!("CloudFormation: could not read the events of stack {stack}: {e}"),
+    }
     Ok(())
 }
 

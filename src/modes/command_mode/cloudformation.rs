@@ -1,0 +1,96 @@
+//! `stack-outputs <stack>` and `stack-events <stack>`: what the `sam` kind's script asks
+//! CloudFormation after `sam deploy`. The outputs become the job's output
+//! `{"<OutputKey>": "<OutputValue>"}` (`{}` for a stack without outputs); the events of a
+//! failed deploy are printed one per line, oldest first, ending with the first failure, so that
+//! CloudFormation's reason is in the job's failure cause. One short run; nothing to cancel.
+
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::StackEvent;
+use serde_json::{Map, Value};
+
+use super::CommandError;
+use crate::aws::error::classify;
+
+/// The stack's outputs as one JSON object.
+pub async fn outputs(client: &Client, stack: &str) -> Result<Value, CommandError> {
+    let described = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
+    let mut map = Map::new();
+    let found = described.stacks().first();
+    for output in found.map(|s| s.outputs()).unwrap_or_default() {
+        if let Some(key) = output.output_key() {
+            let value = output.output_value().unwrap_or_default();
+            map.insert(key.to_string(), Value::String(value.to_string()));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// The lines describing the stack's last operation's failures (see the module header).
+pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, CommandError> {
+    let status = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
+    let mut lines = Vec::new();
+    if let Some(s) = status.stacks().first() {
+        let state = s.stack_status().map(|s| s.as_str()).unwrap_or("unknown");
+        let reason = s.stack_status_reason().unwrap_or_default();
+        lines.push(format!("CloudFormation: stack {stack} is {state} {reason}").trim_end().to_string());
+    }
+    let events = client
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| CommandError::Call(classify("DescribeStackEvents", &e)))?;
+    let failed = last_operation_failures(events.stack_events(), stack);
+    lines.extend(failed.iter().map(|e| describe(e)));
+    if let Some(first) = failed.first() {
+        lines.push(format!("CloudFormation's first failure: {}", describe(first)));
+    }
+    Ok(lines)
+}
+
+/// The stack's own statuses that begin an operation.
+const OPERATION_STARTS: [&str; 4] = [
+    "CREATE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "REVIEW_IN_PROGRESS",
+    "IMPORT_IN_PROGRESS",
+];
+
+/// The failed events since the stack's last operation began, oldest first. `events` come
+/// newest first, as DescribeStackEvents returns them.
+fn last_operation_failures<'a>(events: &'a [StackEvent], stack: &str) -> Vec<&'a StackEvent> {
+    let mut failed = Vec::new();
+    for event in events {
+        let status = event.resource_status().map(|s| s.as_str()).unwrap_or("");
+        let own = event.logical_resource_id() == Some(stack);
+        if own && OPERATION_STARTS.contains(&status) {
+            break;
+        }
+        let reason = event.resource_status_reason().unwrap_or_default();
+        if status.ends_with("_FAILED") && !reason.is_empty() {
+            failed.push(event);
+        }
+    }
+    failed.reverse();
+    failed
+}
+
+fn describe(event: &StackEvent) -> String {
+    format!(
+        "{} ({}) {}: {}",
+        event.logical_resource_id().unwrap_or("?"),
+        event.resource_type().unwrap_or("?"),
+        event.resource_status().map(|s| s.as_str()).unwrap_or("?"),
+        event.resource_status_reason().unwrap_or_default()
+    )
+}
