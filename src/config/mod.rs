@@ -14,8 +14,8 @@ mod catalog;
 use crate::aws::AwsTimeouts;
 use crate::aws::ecs_agent::AGENT_VAR;
 use crate::engine::EngineConfig;
-use crate::engine::tools::ToolPaths;
 use crate::engine::distribution::ExtractLimits;
+use crate::engine::tools::ToolPaths;
 use crate::worker::WorkerConfig;
 use crate::worker::protection::ProtectionConfig;
 

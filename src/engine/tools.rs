@@ -24,8 +24,18 @@ pub struct ToolPaths {
 /// `path` is the job's `PATH`.
 pub fn prelude(kind: &str, tools: &ToolPaths, path: &str) -> Result<Option<String>, String> {
     let (name, setting, configured, install) = match kind {
-        "cdk" => ("cdk", "ATTINI_CDK_CLI", &tools.cdk, "npm install -g aws-cdk"),
-        "sam" => ("sam", "ATTINI_SAM_CLI", &tools.sam, "pip install aws-sam-cli"),
+        "cdk" => (
+            "cdk",
+            "ATTINI_CDK_CLI",
+            &tools.cdk,
+            "npm install -g aws-cdk",
+        ),
+        "sam" => (
+            "sam",
+            "ATTINI_SAM_CLI",
+            &tools.sam,
+            "pip install aws-sam-cli",
+        ),
         _ => return Ok(None),
     };
     let wanted = configured.as_deref().unwrap_or(name);
@@ -85,8 +95,14 @@ mod tests {
         assert_eq!(prelude("sam", &none, &path), Ok(None));
         assert_eq!(prelude("commands", &none, ""), Ok(None));
         let e = prelude("cdk", &none, &path).unwrap_err();
-        assert!(e.contains("`cdk` is not on the job's PATH (/nonexistent:"), "{e}");
-        assert!(e.contains("npm install -g aws-cdk") && e.contains("ATTINI_CDK_CLI"), "{e}");
+        assert!(
+            e.contains("`cdk` is not on the job's PATH (/nonexistent:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("npm install -g aws-cdk") && e.contains("ATTINI_CDK_CLI"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -101,12 +117,20 @@ mod tests {
         let line = prelude("sam", &tools, "").unwrap().unwrap();
         assert_eq!(line, format!("sam() {{ '{}' \"$@\"; }}", program.display()));
         let e = prelude("cdk", &tools, "").unwrap_err();
-        assert!(e.contains("ATTINI_CDK_CLI names") && e.contains("not an executable file"), "{e}");
+        assert!(
+            e.contains("ATTINI_CDK_CLI names") && e.contains("not an executable file"),
+            "{e}"
+        );
         let by_name = ToolPaths {
             cdk: Some("sam 1.170".into()),
             sam: None,
         };
         let path = dir.path().display().to_string();
-        assert!(prelude("cdk", &by_name, &path).unwrap().unwrap().starts_with("cdk() {"));
+        assert!(
+            prelude("cdk", &by_name, &path)
+                .unwrap()
+                .unwrap()
+                .starts_with("cdk() {")
+        );
     }
 }

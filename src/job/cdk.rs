@@ -76,7 +76,12 @@ pub fn cdk_commands(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
     let synth = flags.synth(p);
     let list = flags.list(p);
     let deploy = flags.deploy(p);
-    Ok(script(&project_path(p.path.as_deref()), &synth, &list, &deploy))
+    Ok(script(
+        &project_path(p.path.as_deref()),
+        &synth,
+        &list,
+        &deploy,
+    ))
 }
 
 /// Rejects what a native job cannot use, and values no shell word can hold.

@@ -123,17 +123,18 @@ mod tests {
     fn a_sam_job_deploys_one_stack_and_prints_its_outputs() {
         let c = sam(json!({"StackName": "queues", "Path": "/app"})).unwrap();
         assert_eq!(c[0], "cd ./app");
+        assert!(c[1].contains("export AWS_DEFAULT_REGION=\"$AWS_REGION\""));
         assert_eq!(
-            c[2],
+            c[3],
             "sam deploy --stack-name queues --template-file template.yaml --no-confirm-changeset \
              --no-progressbar --no-fail-on-empty-changeset || { status=$?; \"$ATTINI_RUNNER_EXEC\" \
              command-mode stack-events queues >&2 || true; exit \"$status\"; }"
         );
         assert_eq!(
-            c[3],
+            c[4],
             "\"$ATTINI_RUNNER_EXEC\" command-mode stack-outputs queues > \"$ATTINI_OUTPUT\""
         );
-        assert_eq!(c.len(), 4);
+        assert_eq!(c.len(), 5);
     }
 
     #[test]
@@ -146,8 +147,8 @@ mod tests {
             "FailOnEmptyChangeset": true
         }))
         .unwrap();
-        assert_eq!(c[2], "sam build --template-file t.yaml --cached");
-        let deploy = &c[4];
+        assert_eq!(c[3], "sam build --template-file t.yaml --cached");
+        let deploy = &c[5];
         for part in [
             "--template-file .aws-sam/build/template.yaml",
             " --fail-on-empty-changeset",
@@ -158,7 +159,9 @@ mod tests {
         ] {
             assert!(deploy.contains(part), "{part} not in {deploy}");
         }
-        assert!(c[3].starts_with("echo ") && c[3].contains("Running: sam deploy --stack-name app-1"));
+        assert!(
+            c[4].starts_with("echo ") && c[4].contains("Running: sam deploy --stack-name app-1")
+        );
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct SamProperties {
     pub fail_on_empty_changeset: bool,
 }
 
+/// The first command after `cd`: SAM's region and telemetry.
+const ENVIRONMENT: &str = "if [ -z \"${AWS_DEFAULT_REGION:-}\" ] && [ -n \"${AWS_REGION:-}\" ]; then export AWS_DEFAULT_REGION=\"$AWS_REGION\"; fi; export SAM_CLI_TELEMETRY=\"${SAM_CLI_TELEMETRY:-0}\"";
+
 /// The longest stack name CloudFormation accepts.
 const MAX_STACK_NAME: usize = 128;
 
@@ -63,7 +66,12 @@ pub fn sam_commands(p: &SamProperties) -> Result<Vec<String>, ParseError> {
     check(p)?;
     let template = p.template.as_deref().unwrap_or("template.yaml");
     let stack = quote(&p.stack_name);
-    let mut commands = vec![format!("cd {}", quote(&project_path(p.path.as_deref())))];
+    let mut commands = vec![
+        format!("cd {}", quote(&project_path(p.path.as_deref()))),
+        // SAM reads the region from AWS_DEFAULT_REGION only (ECS sets both); no telemetry
+        // unless the job asks for it (the Attini task definition sets the same).
+        ENVIRONMENT.to_string(),
+    ];
     let deployed = if p.build {
         let build = join(vec![
             vec![format!("sam build --template-file {}", quote(template))],
@@ -85,7 +93,11 @@ pub fn sam_commands(p: &SamProperties) -> Result<Vec<String>, ParseError> {
         } else {
             "--no-fail-on-empty-changeset".into()
         }],
-        pairs("--parameter-overrides", &p.parameter_overrides, "ParameterOverrides")?,
+        pairs(
+            "--parameter-overrides",
+            &p.parameter_overrides,
+            "ParameterOverrides",
+        )?,
         words("--capabilities", &p.capabilities),
         pairs("--tags", &p.tags, "Tags")?,
         one("--s3-bucket", &p.s3_bucket),
@@ -166,7 +178,10 @@ fn pairs(
             let path = format!("properties.{field}.{k}");
             let value = fields::scalar_string(v, &path)?;
             if k.is_empty() || k.contains(['=', '\0']) || value.contains('\0') {
-                return Err(ParseError::field(path, "needs a name without `=` and no NUL"));
+                return Err(ParseError::field(
+                    path,
+                    "needs a name without `=` and no NUL",
+                ));
             }
             Ok(format!("{k}={value}"))
         })

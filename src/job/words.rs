@@ -54,9 +54,15 @@ mod tests {
     #[test]
     fn values_are_quoted_and_paths_made_relative() {
         assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(many("--x", &["1".into(), "it's".into()]), ["--x 1", "--x \"it's\""]);
+        assert_eq!(
+            many("--x", &["1".into(), "it's".into()]),
+            ["--x 1", "--x \"it's\""]
+        );
         assert_eq!(one("--y", &None), Vec::<String>::new());
-        assert_eq!(join(vec![vec!["a".into()], vec![], vec!["b".into()]]), "a b");
+        assert_eq!(
+            join(vec![vec!["a".into()], vec![], vec!["b".into()]]),
+            "a b"
+        );
         assert!(has_nul(&["x\0".to_string()]));
         assert_eq!(project_path(None), "./");
         assert_eq!(project_path(Some(" ")), "./");

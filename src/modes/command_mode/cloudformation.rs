@@ -42,7 +42,11 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
     if let Some(s) = status.stacks().first() {
         let state = s.stack_status().map(|s| s.as_str()).unwrap_or("unknown");
         let reason = s.stack_status_reason().unwrap_or_default();
-        lines.push(format!("CloudFormation: stack {stack} is {state} {reason}").trim_end().to_string());
+        lines.push(
+            format!("CloudFormation: stack {stack} is {state} {reason}")
+                .trim_end()
+                .to_string(),
+        );
     }
     let events = client
         .describe_stack_events()
@@ -53,7 +57,10 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
     let failed = last_operation_failures(events.stack_events(), stack);
     lines.extend(failed.iter().map(|e| describe(e)));
     if let Some(first) = failed.first() {
-        lines.push(format!("CloudFormation's first failure: {}", describe(first)));
+        lines.push(format!(
+            "CloudFormation's first failure: {}",
+            describe(first)
+        ));
     }
     Ok(lines)
 }

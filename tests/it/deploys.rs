@@ -1,0 +1,193 @@
+//! The `sam` and `cdk` kinds with the real tools (the AWS SAM CLI, the AWS CDK CLI with a
+//! Python CDK app), deploying the examples into the emulator's CloudFormation through the
+//! runner binary in local mode (the emulator's endpoint in its environment): the stacks exist
+//! with their resources, their outputs are the job's output, a second deploy without changes
+//! succeeds, a template CloudFormation refuses fails the job with CloudFormation's reason in
+//! the cause, and a job whose tool is missing fails before it starts, saying so.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::tools::{Tools, example};
+use crate::world::World;
+
+/// Runs `job` with `attini-runner local`, `PATH` = `path`; the result line.
+async fn run_local(world: &World, job: &Value, path: &str) -> Value {
+    let file = world
+        .tmp
+        .path()
+        .join(format!("job-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, job.to_string()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"))
+        .arg("local")
+        .arg(&file)
+        .envs(world.emulator.env())
+        .env("AWS_SECRET_ACCESS_KEY", "emulator-secret-key")
+        .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "600")
+        .env("PATH", path)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The example's job, its distribution at the example's folder.
+fn example_job(name: &str) -> Value {
+    let dir = example(name);
+    let mut job: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap();
+    job["distribution"] = json!({"path": dir});
+    job
+}
+
+/// The stack's status and outputs, as CloudFormation has them.
+async fn stack(world: &World, name: &str) -> (String, Value) {
+    let described = world
+        .clients
+        .cloudformation
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .unwrap();
+    let stack = &described.stacks()[0];
+    let outputs: serde_json::Map<String, Value> = stack
+        .outputs()
+        .iter()
+        .map(|o| (o.output_key().unwrap().to_string(), json!(o.output_value())))
+        .collect();
+    let status = stack.stack_status().unwrap().as_str().to_string();
+    (status, Value::Object(outputs))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
+    let Some(tools) = Tools::get("sam deploy") else {
+        return;
+    };
+    let world = World::new().await;
+    let name = world.unique("reports");
+    let mut job = example_job("sam-app");
+    job["properties"]["StackName"] = json!(name);
+    let path = Tools::path_with(&[tools.sam_bin()]);
+
+    let first = run_local(&world, &job, &path).await;
+    assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    let output = &first["output"];
+    let (status, outputs) = stack(&world, &name).await;
+    assert_eq!(status, "CREATE_COMPLETE");
+    assert_eq!(output, &outputs, "the job's output is the stack's outputs");
+    assert_eq!(
+        output["Stage"], "dev",
+        "the parameter override reached the stack"
+    );
+    let bucket = output["ReportsBucket"].as_str().unwrap();
+    world
+        .clients
+        .s3
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let queue = output["WorkQueueUrl"].as_str().unwrap();
+    assert!(queue.contains(&name), "{queue}");
+
+    let again = run_local(&world, &job, &path).await;
+    assert_eq!(
+        again["status"], "SUCCEEDED",
+        "a deploy without changes succeeds: {again}"
+    );
+    assert_eq!(&again["output"], output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sam_deploy_cloudformation_rolls_back_fails_the_job_with_its_reason() {
+    let Some(tools) = Tools::get("failing sam deploy") else {
+        return;
+    };
+    let world = World::new().await;
+    let dist = world.tmp.path().join("broken");
+    std::fs::create_dir(&dist).unwrap();
+    // CloudFormation accepts the template and fails the queue: a FIFO queue's name must end
+    // with `.fifo`.
+    let template = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: plain-name\n      FifoQueue: true\n";
+    std::fs::write(dist.join("template.yaml"), template).unwrap();
+    let job = json!({"kind": "sam", "properties": {"StackName": "broken"}, "distribution": {"path": dist}});
+
+    let result = run_local(&world, &job, &Tools::path_with(&[tools.sam_bin()])).await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    assert_eq!(result["error"], "ScriptExecutionError");
+    let cause = result["cause"].as_str().unwrap();
+    assert!(
+        cause.contains(
+            "CloudFormation's first failure: Queue (AWS::SQS::Queue) CREATE_FAILED: The name of a FIFO queue"
+        ),
+        "{cause}"
+    );
+    assert!(
+        cause.contains("stack broken is ROLLBACK_COMPLETE"),
+        "{cause}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdk_job_deploys_the_python_example_with_the_real_cdk() {
+    let Some(tools) = Tools::get("cdk deploy") else {
+        return;
+    };
+    let world = World::new().await;
+    let name = world.unique("reports-cdk");
+    let mut job = example_job("cdk-app");
+    job["properties"]["Context"]["stackName"] = json!(name);
+    let path = Tools::path_with(&[tools.cdk_python_bin(), tools.cdk_bin()]);
+
+    let result = run_local(&world, &job, &path).await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let (status, outputs) = stack(&world, &name).await;
+    assert_eq!(status, "CREATE_COMPLETE");
+    // The dispatcher's shape: the stack's id as `cdk ls` prints it -> its outputs.
+    let id = format!("Reports ({name})");
+    assert_eq!(result["output"], json!({id: outputs}), "{result}");
+    let bucket = outputs["ReportsBucket"].as_str().unwrap();
+    world
+        .clients
+        .s3
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_tool_is_missing_fails_before_it_starts_and_says_which() {
+    let world = World::new().await;
+    let empty = world.tmp.path().join("no-tools");
+    std::fs::create_dir(&empty).unwrap();
+    let bash_only = format!("{}:{}", empty.display(), bash_dir().display());
+    let job = json!({"kind": "sam", "properties": {"StackName": "never"}});
+    let result = run_local(&world, &job, &bash_only).await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    assert_eq!(result["error"], "RuntimeError");
+    let cause = result["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("`sam` is not on the job's PATH") && cause.contains("ATTINI_SAM_CLI"),
+        "{cause}"
+    );
+}
+
+/// The folder of the `bash` this process would run.
+fn bash_dir() -> std::path::PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(Path::new)
+        .find(|dir| dir.join("bash").is_file() && !dir.join("sam").exists())
+        .expect("bash on PATH")
+        .to_path_buf()
+}
