@@ -12,27 +12,13 @@ use serde_json::{Value, json};
 use crate::tools::{Tools, example};
 use crate::world::World;
 
-/// Runs `job` with `attini-runner local`, `PATH` = `path`; the result line.
+/// Runs `job` with `attini-runner local` against the world's emulator, `PATH` = `path`; the
+/// result line.
 async fn run_local(world: &World, job: &Value, path: &str) -> Value {
-    let file = world
-        .tmp
-        .path()
-        .join(format!("job-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&file, job.to_string()).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"))
-        .arg("local")
-        .arg(&file)
-        .envs(world.emulator.env())
-        .env("AWS_SECRET_ACCESS_KEY", "emulator-secret-key")
-        .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
-        .env("ATTINI_JOB_TIMEOUT", "600")
-        .env("PATH", path)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+    let mut env = world.emulator.env();
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), "emulator-secret-key".into()));
+    env.push(("PATH".into(), path.into()));
+    crate::tools::run_local(job, world.tmp.path(), &env).await.0
 }
 
 /// The example's job, its distribution at the example's folder.

@@ -107,7 +107,7 @@ async fn machine_of(world: &World, queue: &str) -> String {
 }
 
 /// SIGTERM, then everything the runner wrote.
-async fn stop_and_read(runner: tokio::process::Child) -> String {
+pub async fn stop_and_read(runner: tokio::process::Child) -> String {
     let pid = nix::unistd::Pid::from_raw(runner.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = runner.wait_with_output().await.unwrap();

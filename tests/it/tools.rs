@@ -3,7 +3,9 @@
 //! Without that variable and without the folder, a recipe test says so and does nothing; with
 //! the variable set (as `scripts/test` does), a missing tool fails the test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 /// Where the tools are.
 pub struct Tools {
@@ -81,4 +83,25 @@ pub fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name)
+}
+
+/// Runs `job` with `attini-runner local` (job file and work folder in `dir`, `env` added);
+/// the result line and everything the runner printed.
+pub async fn run_local(job: &Value, dir: &Path, env: &[(String, String)]) -> (Value, String) {
+    let file = dir.join(format!("job-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, job.to_string()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"))
+        .arg("local")
+        .arg(&file)
+        .env("ATTINI_WORK_DIR", dir.join("work"))
+        .env("ATTINI_JOB_TIMEOUT", "600")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (result, format!("{stdout}{stderr}"))
 }
