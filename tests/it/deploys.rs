@@ -16,6 +16,9 @@ use crate::world::World;
 /// result line.
 async fn run_local(world: &World, job: &Value, path: &str) -> Value {
     let mut env = world.emulator.env();
+    // The runner masks its AWS credentials in job output; the emulator's `test` would mask
+    // every "test" (even in "latest").
+    env.push(("AWS_ACCESS_KEY_ID".into(), "emulator-access-key".into()));
     env.push(("AWS_SECRET_ACCESS_KEY".into(), "emulator-secret-key".into()));
     env.push(("PATH".into(), path.into()));
     crate::tools::run_local(job, world.tmp.path(), &env).await.0

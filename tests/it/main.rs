@@ -17,6 +17,7 @@ mod executor;
 mod faults;
 mod harness;
 mod image;
+mod integration_tests;
 mod layers;
 mod ops;
 mod otlp;
