@@ -15,13 +15,18 @@ use crate::world::World;
 /// Runs `job` with `attini-runner local` against the world's emulator, `PATH` = `path`; the
 /// result line.
 async fn run_local(world: &World, job: &Value, path: &str) -> Value {
+    run_local_logged(world, job, path).await.0
+}
+
+/// As [`run_local`], with everything the runner printed.
+async fn run_local_logged(world: &World, job: &Value, path: &str) -> (Value, String) {
     let mut env = world.emulator.env();
     // The runner masks its AWS credentials in job output; the emulator's `test` would mask
     // every "test" (even in "latest").
     env.push(("AWS_ACCESS_KEY_ID".into(), "emulator-access-key".into()));
     env.push(("AWS_SECRET_ACCESS_KEY".into(), "emulator-secret-key".into()));
     env.push(("PATH".into(), path.into()));
-    crate::tools::run_local(job, world.tmp.path(), &env).await.0
+    crate::tools::run_local(job, world.tmp.path(), &env).await
 }
 
 /// The example's job, its distribution at the example's folder.
@@ -64,8 +69,13 @@ async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
     job["properties"]["StackName"] = json!(name);
     let path = Tools::path_with(&[tools.sam_bin()]);
 
-    let first = run_local(&world, &job, &path).await;
+    let (first, logs) = run_local_logged(&world, &job, &path).await;
     assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    assert!(
+        logs.contains("Build Succeeded")
+            && logs.contains("--template-file .aws-sam/build/template.yaml"),
+        "the example builds, and what was built is deployed:\n{logs}"
+    );
     let output = &first["output"];
     let (status, outputs) = stack(&world, &name).await;
     assert_eq!(status, "CREATE_COMPLETE");

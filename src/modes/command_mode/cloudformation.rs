@@ -5,7 +5,7 @@
 //! CloudFormation's reason is in the job's failure cause. One short run; nothing to cancel.
 
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::types::StackEvent;
+use aws_sdk_cloudformation::types::{Stack, StackEvent};
 use serde_json::{Map, Value};
 
 use super::CommandError;
@@ -13,15 +13,9 @@ use crate::aws::error::classify;
 
 /// The stack's outputs as one JSON object.
 pub async fn outputs(client: &Client, stack: &str) -> Result<Value, CommandError> {
-    let described = client
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
+    let found = describe_stack(client, stack).await?;
     let mut map = Map::new();
-    let found = described.stacks().first();
-    for output in found.map(|s| s.outputs()).unwrap_or_default() {
+    for output in found.as_ref().map(|s| s.outputs()).unwrap_or_default() {
         if let Some(key) = output.output_key() {
             let value = output.output_value().unwrap_or_default();
             map.insert(key.to_string(), Value::String(value.to_string()));
@@ -32,14 +26,8 @@ pub async fn outputs(client: &Client, stack: &str) -> Result<Value, CommandError
 
 /// The lines describing the stack's last operation's failures (see the module header).
 pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, CommandError> {
-    let status = client
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
     let mut lines = Vec::new();
-    if let Some(s) = status.stacks().first() {
+    if let Some(s) = describe_stack(client, stack).await? {
         let state = s.stack_status().map(|s| s.as_str()).unwrap_or("unknown");
         let reason = s.stack_status_reason().unwrap_or_default();
         lines.push(
@@ -63,6 +51,17 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
         ));
     }
     Ok(lines)
+}
+
+/// The stack as DescribeStacks tells it.
+async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, CommandError> {
+    let described = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
+    Ok(described.stacks().first().cloned())
 }
 
 /// The stack's own statuses that begin an operation.
