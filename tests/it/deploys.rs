@@ -164,11 +164,12 @@ async fn a_cdk_job_deploys_the_python_example_with_the_real_cdk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_tool_is_missing_fails_before_it_starts_and_says_which() {
+async fn a_missing_tool_fails_the_job_before_it_starts_and_a_named_one_is_used() {
+    use std::os::unix::fs::PermissionsExt;
     let world = World::new().await;
-    let empty = world.tmp.path().join("no-tools");
-    std::fs::create_dir(&empty).unwrap();
-    let bash_only = format!("{}:{}", empty.display(), bash_dir().display());
+    let tools = world.tmp.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let bash_only = format!("{}:{}", tools.display(), bash_dir().display());
     let job = json!({"kind": "sam", "properties": {"StackName": "never"}});
     let result = run_local(&world, &job, &bash_only).await;
     assert_eq!(result["status"], "FAILED", "{result}");
@@ -176,6 +177,25 @@ async fn a_job_whose_tool_is_missing_fails_before_it_starts_and_says_which() {
     let cause = result["cause"].as_str().unwrap();
     assert!(
         cause.contains("`sam` is not on the job's PATH") && cause.contains("ATTINI_SAM_CLI"),
+        "{cause}"
+    );
+
+    // ATTINI_SAM_CLI names a program with another name: the job's `sam` commands run it.
+    let program = tools.join("sam-1.170");
+    std::fs::write(
+        &program,
+        "#!/bin/bash\necho \"called as sam-1.170 $*\"\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut env = world.emulator.env();
+    env.push(("PATH".into(), bash_only));
+    env.push(("ATTINI_SAM_CLI".into(), program.display().to_string()));
+    let (result, _) = crate::tools::run_local(&job, world.tmp.path(), &env).await;
+    assert_eq!(result["error"], "ScriptExecutionError", "{result}");
+    let cause = result["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("called as sam-1.170 deploy --stack-name never"),
         "{cause}"
     );
 }

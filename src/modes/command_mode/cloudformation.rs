@@ -100,3 +100,48 @@ fn describe(event: &StackEvent) -> String {
         event.resource_status_reason().unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::ResourceStatus;
+
+    fn event(id: &str, status: &str, reason: &str) -> StackEvent {
+        StackEvent::builder()
+            .logical_resource_id(id)
+            .resource_type(if id == "app" {
+                "AWS::CloudFormation::Stack"
+            } else {
+                "AWS::SQS::Queue"
+            })
+            .resource_status(ResourceStatus::from(status))
+            .resource_status_reason(reason)
+            .build()
+    }
+
+    #[test]
+    fn only_the_failures_of_the_last_operation_are_told_oldest_first() {
+        // Newest first, as DescribeStackEvents returns them: a failed update after an
+        // earlier failed create.
+        let events = [
+            event("app", "UPDATE_ROLLBACK_COMPLETE", ""),
+            event("Queue", "UPDATE_FAILED", "second reason"),
+            event("Topic", "UPDATE_FAILED", "first reason"),
+            event("Topic", "UPDATE_IN_PROGRESS", ""),
+            event("app", "UPDATE_IN_PROGRESS", "User Initiated"),
+            event("app", "CREATE_COMPLETE", ""),
+            event("Old", "CREATE_FAILED", "an older operation's reason"),
+            event("app", "CREATE_IN_PROGRESS", "User Initiated"),
+        ];
+        let failed = last_operation_failures(&events, "app");
+        let told: Vec<String> = failed.iter().map(|e| describe(e)).collect();
+        assert_eq!(
+            told,
+            [
+                "Topic (AWS::SQS::Queue) UPDATE_FAILED: first reason",
+                "Queue (AWS::SQS::Queue) UPDATE_FAILED: second reason"
+            ]
+        );
+        assert!(last_operation_failures(&events[..1], "app").is_empty());
+    }
+}
