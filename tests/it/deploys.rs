@@ -105,7 +105,7 @@ async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sam_deploy_cloudformation_rolls_back_fails_the_job_with_its_reason() {
+async fn a_sam_deploy_cloudformation_refuses_or_rolls_back_fails_the_job_with_its_reason() {
     let Some(tools) = Tools::get("failing sam deploy") else {
         return;
     };
@@ -130,6 +130,19 @@ async fn a_sam_deploy_cloudformation_rolls_back_fails_the_job_with_its_reason() 
     );
     assert!(
         cause.contains("stack broken is ROLLBACK_COMPLETE"),
+        "{cause}"
+    );
+
+    // A template CloudFormation refuses outright (an unknown resource type): its validation
+    // error, as SAM prints it, is in the cause.
+    let template = "Resources:\n  Thing:\n    Type: AWS::Nope::Thing\n";
+    std::fs::write(dist.join("template.yaml"), template).unwrap();
+    let job = json!({"kind": "sam", "properties": {"StackName": "refused"}, "distribution": {"path": dist}});
+    let result = run_local(&world, &job, &Tools::path_with(&[tools.sam_bin()])).await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    let cause = result["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("Template format error: Unrecognized resource types: [AWS::Nope::Thing]"),
         "{cause}"
     );
 }
