@@ -152,9 +152,9 @@ mod tests {
         for part in [
             "--template-file .aws-sam/build/template.yaml",
             " --fail-on-empty-changeset",
-            "--parameter-overrides \"Note=it's\" 'Size=3' 'Stage=dev'",
+            "--parameter-overrides \"Note=\\\"it's\\\"\" 'Size=3' 'Stage=dev'",
             "--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND",
-            "--tags 'team=a b'",
+            "--tags 'team=\"a b\"'",
             "--s3-bucket b --s3-prefix p/x --role-arn arn:r --notification-arns arn:n",
         ] {
             assert!(deploy.contains(part), "{part} not in {deploy}");
@@ -175,6 +175,9 @@ mod tests {
                 .contains("properties.ResolveS3")
         );
         assert!(e(json!({"StackName": "a", "Tags": {"k": [1]}})).contains("properties.Tags.k"));
+        assert!(
+            e(json!({"StackName": "a", "Tags": {"k": "c:\\"}})).contains("ends with a backslash")
+        );
         assert!(
             e(json!({"StackName": "a", "ParameterOverrides": {"a=b": "c"}}))
                 .contains("without `=`")

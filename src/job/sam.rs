@@ -183,8 +183,24 @@ fn pairs(
                     "needs a name without `=` and no NUL",
                 ));
             }
-            Ok(format!("{k}={value}"))
+            if value.ends_with('\\') {
+                return Err(ParseError::field(
+                    path,
+                    "ends with a backslash, which SAM would read as escaping its closing quote",
+                ));
+            }
+            Ok(format!("{k}={}", sam_quoted(&value)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(words(flag, &pairs))
+}
+
+/// `value` as SAM's `--parameter-overrides` and `--tags` read it: a value with blanks or
+/// quotes in double quotes, its `"` escaped (SAM splits unquoted values at spaces).
+fn sam_quoted(value: &str) -> String {
+    if value.contains([' ', '\t', '\n', '"', '\'']) || value.is_empty() {
+        format!("\"{}\"", value.replace('"', "\\\""))
+    } else {
+        value.to_string()
+    }
 }

@@ -58,6 +58,28 @@ async fn stack(world: &World, name: &str) -> (String, Value) {
     (status, Value::Object(outputs))
 }
 
+/// The stack's tags.
+async fn stack_tags(world: &World, name: &str) -> std::collections::HashMap<String, String> {
+    let described = world
+        .clients
+        .cloudformation
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .unwrap();
+    described.stacks()[0]
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
     let Some(tools) = Tools::get("sam deploy") else {
@@ -67,6 +89,10 @@ async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
     let name = world.unique("reports");
     let mut job = example_job("sam-app");
     job["properties"]["StackName"] = json!(name);
+    // Values SAM would split or unquote unless the kind quotes them its way.
+    let stage = "dev \"blue\" it's";
+    job["properties"]["ParameterOverrides"]["Stage"] = json!(stage);
+    job["properties"]["Tags"]["team"] = json!("platform team");
     let path = Tools::path_with(&[tools.sam_bin()]);
 
     let (first, logs) = run_local_logged(&world, &job, &path).await;
@@ -81,8 +107,14 @@ async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
     assert_eq!(status, "CREATE_COMPLETE");
     assert_eq!(output, &outputs, "the job's output is the stack's outputs");
     assert_eq!(
-        output["Stage"], "dev",
-        "the parameter override reached the stack"
+        output["Stage"], stage,
+        "the parameter override reached the stack whole"
+    );
+    let tags = stack_tags(&world, &name).await;
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("platform team"),
+        "{tags:?}"
     );
     let bucket = output["ReportsBucket"].as_str().unwrap();
     world
