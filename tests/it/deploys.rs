@@ -38,8 +38,14 @@ fn example_job(name: &str) -> Value {
     job
 }
 
-/// The stack's status and outputs, as CloudFormation has them.
-async fn stack(world: &World, name: &str) -> (String, Value) {
+/// What CloudFormation has of a stack: its status, outputs and tags.
+struct Described {
+    status: String,
+    outputs: Value,
+    tags: std::collections::HashMap<String, String>,
+}
+
+async fn stack(world: &World, name: &str) -> Described {
     let described = world
         .clients
         .cloudformation
@@ -54,30 +60,16 @@ async fn stack(world: &World, name: &str) -> (String, Value) {
         .iter()
         .map(|o| (o.output_key().unwrap().to_string(), json!(o.output_value())))
         .collect();
-    let status = stack.stack_status().unwrap().as_str().to_string();
-    (status, Value::Object(outputs))
-}
-
-/// The stack's tags.
-async fn stack_tags(world: &World, name: &str) -> std::collections::HashMap<String, String> {
-    let described = world
-        .clients
-        .cloudformation
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap();
-    described.stacks()[0]
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    let text = |v: Option<&str>| v.unwrap_or_default().to_string();
+    Described {
+        status: stack.stack_status().unwrap().as_str().to_string(),
+        outputs: Value::Object(outputs),
+        tags: stack
+            .tags()
+            .iter()
+            .map(|t| (text(t.key()), text(t.value())))
+            .collect(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,14 +95,17 @@ async fn a_sam_job_deploys_the_example_and_its_outputs_are_the_jobs_output() {
         "the example builds, and what was built is deployed:\n{logs}"
     );
     let output = &first["output"];
-    let (status, outputs) = stack(&world, &name).await;
-    assert_eq!(status, "CREATE_COMPLETE");
-    assert_eq!(output, &outputs, "the job's output is the stack's outputs");
+    let deployed = stack(&world, &name).await;
+    assert_eq!(deployed.status, "CREATE_COMPLETE");
+    assert_eq!(
+        output, &deployed.outputs,
+        "the job's output is the stack's outputs"
+    );
     assert_eq!(
         output["Stage"], stage,
         "the parameter override reached the stack whole"
     );
-    let tags = stack_tags(&world, &name).await;
+    let tags = &deployed.tags;
     assert_eq!(
         tags.get("team").map(String::as_str),
         Some("platform team"),
@@ -192,7 +187,9 @@ async fn a_cdk_job_deploys_the_python_example_with_the_real_cdk() {
 
     let result = run_local(&world, &job, &path).await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
-    let (status, outputs) = stack(&world, &name).await;
+    let Described {
+        status, outputs, ..
+    } = stack(&world, &name).await;
     assert_eq!(status, "CREATE_COMPLETE");
     // The dispatcher's shape: the stack's id as `cdk ls` prints it -> its outputs.
     let id = format!("Reports ({name})");
