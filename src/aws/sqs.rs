@@ -60,12 +60,14 @@ impl SqsQueue {
         }
     }
 
-    async fn set_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
+    /// `ChangeMessageVisibility` of one message to 0 (the single call: its error is the whole
+    /// answer).
+    async fn release_single(&self, receipt: &str) -> Result<(), CallError> {
         self.sqs
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt)
-            .visibility_timeout(visibility.as_secs().min(MAX_VISIBILITY_SECS) as i32)
+            .visibility_timeout(0)
             .send()
             .await
             .map(|_| ())
@@ -74,52 +76,48 @@ impl SqsQueue {
 
     /// One `DeleteMessageBatch` request; a result per receipt, in order.
     async fn delete_batch(&self, receipts: Vec<String>) -> Vec<Result<(), CallError>> {
-        let entries = receipts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let sent = self
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify(DELETE_BATCH, &e))
-            .map(|out| out.failed);
+        let entries = receipts.iter().enumerate().map(|(i, r)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .build()
+        });
+        let sent = match entries.collect::<Result<Vec<_>, _>>() {
+            Err(e) => Err(unbuildable(DELETE_BATCH, e)),
+            Ok(entries) => self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify(DELETE_BATCH, &e))
+                .map(|out| out.failed),
+        };
         per_entry(DELETE_BATCH, receipts.len(), sent)
     }
 
     /// One `ChangeMessageVisibilityBatch` request; a result per entry, in order.
     async fn visibility_batch(&self, changes: Vec<(String, i32)>) -> Vec<Result<(), CallError>> {
-        let entries = changes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (r, secs))| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .visibility_timeout(*secs)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let sent = self
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify(VISIBILITY_BATCH, &e))
-            .map(|out| out.failed);
+        let entries = changes.iter().enumerate().map(|(i, (r, secs))| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(r)
+                .visibility_timeout(*secs)
+                .build()
+        });
+        let sent = match entries.collect::<Result<Vec<_>, _>>() {
+            Err(e) => Err(unbuildable(VISIBILITY_BATCH, e)),
+            Ok(entries) => self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify(VISIBILITY_BATCH, &e))
+                .map(|out| out.failed),
+        };
         per_entry(VISIBILITY_BATCH, changes.len(), sent)
     }
 
@@ -198,17 +196,24 @@ impl Queue for SqsQueue {
             .await
     }
 
-    /// Asks `ChangeMessageVisibility` (the single call: its error is the whole answer) with a
-    /// receipt handle that cannot exist, so that only
+    /// Asks `ChangeMessageVisibility` with a receipt handle that cannot exist, so that only
     /// "access denied" says no; then reads the visibility timeout.
     async fn lease(&self) -> Option<Duration> {
-        let probe = self
-            .set_visibility("attini-runner-permission-probe", Duration::ZERO)
-            .await;
+        let probe = self.release_single("attini-runner-permission-probe").await;
         if matches!(probe, Err(e) if e.class == ErrorClass::Denied) {
             return None;
         }
         Some(self.visibility_timeout().await)
+    }
+}
+
+/// A batch entry the SDK would not build (an id or receipt handle missing, which the code
+/// above always sets): every entry of the batch fails with it rather than being skipped.
+fn unbuildable(operation: &'static str, e: aws_sdk_sqs::error::BuildError) -> CallError {
+    CallError {
+        operation,
+        class: ErrorClass::Permanent,
+        message: format!("could not build the request: {e}"),
     }
 }
 

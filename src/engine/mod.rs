@@ -106,7 +106,8 @@ pub struct Engine {
     jobs: PathBuf,
     distributions: Distributions,
     processes: ProcessTable,
-    /// Removals of finished jobs' directories still under way.
+    /// Removals of finished jobs' directories and spare copies of cached distributions
+    /// still under way (the distribution cache spawns its spares here).
     cleanup: TaskTracker,
     /// This runner's folder: held for its lock, removed last (fields drop in order).
     _root: WorkDir,
@@ -124,15 +125,21 @@ impl Engine {
         let jobs = root.path().join("jobs");
         std::fs::create_dir_all(&jobs).map_err(err(&jobs))?;
         let cache = root.path().join("cache");
-        let distributions = Distributions::new(cache.clone(), config.limits, config.cache_bytes)
-            .map_err(err(&cache))?;
+        let cleanup = TaskTracker::new();
+        let distributions = Distributions::new(
+            cache.clone(),
+            config.limits,
+            config.cache_bytes,
+            cleanup.clone(),
+        )
+        .map_err(err(&cache))?;
         executor::procs::become_subreaper();
         Ok(Engine {
             config,
             jobs,
             distributions,
             processes: ProcessTable::default(),
-            cleanup: TaskTracker::new(),
+            cleanup,
             _root: root,
         })
     }
@@ -143,7 +150,6 @@ impl Engine {
         self.cleanup.close();
         self.cleanup.wait().await;
         self.cleanup.reopen();
-        self.distributions.settled().await;
     }
 
     /// SIGKILL to every process of every running job (a second stop signal).
@@ -249,6 +255,10 @@ impl Engine {
         job_id: &str,
         dir: &JobDir,
     ) -> Result<ScriptRun, Report> {
+        // A kind's missing tool fails the job before its distribution is fetched or copied.
+        let job_path = job.environment.get("PATH").cloned();
+        let job_path = job_path.unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+        let prelude = tools::prelude(job.kind, &self.config.tools, &job_path).map_err(runtime)?;
         let workspace = dir.workspace();
         if let Some(source) = &options.source {
             self.distributions
@@ -268,9 +278,6 @@ impl Engine {
                 cwd
             }
         };
-        let job_path = job.environment.get("PATH").cloned();
-        let job_path = job_path.unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-        let prelude = tools::prelude(job.kind, &self.config.tools, &job_path).map_err(runtime)?;
         let input = serde_json::to_vec(&job.input).unwrap_or_else(|_| b"{}".to_vec());
         let script = env::script_text(prelude.as_deref(), &job.commands, &dir.progress());
         write_all(vec![

@@ -7,7 +7,7 @@
 //! every file (waiting for it if it is being made), and a new spare is made after it. A spare
 //! counts in the budget; a job that finds none (the first, or one of several at once) copies
 //! the entry as before.
-//! [`Distributions::settled`] waits for the spares being made. Cancellation: dropping a call
+//! The spares are made on the engine's task tracker; `Engine::settled` waits for them. Cancellation: dropping a call
 //! leaves at worst a partial extraction or spare under a temporary name, which is removed
 //! with the runner's work directory.
 
@@ -28,7 +28,7 @@ pub struct Distributions {
     budget_bytes: u64,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
-    /// Spares being made.
+    /// Spares being made (the engine's tracker, see `Engine::settled`).
     spares: TaskTracker,
 }
 
@@ -40,8 +40,14 @@ struct Slot {
 
 impl Distributions {
     /// A cache in `dir` (created) with extraction `limits`, holding about `budget_bytes` of
-    /// extracted content (at least the newest entry is always kept).
-    pub fn new(dir: PathBuf, limits: ExtractLimits, budget_bytes: u64) -> std::io::Result<Self> {
+    /// extracted content (at least the newest entry is always kept). Spare copies are made
+    /// on blocking threads tracked by `spares` (whoever waits on it waits for them).
+    pub fn new(
+        dir: PathBuf,
+        limits: ExtractLimits,
+        budget_bytes: u64,
+        spares: TaskTracker,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Distributions {
             dir,
@@ -49,15 +55,8 @@ impl Distributions {
             budget_bytes,
             slots: Mutex::default(),
             clock: AtomicU64::new(0),
-            spares: TaskTracker::new(),
+            spares,
         })
-    }
-
-    /// Waits for the spares being made.
-    pub async fn settled(&self) {
-        self.spares.close();
-        self.spares.wait().await;
-        self.spares.reopen();
     }
 
     /// Fills the new directory `workspace` with the content of `source`. With a budget of 0
@@ -337,8 +336,13 @@ mod tests {
     #[tokio::test]
     async fn a_failed_download_or_extraction_frees_its_slot() {
         let tmp = tempfile::tempdir().unwrap();
-        let cache =
-            Distributions::new(tmp.path().join("c"), ExtractLimits::default(), 1 << 20).unwrap();
+        let cache = Distributions::new(
+            tmp.path().join("c"),
+            ExtractLimits::default(),
+            1 << 20,
+            TaskTracker::new(),
+        )
+        .unwrap();
         let remote = Source::Remote {
             identity: "id-1".into(),
             fetch: Arc::new(Unreachable),

@@ -1,7 +1,7 @@
 //! One entry of the distribution cache ([`cache`](super::cache)): the extracted tree, its
 //! size, and its spare, a ready copy of the tree made on a blocking thread after a job used the
 //! entry and taken by the next job with one rename. Cancellation: a spare being made is
-//! finished by its blocking thread (its task is tracked, see `Distributions::settled`); a job
+//! finished by its blocking thread (its task is tracked, see `Engine::settled`); a job
 //! dropped while waiting for it leaves the spare for the next one.
 
 use std::path::{Path, PathBuf};

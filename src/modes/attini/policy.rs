@@ -61,26 +61,24 @@ impl AttiniPolicy {
         }
     }
 
+    /// When the runner item last named this task (a poisoned lock still holds a valid time).
+    fn owned(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.owned_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// `Some(refusal)` when this runner must not take jobs. An item that named this task less
     /// than [`OWNER_FRESH`] ago is not read again.
     async fn check_ownership(&self, message: &Message) -> Option<Admission> {
         let own = self.own_task.as_ref()?;
-        if self
-            .owned_since
-            .lock()
-            .ok()?
-            .is_some_and(|at| at.elapsed() < OWNER_FRESH)
-        {
+        if self.owned().is_some_and(|at| at.elapsed() < OWNER_FRESH) {
             return None;
         }
         let read = self.item.read(false).await;
         match read {
             Ok(found) => {
                 let current = dynamodb::text(&found, "taskId");
-                if current == Some(own)
-                    && let Ok(mut owned) = self.owned_since.lock()
-                {
-                    *owned = Some(Instant::now());
+                if current == Some(own) {
+                    *self.owned() = Some(Instant::now());
                 }
                 (current != Some(own)).then(|| {
                     Admission::Shutdown(format!(
