@@ -1,34 +1,40 @@
-//! The command line: clap's definition of the binary's arguments, turned into a
-//! [`Mode`](crate::modes::Mode). Flags are validated here (ranges) and override the settings
-//! of the environment. Pure; nothing to cancel.
+//! The command line: clap's definition of the binary's commands, turned into a [`Request`].
+//! Flags are validated here (ranges) and override the settings of the environment.
+//!
+//! The Attini dispatcher starts the runner as `attini-runner <SFN_TOKEN> <REQUIRED_VERSION>`.
+//! That form is recognised before clap sees the words, only when they are shaped like a task
+//! token and a version ([`dispatcher_call`]); it is not in the usage, and any other word is
+//! refused by clap as an unknown command (with its "did you mean"), so a typo such as
+//! `attini-runner serv` never starts Attini mode. Pure; nothing to cancel.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::MAX_SECONDS;
 use crate::modes::Mode;
 use crate::modes::local::LocalArgs;
 use crate::modes::serve::ServeArgs;
 
+/// Shortest word taken as a Step Functions task token. Real tokens are several hundred
+/// characters; every command name is far shorter.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Longest task token Step Functions issues (its API limit).
+pub const MAX_TOKEN_CHARS: usize = 2048;
+
 /// A warm job runner for AWS Step Functions, compatible with the Attini Runner.
 #[derive(Debug, Parser)]
 #[command(
     name = "attini-runner",
     version = crate::VERSION,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    after_help = "The Attini dispatcher also starts it as `attini-runner <SFN_TOKEN> <REQUIRED_VERSION>` (Attini mode)."
 )]
 pub struct Cli {
     #[command(subcommand)]
     action: Option<Action>,
-    /// Attini mode: the task token of the step that started this runner.
-    #[arg(value_name = "SFN_TOKEN", requires = "required_version")]
-    token: Option<String>,
-    /// Attini mode: the lowest runner version the dispatcher accepts.
-    #[arg(value_name = "REQUIRED_VERSION")]
-    required_version: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,10 +65,19 @@ enum Action {
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
         idle_ttl: Option<u64>,
     },
+    /// Check a job file without running it.
+    ///
+    /// Exit 0 when it is valid, 65 naming the field when it is not, 66 when it cannot be read.
+    Validate {
+        /// The job: an Attini runner message or a native job (JSON); `-` reads standard input.
+        job: PathBuf,
+    },
     /// Exit 0: the Attini dispatcher's check that the runner is installed.
     DryRun,
-    /// Exit 0 when a runner's ops server says it is alive (GET /livez), else 1: the container
-    /// health check.
+    /// The container health check: exit 0 when a runner's ops server says it is alive.
+    ///
+    /// Asks GET /livez and exits 0 when it answers 200, else 1. With the ops server off
+    /// (ATTINI_OPS_ADDR=off) there is nothing to ask, and it exits 0 saying so.
     Healthcheck {
         /// The ops server (default: ATTINI_OPS_ADDR, else 127.0.0.1:9464).
         #[arg(long, value_name = "IP:PORT")]
@@ -80,29 +95,78 @@ enum Action {
 pub enum Request {
     /// Run a mode.
     Run(Mode),
+    /// `validate JOB`: check a job file.
+    Validate(PathBuf),
     /// `dry-run`: exit 0.
     DryRun,
     /// `healthcheck`: ask the ops server at this address (`None`: from the settings).
     Healthcheck(Option<std::net::SocketAddr>),
-    /// No mode and no Attini arguments: print the help, exit 64.
+    /// No command: print the help, exit 64.
     Help,
+}
+
+/// Reads the command line `args` (the program name first).
+///
+/// # Errors
+/// clap's error for an unknown command, flag or value (with its "did you mean"), or the
+/// help and version texts, which clap also returns as errors.
+pub fn parse<I, T>(args: I) -> Result<Request, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let [_, token, version] = args.as_slice()
+        && let (Some(token), Some(version)) = (token.to_str(), version.to_str())
+        && dispatcher_call(token, version)
+    {
+        return Ok(Request::Run(Mode::Attini {
+            token: token.to_string(),
+            required_version: version.to_string(),
+        }));
+    }
+    Ok(Cli::try_parse_from(args)?.request())
+}
+
+/// Whether `token version` is the Attini dispatcher's start: a word shaped like a task token
+/// ([`MIN_TOKEN_CHARS`] to [`MAX_TOKEN_CHARS`] printable characters without blanks, not
+/// starting with `-`, not a command name) and a version (`2.0.2`: digits and dots, an
+/// optional `-` or `+` suffix).
+pub fn dispatcher_call(token: &str, version: &str) -> bool {
+    let commands = Cli::command();
+    let is_command = commands.get_subcommands().any(|c| c.get_name() == token);
+    let token_shaped = (MIN_TOKEN_CHARS..=MAX_TOKEN_CHARS).contains(&token.chars().count())
+        && !token.starts_with('-')
+        && token.chars().all(|c| c.is_ascii_graphic());
+    token_shaped && !is_command && version_shaped(version)
+}
+
+fn version_shaped(version: &str) -> bool {
+    let (core, suffix) = match version.find(['-', '+']) {
+        Some(at) => version.split_at(at),
+        None => (version, ""),
+    };
+    let core_ok = !core.is_empty()
+        && core
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+    let suffix_ok = suffix
+        .chars()
+        .skip(1)
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    core_ok && suffix_ok && suffix != "-" && suffix != "+"
 }
 
 impl Cli {
     /// The request this command line makes.
     pub fn request(self) -> Request {
         let Some(action) = self.action else {
-            return match (self.token, self.required_version) {
-                (Some(token), Some(required_version)) => Request::Run(Mode::Attini {
-                    token,
-                    required_version,
-                }),
-                _ => Request::Help,
-            };
+            return Request::Help;
         };
         Request::Run(match action {
             Action::DryRun => return Request::DryRun,
             Action::Healthcheck { addr } => return Request::Healthcheck(addr),
+            Action::Validate { job } => return Request::Validate(job),
             Action::Local {
                 job,
                 distribution,
@@ -125,5 +189,52 @@ impl Cli {
             }),
             Action::CommandMode { args } => Mode::CommandMode(args),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "AAAAKgAAAAIAAAAAAAAAAbc/def+ghi=";
+
+    fn attini(args: &[&str]) -> bool {
+        matches!(parse(args), Ok(Request::Run(Mode::Attini { .. })))
+    }
+
+    #[test]
+    fn the_dispatcher_form_is_a_token_and_a_version() {
+        assert!(attini(&["attini-runner", TOKEN, "2.0.2"]));
+        assert!(attini(&["attini-runner", TOKEN, "2"]));
+        assert!(attini(&["attini-runner", TOKEN, "2.1.0-SNAPSHOT"]));
+        assert!(!attini(&["attini-runner", TOKEN, "latest"]));
+        assert!(!attini(&["attini-runner", TOKEN, "2..1"]));
+        assert!(!attini(&["attini-runner", TOKEN, "2.1-"]));
+        assert!(!attini(&["attini-runner", "replay", "2.0.2"]));
+        assert!(!attini(&["attini-runner", "token with blanks!", "2.0.2"]));
+        assert!(!attini(&[
+            "attini-runner",
+            "--queue-url=https://x",
+            "2.0.2"
+        ]));
+        assert!(!attini(&["attini-runner", TOKEN]));
+    }
+
+    #[test]
+    fn an_unknown_word_is_refused_with_a_suggestion() {
+        let Err(e) = parse(["attini-runner", "serv"]) else {
+            panic!("`serv` was accepted");
+        };
+        let text = e.render().to_string();
+        assert!(text.contains("unrecognized subcommand 'serv'"), "{text}");
+        assert!(text.contains("serve"), "{text}");
+        assert!(parse(["attini-runner", "replay", "arn:aws:states:x"]).is_err());
+    }
+
+    #[test]
+    fn the_usage_does_not_show_the_dispatcher_positionals() {
+        let usage = Cli::command().render_usage().to_string();
+        assert!(!usage.contains("SFN_TOKEN"), "{usage}");
+        assert!(matches!(parse(["attini-runner"]), Ok(Request::Help)));
     }
 }

@@ -1,17 +1,18 @@
 //! The `attini-runner` binary: parses the command line, runs the chosen mode and exits with
 //! its status (0 success, 1 job failed or runner stopped by an error, 64 bad job file, flag
-//! or setting, 130 stopped at once by a second signal).
+//! or setting, 65 `validate` found the job invalid, 66 `validate` could not read it, 130
+//! stopped at once by a second signal).
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
-use attini_runner::cli::{Cli, Request};
+use attini_runner::cli::{self, Cli, Request};
 use attini_runner::modes::{self, ExitStatus};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let request = match cli::parse(std::env::args_os()) {
+        Ok(request) => request,
         Err(e) => {
             let status = if e.use_stderr() {
                 ExitStatus::Usage
@@ -22,8 +23,9 @@ fn main() -> ExitCode {
             return status.into();
         }
     };
-    match cli.request() {
+    match request {
         Request::Run(mode) => modes::run(mode).into(),
+        Request::Validate(job) => modes::validate::run(&job).into(),
         Request::DryRun => ExitStatus::Success.into(),
         Request::Healthcheck(addr) => modes::healthcheck(addr).into(),
         Request::Help => {

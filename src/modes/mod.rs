@@ -13,6 +13,7 @@ mod jobs;
 pub mod local;
 mod observe;
 pub mod serve;
+pub mod validate;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,10 @@ pub enum ExitStatus {
     Failure,
     /// 64: a bad job file, flag or setting (EX_USAGE).
     Usage,
+    /// 65: `validate` found the job invalid (EX_DATAERR).
+    InvalidJob,
+    /// 66: `validate` could not read the job file (EX_NOINPUT).
+    NoInput,
     /// 130: stopped at once by a second signal.
     Killed,
 }
@@ -43,6 +48,8 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Usage => 64,
+            ExitStatus::InvalidJob => 65,
+            ExitStatus::NoInput => 66,
             ExitStatus::Killed => 130,
         }
     }
@@ -153,7 +160,8 @@ pub fn run(mode: Mode) -> ExitStatus {
 }
 
 /// `attini-runner healthcheck`: 0 when the ops server at `addr` (else `ATTINI_OPS_ADDR`)
-/// says the runner is alive, 1 when not or when it does not answer, 64 for a bad address.
+/// says the runner is alive or when the ops server is off (nothing to ask), 1 when it is not
+/// alive or does not answer, 64 for a bad address.
 pub fn healthcheck(addr: Option<std::net::SocketAddr>) -> ExitStatus {
     use crate::ops::check;
     let addr = match addr {
@@ -169,7 +177,15 @@ pub fn healthcheck(addr: Option<std::net::SocketAddr>) -> ExitStatus {
             }
         }
     };
-    match check::target(addr) {
+    let Some(addr) = addr else {
+        // Nothing listens, so nothing can be asked; a health check that failed here would
+        // have ECS replace healthy tasks forever.
+        println!(
+            "attini-runner: the ops server is off (ATTINI_OPS_ADDR=off): nothing to check, reported healthy"
+        );
+        return ExitStatus::Success;
+    };
+    match check::target(Some(addr)) {
         Ok(target) => with_runtime(async move {
             match check::livez(target).await {
                 Ok(()) => ExitStatus::Success,

@@ -390,7 +390,7 @@ async fn a_failing_step_reports_script_execution_error_with_the_log_link() {
     let execution = a
         .one_step("Migrate", json!(["echo migrating", "exit 5"]))
         .await;
-    let out = a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let out = a.run_runner("unused-start-token", "2.0.2", HASH, 2).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let done = a.world.finished(&execution).await;
     assert_eq!(done.error.as_deref(), Some("ScriptExecutionError"));
@@ -411,7 +411,7 @@ async fn stale_executions_and_missing_distributions_are_answered() {
     let current = a.world.start(&machine, "new", &json!({})).await;
     a.current(&[&current]).await;
     // No distribution object in the bucket.
-    let out = a.run_runner("unused", "2.0.2", HASH, 2).await;
+    let out = a.run_runner("unused-start-token", "2.0.2", HASH, 2).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let old = a.world.finished(&stale).await;
     assert_eq!(old.error.as_deref(), Some("Runner.StaleExecution"));
@@ -447,7 +447,7 @@ async fn another_configuration_hash_is_left_for_the_runner_started_for_it() {
         .await;
     let execution = a.world.start(&machine, "exec-1", &json!({})).await;
     a.current(&[&execution]).await;
-    let old = a.run_runner("unused", "2.0.2", 111, 1).await;
+    let old = a.run_runner("unused-start-token", "2.0.2", 111, 1).await;
     assert_eq!(old.status.code(), Some(0));
     assert!(
         stderr(&old).contains("configuration hash 222 is not this runner's 111"),
@@ -455,7 +455,7 @@ async fn another_configuration_hash_is_left_for_the_runner_started_for_it() {
         stderr(&old)
     );
     assert_eq!(a.world.status(&execution).await, "RUNNING");
-    let new = a.run_runner("unused", "2.0.2", 222, 2).await;
+    let new = a.run_runner("unused-start-token", "2.0.2", 222, 2).await;
     assert_eq!(new.status.code(), Some(0));
     let done = a.world.finished(&execution).await;
     assert_eq!(done.output.unwrap()["output"]["Step"], json!("new config"));
@@ -472,7 +472,7 @@ async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
     let machine = a.machine("plan", "Step", json!(["true"]), HASH).await;
     let execution = a.world.start(&machine, "exec-1", &json!({})).await;
     a.current(&[&execution]).await;
-    let out = a.run_runner("unused", "2.0.2", HASH, 60).await;
+    let out = a.run_runner("unused-start-token", "2.0.2", HASH, 60).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stderr(&out).contains("another runner took over"),
@@ -492,7 +492,10 @@ async fn a_runner_whose_task_was_replaced_exits_and_leaves_the_job() {
 async fn a_takeover_while_serving_is_seen_once_the_ownership_bound_has_passed() {
     let a = Attini::new().await;
     let first = a.one_step("Step", json!(["true"])).await;
-    let mut runner = a.command("unused", "2.0.2", HASH, 60, &[]).spawn().unwrap();
+    let mut runner = a
+        .command("unused-start-token", "2.0.2", HASH, 60, &[])
+        .spawn()
+        .unwrap();
     assert_eq!(a.world.finished(&first).await.status, "SUCCEEDED");
     a.runner_item(
         "arn:aws:ecs:us-east-1:000000000000:task/attini-default/other",
@@ -553,7 +556,7 @@ async fn start_failures_are_reported_to_the_start_token() {
 async fn an_idle_runner_exits_after_its_ttl() {
     let a = Attini::new().await;
     a.runner_item(&a.task_arn, vec![]).await;
-    let out = a.run_runner("unused", "2.0.2", HASH, 1).await;
+    let out = a.run_runner("unused-start-token", "2.0.2", HASH, 1).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stderr(&out).contains("no jobs for the idle TTL"),
@@ -582,7 +585,13 @@ async fn attini_text_output_and_job_timeout() {
     let slow_run = a.world.start(&slow, "s", &json!({})).await;
     a.current(&[&text_run, &slow_run]).await;
     let out = a
-        .run_runner_with("unused", "2.0.2", HASH, 2, &[("ATTINI_JOB_TIMEOUT", "1")])
+        .run_runner_with(
+            "unused-start-token",
+            "2.0.2",
+            HASH,
+            2,
+            &[("ATTINI_JOB_TIMEOUT", "1")],
+        )
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let done = a.world.finished(&text_run).await;
@@ -671,7 +680,7 @@ async fn in_ec2_mode_the_runner_terminates_its_host_unless_disabled() {
     a.runner_item(&a.task_arn, vec![]).await;
     let out = a
         .run_runner_with(
-            "unused",
+            "unused-start-token",
             "2.0.2",
             HASH,
             1,
@@ -692,7 +701,7 @@ async fn in_ec2_mode_the_runner_terminates_its_host_unless_disabled() {
     .await;
     let out = a
         .run_runner_with(
-            "unused",
+            "unused-start-token",
             "2.0.2",
             HASH,
             1,

@@ -23,7 +23,7 @@ async fn while_ecs_stops_the_task_messages_are_left_in_the_queue() {
     let stopping = serve_metadata_with(&a.task_arn, "STOPPED").await;
     let out = a
         .run_runner_with(
-            "unused",
+            "unused-start-token",
             "2.0.2",
             HASH,
             2,
@@ -92,7 +92,7 @@ async fn the_distribution_cache_is_keyed_by_object_identifier() {
         .await;
     // No current-deployment record: every execution counts as current.
     let result = |done: Finished| done.output.unwrap()["output"]["Read"]["result"].clone();
-    let runner = a.run_runner("unused", "2.0.2", HASH, 5);
+    let runner = a.run_runner("unused-start-token", "2.0.2", HASH, 5);
     let jobs = async {
         let first = a.world.start(&v1, "first", &json!({})).await;
         let first = a.world.finished(&first).await;
@@ -136,7 +136,7 @@ async fn the_job_log_is_synced_while_the_job_runs() {
     // Watched through a proxy: what the runner sent, and when.
     let proxy = DenyingProxy::start(&a.world.emulator.endpoint, &[]).await;
     let endpoint = [("AWS_ENDPOINT_URL", proxy.url.as_str())];
-    let runner = a.run_runner_with("unused", "2.0.2", HASH, 2, &endpoint);
+    let runner = a.run_runner_with("unused-start-token", "2.0.2", HASH, 2, &endpoint);
     let log_puts = || {
         proxy
             .seen()
@@ -195,7 +195,7 @@ async fn a_log_upload_the_role_may_not_make_does_not_fail_the_job() {
     .await;
     let out = a
         .run_runner_with(
-            "unused",
+            "unused-start-token",
             "2.0.2",
             HASH,
             2,
@@ -224,7 +224,7 @@ async fn the_idle_ttl_is_counted_from_the_end_of_the_last_job() {
     let machine = a.machine("plan", "Long", commands, HASH).await;
     let execution = a.world.start(&machine, "exec-1", &json!({})).await;
     a.current(&[&execution]).await;
-    let out = a.run_runner("unused", "2.0.2", HASH, 3).await;
+    let out = a.run_runner("unused-start-token", "2.0.2", HASH, 3).await;
     let exited = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()

@@ -113,7 +113,7 @@ async fn attini_mode_keeps_serving_through_dynamodb_throttling_and_5xx() {
     proxy.fault(get, Fault::Error(500, "InternalServerError"), 4);
     let out = a
         .run_runner_with(
-            "unused",
+            "unused-start-token",
             "2.0.2",
             HASH,
             2,

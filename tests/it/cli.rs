@@ -242,6 +242,92 @@ fn dry_run_version_and_command_mode_version() {
 }
 
 #[test]
+fn a_word_that_is_no_command_is_refused_and_starts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A typo: clap's "did you mean", exit 64, and no Attini mode (which would report the
+    // failure to a "token" named by the typo).
+    let out = runner(&["serv"], tmp.path());
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unrecognized subcommand 'serv'") && stderr.contains("'serve'"),
+        "{stderr}"
+    );
+    // A newer command this build does not know, with an argument, is not a dispatcher call.
+    let out = Command::new(BIN)
+        .args([
+            "replay",
+            "arn:aws:states:eu-west-1:111122223333:execution:m:e",
+        ])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unrecognized subcommand 'replay'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SendTaskFailure"), "{stderr}");
+    // The usage does not lead with the dispatcher's positionals; the help names them once.
+    let help = runner(&["--help"], tmp.path());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Usage: attini-runner [COMMAND]"), "{help}");
+    assert!(
+        help.contains("attini-runner <SFN_TOKEN> <REQUIRED_VERSION>"),
+        "{help}"
+    );
+}
+
+#[test]
+fn validate_checks_a_job_without_running_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    let good = write(
+        tmp.path(),
+        "good.json",
+        &json!({"commands": [format!("touch {}", marker.display())],
+                "distribution": {"bucket": "artifacts", "key": "app/1.zip"}})
+        .to_string(),
+    );
+    let out = runner(&["validate", &good], tmp.path());
+    crate::harness::assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("a valid native job of kind commands with 1 command(s)")
+            && stdout.contains("distribution s3://artifacts/app/1.zip")
+            && stdout.contains("no taskToken"),
+        "{stdout}"
+    );
+    assert!(!marker.exists(), "validate ran the job");
+
+    let bad = write(
+        tmp.path(),
+        "bad.json",
+        r#"{"commands": ["true"], "timeoutSeconds": "soon"}"#,
+    );
+    let out = runner(&["validate", &bad], tmp.path());
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.json") && stderr.contains("timeoutSeconds"),
+        "{stderr}"
+    );
+    for example in [
+        "hello",
+        "sam-app",
+        "cdk-app",
+        "sql-migration",
+        "integration-tests",
+    ] {
+        let job = format!("{}/examples/{example}/job.json", env!("CARGO_MANIFEST_DIR"));
+        crate::harness::assert_exit(&runner(&["validate", &job], tmp.path()), 0);
+    }
+    let missing = runner(&["validate", "/nonexistent/job.json"], tmp.path());
+    assert_eq!(missing.status.code(), Some(66));
+}
+
+#[test]
 fn a_job_can_come_from_standard_input() {
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
