@@ -1,5 +1,6 @@
-//! Never lose, hang or double-run a job: a runner killed mid-job, a runner stopped mid-job, an
-//! execution stopped while its job runs, and a job longer than several visibility windows.
+//! Never lose, hang or double-run a job: a runner killed mid-job, an execution stopped while its
+//! job runs, and a job longer than several visibility windows. A runner stopped mid-job, whose
+//! retry goes to another, is in `shipped.rs` (it runs the example state machine as shipped).
 
 use std::time::Duration;
 
@@ -45,65 +46,6 @@ async fn a_job_of_a_killed_runner_is_run_by_the_next_one() {
         "first\nsecond\n"
     );
     second.start_kill().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_runner_interrupts_its_job_and_retry_moves_it_to_another() {
-    let world = World::new().await;
-    let queue = world.fifo_queue_with("drained", 5).await;
-    let dir = world.tmp.path().join("marks");
-    std::fs::create_dir(&dir).unwrap();
-    let d = dir.to_str().unwrap();
-    let mut definition = native_machine(
-        &queue,
-        json!({"commands": [
-            format!("if [ ! -e {d}/attempted ]; then echo $$ > {d}/pgid; touch {d}/attempted; echo 'first attempt'; sleep 600; fi"),
-            "echo '\"done\"' > $ATTINI_OUTPUT",
-        ]}),
-    );
-    definition["States"]["Run"]["Retry"] =
-        json!([{"ErrorEquals": ["Runner.Interrupted"], "IntervalSeconds": 1, "MaxAttempts": 2}]);
-    // A Retry sends a new message: the execution name alone no longer tells the attempts apart.
-    definition["States"]["Run"]["Parameters"]["MessageDeduplicationId.$"] =
-        json!("States.Format('{}-{}', $$.Execution.Name, $$.State.RetryCount)");
-    let machine = world.state_machine("drained", &definition).await;
-    let execution = world.start(&machine, "d1", &json!({})).await;
-
-    let first = serve_binary(&world, &queue, &[("ATTINI_DRAIN_GRACE", "1")]);
-    wait_for_file(&dir.join("attempted")).await;
-    kill(Pid::from_raw(first.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(60), first.wait_with_output())
-        .await
-        .expect("the runner did not stop")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("drain grace over"), "{stderr}");
-    let pgid: i32 = std::fs::read_to_string(dir.join("pgid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        !group_exists(pgid),
-        "the interrupted job's processes survived the drain"
-    );
-
-    let mut second = serve_binary(&world, &queue, &[]);
-    let done = world.finished(&execution).await;
-    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
-    assert_eq!(done.output, Some(json!("done")));
-    second.start_kill().unwrap();
-    // The first attempt was answered Runner.Interrupted (not abandoned to time out).
-    let failures = world.task_failures(&execution).await;
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0].0, "Runner.Interrupted");
-    assert!(
-        failures[0]
-            .1
-            .contains("did not finish within the 1 s drain grace period"),
-        "{failures:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

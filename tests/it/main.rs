@@ -30,6 +30,7 @@ mod proxy;
 mod scale;
 mod secrets;
 mod serve_cli;
+mod shipped;
 mod sql_migration;
 mod stacks;
 mod standalone;
