@@ -141,6 +141,17 @@ pub const TASK_PROTECTION_MINUTES: Setting = Setting {
     },
     meaning: "`serve` on ECS (where `ECS_AGENT_URI` is set): while jobs run, the task is protected from scale-in for this long, renewed every third of it, and unprotected when idle.",
 };
+/// `ATTINI_TASK_PROTECTION_MAX_MINUTES`.
+pub const TASK_PROTECTION_MAX_MINUTES: Setting = Setting {
+    name: "ATTINI_TASK_PROTECTION_MAX_MINUTES",
+    kind: Kind::Number {
+        default: Some(60),
+        min: 1,
+        max: 2880,
+        unit: "minutes",
+    },
+    meaning: "`serve` on ECS: the longest a task stays protected without being idle once. Past it the protection is not renewed (it lapses within `ATTINI_TASK_PROTECTION_MINUTES`), so that a deployment or scale-in can replace a task that is never idle; it protects again after the task was idle.",
+};
 /// `ATTINI_STARTUP_COMMANDS_TIMEOUT`.
 pub const STARTUP_COMMANDS_TIMEOUT: Setting = Setting {
     name: "ATTINI_STARTUP_COMMANDS_TIMEOUT",
@@ -246,6 +257,7 @@ pub const ALL: &[Setting] = &[
     IDLE_TTL,
     DRAIN_GRACE,
     TASK_PROTECTION_MINUTES,
+    TASK_PROTECTION_MAX_MINUTES,
     STARTUP_COMMANDS_TIMEOUT,
     AWS_CONNECT_TIMEOUT,
     AWS_ATTEMPT_TIMEOUT,

@@ -144,6 +144,7 @@ impl Settings {
             ecs_agent_uri: lookup(AGENT_VAR).filter(|v| !v.trim().is_empty()),
             task_protection: ProtectionConfig {
                 minutes: number(&lookup, &TASK_PROTECTION_MINUTES)?.unwrap_or(15) as u32,
+                max_minutes: number(&lookup, &TASK_PROTECTION_MAX_MINUTES)?.unwrap_or(60) as u32,
             },
             ops_addr: ops_addr(get(&OPS_ADDR))?,
             emf_interval: match get(&METRICS).map(|v| v.trim().to_ascii_lowercase()) {

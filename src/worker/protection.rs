@@ -5,6 +5,12 @@
 //! protection when the runner is idle again. The expiry is the safety net: a runner that dies
 //! while protected is unprotected again within `minutes`.
 //!
+//! A task that is never idle would hold off a deployment for ever (ECS waits for protected
+//! tasks). So a protection is renewed only until it has been held for
+//! [`ProtectionConfig::max_minutes`] without the runner being idle once; then it lapses within
+//! `minutes`, ECS may stop the task (which drains), and the runner protects again only after it
+//! was idle. A deployment therefore waits at most `max_minutes + minutes` plus the drain grace.
+//!
 //! A refusal (the task role lacks `ecs:UpdateTaskProtection`) is logged once, with the
 //! permission to add, and protection is not asked for again; the runner keeps serving. Other
 //! failures (agent unreachable, throttled) are logged once per run of failures and retried
@@ -49,12 +55,20 @@ pub struct ProtectionConfig {
     /// Minutes a protection lasts unless renewed (`ATTINI_TASK_PROTECTION_MINUTES`, default
     /// 15, 1 to 2880); renewed every third of it.
     pub minutes: u32,
+    /// Longest the task stays protected without being idle once
+    /// (`ATTINI_TASK_PROTECTION_MAX_MINUTES`, default 60, 1 to 2880).
+    pub max_minutes: u32,
 }
 
 impl ProtectionConfig {
     /// How often a protection is renewed while jobs run: a third of its length.
     pub fn renew_every(&self) -> Duration {
         Duration::from_secs(u64::from(self.minutes) * 60 / 3)
+    }
+
+    /// The longest a protection is renewed without the runner being idle once.
+    pub fn hold_at_most(&self) -> Duration {
+        Duration::from_secs(u64::from(self.max_minutes) * 60)
     }
 }
 
@@ -69,10 +83,32 @@ pub async fn keep_protected<A: ProtectionAgent>(
     let mut failing = false;
     // When to act next without a change in `busy`: a renewal or a retry.
     let mut next: Option<Instant> = None;
+    // When the current protection was first set (reset when the runner is idle), and whether
+    // it was held for the longest allowed and left to lapse.
+    let mut held_since: Option<Instant> = None;
+    let mut lapsing = false;
     loop {
-        let wanted = *busy.borrow_and_update() > 0;
+        let busy_now = *busy.borrow_and_update() > 0;
+        if !busy_now {
+            lapsing = false;
+        }
+        let wanted = busy_now && !lapsing;
         let due = next.is_some_and(|at| Instant::now() >= at);
-        if wanted != protected || (wanted && due) {
+        if wanted
+            && protected
+            && due
+            && held_since.is_some_and(|at| at.elapsed() >= config.hold_at_most())
+        {
+            tracing::info!(
+                max_minutes = config.max_minutes,
+                "task scale-in protection held for its longest without the runner being idle;                  not renewed, so that a deployment or scale-in can replace this task (it drains)"
+            );
+            lapsing = true;
+            // The protection lapses by itself; nothing to ask until the runner is idle.
+            protected = false;
+            held_since = None;
+            next = None;
+        } else if wanted != protected || (wanted && due) {
             match agent.set(wanted, config.minutes).await {
                 Ok(()) => {
                     if failing {
@@ -80,6 +116,11 @@ pub async fn keep_protected<A: ProtectionAgent>(
                     }
                     failing = false;
                     protected = wanted;
+                    held_since = if wanted {
+                        held_since.or(Some(Instant::now()))
+                    } else {
+                        None
+                    };
                     tracing::debug!(protected, "task scale-in protection set");
                     next = wanted.then(|| Instant::now() + config.renew_every());
                 }
@@ -151,7 +192,10 @@ mod tests {
         }
     }
 
-    const CONFIG: ProtectionConfig = ProtectionConfig { minutes: 15 };
+    const CONFIG: ProtectionConfig = ProtectionConfig {
+        minutes: 15,
+        max_minutes: 60,
+    };
 
     async fn settle() {
         for _ in 0..10 {
@@ -191,6 +235,40 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         assert_eq!(agent.calls().len(), 4, "nothing to clear at exit");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_never_idle_is_left_unprotected_after_the_longest_hold_until_idle() {
+        let agent = Agent::new(Ok(()));
+        let (busy, watch) = watch::channel(1usize);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(keep_protected(agent.clone(), CONFIG, watch, stop.clone()));
+        // Protected at 0, renewed every 5 minutes up to 60; at 60 the hold is over: no renewal.
+        tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+        let calls = agent.calls();
+        assert_eq!(
+            calls.len(),
+            12,
+            "set at 0 and renewed at 5..55 minutes: {calls:?}"
+        );
+        assert!(calls.iter().all(|on| *on), "{calls:?}");
+        let times: Vec<Instant> = agent.calls.lock().unwrap().iter().map(|c| c.1).collect();
+        let last = *times.last().unwrap() - times[0];
+        assert_eq!(last, Duration::from_secs(55 * 60), "the last renewal");
+        // Idle once: nothing to clear (it lapsed); busy again: protected again.
+        busy.send_replace(0);
+        settle().await;
+        assert_eq!(
+            agent.calls().len(),
+            12,
+            "a lapsed protection needs no clearing"
+        );
+        busy.send_replace(1);
+        settle().await;
+        assert_eq!(agent.calls().len(), 13);
+        assert_eq!(agent.calls().last(), Some(&true));
+        stop.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

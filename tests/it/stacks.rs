@@ -81,6 +81,9 @@ fn env_of(container: &Value) -> HashMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
+        // moto leaves `null` where `!If [.., .., !Ref AWS::NoValue]` drops a list entry
+        // (CloudFormation removes it).
+        .filter(|pair| !pair.is_null())
         .map(|pair| {
             let value = match &pair["value"] {
                 Value::String(text) => text.clone(),
@@ -104,6 +107,9 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
             "VpcId=VPC",
             "Subnets=SUBNET",
             "DistributionBucket=artifacts",
+            "ArtifactStoreBucket=reports",
+            "ExtraSecurityGroups=sg-0123456789abcdef0",
+            "Architecture=ARM64",
         ],
     )
     .await;
@@ -127,6 +133,11 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
     let container = &outputs["_task_definition"]["containerDefinitions"][0];
     let mut in_stack = env_of(container);
     assert_eq!(in_stack.remove("ATTINI_QUEUE_URL"), Some(queue.clone()));
+    assert_eq!(
+        in_stack.remove("ATTINI_ARTIFACT_STORE").as_deref(),
+        Some("reports"),
+        "ArtifactStoreBucket names the jobs' artifact store"
+    );
     let file: Value = serde_json::from_str(include_str!("../../task-definition.json")).unwrap();
     let mut in_file = env_of(&file["containerDefinitions"][0]);
     in_file.remove("ATTINI_QUEUE_URL");
@@ -145,7 +156,8 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
     }
 
     let log = std::fs::File::create(world.tmp.path().join("runner.log")).unwrap();
-    let mut runner = serve_binary_to(&world, &queue, &[], log);
+    let emf = [("ATTINI_METRICS", "emf"), ("ATTINI_METRICS_INTERVAL", "1")];
+    let mut runner = serve_binary_to(&world, &queue, &emf, log);
     let machine = outputs["StateMachineArn"].as_str().unwrap();
     let execution = world
         .start(machine, "example-1", &json!({"from": "test"}))
@@ -162,8 +174,90 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
         .to_string();
     assert!(said.starts_with("hello from attini-runner on "), "{said}");
 
+    // Every alarm on the runner's own figures names a metric the runner writes, in its
+    // namespace, with its dimension and the stack's queue as the value.
+    let queue_name = queue.rsplit('/').next().unwrap();
+    let documents = emf_documents_after_a_job(&world).await;
+    let alarms = runner_metric_alarms(include_str!("../../cloudformation/runner-service.yaml"));
+    assert!(alarms.len() >= 3, "{alarms:?}");
+    for metric in alarms {
+        let written = documents.iter().any(|doc| {
+            let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+            directive["Namespace"] == attini_runner::metrics::emf::NAMESPACE
+                && directive["Dimensions"] == json!([["Queue"]])
+                && doc["Queue"] == queue_name
+                && directive["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["Name"] == metric.as_str())
+        });
+        assert!(
+            written,
+            "the alarm's metric {metric} is not one the runner writes"
+        );
+    }
+
     runner.start_kill().unwrap();
     runner.wait().await.unwrap();
+}
+
+/// The EMF documents in the runner's log once one holds the finished job.
+async fn emf_documents_after_a_job(world: &World) -> Vec<Value> {
+    for _ in 0..300 {
+        let log = std::fs::read_to_string(world.tmp.path().join("runner.log")).unwrap();
+        let documents: Vec<Value> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc.get("_aws").is_some())
+            .collect();
+        if documents.iter().any(|doc| doc["JobsSucceeded"] == 1) {
+            return documents;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no EMF document counted the job within 30 s");
+}
+
+/// The metric names of the template's alarms in the runner's namespace (`Namespace:
+/// AttiniRunner`, then `MetricName:` and the `Queue` dimension on the lines after it).
+fn runner_metric_alarms(template: &str) -> Vec<String> {
+    let lines: Vec<&str> = template.lines().collect();
+    let mut names = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != "Namespace: AttiniRunner" {
+            continue;
+        }
+        let name = lines[i + 1]
+            .trim()
+            .strip_prefix("MetricName: ")
+            .expect("MetricName after the namespace");
+        assert_eq!(
+            lines[i + 2].trim(),
+            "Dimensions: [{ Name: Queue, Value: !GetAtt JobQueue.QueueName }]",
+            "{name}"
+        );
+        names.push(name.to_string());
+    }
+    names
+}
+
+#[test]
+fn the_service_keeps_its_scaled_count_on_updates() {
+    let template = include_str!("../../cloudformation/runner-service.yaml");
+    let service = &template[template.find("\n  Service:\n").unwrap()..];
+    let service = &service[..service.find("\n\n").unwrap()];
+    assert!(
+        !service
+            .lines()
+            .any(|line| line.trim().starts_with("DesiredCount:")),
+        "a DesiredCount resets the scaled count on every update:\n{service}"
+    );
+    assert!(template.contains("MinCapacity: !Ref MinTasks"));
+    assert!(
+        template.contains("Threshold: !Ref MinTasks"),
+        "the tasks-below-minimum alarm"
+    );
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn rendered() -> String {
             ),
             ("LogGroup", "/attini-runner"),
             ("Region", "eu-west-1"),
+            ("Architecture", "ARM64"),
             (
                 "QueueUrl",
                 "https://sqs.eu-west-1.amazonaws.com/111122223333/runner-jobs",

@@ -332,7 +332,10 @@ impl World {
                 max_lease: attini_runner::worker::SQS_MAX_LEASE,
             },
             ecs_agent_uri: None,
-            protection: ProtectionConfig { minutes: 15 },
+            protection: ProtectionConfig {
+                minutes: 15,
+                max_minutes: 60,
+            },
         };
         let handle = tokio::spawn(standalone::serve(
             config,
