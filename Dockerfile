@@ -4,23 +4,45 @@
 #   cdk      runtime + Node.js and the AWS CDK CLI, for `kind: "cdk"` jobs and AttiniCdk steps
 #   sam      runtime + Python and the AWS SAM CLI, for AttiniSam steps
 # Build:  docker build --target runtime -t attini-runner:2.1.0 .     (or podman build --format docker)
+# Arm64:  docker buildx build --platform linux/arm64 --target runtime -t attini-runner:2.1.0-arm64 .
+#         (or both at once: --platform linux/amd64,linux/arm64 --push, a multi-arch manifest)
 #
 # No ENTRYPOINT: the Attini dispatcher replaces the command with its bash start wrapper, and an
 # ENTRYPOINT would break that (CONTRACT.md 3.1). The runner runs as the non-root user `runner`;
 # everything it writes (job folders, the distribution cache, $HOME, $TMPDIR) is under the volume
 # /work, so the root filesystem can be read-only.
 
-# The Rust build stage. Tests feed this stage the binary cargo already built
-# (`--build-context build=DIR` with the binary at DIR/src/target/release/attini-runner).
+# The Rust build stage runs on the build machine's platform and cross-compiles for the target's
+# (TARGETARCH: amd64 or arm64, set by buildx: `docker buildx build --platform linux/arm64 ...`).
+# It leaves the binary at /out/attini-runner. Tests feed this stage the binary cargo already built
+# (`--build-context build=DIR` with the binary at DIR/out/attini-runner).
 ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
-FROM ${RUST_IMAGE} AS build
+FROM --platform=${BUILDPLATFORM} ${RUST_IMAGE} AS build
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
+# The target's Rust triple, its standard library and, when it is not the build machine's own
+# architecture, Debian's cross C compiler (the TLS library of the AWS SDK compiles C).
+RUN case "${TARGETARCH:-$(dpkg --print-architecture)}" in \
+      amd64) triple=x86_64-unknown-linux-gnu gcc=gcc-x86-64-linux-gnu cc=x86_64-linux-gnu-gcc ;; \
+      arm64) triple=aarch64-unknown-linux-gnu gcc=gcc-aarch64-linux-gnu cc=aarch64-linux-gnu-gcc ;; \
+      *) echo "TARGETARCH=${TARGETARCH} is not supported (amd64, arm64)" >&2; exit 1 ;; \
+    esac \
+ && echo "$triple" > /triple && echo "$cc" > /cc \
+ && rustup target add "$triple" \
+ && if [ "${triple%%-*}" != "$(uname -m)" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends "$gcc" "libc6-dev-${TARGETARCH}-cross" \
+      && rm -rf /var/lib/apt/lists/*; fi
 COPY src ./src
 COPY tests ./tests
-RUN cargo build --release --locked --bin attini-runner
+RUN triple=$(cat /triple) cc=$(cat /cc) \
+ && target_env=$(echo "$triple" | tr 'a-z-' 'A-Z_') \
+ && export "CARGO_TARGET_${target_env}_LINKER=$cc" "CC_$(echo "$triple" | tr - _)=$cc" \
+ && cargo build --release --locked --bin attini-runner --target "$triple" \
+ && mkdir -p /out && cp "target/$triple/release/attini-runner" /out/attini-runner
 
 FROM ${BASE_IMAGE} AS base
 # Keep VERSION equal to Cargo.toml's version (a test checks it).
@@ -39,7 +61,7 @@ RUN apt-get update \
 RUN useradd --uid 10001 --user-group --home-dir /work/home --no-create-home --shell /bin/bash runner \
  && mkdir -p /work/home /work/tmp /work/runner \
  && chown -R runner:runner /work
-COPY --from=build --chmod=0755 /src/target/release/attini-runner /usr/local/bin/attini-runner
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
 ENV HOME=/work/home \
     TMPDIR=/work/tmp \
     ATTINI_WORK_DIR=/work/runner \

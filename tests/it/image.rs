@@ -35,6 +35,36 @@ fn the_dockerfile_lints_clean() {
     assert_exit(&out, 0);
 }
 
+/// One Dockerfile for linux/amd64 and linux/arm64: the Rust stage runs on the build machine
+/// (`--platform=${BUILDPLATFORM}`) and compiles for `TARGETARCH`; no other line names an
+/// architecture, so the runtime stages are whatever the target platform's base image is.
+#[test]
+fn the_dockerfile_builds_for_the_target_architecture() {
+    let dockerfile = include_str!("../../Dockerfile");
+    assert!(dockerfile.contains("FROM --platform=${BUILDPLATFORM} ${RUST_IMAGE} AS build"));
+    assert!(dockerfile.contains("ARG TARGETARCH"));
+    let case = dockerfile
+        .find("case \"${TARGETARCH")
+        .expect("the TARGETARCH mapping");
+    let esac = case + dockerfile[case..].find("esac").unwrap();
+    for (at, line) in dockerfile.lines().enumerate() {
+        let offset = dockerfile
+            .lines()
+            .take(at)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let in_mapping = (case..esac).contains(&offset);
+        let comment = line.trim_start().starts_with('#');
+        for arch in ["x86_64", "amd64", "aarch64", "arm64"] {
+            assert!(
+                in_mapping || comment || !line.contains(arch),
+                "line {}: {line:?} names {arch} outside the TARGETARCH mapping",
+                at + 1
+            );
+        }
+    }
+}
+
 /// The image's configuration: user, stop signal, health check, labels, volume, no entrypoint.
 fn check_config(podman: &Podman) {
     let config: Value = serde_json::from_str(&podman.ok(&["image", "inspect", TAG])).unwrap();

@@ -3,7 +3,7 @@
 //! is removed with it. No registry is reachable, so the Dockerfile's base image is a Debian
 //! bookworm root filesystem made with `mmdebstrap` (cached under `target/test-tools`) and
 //! imported under the name the Dockerfile uses; the Rust build stage is fed the binary cargo
-//! already built (`--build-context build=DIR`).
+//! already built (`--build-context build=DIR`, the binary at `DIR/out/attini-runner`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -82,7 +82,7 @@ impl Podman {
     pub fn build(&self, target: &str, tag: &str) {
         self.import_base();
         let context = self.dir.path().join("build-stage");
-        let release = context.join("src/target/release");
+        let release = context.join("out");
         std::fs::create_dir_all(&release).unwrap();
         std::fs::copy(
             env!("CARGO_BIN_EXE_attini-runner"),
