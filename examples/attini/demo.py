@@ -3,10 +3,10 @@ deployment has, a state machine that sends the dispatcher's message, an ECS meta
 and the runner started exactly as the dispatcher starts it. Prints the execution's result and the
 job log object the Attini CLI follows.
 
-    pip install ministack boto3
-    BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 ministack &
+    python3 -m venv /tmp/demo-venv && /tmp/demo-venv/bin/pip install ministack==1.5.33 boto3==1.43.11
+    BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 /tmp/demo-venv/bin/ministack &
     cargo build --release
-    python3 examples/attini/demo.py target/release/attini-runner
+    /tmp/demo-venv/bin/python examples/attini/demo.py target/release/attini-runner
 """
 import http.server, io, json, os, subprocess, sys, threading, time, zipfile
 

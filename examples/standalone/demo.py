@@ -1,10 +1,10 @@
 """Standalone mode on a local emulator, end to end: queue, bucket, distribution zip, the
 example state machine, the runner serving the queue, one execution and its result.
 
-    pip install ministack boto3
-    BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 ministack &
+    python3 -m venv /tmp/demo-venv && /tmp/demo-venv/bin/pip install ministack==1.5.33 boto3==1.43.11
+    BIND_HOST=127.0.0.1 GATEWAY_PORT=4566 /tmp/demo-venv/bin/ministack &
     cargo build --release
-    python3 examples/standalone/demo.py target/release/attini-runner
+    /tmp/demo-venv/bin/python examples/standalone/demo.py target/release/attini-runner
 """
 import io, json, os, pathlib, subprocess, sys, time, zipfile
 

@@ -93,3 +93,26 @@ async fn the_benchmark_suite_runs_every_scenario() {
         figures["B6"]
     );
 }
+
+/// The README's demo commands install the emulator and boto3 at the versions the tests run
+/// (`scripts/test-requirements.txt`), in a venv (a system pip refuses on current distributions).
+#[test]
+fn the_demo_commands_pin_the_versions_the_tests_run() {
+    let readme = include_str!("../../README.md");
+    let pins = include_str!("../../scripts/test-requirements.txt");
+    assert!(
+        readme.contains("/tmp/demo-venv/bin/pip install ministack=="),
+        "the demos install into a venv"
+    );
+    for package in ["ministack", "boto3"] {
+        let pin = pins
+            .lines()
+            .find(|l| l.starts_with(&format!("{package}==")))
+            .unwrap_or_else(|| panic!("{package} is not pinned"));
+        assert_eq!(
+            readme.matches(pin).count(),
+            2,
+            "both demo commands install {pin}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ mod command_mode;
 mod concurrency;
 mod corpus;
 mod deny;
+mod deploy;
 mod deploys;
 mod distribution;
 mod emulator;
