@@ -1,8 +1,13 @@
 # syntax=docker/dockerfile:1
-# The runner's images. Three targets, each adding only what its tools need:
-#   runtime  the runner with bash, coreutils, ca-certificates, curl, git, jq and unzip (default)
-#   cdk      runtime + Node.js and the AWS CDK CLI, for `kind: "cdk"` jobs and AttiniCdk steps
-#   sam      runtime + Python and the AWS SAM CLI, for AttiniSam steps
+# The runner's images. Five targets, each adding only what its tools need:
+#   runtime    the runner with bash, coreutils, ca-certificates, curl, git, jq and unzip (default)
+#   cdk        runtime + Node.js, the AWS CDK CLI and Python with the CDK library, for `kind: "cdk"`
+#              jobs and AttiniCdk steps (TypeScript/JavaScript or Python apps)
+#   sam        runtime + Python and the AWS SAM CLI, for `kind: "sam"` jobs and AttiniSam steps
+#   liquibase  runtime + Java 17 and Liquibase (with its PostgreSQL driver), for migrations
+#   pytest     runtime + Python and pytest, for integration-test suites
+# The tools of each target are installed in a stage that does not depend on the runner's binary,
+# so a new binary rebuilds only the last layer of every target.
 # Build:  docker build --target runtime -t attini-runner:2.1.0 .     (or podman build --format docker)
 # Arm64:  docker buildx build --platform linux/arm64 --target runtime -t attini-runner:2.1.0-arm64 .
 #         (or both at once: --platform linux/amd64,linux/arm64 --push, a multi-arch manifest)
@@ -44,7 +49,9 @@ RUN triple=$(cat /triple) cc=$(cat /cc) \
  && cargo build --release --locked --bin attini-runner --target "$triple" \
  && mkdir -p /out && cp "target/$triple/release/attini-runner" /out/attini-runner
 
-FROM ${BASE_IMAGE} AS base
+# Everything the targets share: Debian with the runner's user, its folders, its settings and
+# the image's metadata. No binary yet (each target copies it last).
+FROM ${BASE_IMAGE} AS system
 # Keep VERSION equal to Cargo.toml's version (a test checks it).
 ARG VERSION=2.1.0
 ARG SOURCE_URL=""
@@ -61,39 +68,45 @@ RUN apt-get update \
 RUN useradd --uid 10001 --user-group --home-dir /work/home --no-create-home --shell /bin/bash runner \
  && mkdir -p /work/home /work/tmp /work/runner \
  && chown -R runner:runner /work
-COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
 ENV HOME=/work/home \
     TMPDIR=/work/tmp \
     ATTINI_WORK_DIR=/work/runner \
     ATTINI_RUNNER_EXEC=/usr/local/bin/attini-runner
 WORKDIR /work
 VOLUME ["/work"]
-USER 10001:10001
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["attini-runner", "healthcheck"]
 CMD ["attini-runner", "serve"]
 
-FROM base AS cdk
-ARG CDK_VERSION=2.1148.1
-USER 0:0
-# Debian's Node.js; the CDK CLI from npm, installed globally (read-only at run time). Behind a
+# Node.js and the AWS CDK CLI from npm, installed globally; Python with the CDK library in a
+# virtual environment first on PATH, so a Python app's `python3 app.py` finds aws_cdk. Behind a
 # TLS-inspecting proxy, pass its CA: --secret id=build-ca,src=proxy-ca.crt
+FROM system AS cdk-tools
+ARG CDK_VERSION=2.1148.1
+ARG CDK_LIB_VERSION=2.275.0
+ARG CONSTRUCTS_VERSION=10.8.1
 RUN --mount=type=secret,id=build-ca,required=false \
     apt-get update \
- && apt-get install -y --no-install-recommends nodejs npm \
+ && apt-get install -y --no-install-recommends nodejs npm python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* \
- && if [ -s /run/secrets/build-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca; fi \
+ && if [ -s /run/secrets/build-ca ]; then \
+      export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca \
+      && cat /etc/ssl/certs/ca-certificates.crt /run/secrets/build-ca > /tmp/build-ca.pem \
+      && export PIP_CERT=/tmp/build-ca.pem; fi \
  && npm install --global --no-fund --no-audit "aws-cdk@${CDK_VERSION}" \
  && npm cache clean --force \
+ && python3 -m venv /opt/cdk-python \
+ && /opt/cdk-python/bin/pip install --no-cache-dir --disable-pip-version-check \
+      "aws-cdk-lib==${CDK_LIB_VERSION}" "constructs==${CONSTRUCTS_VERSION}" \
+ && rm -f /tmp/build-ca.pem \
  && cdk --version
-ENV CDK_DISABLE_VERSION_CHECK=1
-USER 10001:10001
+ENV CDK_DISABLE_VERSION_CHECK=1 \
+    PATH=/opt/cdk-python/bin:$PATH
 
-FROM base AS sam
-ARG SAM_VERSION=1.170.0
-USER 0:0
 # The SAM CLI in its own virtual environment, linked onto PATH (proxy CA: as for cdk).
+FROM system AS sam-tools
+ARG SAM_VERSION=1.170.0
 RUN --mount=type=secret,id=build-ca,required=false \
     apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
@@ -107,7 +120,55 @@ RUN --mount=type=secret,id=build-ca,required=false \
  && ln -s /opt/sam/bin/sam /usr/local/bin/sam \
  && sam --version
 ENV SAM_CLI_TELEMETRY=0
+
+# Liquibase's own distribution (with its PostgreSQL driver), taken from its npm package; npm
+# stays in this stage.
+FROM system AS liquibase-download
+ARG LIQUIBASE_VERSION=4.28.1
+RUN --mount=type=secret,id=build-ca,required=false \
+    apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/* \
+ && if [ -s /run/secrets/build-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca; fi \
+ && npm install --prefix /opt/liquibase-npm --no-fund --no-audit "liquibase@${LIQUIBASE_VERSION}"
+
+# Java 17 (Debian's headless runtime) and Liquibase on PATH. Java writes its temporary files
+# under the volume (the root filesystem is read-only).
+FROM system AS liquibase-tools
+# The JRE's alternatives link its man pages, which slim images leave out.
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=liquibase-download /opt/liquibase-npm/node_modules/liquibase/dist/liquibase /opt/liquibase
+RUN ln -s /opt/liquibase/liquibase /usr/local/bin/liquibase \
+ && liquibase --version >/dev/null
+ENV JAVA_OPTS=-Djava.io.tmpdir=/work/tmp
+
+# Debian's Python and pytest.
+FROM system AS pytest-tools
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pytest \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m pytest --version
+
+FROM cdk-tools AS cdk
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
+USER 10001:10001
+
+FROM sam-tools AS sam
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
+USER 10001:10001
+
+FROM liquibase-tools AS liquibase
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
+USER 10001:10001
+
+FROM pytest-tools AS pytest
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
 USER 10001:10001
 
 # The default target, last so that a plain `docker build .` builds it.
-FROM base AS runtime
+FROM system AS runtime
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
+USER 10001:10001

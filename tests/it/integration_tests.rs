@@ -12,7 +12,7 @@ use crate::tools::{Tools, example};
 use crate::world::*;
 
 /// A static HTTP service (`python3 -m http.server`) over `dir`, answering when returned.
-async fn service(dir: &Path) -> (tokio::process::Child, String) {
+pub async fn service(dir: &Path) -> (tokio::process::Child, String) {
     let port = crate::harness::free_port();
     let child = tokio::process::Command::new("python3")
         .args([

@@ -1,6 +1,6 @@
 //! Podman with storage of its own, for the image tests (../shared/CONTAINERS.md says why each
-//! setting is there): runc, low explicit ulimits, an overlay store under a temporary folder that
-//! is removed with it. No registry is reachable, so the Dockerfile's base image is a Debian
+//! setting is there): runc, low explicit ulimits, an overlay store under `target/test-tools`
+//! shared by the image tests and kept between runs. No registry is reachable, so the Dockerfile's base image is a Debian
 //! bookworm root filesystem made with `mmdebstrap` (cached under `target/test-tools`) and
 //! imported under the name the Dockerfile uses; the Rust build stage is fed the binary cargo
 //! already built (`--build-context build=DIR`, the binary at `DIR/out/attini-runner`).
@@ -13,9 +13,15 @@ use crate::harness::describe;
 /// The base image the Dockerfile names by default.
 const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
 
-/// Podman on a private store.
+/// Podman on the tests' own store, `target/test-tools/podman`, shared by every image test and
+/// kept between runs: the targets' tool layers (apt, npm, pip) are built once and reused, and a
+/// new binary rebuilds only each target's last layer. Builds take a lock, so that two tests
+/// building at once do not build the same layers twice.
 pub struct Podman {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    run: PathBuf,
+    /// Containers this value started, removed on drop.
+    containers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Podman {
@@ -39,29 +45,40 @@ impl Podman {
             eprintln!("SKIPPED: the image tests need podman: {why}");
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("pm").tempdir().unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/podman");
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
-            dir.path().join("containers.conf"),
+            dir.join("containers.conf"),
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
              [engine]\nruntime = \"runc\"\n",
         )
         .unwrap();
-        Some(Podman { dir })
+        // Podman's run-time state belongs on a file system that a reboot empties (stale state
+        // from before one breaks it): /run when writable, else the temporary folder.
+        let tag = format!("{:x}", fxhash(dir.to_string_lossy().as_bytes()));
+        let run = ["/run", &std::env::temp_dir().to_string_lossy()]
+            .iter()
+            .map(|base| Path::new(base).join(format!("attini-runner-podman-{tag}")))
+            .find(|candidate| std::fs::create_dir_all(candidate).is_ok())
+            .expect("a folder for podman's run-time state");
+        Some(Podman {
+            dir,
+            run,
+            containers: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// `podman` with this store.
     pub fn command(&self) -> Command {
         let mut command = Command::new("podman");
         command
-            .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .arg("--root")
-            .arg(self.dir.path().join("storage"))
+            .arg(self.dir.join("storage"))
             .arg("--runroot")
-            .arg(self.dir.path().join("run"))
-            // libpod's own state (default /run/libpod) is private too: another test's
-            // `system reset` would otherwise remove it under this one.
+            .arg(self.run.join("run"))
             .arg("--tmpdir")
-            .arg(self.dir.path().join("libpod"))
+            .arg(self.run.join("libpod"))
             .args(["--storage-driver", "overlay"]);
         command
     }
@@ -78,18 +95,31 @@ impl Podman {
         self.command().args(args).output().expect("podman runs")
     }
 
-    /// Builds `target` of the project's Dockerfile as `tag`, from the test binary.
+    /// A container name unique to this test run, removed when this value is dropped.
+    pub fn container_name(&self, what: &str) -> String {
+        let name = format!("{what}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        self.containers.lock().unwrap().push(name.clone());
+        name
+    }
+
+    /// Builds `target` of the project's Dockerfile as `tag`, from the test binary, and prints
+    /// the image's size.
     pub fn build(&self, target: &str, tag: &str) {
+        let lock = std::fs::File::create(self.dir.join("build.lock")).unwrap();
+        lock.lock().unwrap();
         self.import_base();
-        let context = self.dir.path().join("build-stage");
-        let release = context.join("out");
-        std::fs::create_dir_all(&release).unwrap();
+        let context = tempfile::Builder::new()
+            .prefix("build-stage")
+            .tempdir_in(&self.dir)
+            .unwrap();
+        let out = context.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
         std::fs::copy(
             env!("CARGO_BIN_EXE_attini-runner"),
-            release.join("attini-runner"),
+            out.join("attini-runner"),
         )
         .unwrap();
-        let build_context = format!("build={}", context.display());
+        let build_context = format!("build={}", context.path().display());
         // The CAs this machine trusts, for npm and pip inside the build (a TLS-inspecting proxy
         // in front of the registries needs its CA there too).
         let ca = std::env::var("SSL_CERT_FILE")
@@ -120,9 +150,29 @@ impl Podman {
             ],
         ]
         .concat());
+        let bytes: u64 = self
+            .ok(&["image", "inspect", "--format", "{{.Size}}", tag])
+            .parse()
+            .unwrap();
+        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_attini-runner"))
+            .unwrap()
+            .len();
+        eprintln!(
+            "image {target}: {:.0} MB, {:.0} MB without the runner binary (this test build's is {:.0} MB)",
+            bytes as f64 / 1e6,
+            bytes.saturating_sub(binary) as f64 / 1e6,
+            binary as f64 / 1e6
+        );
     }
 
     fn import_base(&self) {
+        if self
+            .output(&["image", "exists", BASE_IMAGE])
+            .status
+            .success()
+        {
+            return;
+        }
         let tar = base_rootfs();
         self.ok(&["import", "--quiet", path_str(&tar), BASE_IMAGE]);
     }
@@ -130,10 +180,18 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        // Containers a failed test left behind, then the store's mounts.
-        let _ = self.output(&["rm", "--all", "--force", "--time", "0"]);
-        let _ = self.output(&["system", "reset", "--force"]);
+        // Containers a failed test left behind.
+        for name in self.containers.lock().unwrap().iter() {
+            let _ = self.output(&["rm", "--force", "--time", "0", name]);
+        }
     }
+}
+
+/// A stable hash of `bytes` (FNV-1a), for a folder name.
+fn fxhash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The Debian bookworm root filesystem, made once per checkout (about 86 MB, 20 to 30 s) and
