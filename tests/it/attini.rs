@@ -178,6 +178,21 @@ impl Attini {
         hash: i64,
         object_identifier: &str,
     ) -> String {
+        let state = self.dispatcher_state(step, commands, hash, object_identifier);
+        let definition = json!({"StartAt": step, "States": {step: state}});
+        self.world.state_machine(name, &definition).await
+    }
+
+    /// The Task state of deployment plan step `step` as the Attini dispatcher's message makes
+    /// it: its body (CONTRACT 5.2), and group and deduplication id `md5(executionArn +
+    /// stepName)` (CONTRACT 5.1), the same for every attempt.
+    pub fn dispatcher_state(
+        &self,
+        step: &str,
+        commands: Value,
+        hash: i64,
+        object_identifier: &str,
+    ) -> Value {
         let body = json!({
             "output": {"Earlier": {"Value": "v"}},
             "Properties": {"Commands": commands, "Runner": "Runner", "Environment": {"STAGE": "dev", "QUOTED": "it's"}},
@@ -195,12 +210,12 @@ impl Attini {
             "dependencies": {}, "customData.$": "$", "stackParameters": {"BootstrapVersion": "15"},
             "taskConfigHashCode": hash
         });
-        let definition = json!({"StartAt": step, "States": {step: {
+        let id = "States.Hash(States.Format('{}{}', $$.Execution.Id, $$.State.Name), 'MD5')";
+        json!({
             "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "Parameters": {"QueueUrl": self.queue, "MessageGroupId.$": "$$.Execution.Name",
-                           "MessageDeduplicationId.$": "$$.Execution.Name", "MessageBody": body},
-            "ResultPath": format!("$.output.{step}"), "End": true}}});
-        self.world.state_machine(name, &definition).await
+            "Parameters": {"QueueUrl": self.queue, "MessageGroupId.$": id,
+                           "MessageDeduplicationId.$": id, "MessageBody": body},
+            "ResultPath": format!("$.output.{step}"), "End": true})
     }
 
     /// A task token of a step that "started" the runner, and the execution that waits for it.

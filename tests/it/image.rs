@@ -243,3 +243,37 @@ async fn serve_and_drain(podman: &Podman) {
     );
     podman.ok(&["rm", name]);
 }
+
+/// The tool versions the Dockerfile installs are the ones the recipe tests run on the host
+/// (`scripts/tools`), so both prove the same tools.
+#[test]
+fn the_images_tools_are_the_versions_the_tests_run() {
+    let dockerfile = include_str!("../../Dockerfile");
+    let arg = |name: &str| -> String {
+        let prefix = format!("ARG {name}=");
+        dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("the Dockerfile has no {name}"))
+            .to_string()
+    };
+    let package: Value =
+        serde_json::from_str(include_str!("../../scripts/tools/package.json")).unwrap();
+    let pin = |requirements: &str, name: &str| -> String {
+        requirements
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}==")))
+            .unwrap_or_else(|| panic!("{name} is not pinned"))
+            .to_string()
+    };
+    let cdk = include_str!("../../scripts/tools/cdk-requirements.txt");
+    let sam = include_str!("../../scripts/tools/sam-requirements.txt");
+    assert_eq!(arg("CDK_VERSION"), package["dependencies"]["aws-cdk"]);
+    assert_eq!(
+        arg("LIQUIBASE_VERSION"),
+        package["dependencies"]["liquibase"]
+    );
+    assert_eq!(arg("CDK_LIB_VERSION"), pin(cdk, "aws-cdk-lib"));
+    assert_eq!(arg("CONSTRUCTS_VERSION"), pin(cdk, "constructs"));
+    assert_eq!(arg("SAM_VERSION"), pin(sam, "aws-sam-cli"));
+}

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, real bash, real processes, real zips, the real binary,
 //! and for the AWS modes a real AWS emulator on loopback running real state machines.
 
+mod arm64;
 pub mod attini;
 mod attini_promises;
 mod aws_faults;

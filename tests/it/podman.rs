@@ -229,7 +229,7 @@ fn base_rootfs() -> PathBuf {
 }
 
 /// The Debian mirror of this machine's own apt sources.
-fn debian_mirror() -> String {
+pub fn debian_mirror() -> String {
     let sources = [
         "/etc/apt/sources.list.d/debian.sources",
         "/etc/apt/sources.list",

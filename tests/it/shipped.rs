@@ -12,7 +12,9 @@
 //!   waiting in the queue would time out; the lease covers a dead runner), and each has a
 //!   `TimeoutSeconds` above its job's timeout.
 //!
-//! The Attini plan's `Retry` waits out the dispatcher's 5-minute deduplication window.
+//! The Attini plan's `Retry` waits out the dispatcher's 5-minute deduplication window. That is
+//! checked in the file only: neither emulator can run it (ministack caps a `Retry` interval at
+//! 60 s, so the retry lands inside the window; moto replays the first failure to every attempt).
 
 use std::path::Path;
 
