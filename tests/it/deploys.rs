@@ -39,13 +39,14 @@ fn example_job(name: &str) -> Value {
 }
 
 /// What CloudFormation has of a stack: its status, outputs and tags.
-struct Described {
-    status: String,
-    outputs: Value,
-    tags: std::collections::HashMap<String, String>,
+pub struct Described {
+    pub status: String,
+    pub outputs: Value,
+    pub tags: std::collections::HashMap<String, String>,
 }
 
-async fn stack(world: &World, name: &str) -> Described {
+/// The stack `name` on the world's emulator.
+pub async fn stack(world: &World, name: &str) -> Described {
     let described = world
         .clients
         .cloudformation

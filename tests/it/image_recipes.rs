@@ -13,6 +13,7 @@
 
 use serde_json::{Value, json};
 
+use crate::deploys::stack;
 use crate::image::LOCKED_DOWN;
 use crate::podman::Podman;
 use crate::postgres::Postgres;
@@ -70,28 +71,6 @@ fn aws_env(world: &World) -> Vec<(String, String)> {
     env
 }
 
-/// A stack's status and outputs on the emulator.
-async fn stack(world: &World, name: &str) -> (String, Value) {
-    let described = world
-        .clients
-        .cloudformation
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap();
-    let stack = &described.stacks()[0];
-    let outputs: serde_json::Map<String, Value> = stack
-        .outputs()
-        .iter()
-        .map(|o| (o.output_key().unwrap().to_string(), json!(o.output_value())))
-        .collect();
-    (
-        stack.stack_status().unwrap().as_str().to_string(),
-        Value::Object(outputs),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sam_image_deploys_the_sam_example() {
     let Some(podman) = Podman::if_installed() else {
@@ -102,10 +81,10 @@ async fn the_sam_image_deploys_the_sam_example() {
     let (result, printed) = run_recipe(&podman, &tag, "sam-app", &aws_env(&world), &[]);
     assert_eq!(result["status"], "SUCCEEDED", "{printed}");
     assert!(printed.contains("Build Succeeded"), "{printed}");
-    let (status, outputs) = stack(&world, "reports-dev").await;
-    assert_eq!(status, "CREATE_COMPLETE");
+    let deployed = stack(&world, "reports-dev").await;
+    assert_eq!(deployed.status, "CREATE_COMPLETE");
     assert_eq!(
-        result["output"], outputs,
+        result["output"], deployed.outputs,
         "the job's output is the stack's outputs"
     );
 }
@@ -119,11 +98,11 @@ async fn the_cdk_image_deploys_the_python_cdk_example() {
     let world = World::new().await;
     let (result, printed) = run_recipe(&podman, &tag, "cdk-app", &aws_env(&world), &[]);
     assert_eq!(result["status"], "SUCCEEDED", "{printed}");
-    let (status, outputs) = stack(&world, "reports-cdk").await;
-    assert_eq!(status, "CREATE_COMPLETE");
+    let deployed = stack(&world, "reports-cdk").await;
+    assert_eq!(deployed.status, "CREATE_COMPLETE");
     assert_eq!(
         result["output"],
-        json!({"Reports (reports-cdk)": outputs}),
+        json!({"Reports (reports-cdk)": deployed.outputs}),
         "{printed}"
     );
 }
@@ -170,15 +149,7 @@ async fn the_pytest_image_runs_the_integration_tests_and_stores_the_report() {
     };
     let tag = built(&podman, "pytest");
     let world = World::new().await;
-    let site = world.tmp.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    for (file, body) in [
-        ("health", r#"{"status": "ok"}"#),
-        ("version", r#"{"version": "1.4.2"}"#),
-        ("orders", r#"{"orders": []}"#),
-    ] {
-        std::fs::write(site.join(file), body).unwrap();
-    }
+    let site = crate::integration_tests::site(world.tmp.path());
     let (_service, url) = crate::integration_tests::service(&site).await;
     let store = world.bucket("artifact-store").await;
     let mut env = aws_env(&world);

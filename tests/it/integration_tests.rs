@@ -42,6 +42,21 @@ pub async fn service(dir: &Path) -> (tokio::process::Child, String) {
     panic!("the test service did not answer on {url} within 30 s");
 }
 
+/// The service's answers the example's tests expect (`health`, `version`, `orders`), in a
+/// folder `site` under `dir`.
+pub fn site(dir: &Path) -> std::path::PathBuf {
+    let site = dir.join("site");
+    std::fs::create_dir(&site).unwrap();
+    for (file, body) in [
+        ("health", r#"{"status": "ok"}"#),
+        ("version", r#"{"version": "1.4.2"}"#),
+        ("orders", r#"{"orders": []}"#),
+    ] {
+        std::fs::write(site.join(file), body).unwrap();
+    }
+    site
+}
+
 /// The example's distribution as a zip.
 fn distribution() -> Vec<u8> {
     let dist = example("integration-tests").join("dist");
@@ -64,15 +79,7 @@ async fn the_suite_reports_a_summary_stores_its_report_and_names_a_failing_test(
         return;
     };
     let world = World::new().await;
-    let site = world.tmp.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    for (file, body) in [
-        ("health", r#"{"status": "ok"}"#),
-        ("version", r#"{"version": "1.4.2"}"#),
-        ("orders", r#"{"orders": []}"#),
-    ] {
-        std::fs::write(site.join(file), body).unwrap();
-    }
+    let site = site(world.tmp.path());
     let (_service, url) = service(&site).await;
     let bucket = world.bucket("dist").await;
     world.put(&bucket, "tests.zip", distribution()).await;

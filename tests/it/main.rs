@@ -11,7 +11,7 @@ mod concurrency;
 mod corpus;
 mod deny;
 mod deploy;
-mod deploys;
+pub mod deploys;
 mod distribution;
 mod emulator;
 mod examples;
