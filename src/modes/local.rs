@@ -91,19 +91,26 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
 
 /// Reads and parses the job file (`-`: standard input).
 fn read_job(job_file: &Path) -> Result<JobSpec, UsageError> {
-    let read = if job_file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(job_file)
-    };
-    let body = read.map_err(|e| {
+    let body = read_job_text(job_file).map_err(|e| {
         UsageError(format!(
             "cannot read the job file {}: {e}",
             job_file.display()
         ))
     })?;
-    job::parse(body.strip_prefix('\u{feff}').unwrap_or(&body))
-        .map_err(|e| UsageError(format!("{}: {e}", job_file.display())))
+    job::parse(&body).map_err(|e| UsageError(format!("{}: {e}", job_file.display())))
+}
+
+/// The text of a job file (`-`: standard input), without a leading byte-order mark.
+pub(super) fn read_job_text(job_file: &Path) -> std::io::Result<String> {
+    let text = if job_file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(job_file)?
+    };
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// The one stdout line: `{"status":"SUCCEEDED","output":...}` or

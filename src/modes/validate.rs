@@ -10,12 +10,7 @@ use crate::job::{self, DistributionRef, JobFormat, JobSpec};
 
 /// Checks the job file at `path` (`-`: standard input) and prints what was found.
 pub fn run(path: &Path) -> ExitStatus {
-    let read = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    };
-    let body = match read {
+    let body = match super::local::read_job_text(path) {
         Ok(body) => body,
         Err(e) => {
             eprintln!(
@@ -25,7 +20,7 @@ pub fn run(path: &Path) -> ExitStatus {
             return ExitStatus::NoInput;
         }
     };
-    match job::parse(body.strip_prefix('\u{feff}').unwrap_or(&body)) {
+    match job::parse(&body) {
         Ok(job) => {
             println!("{}: {}", path.display(), summary(&job));
             ExitStatus::Success

@@ -79,12 +79,11 @@ pub async fn keep_protected<A: ProtectionAgent>(
     mut busy: watch::Receiver<usize>,
     stop: CancellationToken,
 ) {
-    let mut protected = false;
     let mut failing = false;
     // When to act next without a change in `busy`: a renewal or a retry.
     let mut next: Option<Instant> = None;
-    // When the current protection was first set (reset when the runner is idle), and whether
-    // it was held for the longest allowed and left to lapse.
+    // Since when this task is protected (`None`: not protected), and whether the protection
+    // was held for the longest allowed and left to lapse.
     let mut held_since: Option<Instant> = None;
     let mut lapsing = false;
     loop {
@@ -94,18 +93,15 @@ pub async fn keep_protected<A: ProtectionAgent>(
         }
         let wanted = busy_now && !lapsing;
         let due = next.is_some_and(|at| Instant::now() >= at);
-        if wanted
-            && protected
-            && due
-            && held_since.is_some_and(|at| at.elapsed() >= config.hold_at_most())
-        {
+        let protected = held_since.is_some();
+        if wanted && due && held_since.is_some_and(|at| at.elapsed() >= config.hold_at_most()) {
             tracing::info!(
                 max_minutes = config.max_minutes,
-                "task scale-in protection held for its longest without the runner being idle;                  not renewed, so that a deployment or scale-in can replace this task (it drains)"
+                "task scale-in protection held for its longest without the runner being idle; \
+                 not renewed, so that a deployment or scale-in can replace this task (it drains)"
             );
             lapsing = true;
             // The protection lapses by itself; nothing to ask until the runner is idle.
-            protected = false;
             held_since = None;
             next = None;
         } else if wanted != protected || (wanted && due) {
@@ -115,13 +111,12 @@ pub async fn keep_protected<A: ProtectionAgent>(
                         tracing::info!("task scale-in protection works again");
                     }
                     failing = false;
-                    protected = wanted;
                     held_since = if wanted {
                         held_since.or(Some(Instant::now()))
                     } else {
                         None
                     };
-                    tracing::debug!(protected, "task scale-in protection set");
+                    tracing::debug!(protected = wanted, "task scale-in protection set");
                     next = wanted.then(|| Instant::now() + config.renew_every());
                 }
                 Err(ProtectionError::Refused(why)) => {
@@ -144,7 +139,7 @@ pub async fn keep_protected<A: ProtectionAgent>(
                 }
             }
         }
-        if !wanted && !protected {
+        if !wanted && held_since.is_none() {
             // Idle and unprotected: no renewal and no retry is pending.
             next = None;
         }
@@ -155,7 +150,9 @@ pub async fn keep_protected<A: ProtectionAgent>(
             _ = async { match wake { Some(sleep) => sleep.await, None => std::future::pending().await } } => {}
         }
     }
-    if protected && let Err(e) = agent.set(false, config.minutes).await {
+    if held_since.is_some()
+        && let Err(e) = agent.set(false, config.minutes).await
+    {
         tracing::warn!(error = %e, "could not clear task scale-in protection at exit");
     }
 }
