@@ -29,7 +29,9 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod engine;
+pub mod harden;
 pub mod job;
 pub mod metrics;
 pub mod modes;

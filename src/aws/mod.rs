@@ -103,13 +103,16 @@ impl Clients {
     }
 
     /// Clients for an AWS-compatible emulator at `endpoint` (for example
-    /// `http://127.0.0.1:4566`), with test credentials, whatever the environment says.
+    /// `http://127.0.0.1:4566`), with the emulators' root key `test`, whatever the environment
+    /// says.
     pub async fn for_endpoint(endpoint: &str, region: &str, timeouts: AwsTimeouts) -> Clients {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(timeouts.config())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
-            .test_credentials()
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "emulator",
+            ))
             .load()
             .await;
         Self::from_config(config, true, timeouts)

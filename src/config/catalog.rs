@@ -225,6 +225,30 @@ pub const LOG_LEVEL: Setting = Setting {
     meaning: "`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF` or `ALL`; `RUST_LOG` (a tracing filter) wins when set.",
 };
 
+/// `ATTINI_JOB_ROLE_ARN`.
+pub const JOB_ROLE_ARN: Setting = Setting {
+    name: "ATTINI_JOB_ROLE_ARN",
+    kind: text("none: jobs without a `role` run with the runner's credentials"),
+    meaning: "AWS modes: the IAM role jobs run as when they name no `role` (see Trust model). The runner's own credentials and settings are then withheld from them.",
+};
+/// `ATTINI_JOB_ROLE_SESSION_SECONDS`.
+pub const JOB_ROLE_SESSION_SECONDS: Setting = Setting {
+    name: "ATTINI_JOB_ROLE_SESSION_SECONDS",
+    kind: seconds(Some(3600), 900, 43200),
+    meaning: "Length of each job role session (STS caps a role-chained session, as on ECS, at 3600); the runner assumes the role again before it ends.",
+};
+/// `ATTINI_JOB_ROLE_REFRESH_SECONDS`.
+pub const JOB_ROLE_REFRESH_SECONDS: Setting = Setting {
+    name: "ATTINI_JOB_ROLE_REFRESH_SECONDS",
+    kind: seconds(Some(300), 1, 43199),
+    meaning: "A job's role credentials expiring within this are replaced before they are handed to it (less than the session length).",
+};
+/// `ATTINI_REFUSE_LITERAL_SECRETS`.
+pub const REFUSE_LITERAL_SECRETS: Setting = Setting {
+    name: "ATTINI_REFUSE_LITERAL_SECRETS",
+    kind: text("`false`"),
+    meaning: "AWS modes: `true` fails jobs whose `secretEnvironment` holds a value instead of a reference, so that no secret waits in a queue or dead-letter queue.",
+};
 /// `ATTINI_OPS_ADDR`.
 pub const OPS_ADDR: Setting = Setting {
     name: "ATTINI_OPS_ADDR",
@@ -270,6 +294,10 @@ pub const ALL: &[Setting] = &[
     AWS_REGION,
     EC2_INSTANCE_ID,
     LOG_LEVEL,
+    JOB_ROLE_ARN,
+    JOB_ROLE_SESSION_SECONDS,
+    JOB_ROLE_REFRESH_SECONDS,
+    REFUSE_LITERAL_SECRETS,
     OPS_ADDR,
     METRICS,
     METRICS_INTERVAL,

@@ -71,6 +71,10 @@ pub struct Settings {
     pub ecs_agent_uri: Option<String>,
     /// [`TASK_PROTECTION_MINUTES`].
     pub task_protection: ProtectionConfig,
+    /// Job roles: [`JOB_ROLE_ARN`], [`JOB_ROLE_SESSION_SECONDS`], [`JOB_ROLE_REFRESH_SECONDS`].
+    pub job_roles: crate::credentials::JobRoleConfig,
+    /// [`REFUSE_LITERAL_SECRETS`].
+    pub refuse_literal_secrets: bool,
     /// [`OPS_ADDR`]; `None` when `off`.
     pub ops_addr: Option<SocketAddr>,
     /// [`METRICS_INTERVAL`] when [`METRICS`] is `emf`; `None` when off.
@@ -146,6 +150,8 @@ impl Settings {
                 minutes: number(&lookup, &TASK_PROTECTION_MINUTES)?.unwrap_or(15) as u32,
                 max_minutes: number(&lookup, &TASK_PROTECTION_MAX_MINUTES)?.unwrap_or(60) as u32,
             },
+            job_roles: job_roles(&lookup)?,
+            refuse_literal_secrets: flag(&lookup, &REFUSE_LITERAL_SECRETS)?,
             ops_addr: ops_addr(get(&OPS_ADDR))?,
             emf_interval: match get(&METRICS).map(|v| v.trim().to_ascii_lowercase()) {
                 None => None,
@@ -161,6 +167,57 @@ impl Settings {
                 }
             },
         })
+    }
+}
+
+/// The job role settings; the refresh margin must be shorter than a session.
+fn job_roles(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::credentials::JobRoleConfig, ConfigError> {
+    let default_role = match lookup(JOB_ROLE_ARN.name).filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(value) => Some(
+            crate::job::role_arn(&value, JOB_ROLE_ARN.name).map_err(|_| ConfigError {
+                key: JOB_ROLE_ARN.name.into(),
+                value,
+                expected: "an IAM role ARN such as arn:aws:iam::123456789012:role/deploy-dev"
+                    .into(),
+            })?,
+        ),
+    };
+    let session = duration(lookup, &JOB_ROLE_SESSION_SECONDS)?.unwrap_or_default();
+    let refresh_margin = duration(lookup, &JOB_ROLE_REFRESH_SECONDS)?.unwrap_or_default();
+    if refresh_margin >= session {
+        return Err(ConfigError {
+            key: JOB_ROLE_REFRESH_SECONDS.name.into(),
+            value: refresh_margin.as_secs().to_string(),
+            expected: format!(
+                "fewer seconds than {} ({})",
+                JOB_ROLE_SESSION_SECONDS.name,
+                session.as_secs()
+            ),
+        });
+    }
+    Ok(crate::credentials::JobRoleConfig {
+        default_role,
+        session,
+        refresh_margin,
+    })
+}
+
+/// A yes/no setting: `true`/`false` (also `1`/`0`, `yes`/`no`); false when unset.
+fn flag(lookup: &impl Fn(&str) -> Option<String>, setting: &Setting) -> Result<bool, ConfigError> {
+    let Some(raw) = lookup(setting.name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(false);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            key: setting.name.into(),
+            value: raw,
+            expected: "`true` or `false`".into(),
+        }),
     }
 }
 

@@ -40,6 +40,44 @@ pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: Option<&Path>) -> Vec
     env
 }
 
+/// The runner's credential variables: none reaches a job that has credentials of its own.
+pub const CREDENTIAL_VARIABLES: [&str; 17] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    // The ECS agent switches this task's scale-in protection, with no credentials.
+    "ECS_AGENT_URI",
+];
+
+/// What a job with credentials of its own must not inherit from the runner's environment
+/// (`names`): [`CREDENTIAL_VARIABLES`] and the runner's own settings (the catalogue in
+/// [`crate::config::ALL`], `RUST_LOG`, and every `OTEL_*`, whose headers often hold an API
+/// key).
+pub fn withheld(names: impl Iterator<Item = String>) -> Vec<String> {
+    let settings = crate::config::ALL.iter().map(|s| s.name);
+    let mut withheld: Vec<String> = CREDENTIAL_VARIABLES
+        .into_iter()
+        .chain(settings)
+        .chain(["RUST_LOG"])
+        .map(str::to_string)
+        .collect();
+    withheld.extend(names.filter(|n| n.starts_with("OTEL_")));
+    withheld
+}
+
 /// The script: bash options of the Attini Runner, the `prelude` (a tool's function, see
 /// [`super::tools`]), then each command on its own line, after the note of its start into
 /// `progress` ([`progress::mark`]). Nothing of the job's variables is written into it.
@@ -57,8 +95,9 @@ pub fn script_text(prelude: Option<&str>, commands: &[String], progress: &Path) 
     text
 }
 
-/// The redactor for the job's `secretEnvironment`; warns about values too short to mask.
-pub fn redactor_for(job: &JobSpec) -> Redactor {
+/// The redactor for the job's `secretEnvironment` and `more` secrets of the run; warns about
+/// values too short to mask.
+pub fn redactor_for(job: &JobSpec, more: &[String]) -> Redactor {
     for (name, value) in &job.secret_environment {
         if value.len() < MIN_SECRET_LEN {
             tracing::warn!(
@@ -67,7 +106,8 @@ pub fn redactor_for(job: &JobSpec) -> Redactor {
             );
         }
     }
-    Redactor::new(job.secret_environment.values().map(String::as_str))
+    let values = job.secret_environment.values().chain(more);
+    Redactor::new(values.map(String::as_str))
 }
 
 #[cfg(test)]
@@ -156,11 +196,34 @@ mod tests {
     }
 
     #[test]
+    fn a_job_with_its_own_credentials_inherits_no_credential_or_setting_of_the_runner() {
+        let names = ["PATH", "OTEL_EXPORTER_OTLP_HEADERS", "HOME"].map(String::from);
+        let withheld = withheld(names.into_iter());
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "ATTINI_QUEUE_URL",
+            "ATTINI_OPS_ADDR",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "ECS_AGENT_URI",
+        ] {
+            assert!(withheld.iter().any(|w| w == name), "{name} not withheld");
+        }
+        for kept in ["PATH", "HOME", "AWS_REGION", "ATTINI_RUNNER_EXEC"] {
+            assert!(!withheld.iter().any(|w| w == kept), "{kept} withheld");
+        }
+    }
+
+    #[test]
     fn the_redactor_masks_the_jobs_secrets() {
         let spec = job(
             json!({"commands": ["true"], "secretEnvironment": {"A": "s3cr3t-value", "B": "ab"}}),
         );
-        let redactor = redactor_for(&spec);
-        assert_eq!(redactor.redact("x s3cr3t-value y ab"), "x *** y ab");
+        let redactor = redactor_for(&spec, &["endpoint-t0ken".to_string()]);
+        assert_eq!(
+            redactor.redact("x s3cr3t-value y ab endpoint-t0ken"),
+            "x *** y ab ***"
+        );
     }
 }

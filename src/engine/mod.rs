@@ -87,6 +87,11 @@ pub struct RunOptions {
     pub progress: Option<Arc<Progress>>,
     /// Variables set before the job's own (which may override them), e.g. `TRACEPARENT`.
     pub env: Vec<(String, String)>,
+    /// The job has credentials of its own (in `env`): the runner's credential variables and
+    /// settings are withheld from it ([`env::withheld`]).
+    pub own_credentials: bool,
+    /// More values to mask in the job's output and causes (its credential token).
+    pub secrets: Vec<String>,
 }
 
 /// The result of one job.
@@ -288,14 +293,19 @@ impl Engine {
         .await?;
         let mut variables = options.env.clone();
         variables.extend(env::variables(job, dir, self.config.runner_exec.as_deref()));
+        let withheld = match options.own_credentials {
+            true => env::withheld(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())),
+            false => Vec::new(),
+        };
         Ok(ScriptRun {
             script: dir.script(),
             cwd,
             env: variables,
+            withheld,
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,
-            redactor: env::redactor_for(job),
+            redactor: env::redactor_for(job, &options.secrets),
         })
     }
 }

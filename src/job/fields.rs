@@ -190,3 +190,33 @@ pub fn relative_dir(value: &str, path: &str) -> Result<String, ParseError> {
     }
     Ok(value.to_string())
 }
+
+/// An IAM role ARN (`arn:<partition>:iam::<12-digit account>:role/<path/name>`), trimmed.
+pub fn role_arn(value: &str, path: &str) -> Result<String, ParseError> {
+    let value = value.trim();
+    let valid = (|| {
+        let rest = value.strip_prefix("arn:")?;
+        let (partition, rest) = rest.split_once(':')?;
+        let rest = rest.strip_prefix("iam::")?;
+        let (account, name) = rest.split_once(":role/")?;
+        let name_ok = !name.is_empty()
+            && name.len() <= 512
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+        (partition.starts_with("aws")
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && name_ok)
+            .then_some(())
+    })();
+    match valid {
+        Some(()) => Ok(value.to_string()),
+        None => Err(ParseError::field(
+            path,
+            format!(
+                "must be an IAM role ARN such as arn:aws:iam::123456789012:role/deploy-dev, got {value:?}"
+            ),
+        )),
+    }
+}

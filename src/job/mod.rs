@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use fields::{ParseError, check_variable_name};
+pub use fields::{ParseError, check_variable_name, role_arn};
 pub use secret_ref::SecretRef;
 
 /// Largest message body accepted, in bytes. SQS itself caps bodies at 256 KiB; a job file in
@@ -126,6 +126,12 @@ pub struct JobSpec {
     pub timeout: Option<Duration>,
     /// Step Functions heartbeat interval wanted by the job (native `heartbeatSeconds`).
     pub heartbeat: Option<Duration>,
+    /// The IAM role the job's commands run as (native `role`); `None`: the runner's default
+    /// job role (`ATTINI_JOB_ROLE_ARN`), if any. See [`crate::credentials`].
+    pub role: Option<String>,
+    /// The Step Functions execution the job belongs to (native `executionArn`, Attini
+    /// `executionArn`), for the role session's name and tags.
+    pub execution: Option<String>,
     /// Attini deployment context (Attini jobs only).
     pub attini: Option<AttiniContext>,
 }

@@ -34,6 +34,8 @@ struct NativeJob {
     working_directory: Option<String>,
     timeout_seconds: Option<u64>,
     heartbeat_seconds: Option<u64>,
+    role: Option<String>,
+    execution_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,11 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         working_directory,
         timeout: seconds(job.timeout_seconds, "timeoutSeconds")?,
         heartbeat: seconds(job.heartbeat_seconds, "heartbeatSeconds")?,
+        role: job.role.map(|r| fields::role_arn(&r, "role")).transpose()?,
+        execution: job
+            .execution_arn
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| e.trim().to_string()),
         attini: None,
     })
 }

@@ -1,32 +1,80 @@
 //! The step both AWS policies end with: a parsed job becomes an [`Admission`] once its secret
-//! references are read and its distribution is resolved in S3 and, for Attini jobs, its log object is named
-//! (CONTRACT.md 5.6.6). Cancellation: dropping the future leaves the message in the queue.
+//! references are read, its role assumed ([`crate::credentials`]), its distribution resolved
+//! in S3 and, for Attini jobs, its log object named (CONTRACT.md 5.6.6). A job with a literal
+//! `secretEnvironment` value is refused when `ATTINI_REFUSE_LITERAL_SECRETS` is on.
+//! Cancellation: dropping the future leaves the message in the queue.
 
 use std::sync::Arc;
 
 use crate::aws::Clients;
 use crate::aws::s3::{S3Log, S3Zip};
 use crate::aws::secrets;
+use crate::credentials::{JobRoleConfig, JobRoles};
 use crate::engine::outcome::{RUNTIME_ERROR, Report};
 use crate::job::{DistributionRef, JobSpec};
 use crate::worker::joblog::LogStore;
 use crate::worker::{Admission, Admitted};
 
-/// Admits `job`: its secret references read, its distribution from S3 and, for Attini jobs,
-/// its log object. `logs_at` is where the complete log can be read, quoted in failure causes.
+/// What admitting a job needs besides the job.
+#[derive(Clone)]
+pub struct Admitter {
+    /// The AWS clients.
+    pub clients: Clients,
+    /// The job roles.
+    pub roles: Arc<JobRoles>,
+    /// Refuse literal `secretEnvironment` values (`ATTINI_REFUSE_LITERAL_SECRETS`).
+    pub refuse_literal_secrets: bool,
+}
+
+impl Admitter {
+    /// The admitter of a runner serving `queue_url`.
+    pub fn new(
+        clients: &Clients,
+        roles: JobRoleConfig,
+        refuse_literal_secrets: bool,
+        queue_url: &str,
+    ) -> Self {
+        let sts = aws_sdk_sts::Client::new(&clients.config);
+        Admitter {
+            clients: clients.clone(),
+            roles: Arc::new(JobRoles::new(roles, sts, Some(queue_url))),
+            refuse_literal_secrets,
+        }
+    }
+}
+
+/// Admits `job`: its secret references read, its role assumed, its distribution from S3 and,
+/// for Attini jobs, its log object. `logs_at` is where the complete log can be read, quoted in
+/// failure causes.
 pub async fn resolve(
     mut job: JobSpec,
     token: String,
-    clients: &Clients,
+    admitter: &Admitter,
     logs_at: Option<String>,
 ) -> Admission {
+    let clients = &admitter.clients;
     let s3 = &clients.s3;
+    if admitter.refuse_literal_secrets
+        && let Some(name) = job.secret_environment.keys().next()
+    {
+        let cause = format!(
+            "secretEnvironment.{name} holds a value, and this runner refuses literal secrets \
+             (ATTINI_REFUSE_LITERAL_SECRETS=true) so that none waits in a queue or dead-letter \
+             queue. Refer to it instead: {{\"secretsManager\": \"<secret id>\"}} or \
+             {{\"ssmParameter\": \"<name>\"}}"
+        );
+        return refuse(token, cause);
+    }
     if !job.secret_references.is_empty() {
         match secrets::read_all(&clients.secrets, &job.secret_references).await {
             Ok(values) => job.secret_environment.extend(values),
             Err(cause) => return refuse(token, cause),
         }
     }
+    let grant = match admitter.roles.grant(&job).await {
+        Ok(grant) => grant,
+        Err(e) => return refuse(token, format!("The job did not start: {e}")),
+    };
     let source = match &job.distribution {
         None => None,
         Some(DistributionRef::S3 {
@@ -60,6 +108,7 @@ pub async fn resolve(
         source,
         log_store,
         logs_at,
+        grant,
     }))
 }
 

@@ -59,6 +59,11 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
             reference.describe()
         )));
     }
+    if let Some(role) = &job.role {
+        return Err(UsageError(format!(
+            "role {role} is for the AWS modes; local mode does not call AWS, so its job runs with your own credentials. Remove `role`, or run the job with `serve`"
+        )));
+    }
     let source = distribution(&job, &args)?;
     // One job: a cache would only add a copy.
     let mut config = settings.engine;

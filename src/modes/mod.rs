@@ -129,6 +129,9 @@ pub fn run(mode: Mode) -> ExitStatus {
         Mode::CommandMode(args) => return with_runtime(command_mode::run(args)),
         other => other,
     };
+    // Before any thread starts (the log writer's, the runtime's): see `crate::harden`.
+    // SAFETY: no thread has started yet (`main` parsed the command line and called this).
+    let hardening = unsafe { crate::harden::apply() };
     let settings = Settings::from_env();
     let default_level = if matches!(mode, Mode::Local(_)) {
         "warn"
@@ -144,6 +147,7 @@ pub fn run(mode: Mode) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
+    hardening.log();
     with_runtime(async move {
         let stop = Stop::default();
         stop.watch_signals();

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ExitStatus, Stop, jobs, observe};
+use super::jobs::{self, Admitter};
+use super::{ExitStatus, Stop, observe};
 use crate::aws::Clients;
 use crate::aws::ecs_agent::EcsAgent;
 use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
 use crate::config::{self, ConfigError, Settings};
+use crate::credentials::JobRoleConfig;
 use crate::engine::{Engine, EngineError};
 use crate::worker::protection::{ProtectionConfig, keep_protected};
 use crate::worker::{self, Admission, Exit, Message, Policy, Stats, Worker, WorkerConfig};
@@ -42,6 +44,10 @@ pub struct ServeConfig {
     pub ecs_agent_uri: Option<String>,
     /// How long one protection lasts.
     pub protection: ProtectionConfig,
+    /// Job roles.
+    pub job_roles: JobRoleConfig,
+    /// Refuse literal `secretEnvironment` values.
+    pub refuse_literal_secrets: bool,
 }
 
 impl ServeConfig {
@@ -61,19 +67,21 @@ impl ServeConfig {
             worker,
             ecs_agent_uri: settings.ecs_agent_uri.clone(),
             protection: settings.task_protection,
+            job_roles: settings.job_roles.clone(),
+            refuse_literal_secrets: settings.refuse_literal_secrets,
         })
     }
 }
 
 /// Native jobs: parse, resolve the distribution, run.
 pub struct NativePolicy {
-    clients: Clients,
+    admitter: Admitter,
 }
 
 impl Policy for NativePolicy {
     async fn admit(&self, message: &Message) -> Admission {
         match worker::admit::parse_message(message) {
-            Ok((job, token)) => jobs::resolve(job, token, &self.clients, None).await,
+            Ok((job, token)) => jobs::resolve(job, token, &self.admitter, None).await,
             Err(refusal) => refusal,
         }
     }
@@ -143,6 +151,12 @@ async fn serve_with(
         max_jobs = config.worker.max_jobs,
         "serving jobs"
     );
+    let admitter = Admitter::new(
+        &clients,
+        config.job_roles,
+        config.refuse_literal_secrets,
+        &config.queue_url,
+    );
     let queue = Arc::new(SqsQueue::new(
         clients.sqs.clone(),
         config.queue_url,
@@ -166,7 +180,7 @@ async fn serve_with(
         (stop, task)
     });
     let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
-    let policy = Arc::new(NativePolicy { clients });
+    let policy = Arc::new(NativePolicy { admitter });
     let exit = worker.run(policy, shutdown).await;
     // Every job has ended: let the protection go.
     if let Some((stop, task)) = protection {

@@ -24,6 +24,8 @@ pub struct Admitted {
     pub log_store: Option<Arc<dyn LogStore>>,
     /// Where the complete log can be read, for failure causes.
     pub logs_at: Option<String>,
+    /// The job's own credentials, if it has a role; revoked when dropped.
+    pub grant: Option<crate::credentials::Grant>,
 }
 
 /// What to do with a received message.

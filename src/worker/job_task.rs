@@ -127,13 +127,18 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     ) -> Result<JobResult, Report> {
         let runner = self.parts.runner.clone();
         let job = self.admitted.job.clone();
+        let grant = self.admitted.grant.as_ref();
+        let mut env = super::trace::job_variables(&tracing::Span::current());
+        env.extend(grant.iter().flat_map(|g| g.env.iter().cloned()));
         let options = RunOptions {
             source: self.admitted.source.clone(),
             logs_at: self.admitted.logs_at.clone(),
             cwd: None,
             job_id: Some(self.job.job_id.clone()),
             progress: Some(self.job.progress.clone()),
-            env: super::trace::job_variables(&tracing::Span::current()),
+            env,
+            own_credentials: grant.is_some(),
+            secrets: grant.map(|g| g.token.clone()).into_iter().collect(),
         };
         let cancel = cancel.clone();
         let span = tracing::Span::current();

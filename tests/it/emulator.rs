@@ -32,6 +32,17 @@ impl Emulator {
 
     /// Starts a named emulator (`ministack`, `moto`) or uses a URL.
     pub async fn start_kind(choice: &str) -> Emulator {
+        Self::start_with(choice, &[]).await
+    }
+
+    /// Ministack enforcing IAM (`AUTH=true`): every call is checked against the caller's
+    /// policies, `AssumeRole` against the role's trust policy, and expired sessions are
+    /// refused. The key `test` is the account's root.
+    pub async fn with_iam() -> Emulator {
+        Self::start_with("ministack", &[("AUTH", "true")]).await
+    }
+
+    async fn start_with(choice: &str, env: &[(&str, &str)]) -> Emulator {
         if choice.starts_with("http://") || choice.starts_with("https://") {
             return Emulator {
                 endpoint: choice.trim_end_matches('/').to_string(),
@@ -43,7 +54,7 @@ impl Emulator {
         // exits, and it is started again on another port.
         for _ in 0..5 {
             let port = PortLease::take();
-            let mut child = spawn(choice, port.number);
+            let mut child = spawn(choice, port.number, env);
             if !wait_until_listening(port.number, &mut child).await {
                 continue;
             }
@@ -85,7 +96,7 @@ impl Emulator {
     }
 }
 
-fn spawn(choice: &str, port: u16) -> Child {
+fn spawn(choice: &str, port: u16, env: &[(&str, &str)]) -> Child {
     let mut command = match choice {
         "ministack" => {
             let mut c = Command::new("ministack");
@@ -101,6 +112,7 @@ fn spawn(choice: &str, port: u16) -> Child {
         other => panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL"),
     };
     command
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

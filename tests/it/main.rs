@@ -21,6 +21,7 @@ mod harness;
 pub mod image;
 mod image_recipes;
 pub mod integration_tests;
+mod job_roles;
 mod layers;
 mod ops;
 mod otlp;

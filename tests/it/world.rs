@@ -336,6 +336,8 @@ impl World {
                 minutes: 15,
                 max_minutes: 60,
             },
+            job_roles: Default::default(),
+            refuse_literal_secrets: false,
         };
         let handle = tokio::spawn(standalone::serve(
             config,

@@ -7,12 +7,12 @@
 //! runner (about 1 ms less per job). Spawning is synchronous; nothing to cancel.
 
 use std::io;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::LazyLock;
 
 use tokio::process::{Child, Command};
 
+use super::ScriptRun;
 use super::procs::MARKER_VAR;
 
 /// The shell every job runs in.
@@ -29,23 +29,21 @@ pub struct Spawned {
     pub output: io::PipeReader,
 }
 
-/// Spawns `bash <script>` in `cwd` with the runner's environment plus `env` (later entries
-/// win) and the job marker `job_id`.
-pub fn spawn(
-    script: &Path,
-    cwd: &Path,
-    env: &[(String, String)],
-    job_id: &str,
-) -> io::Result<Spawned> {
+/// Spawns `bash <script>` in `cwd` with the runner's environment less `withheld`, plus `env`
+/// (later entries win) and the job marker `job_id`.
+pub fn spawn(run: &ScriptRun) -> io::Result<Spawned> {
     let (reader, writer) = io::pipe()?;
     // A larger pipe lets a chatty job write on while the runner handles what it read: fewer,
     // larger reads. Best effort (the system may cap pipe sizes).
     let _ = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
     let mut cmd = Command::new(BASH);
-    cmd.arg(script)
-        .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env(MARKER_VAR, job_id)
+    for name in &run.withheld {
+        cmd.env_remove(name);
+    }
+    cmd.arg(&run.script)
+        .current_dir(&run.cwd)
+        .envs(run.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(MARKER_VAR, &run.job_id)
         .stdin(Stdio::null())
         .stdout(Stdio::from(writer.try_clone()?))
         .stderr(Stdio::from(writer))

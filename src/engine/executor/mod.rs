@@ -38,6 +38,8 @@ pub struct ScriptRun {
     pub cwd: PathBuf,
     /// Variables added to the runner's environment, in order (later entries win).
     pub env: Vec<(String, String)>,
+    /// Variables of the runner's environment the job does not inherit (`env` may set them).
+    pub withheld: Vec<String>,
     /// Unique job id, used as the process marker.
     pub job_id: String,
     /// The job timeout.
@@ -76,8 +78,7 @@ pub async fn execute(
     cancel: &CancellationToken,
     table: &procs::ProcessTable,
 ) -> Result<Execution, SpawnError> {
-    let spawned = command::spawn(&run.script, &run.cwd, &run.env, &run.job_id)
-        .map_err(|source| SpawnError { source })?;
+    let spawned = command::spawn(run).map_err(|source| SpawnError { source })?;
     let pgid = spawned.child.id().map(|id| id as i32).unwrap_or_default();
     let procs = procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id);
     table.remember(procs.pgid, &run.job_id);

@@ -32,6 +32,10 @@ pub struct AttiniConfig {
     pub startup_timeout: Duration,
     /// `ATTINI_EC2_INSTANCE_ID` (EC2 mode only).
     pub ec2_instance_id: Option<String>,
+    /// Job roles (`ATTINI_JOB_ROLE_ARN`, ...).
+    pub job_roles: crate::credentials::JobRoleConfig,
+    /// `ATTINI_REFUSE_LITERAL_SECRETS`.
+    pub refuse_literal_secrets: bool,
 }
 
 impl AttiniConfig {
@@ -59,6 +63,8 @@ impl AttiniConfig {
             worker,
             startup_timeout: a.startup_timeout,
             ec2_instance_id: a.ec2_instance_id.clone(),
+            job_roles: settings.job_roles.clone(),
+            refuse_literal_secrets: settings.refuse_literal_secrets,
         })
     }
 

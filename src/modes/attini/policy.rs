@@ -19,7 +19,7 @@ use crate::aws::dynamodb::{self, RunnerItem};
 use crate::aws::ecs::Metadata;
 use crate::engine::outcome::Report;
 use crate::job::{self, AttiniContext};
-use crate::modes::jobs;
+use crate::modes::jobs::{self, Admitter};
 use crate::worker::admit::parse_message;
 use crate::worker::{Admission, CallError, ErrorClass, Message, Policy};
 
@@ -35,6 +35,7 @@ pub const STALE_EXECUTION: &str = "Runner.StaleExecution";
 pub struct AttiniPolicy {
     config: AttiniConfig,
     clients: Clients,
+    admitter: Admitter,
     metadata: Option<Metadata>,
     own_task: Option<String>,
     item: RunnerItem,
@@ -51,9 +52,16 @@ impl AttiniPolicy {
         own_task: Option<String>,
     ) -> Self {
         let item = config.runner_item(&clients);
+        let admitter = Admitter::new(
+            &clients,
+            config.job_roles.clone(),
+            config.refuse_literal_secrets,
+            &config.queue_url,
+        );
         AttiniPolicy {
             config,
             clients,
+            admitter,
             metadata,
             own_task,
             item,
@@ -202,6 +210,6 @@ impl Policy for AttiniPolicy {
             return refusal;
         }
         let logs_url = metadata.and_then(|m| m.logs_url);
-        jobs::resolve(job, token, &self.clients, logs_url).await
+        jobs::resolve(job, token, &self.admitter, logs_url).await
     }
 }

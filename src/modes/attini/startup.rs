@@ -132,6 +132,8 @@ async fn run_startup_commands(
         working_directory: None,
         timeout: Some(config.startup_timeout),
         heartbeat: None,
+        role: None,
+        execution: None,
         attini: None,
     };
     let options = RunOptions {

@@ -94,6 +94,7 @@ impl Policy for TestPolicy {
                 source: None,
                 log_store: None,
                 logs_at: None,
+                grant: None,
             })),
             Err(refusal) => refusal,
         }
