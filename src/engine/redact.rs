@@ -75,9 +75,10 @@ impl Redactor {
             .max(ACCESS_KEY_LEN)
     }
 
-    /// A place at or before `at` to cut `bytes` (text split into bounded pieces) such that
-    /// no secret or access key id is cut in two, on a UTF-8 boundary. `bytes` must hold at
-    /// least [`Redactor::reach`] bytes past `at`, or all there is.
+    /// A place to cut `bytes` (text split into bounded pieces) such that no secret or access
+    /// key id is cut in two, on a UTF-8 boundary: at or before `at`, or, when a secret longer
+    /// than the piece starts at 0, right after it (that piece is longer, and masked whole).
+    /// `bytes` must hold at least [`Redactor::reach`] bytes past `at`, or all there is.
     pub fn safe_cut(&self, bytes: &[u8], at: usize) -> usize {
         let mut cut = at.min(bytes.len());
         loop {
@@ -93,13 +94,16 @@ impl Redactor {
                         needle.len()
                     };
                     let from = cut.saturating_sub(len - 1);
-                    (from..cut).find(|&p| bytes[p..].starts_with(needle) && p + len > cut)
+                    (from..cut)
+                        .find(|&p| bytes[p..].starts_with(needle) && p + len > cut)
+                        .map(|p| (p, len))
                 })
-                .min();
+                .min_by_key(|&(start, len)| (start, std::cmp::Reverse(len)));
             match spanning {
-                Some(start) if start > 0 => cut = start,
-                // A secret longer than the piece: cut after it instead.
-                Some(_) => return at,
+                Some((start, _)) if start > 0 => cut = start,
+                // A secret longer than the piece: cut after it instead (its end is a UTF-8
+                // boundary, the secret being text).
+                Some((_, len)) => return len.min(bytes.len()),
                 None => break,
             }
         }
@@ -212,8 +216,9 @@ mod tests {
         assert_eq!(r.safe_cut(text, 32), 32);
         assert_eq!(r.safe_cut(text, 30), 30);
         assert_eq!(r.safe_cut(text, 29), 10);
-        // A secret at the very start that is longer than the piece: cut where asked.
-        assert_eq!(r.safe_cut(b"my-long-secret-value", 5), 5);
+        // A secret at the very start that is longer than the piece: cut after it, so that
+        // it is masked whole (cut where asked, it was printed in two halves).
+        assert_eq!(r.safe_cut(b"my-long-secret-value and more", 5), 20);
         // Never inside a UTF-8 character.
         assert_eq!(Redactor::new([]).safe_cut("aé".as_bytes(), 2), 1);
         assert_eq!(r.reach(), 20);

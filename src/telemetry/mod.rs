@@ -2,7 +2,9 @@
 //! otherwise (CloudWatch); with an OTLP endpoint, the runner's spans also go to
 //! OpenTelemetry ([`traces`]), whatever the log level. A job's steps are DEBUG spans, so at
 //! INFO every log line of a job carries the `job` span's fields (`span.job_id`, ...). The filter comes from the settings (`RUST_LOG`, else `ATTINI_LOG_LEVEL`; see
-//! [`crate::config`]), else the mode's default. Lines are written by a thread of their own
+//! [`crate::config`]), else the mode's default. Whatever the filter, other crates (the AWS SDK,
+//! the HTTP stack) log at most at INFO ([`wire_logs_off`]): their DEBUG and TRACE lines print
+//! request and response bodies, which hold the jobs' literal secrets. Lines are written by a thread of their own
 //! through a bounded buffer: a stderr that blocks (a log driver in blocking mode, a pipe
 //! nobody reads) never stalls the runner; past the buffer, lines are dropped. Keep the
 //! returned [`LogGuard`] until exit: dropping it flushes what is buffered. Nothing to cancel.
@@ -13,7 +15,7 @@ use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -36,6 +38,13 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built.
     #[error(transparent)]
     Traces(#[from] traces::TraceError),
+}
+
+/// The runner's own events at any level, every other crate's at INFO or above.
+pub fn wire_logs_off() -> Targets {
+    Targets::new()
+        .with_target("attini_runner", LevelFilter::TRACE)
+        .with_default(LevelFilter::INFO)
 }
 
 /// Installs the global subscriber with `filter` (a tracing filter such as `info` or
@@ -65,7 +74,7 @@ pub fn init(filter: &str) -> Result<LogGuard, TelemetryError> {
         None => (None, None),
     };
     let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(parsed))
+        .with(fmt.with_filter(parsed.and(wire_logs_off())))
         .with(otel)
         .try_init();
     Ok(LogGuard {

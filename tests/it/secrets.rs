@@ -117,3 +117,46 @@ pub async fn stop_and_read(runner: tokio::process::Child) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// At the most verbose levels (`ATTINI_LOG_LEVEL=ALL`, `RUST_LOG=trace`) the runner logs its
+/// own steps in detail, but none of the AWS SDK's or HTTP stack's wire logs, which print
+/// every ReceiveMessage body with the literal secrets in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log_at_the_most_verbose_levels() {
+    const SECRET: &str = "wire-s3cret-4471";
+    let world = World::new().await;
+    let queue = world.fifo_queue("verbose").await;
+    let body = json!({
+        "commands": ["echo \"using $API_KEY\""],
+        "secretEnvironment": {"API_KEY": SECRET}
+    });
+    let machine = world
+        .state_machine("verbose", &native_machine(&queue, body))
+        .await;
+    for (n, level) in [("ATTINI_LOG_LEVEL", "ALL"), ("RUST_LOG", "trace")]
+        .into_iter()
+        .enumerate()
+    {
+        let log = world.tmp.path().join(format!("runner-{n}.log"));
+        let runner = serve_binary_to(
+            &world,
+            &queue,
+            &[level],
+            std::fs::File::create(&log).unwrap(),
+        );
+        let done = world
+            .finished(&world.start(&machine, &format!("run-{n}"), &json!({})).await)
+            .await;
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        stop_and_read(runner).await;
+        let logs = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            logs.contains("\"level\":\"DEBUG\"") && logs.contains("using ***"),
+            "{level:?}: not the verbose log of the job:\n{logs}"
+        );
+        assert!(
+            !logs.contains(SECRET),
+            "{level:?}: the secret is in the log"
+        );
+    }
+}

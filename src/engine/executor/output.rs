@@ -276,6 +276,34 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_longer_than_a_piece_is_masked_wherever_it_starts() {
+        let secret: String = (0..20 * 1024)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        for before in [0, 7, MAX_LINE_BYTES - 3, MAX_LINE_BYTES, MAX_LINE_BYTES + 1] {
+            let sink = Collect::default();
+            let mut s = LineSplitter::new(Redactor::new([secret.as_str()]));
+            let text = format!("{}{secret} after\n", "x".repeat(before));
+            // In 4 KiB chunks, as a pipe delivers them.
+            for chunk in text.as_bytes().chunks(4096) {
+                s.push(chunk, &sink);
+            }
+            s.finish(&sink);
+            let lines = sink.0.lock().unwrap();
+            let all = lines.concat();
+            assert!(
+                !all.contains(&secret[..64]) && !all.contains(&secret[secret.len() - 64..]),
+                "{before} bytes before: part of the secret printed"
+            );
+            assert!(
+                all.contains("*** after"),
+                "{before}: {:?}",
+                &all[..64.min(all.len())]
+            );
+        }
+    }
+
+    #[test]
     fn invalid_utf8_is_replaced_not_fatal() {
         let sink = Collect::default();
         let mut s = LineSplitter::new(Redactor::default());
