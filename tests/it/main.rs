@@ -23,6 +23,7 @@ mod image_recipes;
 pub mod integration_tests;
 mod job_roles;
 mod layers;
+mod least_privilege;
 mod ops;
 mod otlp;
 mod podman;

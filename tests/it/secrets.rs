@@ -160,3 +160,55 @@ async fn no_secret_reaches_the_log_at_the_most_verbose_levels() {
         );
     }
 }
+
+/// `ATTINI_REFUSE_LITERAL_SECRETS=true`: a job carrying a secret value in its message fails
+/// before it starts, naming the variable and the way to refer to it instead; a job with a
+/// reference runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literal_secrets_can_be_refused() {
+    const LITERAL: &str = "literal-pw-8830";
+    let world = World::new().await;
+    world
+        .clients
+        .secrets
+        .secrets_manager
+        .create_secret()
+        .name("refused/db")
+        .secret_string(PASSWORD)
+        .send()
+        .await
+        .unwrap();
+    let queue = world.fifo_queue("refuse").await;
+    let runner = serve_binary(&world, &queue, &[("ATTINI_REFUSE_LITERAL_SECRETS", "true")]);
+    let run = |name: &'static str, secret: serde_json::Value| {
+        let body = json!({
+            "commands": ["test ${#DB_PASSWORD} -gt 0"],
+            "secretEnvironment": {"DB_PASSWORD": secret}
+        });
+        let world = &world;
+        let queue = &queue;
+        async move {
+            let machine = world
+                .state_machine(name, &native_machine(queue, body))
+                .await;
+            world
+                .finished(&world.start(&machine, name, &json!({})).await)
+                .await
+        }
+    };
+    let literal = run("literal", json!(LITERAL)).await;
+    assert_eq!(literal.status, "FAILED", "{literal:?}");
+    assert_eq!(literal.error.as_deref(), Some("RuntimeError"));
+    let cause = literal.cause.unwrap_or_default();
+    assert!(
+        cause.contains("secretEnvironment.DB_PASSWORD")
+            && cause.contains("ATTINI_REFUSE_LITERAL_SECRETS")
+            && cause.contains("secretsManager")
+            && !cause.contains(LITERAL),
+        "{cause}"
+    );
+    let reference = run("reference", json!({"secretsManager": "refused/db"})).await;
+    assert_eq!(reference.status, "SUCCEEDED", "{reference:?}");
+    let logs = stop_and_read(runner).await;
+    assert!(!logs.contains(LITERAL), "the literal secret in the log");
+}

@@ -138,9 +138,12 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
         Some("reports"),
         "ArtifactStoreBucket names the jobs' artifact store"
     );
+    let job_role = in_stack.remove("ATTINI_JOB_ROLE_ARN").unwrap();
+    assert_eq!(outputs["JobRoleArn"].as_str(), Some(job_role.as_str()));
     let file: Value = serde_json::from_str(include_str!("../../task-definition.json")).unwrap();
     let mut in_file = env_of(&file["containerDefinitions"][0]);
     in_file.remove("ATTINI_QUEUE_URL");
+    in_file.remove("ATTINI_JOB_ROLE_ARN");
     assert_eq!(in_stack, in_file);
     for key in [
         "stopTimeout",
@@ -156,7 +159,12 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
     }
 
     let log = std::fs::File::create(world.tmp.path().join("runner.log")).unwrap();
-    let emf = [("ATTINI_METRICS", "emf"), ("ATTINI_METRICS_INTERVAL", "1")];
+    // The job runs as the stack's job role, as on ECS.
+    let emf = [
+        ("ATTINI_METRICS", "emf"),
+        ("ATTINI_METRICS_INTERVAL", "1"),
+        ("ATTINI_JOB_ROLE_ARN", job_role.as_str()),
+    ];
     let mut runner = serve_binary_to(&world, &queue, &emf, log);
     let machine = outputs["StateMachineArn"].as_str().unwrap();
     let execution = world

@@ -33,6 +33,7 @@ fn rendered() -> String {
                 "111122223333.dkr.ecr.eu-west-1.amazonaws.com/attini-runner:2.1.0",
             ),
             ("TaskRoleArn", "arn:aws:iam::111122223333:role/runner-task"),
+            ("JobRoleArn", "arn:aws:iam::111122223333:role/runner-job"),
             (
                 "ExecutionRoleArn",
                 "arn:aws:iam::111122223333:role/runner-execution",
@@ -172,7 +173,13 @@ fn the_container_is_locked_down_and_writes_only_to_its_volume() {
     let task: Value = serde_json::from_str(&rendered()).unwrap();
     let container = container(&task);
     assert_eq!(container["readonlyRootFilesystem"], true);
-    assert_eq!(container["linuxParameters"]["initProcessEnabled"], true);
+    // No init process: PID 1 would be a dumpable process holding the container's
+    // environment, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI included, which any job could read
+    // from /proc/1/environ and exchange for the task role. The runner is PID 1 and reaps.
+    assert!(
+        container["linuxParameters"]["initProcessEnabled"].is_null(),
+        "an init process exposes the task role to jobs"
+    );
     assert_ne!(
         task["taskRoleArn"], task["executionRoleArn"],
         "separate roles"
