@@ -63,11 +63,12 @@ pub const CREDENTIAL_VARIABLES: [&str; 17] = [
 ];
 
 /// What a job with credentials of its own must not inherit from the runner's environment
-/// (`names`): [`CREDENTIAL_VARIABLES`] and the runner's own settings (the catalogue in
-/// [`crate::config::ALL`], `RUST_LOG`, and every `OTEL_*`, whose headers often hold an API
-/// key).
-pub fn withheld(names: impl Iterator<Item = String>) -> Vec<String> {
-    let settings = crate::config::ALL.iter().map(|s| s.name);
+/// (`names`): [`CREDENTIAL_VARIABLES`] and the runner's own settings (`settings`, the
+/// catalogue's names; `RUST_LOG`; every `OTEL_*`, whose headers often hold an API key).
+pub fn withheld<'a>(
+    names: impl Iterator<Item = String>,
+    settings: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
     let mut withheld: Vec<String> = CREDENTIAL_VARIABLES
         .into_iter()
         .chain(settings)
@@ -198,7 +199,10 @@ mod tests {
     #[test]
     fn a_job_with_its_own_credentials_inherits_no_credential_or_setting_of_the_runner() {
         let names = ["PATH", "OTEL_EXPORTER_OTLP_HEADERS", "HOME"].map(String::from);
-        let withheld = withheld(names.into_iter());
+        let withheld = withheld(
+            names.into_iter(),
+            ["ATTINI_QUEUE_URL", "ATTINI_OPS_ADDR"].into_iter(),
+        );
         for name in [
             "AWS_ACCESS_KEY_ID",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",

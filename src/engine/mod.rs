@@ -13,6 +13,7 @@
 
 pub mod distribution;
 mod env;
+pub use env::{CREDENTIAL_VARIABLES, withheld};
 pub mod executor;
 pub mod job_dir;
 pub mod outcome;
@@ -87,9 +88,9 @@ pub struct RunOptions {
     pub progress: Option<Arc<Progress>>,
     /// Variables set before the job's own (which may override them), e.g. `TRACEPARENT`.
     pub env: Vec<(String, String)>,
-    /// The job has credentials of its own (in `env`): the runner's credential variables and
-    /// settings are withheld from it ([`env::withheld`]).
-    pub own_credentials: bool,
+    /// Variables of the runner's environment the job does not inherit (`env` may set them):
+    /// when it has credentials of its own, the runner's ([`withheld`]).
+    pub withheld: Vec<String>,
     /// More values to mask in the job's output and causes (its credential token).
     pub secrets: Vec<String>,
 }
@@ -293,15 +294,11 @@ impl Engine {
         .await?;
         let mut variables = options.env.clone();
         variables.extend(env::variables(job, dir, self.config.runner_exec.as_deref()));
-        let withheld = match options.own_credentials {
-            true => env::withheld(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())),
-            false => Vec::new(),
-        };
         Ok(ScriptRun {
             script: dir.script(),
             cwd,
             env: variables,
-            withheld,
+            withheld: options.withheld.clone(),
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,

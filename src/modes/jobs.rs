@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::aws::Clients;
 use crate::aws::s3::{S3Log, S3Zip};
 use crate::aws::secrets;
-use crate::credentials::{JobRoleConfig, JobRoles};
+use crate::credentials::{Grant, JobRoleConfig, JobRoles};
 use crate::engine::outcome::{RUNTIME_ERROR, Report};
 use crate::job::{DistributionRef, JobSpec};
+use crate::worker::admit::JobCredentials;
 use crate::worker::joblog::LogStore;
 use crate::worker::{Admission, Admitted};
 
@@ -71,8 +72,8 @@ pub async fn resolve(
             Err(cause) => return refuse(token, cause),
         }
     }
-    let grant = match admitter.roles.grant(&job).await {
-        Ok(grant) => grant,
+    let credentials = match admitter.roles.grant(&job).await {
+        Ok(grant) => grant.map(job_credentials),
         Err(e) => return refuse(token, format!("The job did not start: {e}")),
     };
     let source = match &job.distribution {
@@ -108,8 +109,21 @@ pub async fn resolve(
         source,
         log_store,
         logs_at,
-        grant,
+        credentials,
     }))
+}
+
+/// A grant as the worker hands it to the engine: the runner's credentials and settings
+/// withheld, the token masked, the grant kept (and its token valid) until the job task ends.
+fn job_credentials(grant: Grant) -> JobCredentials {
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    let settings = crate::config::ALL.iter().map(|s| s.name);
+    JobCredentials {
+        env: grant.env.clone(),
+        withheld: crate::engine::withheld(names, settings),
+        secrets: vec![grant.token.clone()],
+        guard: Box::new(grant),
+    }
 }
 
 fn refuse(token: String, cause: String) -> Admission {

@@ -25,7 +25,19 @@ pub struct Admitted {
     /// Where the complete log can be read, for failure causes.
     pub logs_at: Option<String>,
     /// The job's own credentials, if it has a role; revoked when dropped.
-    pub grant: Option<crate::credentials::Grant>,
+    pub credentials: Option<JobCredentials>,
+}
+
+/// Credentials of the job's own (a role), as the engine applies them.
+pub struct JobCredentials {
+    /// Variables for the job (set before its own).
+    pub env: Vec<(String, String)>,
+    /// Variables of the runner's environment the job does not inherit.
+    pub withheld: Vec<String>,
+    /// Values to mask in its output (its token).
+    pub secrets: Vec<String>,
+    /// Revokes the credentials when dropped (kept until the job task ends).
+    pub guard: Box<dyn Send + Sync>,
 }
 
 /// What to do with a received message.

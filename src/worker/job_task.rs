@@ -127,9 +127,9 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     ) -> Result<JobResult, Report> {
         let runner = self.parts.runner.clone();
         let job = self.admitted.job.clone();
-        let grant = self.admitted.grant.as_ref();
+        let own = self.admitted.credentials.as_ref();
         let mut env = super::trace::job_variables(&tracing::Span::current());
-        env.extend(grant.iter().flat_map(|g| g.env.iter().cloned()));
+        env.extend(own.iter().flat_map(|c| c.env.iter().cloned()));
         let options = RunOptions {
             source: self.admitted.source.clone(),
             logs_at: self.admitted.logs_at.clone(),
@@ -137,8 +137,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             job_id: Some(self.job.job_id.clone()),
             progress: Some(self.job.progress.clone()),
             env,
-            own_credentials: grant.is_some(),
-            secrets: grant.map(|g| g.token.clone()).into_iter().collect(),
+            withheld: own.map(|c| c.withheld.clone()).unwrap_or_default(),
+            secrets: own.map(|c| c.secrets.clone()).unwrap_or_default(),
         };
         let cancel = cancel.clone();
         let span = tracing::Span::current();

@@ -195,3 +195,45 @@ async fn a_job_runs_as_its_own_role_and_reaches_none_of_the_runners_keys() {
     );
     assert!(logs.contains("the job runs as its own role"), "{logs}");
 }
+
+/// One job at a time per task isolates jobs: a job's credential token is revoked when it ends,
+/// so the next job on the runner cannot use one an earlier job left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_credential_token_stops_working_when_the_job_ends() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("tokens").await;
+    let evidence = world.tmp.path().join("evidence");
+    std::fs::create_dir_all(&evidence).unwrap();
+    let probe = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/token-probe.py");
+    let runner = serve_binary(
+        &world,
+        &queue,
+        &[
+            ("ATTINI_MAX_CONCURRENT_JOBS", "1"),
+            ("ATTINI_JOB_ROLE_ARN", "arn:aws:iam::000000000000:role/jobs"),
+        ],
+    );
+    let job = |mode: &str| {
+        json!({
+            "commands": [format!("python3 \"$PROBE\" {mode}")],
+            "environment": {"PROBE": probe, "EVIDENCE": evidence.display().to_string()}
+        })
+    };
+    let mut outputs = Vec::new();
+    for mode in ["keep", "steal"] {
+        let machine = world
+            .state_machine(mode, &native_machine(&queue, job(mode)))
+            .await;
+        let done = world
+            .finished(&world.start(&machine, mode, &json!({})).await)
+            .await;
+        assert_eq!(done.status, "SUCCEEDED", "{mode}: {done:?}");
+        outputs.push(done.output.unwrap());
+    }
+    assert_eq!(outputs[0], json!({"own": 200}));
+    assert_eq!(
+        outputs[1],
+        json!({"own": 200, "earlier": 403, "same_endpoint": true})
+    );
+    stop_and_read(runner).await;
+}

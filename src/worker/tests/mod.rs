@@ -94,7 +94,7 @@ impl Policy for TestPolicy {
                 source: None,
                 log_store: None,
                 logs_at: None,
-                grant: None,
+                credentials: None,
             })),
             Err(refusal) => refusal,
         }
