@@ -73,15 +73,25 @@ fn scalar(value: &Value, path: &str) -> Result<String, ParseError> {
 pub fn cdk_commands(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
     check(p)?;
     let flags = Flags::of(p)?;
-    let synth = flags.synth(p);
-    let list = flags.list(p);
-    let deploy = flags.deploy(p);
-    Ok(script(
-        &project_path(p.path.as_deref()),
-        &synth,
-        &list,
-        &deploy,
-    ))
+    let masked = Flags::masked(p)?;
+    let commands = Commands {
+        synth: flags.synth(p),
+        list: flags.list(p),
+        deploy: flags.deploy(p),
+        shown_synth: masked.synth(p),
+        shown_deploy: masked.deploy(p),
+    };
+    Ok(script(&project_path(p.path.as_deref()), &commands))
+}
+
+/// The three cdk commands, and the two the job's log shows (values of context and
+/// parameters as `***`).
+struct Commands {
+    synth: String,
+    list: String,
+    deploy: String,
+    shown_synth: String,
+    shown_deploy: String,
 }
 
 /// Rejects what a native job cannot use, and values no shell word can hold.
@@ -142,6 +152,31 @@ impl Flags {
                 p.stacks.iter().map(|s| quote(s)).collect()
             },
         })
+    }
+
+    /// The same flags with every context and parameter value shown as `***`.
+    fn masked(p: &CdkProperties) -> Result<Self, ParseError> {
+        let mut shown = Flags::of(p)?;
+        shown.context = p
+            .context
+            .keys()
+            .map(|k| format!("--context {}", quote(&format!("{k}=***"))))
+            .collect();
+        shown.parameters =
+            p.stack_configuration
+                .iter()
+                .flat_map(|config| {
+                    let target = config
+                        .stack_name
+                        .as_ref()
+                        .map(|s| format!("{s}:"))
+                        .unwrap_or_default();
+                    config.parameters.keys().map(move |k| {
+                        format!("--parameters {}", quote(&format!("{target}{k}=***")))
+                    })
+                })
+                .collect();
+        Ok(shown)
     }
 
     fn synth(&self, p: &CdkProperties) -> String {
@@ -220,13 +255,14 @@ fn parameter_flags(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
 }
 
 /// The job's script lines around the three cdk commands.
-fn script(path: &str, synth: &str, list: &str, deploy: &str) -> Vec<String> {
+fn script(path: &str, c: &Commands) -> Vec<String> {
+    let (synth, list, deploy) = (&c.synth, &c.list, &c.deploy);
     let header = r#"\"objectIdentifier\":\"${ATTINI_OBJECT_IDENTIFIER:-}\",\"distributionId\":\"${ATTINI_DISTRIBUTION_ID:-}\",\"distributionName\":\"${ATTINI_DISTRIBUTION_NAME:-}\",\"environment\":\"${ATTINI_ENVIRONMENT_NAME:-}\",\"stepName\":\"${ATTINI_STEP_NAME:-}\""#;
     vec![
         format!("cd {}", quote(path)),
         format!(
             "echo {}",
-            quote(&format!("Running cdk synth command: {synth}"))
+            quote(&format!("Running cdk synth command: {}", c.shown_synth))
         ),
         synth.to_string(),
         format!("ATTINI_CDK_STACKS=\"$({list})\""),
@@ -235,7 +271,7 @@ fn script(path: &str, synth: &str, list: &str, deploy: &str) -> Vec<String> {
         ),
         format!(
             "echo {}",
-            quote(&format!("Running cdk deploy command: {deploy}"))
+            quote(&format!("Running cdk deploy command: {}", c.shown_deploy))
         ),
         deploy.to_string(),
         format!(

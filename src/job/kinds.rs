@@ -85,6 +85,22 @@ mod tests {
         assert!(c[6].starts_with("cdk deploy --outputs-file \"$ATTINI_OUTPUT.cdk-outputs.json\" --progress events --require-approval never --app cdk.out --build-exclude node_modules"));
         assert!(c[6].ends_with("--context 'n=2' Db Web"));
         assert!(c[7].ends_with("> \"$ATTINI_OUTPUT\""));
+        // The echoed lines name the context and parameters, never their values.
+        for shown in [&c[1], &c[5]] {
+            assert!(shown.starts_with("echo "), "{shown}");
+            for value in ["env=dev", "n=2", "Size=5", "it's"] {
+                assert!(!shown.contains(value), "{value} in {shown}");
+            }
+            assert!(
+                shown.contains("--context 'env=***'") || shown.contains("--context env=***"),
+                "{shown}"
+            );
+        }
+        assert!(
+            c[1].contains("Db:Size=***") && c[1].contains("Tag=***"),
+            "{}",
+            c[1]
+        );
     }
 
     #[test]
@@ -148,19 +164,46 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c[3], "sam build --template-file t.yaml --cached");
-        let deploy = &c[5];
+        // The values go to a SAM config file, written by a builtin: SAM's own quoting inside
+        // a TOML string, inside a shell word that bash turns back into it.
+        assert!(c[4].starts_with("printf '%s' "), "{}", c[4]);
+        let dir = tempfile::tempdir().unwrap();
+        let ran = std::process::Command::new("bash")
+            .args(["-c", &c[4]])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(ran.success());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".attini-samconfig.toml")).unwrap(),
+            "version = 0.1\n\n[attini.deploy.parameters]\n\
+             parameter_overrides = \"Note=\\\"it's\\\" Size=3 Stage=dev\"\n\
+             tags = \"team=\\\"a b\\\"\"\n"
+        );
+        let deploy = &c[6];
         for part in [
             "--template-file .aws-sam/build/template.yaml",
             " --fail-on-empty-changeset",
-            "--parameter-overrides \"Note=\\\"it's\\\"\" 'Size=3' 'Stage=dev'",
+            "--config-file \"$PWD/.attini-samconfig.toml\" --config-env attini",
             "--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND",
-            "--tags 'team=\"a b\"'",
             "--s3-bucket b --s3-prefix p/x --role-arn arn:r --notification-arns arn:n",
         ] {
             assert!(deploy.contains(part), "{part} not in {deploy}");
         }
+        // No value in an argument, none in the echoed line.
+        for command in c.iter().filter(|c| !c.starts_with("printf")) {
+            for value in ["dev", "it's", "a b", "Size=3"] {
+                assert!(!command.contains(value), "{value} in {command}");
+            }
+        }
         assert!(
-            c[4].starts_with("echo ") && c[4].contains("Running: sam deploy --stack-name app-1")
+            c[5].starts_with("echo ")
+                && c[5].contains("Running: sam deploy --stack-name app-1")
+                && c[5].contains(
+                    "(parameter overrides Note=*** Size=*** Stage=***; tags team=*** in .attini-samconfig.toml)"
+                ),
+            "{}",
+            c[5]
         );
     }
 

@@ -1,8 +1,10 @@
 //! The `sam` kind: an AWS SAM application built (optionally) and deployed as one stack, whose
 //! outputs become the job's output `{"<OutputKey>": "<OutputValue>"}`. A failed deploy prints
 //! the stack's failure events (`command-mode stack-events`) so that CloudFormation's reason is
-//! in the job's failure cause. Every value from the job is shell-quoted. Pure; nothing to
-//! cancel.
+//! in the job's failure cause. Every value from the job is shell-quoted. Parameter override
+//! and tag values go to SAM through a config file the script writes with a shell builtin
+//! ([`CONFIG_FILE`]), never as arguments (which any process can read in `/proc/<pid>/cmdline`),
+//! and the echoed command line shows their names only. Pure; nothing to cancel.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +60,11 @@ pub struct SamProperties {
 /// The first command after `cd`: SAM's region and telemetry.
 const ENVIRONMENT: &str = "if [ -z \"${AWS_DEFAULT_REGION:-}\" ] && [ -n \"${AWS_REGION:-}\" ]; then export AWS_DEFAULT_REGION=\"$AWS_REGION\"; fi; export SAM_CLI_TELEMETRY=\"${SAM_CLI_TELEMETRY:-0}\"";
 
+/// The SAM config file holding the parameter overrides and tags, in the project folder, and
+/// the config environment in it.
+pub const CONFIG_FILE: &str = ".attini-samconfig.toml";
+const CONFIG_ENV: &str = "attini";
+
 /// The longest stack name CloudFormation accepts.
 const MAX_STACK_NAME: usize = 128;
 
@@ -83,6 +90,20 @@ pub fn sam_commands(p: &SamProperties) -> Result<Vec<String>, ParseError> {
     } else {
         template
     };
+    let overrides = pairs(&p.parameter_overrides, "ParameterOverrides")?;
+    let tags = pairs(&p.tags, "Tags")?;
+    let config = if overrides.is_empty() && tags.is_empty() {
+        vec![]
+    } else {
+        // printf is a bash builtin: the values are in no process's arguments.
+        commands.push(format!(
+            "printf '%s' {} > {CONFIG_FILE}",
+            quote(&config_file(&overrides, &tags))
+        ));
+        vec![format!(
+            "--config-file \"$PWD/{CONFIG_FILE}\" --config-env {CONFIG_ENV}"
+        )]
+    };
     let deploy = join(vec![
         vec![format!(
             "sam deploy --stack-name {stack} --template-file {} --no-confirm-changeset --no-progressbar",
@@ -93,13 +114,8 @@ pub fn sam_commands(p: &SamProperties) -> Result<Vec<String>, ParseError> {
         } else {
             "--no-fail-on-empty-changeset".into()
         }],
-        pairs(
-            "--parameter-overrides",
-            &p.parameter_overrides,
-            "ParameterOverrides",
-        )?,
+        config,
         words("--capabilities", &p.capabilities),
-        pairs("--tags", &p.tags, "Tags")?,
         one("--s3-bucket", &p.s3_bucket),
         one("--s3-prefix", &p.s3_prefix),
         if p.resolve_s3 {
@@ -110,7 +126,25 @@ pub fn sam_commands(p: &SamProperties) -> Result<Vec<String>, ParseError> {
         one("--role-arn", &p.role_arn),
         words("--notification-arns", &p.notification_arns),
     ]);
-    commands.push(format!("echo {}", quote(&format!("Running: {deploy}"))));
+    let shown = [
+        ("parameter overrides", &p.parameter_overrides),
+        ("tags", &p.tags),
+    ]
+    .iter()
+    .filter(|(_, values)| !values.is_empty())
+    .map(|(what, values)| {
+        let names: Vec<String> = values.keys().map(|k| format!("{k}=***")).collect();
+        format!("{what} {}", names.join(" "))
+    })
+    .collect::<Vec<_>>();
+    let shown = match shown.is_empty() {
+        true => String::new(),
+        false => format!(" ({} in {CONFIG_FILE})", shown.join("; ")),
+    };
+    commands.push(format!(
+        "echo {}",
+        quote(&format!("Running: {deploy}{shown}"))
+    ));
     commands.push(format!(
         "{deploy} || {{ status=$?; \"$ATTINI_RUNNER_EXEC\" command-mode stack-events {stack} >&2 || true; exit \"$status\"; }}"
     ));
@@ -166,13 +200,9 @@ fn words(flag: &str, values: &[String]) -> Vec<String> {
     vec![parts.join(" ")]
 }
 
-/// `flag 'K=V' ...` for a map of scalars; the field name is for errors.
-fn pairs(
-    flag: &str,
-    values: &BTreeMap<String, Value>,
-    field: &str,
-) -> Result<Vec<String>, ParseError> {
-    let pairs = values
+/// `K=V` for each of a map of scalars, in SAM's quoting; the field name is for errors.
+fn pairs(values: &BTreeMap<String, Value>, field: &str) -> Result<Vec<String>, ParseError> {
+    values
         .iter()
         .map(|(k, v)| {
             let path = format!("properties.{field}.{k}");
@@ -191,8 +221,37 @@ fn pairs(
             }
             Ok(format!("{k}={}", sam_quoted(&value)))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(words(flag, &pairs))
+        .collect()
+}
+
+/// The SAM config file: the overrides and tags of the `attini` environment's deploy, each
+/// as the one string SAM reads from the command line.
+fn config_file(overrides: &[String], tags: &[String]) -> String {
+    let mut text = format!("version = 0.1\n\n[{CONFIG_ENV}.deploy.parameters]\n");
+    for (key, values) in [("parameter_overrides", overrides), ("tags", tags)] {
+        if !values.is_empty() {
+            text.push_str(&format!("{key} = {}\n", toml_string(&values.join(" "))));
+        }
+    }
+    text
+}
+
+/// A TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `value` as SAM's `--parameter-overrides` and `--tags` read it: a value with blanks or
