@@ -224,16 +224,32 @@ fn the_attini_role_reaches_only_its_environment() {
     for sid in [
         "ReadThisEnvironmentsDeployments",
         "ReadThisEnvironmentsDistributions",
-        "WriteJobLogsAndSamSources",
+        "WriteJobLogs",
     ] {
         assert!(
             by_sid(sid).to_string().contains("${AttiniEnvironmentName}"),
             "{sid}"
         );
     }
-    assert!(
-        by_sid("RunnerAndStackStates")["Condition"]
-            .to_string()
-            .contains("LeadingKeys")
+    assert_eq!(
+        by_sid("RunnerState")["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+        json!(["Runner"])
     );
+
+    // The steps run as JobRole: trusted by the runner's role only, no queue, no task tokens,
+    // and what it writes is this environment's.
+    let trust =
+        list(&t["Resources"]["JobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]);
+    assert_eq!(trust.len(), 1, "{trust:?}");
+    assert_eq!(trust[0]["Principal"], json!({"AWS": arn_of("RunnerRole")}));
+    let job = serde_json::to_string(&identity_statements(&t, "JobRole")).unwrap();
+    for reach in ["sqs:", "states:", "AttiniRunnerQueue", "AttiniDeployData"] {
+        assert!(!job.contains(reach), "the job role reaches {reach}: {job}");
+    }
+    let assumes = identity_statements(&t, "RunnerRole")
+        .into_iter()
+        .filter(|s| s.to_string().contains("sts:AssumeRole"))
+        .collect::<Vec<_>>();
+    assert_eq!(assumes.len(), 1);
+    assert_eq!(assumes[0]["Resource"], arn_of("JobRole"));
 }
