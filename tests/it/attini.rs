@@ -726,3 +726,39 @@ async fn in_ec2_mode_the_runner_terminates_its_host_unless_disabled() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(instance_state(&a.world, &ids[1]).await, "running");
 }
+
+/// Attini mode with `ATTINI_JOB_ROLE_ARN`: a step's commands run as the job role (a session
+/// named after the step and the execution), without the runner's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attini_step_runs_as_the_job_role() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.small_distribution().await;
+    let probe = "python3 -c 'import boto3, json, os; print(json.dumps({\"arn\": boto3.client(\"sts\").get_caller_identity()[\"Arn\"], \"runner_key\": os.environ.get(\"AWS_ACCESS_KEY_ID\")}))' > \"$ATTINI_OUTPUT\"";
+    let machine = a.machine("roles", "Deploy", json!([probe]), HASH).await;
+    let execution = a.world.start(&machine, "exec-role", &json!({})).await;
+    a.current(&[&execution]).await;
+    let role = "arn:aws:iam::000000000000:role/attini-steps";
+    let out = a
+        .run_runner_with(
+            "start-token-unused",
+            "2.0.2",
+            HASH,
+            2,
+            &[("ATTINI_JOB_ROLE_ARN", role)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}\n{}", stderr(&out));
+    let output = &done.output.unwrap()["output"]["Deploy"];
+    assert_eq!(
+        output["arn"], "arn:aws:sts::000000000000:assumed-role/attini-steps/Deploy@exec-role",
+        "{output}"
+    );
+    assert_eq!(
+        output["runner_key"],
+        Value::Null,
+        "the runner's key reached the step"
+    );
+}
