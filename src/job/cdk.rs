@@ -1,14 +1,16 @@
 //! The `cdk` kind: the properties of an AttiniCdk step (CONTRACT.md 9.1) turned into the
 //! commands the Attini dispatcher generates for it: synth, save the stacks (only where the
 //! Attini resource-state table is configured), deploy, and the step output
-//! `{<stack id>: {<output>: <value>}}`. Every value from the job is shell-quoted. Pure;
-//! nothing to cancel.
+//! `{<stack id>: {<output>: <value>}}`. Every value from the job is shell-quoted; the values
+//! of `Context` and `Parameters` reach the CLI through [`cdk_args`], never as arguments, and
+//! the log shows them as `***`. Pure; nothing to cancel.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::cdk_args;
 use super::fields::{self, ParseError};
 use super::words::{has_nul, join, many, one, project_path, quote};
 
@@ -73,25 +75,7 @@ fn scalar(value: &Value, path: &str) -> Result<String, ParseError> {
 pub fn cdk_commands(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
     check(p)?;
     let flags = Flags::of(p)?;
-    let masked = Flags::masked(p)?;
-    let commands = Commands {
-        synth: flags.synth(p),
-        list: flags.list(p),
-        deploy: flags.deploy(p),
-        shown_synth: masked.synth(p),
-        shown_deploy: masked.deploy(p),
-    };
-    Ok(script(&project_path(p.path.as_deref()), &commands))
-}
-
-/// The three cdk commands, and the two the job's log shows (values of context and
-/// parameters as `***`).
-struct Commands {
-    synth: String,
-    list: String,
-    deploy: String,
-    shown_synth: String,
-    shown_deploy: String,
+    Ok(script(&project_path(p.path.as_deref()), p, &flags))
 }
 
 /// Rejects what a native job cannot use, and values no shell word can hold.
@@ -124,10 +108,15 @@ fn check(p: &CdkProperties) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// The flags shared by the cdk commands, already quoted.
+/// The flags shared by the cdk commands, already quoted; the values of `Context` and
+/// `Parameters` as words for [`cdk_args`], and as the log shows them (`***`).
 struct Flags {
+    /// `--context k=v ...`, unquoted words.
     context: Vec<String>,
+    /// `--parameters [Stack:]k=v ...`, unquoted words.
     parameters: Vec<String>,
+    shown_context: Vec<String>,
+    shown_parameters: Vec<String>,
     role: Vec<String>,
     plugins: Vec<String>,
     force: Vec<String>,
@@ -136,9 +125,25 @@ struct Flags {
 
 impl Flags {
     fn of(p: &CdkProperties) -> Result<Self, ParseError> {
+        let context = context_pairs(p)?;
+        let parameters = parameter_pairs(p)?;
+        let words = |flag: &str, pairs: &[(String, String)]| -> Vec<String> {
+            pairs
+                .iter()
+                .flat_map(|(name, value)| [flag.to_string(), format!("{name}={value}")])
+                .collect()
+        };
+        let shown = |flag: &str, pairs: &[(String, String)]| -> Vec<String> {
+            pairs
+                .iter()
+                .map(|(name, _)| format!("{flag} {}", quote(&format!("{name}=***"))))
+                .collect()
+        };
         Ok(Flags {
-            context: context_flags(p)?,
-            parameters: parameter_flags(p)?,
+            context: words("--context", &context),
+            parameters: words("--parameters", &parameters),
+            shown_context: shown("--context", &context),
+            shown_parameters: shown("--parameters", &parameters),
             role: one("--role-arn", &p.role_arn),
             plugins: many("--plugin", &p.plugins),
             force: if p.force {
@@ -154,32 +159,15 @@ impl Flags {
         })
     }
 
-    /// The same flags with every context and parameter value shown as `***`.
-    fn masked(p: &CdkProperties) -> Result<Self, ParseError> {
-        let mut shown = Flags::of(p)?;
-        shown.context = p
-            .context
-            .keys()
-            .map(|k| format!("--context {}", quote(&format!("{k}=***"))))
-            .collect();
-        shown.parameters =
-            p.stack_configuration
-                .iter()
-                .flat_map(|config| {
-                    let target = config
-                        .stack_name
-                        .as_ref()
-                        .map(|s| format!("{s}:"))
-                        .unwrap_or_default();
-                    config.parameters.keys().map(move |k| {
-                        format!("--parameters {}", quote(&format!("{target}{k}=***")))
-                    })
-                })
-                .collect();
-        Ok(shown)
+    /// Parameters and context: handed over, or as the log shows them.
+    fn values(&self, shown: bool) -> Vec<String> {
+        match shown {
+            true => [self.shown_parameters.clone(), self.shown_context.clone()].concat(),
+            false => vec![],
+        }
     }
 
-    fn synth(&self, p: &CdkProperties) -> String {
+    fn synth(&self, p: &CdkProperties, shown: bool) -> String {
         join(vec![
             vec!["cdk synth --quiet".into()],
             one("--app", &p.app),
@@ -190,8 +178,7 @@ impl Flags {
             vec!["--no-color".into()],
             self.role.clone(),
             self.plugins.clone(),
-            self.parameters.clone(),
-            self.context.clone(),
+            self.values(shown),
             self.targets.clone(),
         ])
     }
@@ -201,13 +188,12 @@ impl Flags {
             vec!["cdk ls --long --json --no-color".into()],
             self.role.clone(),
             self.plugins.clone(),
-            self.context.clone(),
             vec!["--app cdk.out".into()],
             p.stacks.iter().map(|s| quote(s)).collect(),
         ])
     }
 
-    fn deploy(&self, p: &CdkProperties) -> String {
+    fn deploy(&self, p: &CdkProperties, shown: bool) -> String {
         join(vec![
             vec!["cdk deploy --outputs-file \"$ATTINI_OUTPUT.cdk-outputs.json\" --progress events --require-approval never --app cdk.out".into()],
             many("--build-exclude", &p.build_exclude),
@@ -216,24 +202,22 @@ impl Flags {
             vec!["--no-color".into()],
             self.role.clone(),
             self.plugins.clone(),
-            self.parameters.clone(),
-            self.context.clone(),
+            self.values(shown),
             self.targets.clone(),
         ])
     }
 }
 
-fn context_flags(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
+/// `Context` as `(name, value)`.
+fn context_pairs(p: &CdkProperties) -> Result<Vec<(String, String)>, ParseError> {
     p.context
         .iter()
-        .map(|(k, v)| {
-            let value = scalar(v, &format!("properties.Context.{k}"))?;
-            Ok(format!("--context {}", quote(&format!("{k}={value}"))))
-        })
+        .map(|(k, v)| Ok((k.clone(), scalar(v, &format!("properties.Context.{k}"))?)))
         .collect()
 }
 
-fn parameter_flags(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
+/// `StackConfiguration` parameters as `([Stack:]name, value)`.
+fn parameter_pairs(p: &CdkProperties) -> Result<Vec<(String, String)>, ParseError> {
     let mut parameters = Vec::new();
     for (i, config) in p.stack_configuration.iter().enumerate() {
         let path = format!("properties.StackConfiguration[{i}].Parameters");
@@ -247,35 +231,38 @@ fn parameter_flags(p: &CdkProperties) -> Result<Vec<String>, ParseError> {
             .unwrap_or_default();
         for (k, v) in &config.parameters {
             let value = scalar(v, &format!("{path}.{k}"))?;
-            let pair = quote(&format!("{target}{k}={value}"));
-            parameters.push(format!("--parameters {pair}"));
+            parameters.push((format!("{target}{k}"), value));
         }
     }
     Ok(parameters)
 }
 
 /// The job's script lines around the three cdk commands.
-fn script(path: &str, c: &Commands) -> Vec<String> {
-    let (synth, list, deploy) = (&c.synth, &c.list, &c.deploy);
+fn script(path: &str, p: &CdkProperties, flags: &Flags) -> Vec<String> {
     let header = r#"\"objectIdentifier\":\"${ATTINI_OBJECT_IDENTIFIER:-}\",\"distributionId\":\"${ATTINI_DISTRIBUTION_ID:-}\",\"distributionName\":\"${ATTINI_DISTRIBUTION_NAME:-}\",\"environment\":\"${ATTINI_ENVIRONMENT_NAME:-}\",\"stepName\":\"${ATTINI_STEP_NAME:-}\""#;
-    vec![
-        format!("cd {}", quote(path)),
+    let all = [flags.parameters.clone(), flags.context.clone()].concat();
+    let mut lines = vec![format!("cd {}", quote(path))];
+    lines.extend(cdk_args::setup(!all.is_empty()));
+    lines.extend([
         format!(
             "echo {}",
-            quote(&format!("Running cdk synth command: {}", c.shown_synth))
+            quote(&format!("Running cdk synth command: {}", flags.synth(p, true)))
         ),
-        synth.to_string(),
-        format!("ATTINI_CDK_STACKS=\"$({list})\""),
+        cdk_args::run(&all, &flags.synth(p, false), |c| c),
+        cdk_args::run(&flags.context, &flags.list(p), |c| {
+            format!("ATTINI_CDK_STACKS=\"$({c})\"")
+        }),
         format!(
             "if [ -n \"${{ATTINI_RESOURCE_STATE_TABLE:-}}\" ]; then \"$ATTINI_RUNNER_EXEC\" command-mode save-cdk-stacks \"{{\\\"requestType\\\":\\\"save-cdk-stacks\\\",{header},\\\"stacks\\\":${{ATTINI_CDK_STACKS}}}}\"; fi"
         ),
         format!(
             "echo {}",
-            quote(&format!("Running cdk deploy command: {}", c.shown_deploy))
+            quote(&format!("Running cdk deploy command: {}", flags.deploy(p, true)))
         ),
-        deploy.to_string(),
+        cdk_args::run(&all, &flags.deploy(p, false), |c| c),
         format!(
             "\"$ATTINI_RUNNER_EXEC\" command-mode format-cdk-output \"{{{header},\\\"requestType\\\":\\\"format-cdk-stacks-output\\\",\\\"stacks\\\":${{ATTINI_CDK_STACKS}},\\\"outputs\\\": $(cat \"$ATTINI_OUTPUT.cdk-outputs.json\")}}\" > \"$ATTINI_OUTPUT\""
         ),
-    ]
+    ]);
+    lines
 }

@@ -72,35 +72,56 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c[0], "cd ./infra");
-        assert_eq!(
-            c[2],
-            "cdk synth --quiet --app 'npx ts-node bin/app.ts' --build 'npm run build' --build-exclude node_modules \
-             --notification-arns arn:sns --force --no-color --role-arn arn:aws:iam::1:role/cdk --plugin p1 \
-             --parameters 'Db:Size=5' --parameters \"Tag=it's\" --context 'env=dev' --context 'n=2' Db Web"
+        assert!(c[1].starts_with("printf '%s' ") && c[2].starts_with("export NODE_OPTIONS="));
+        // Parameters and context are handed over in ATTINI_CDK_ARGS, not as arguments.
+        let quote = crate::job::words::quote;
+        let handed = format!(
+            "ATTINI_CDK_ARGS={}",
+            quote(
+                r#"["--parameters","Db:Size=5","--parameters","Tag=it's","--context","env=dev","--context","n=2"]"#
+            )
         );
-        assert_eq!(
-            c[3],
-            "ATTINI_CDK_STACKS=\"$(cdk ls --long --json --no-color --role-arn arn:aws:iam::1:role/cdk --plugin p1 --context 'env=dev' --context 'n=2' --app cdk.out Db Web)\""
+        let context = format!(
+            "ATTINI_CDK_ARGS={}",
+            quote(r#"["--context","env=dev","--context","n=2"]"#)
         );
-        assert!(c[6].starts_with("cdk deploy --outputs-file \"$ATTINI_OUTPUT.cdk-outputs.json\" --progress events --require-approval never --app cdk.out --build-exclude node_modules"));
-        assert!(c[6].ends_with("--context 'n=2' Db Web"));
-        assert!(c[7].ends_with("> \"$ATTINI_OUTPUT\""));
+        assert!(
+            c[4].contains(&format!(
+                "{handed} cdk synth --quiet --app 'npx ts-node bin/app.ts' --build 'npm run build' --build-exclude node_modules \
+                 --notification-arns arn:sns --force --no-color --role-arn arn:aws:iam::1:role/cdk --plugin p1 Db Web;"
+            )),
+            "{}",
+            c[4]
+        );
+        assert!(
+            c[5].contains(&format!("ATTINI_CDK_STACKS=\"$({context} cdk ls --long --json --no-color --role-arn arn:aws:iam::1:role/cdk --plugin p1 --app cdk.out Db Web)\"")),
+            "{}",
+            c[5]
+        );
+        assert!(c[8].contains("cdk deploy --outputs-file \"$ATTINI_OUTPUT.cdk-outputs.json\" --progress events --require-approval never --app cdk.out --build-exclude node_modules"));
+        assert!(c[8].contains("--plugin p1 Db Web;"), "{}", c[8]);
+        assert!(c[9].ends_with("> \"$ATTINI_OUTPUT\""));
         // The echoed lines name the context and parameters, never their values.
-        for shown in [&c[1], &c[5]] {
+        for shown in [&c[3], &c[7]] {
             assert!(shown.starts_with("echo "), "{shown}");
             for value in ["env=dev", "n=2", "Size=5", "it's"] {
                 assert!(!shown.contains(value), "{value} in {shown}");
             }
             assert!(
-                shown.contains("--context 'env=***'") || shown.contains("--context env=***"),
+                shown.contains("env=***")
+                    && shown.contains("Db:Size=***")
+                    && shown.contains("Tag=***"),
                 "{shown}"
             );
         }
-        assert!(
-            c[1].contains("Db:Size=***") && c[1].contains("Tag=***"),
-            "{}",
-            c[1]
-        );
+        // No other line holds a value outside ATTINI_CDK_ARGS.
+        for line in &c {
+            let outside = line.replace(&handed, "").replace(&context, "");
+            assert!(
+                !outside.contains("env=dev") && !outside.contains("Size=5"),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod attini;
 mod cdk;
+mod cdk_args;
 mod fields;
 mod kinds;
 pub mod native;

@@ -359,16 +359,18 @@ pub fn fake_cdk(dir: &Path) -> String {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
+    // Node.js, as the real CLI: the job hands it Context and Parameters through NODE_OPTIONS.
     let fake = format!(
-        r#"#!/bin/bash
-echo "cdk $* (in $(basename "$PWD"))" >> {calls}
-case "$1" in
-  synth) mkdir -p cdk.out ;;
-  ls) echo '[{{"id":"Database","name":"demo-db","environment":{{"account":"unknown-account","region":"unknown-region"}}}}]' ;;
-  deploy) while [ $# -gt 0 ]; do if [ "$1" = --outputs-file ]; then echo '{{"demo-db":{{"TableName":"t1"}}}}' > "$2"; fi; shift; done ;;
-esac
+        r#"#!/usr/bin/env node
+const fs = require("fs");
+const args = process.argv.slice(2);
+fs.appendFileSync({calls:?}, `cdk ${{args.join(" ")}} (in ${{require("path").basename(process.cwd())}})\n`);
+if (args[0] === "synth") fs.mkdirSync("cdk.out", {{ recursive: true }});
+if (args[0] === "ls") console.log('[{{"id":"Database","name":"demo-db","environment":{{"account":"unknown-account","region":"unknown-region"}}}}]');
+const out = args.indexOf("--outputs-file");
+if (args[0] === "deploy" && out >= 0) fs.writeFileSync(args[out + 1], '{{"demo-db":{{"TableName":"t1"}}}}');
 "#,
-        calls = dir.join("calls").display()
+        calls = dir.join("calls").display().to_string()
     );
     std::fs::write(bin.join("cdk"), fake).unwrap();
     std::fs::set_permissions(bin.join("cdk"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -408,19 +410,19 @@ fn a_cdk_job_runs_synth_deploy_and_formats_the_stack_outputs() {
     let calls = std::fs::read_to_string(calls).unwrap();
     let lines: Vec<&str> = calls.lines().collect();
     assert_eq!(lines.len(), 3, "{calls}");
-    assert!(
-        lines[0]
-            .starts_with("cdk synth --quiet --no-color --context stage=dev Database (in infra)"),
+    // The CLI sees the context after the other arguments (it came through NODE_OPTIONS).
+    assert_eq!(
+        lines[0], "cdk synth --quiet --no-color Database --context stage=dev (in infra)",
+        "{calls}"
+    );
+    assert_eq!(
+        lines[1],
+        "cdk ls --long --json --no-color --app cdk.out Database --context stage=dev (in infra)",
         "{calls}"
     );
     assert!(
-        lines[1].starts_with(
-            "cdk ls --long --json --no-color --context stage=dev --app cdk.out Database"
-        ),
-        "{calls}"
-    );
-    assert!(
-        lines[2].starts_with("cdk deploy --outputs-file "),
+        lines[2].starts_with("cdk deploy --outputs-file ")
+            && lines[2].ends_with("Database --context stage=dev (in infra)"),
         "{calls}"
     );
 }
