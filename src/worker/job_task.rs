@@ -1,5 +1,6 @@
-//! One admitted job from start to acknowledgement: its log, its lease and heartbeat
-//! ([`Lease`]), the engine run, the report, and what happens to its message.
+//! One admitted job from start to acknowledgement: its log, its heartbeat (on the message's
+//! [`Lease`], held since the message was received), the engine run, the report, and what
+//! happens to its message.
 //!
 //! Lease mode (the role may change message visibility): the message stays in flight from the
 //! start of the job task until it is deleted, through the workspace, the commands, the final
@@ -41,10 +42,12 @@ pub struct JobTask<Q, T, R> {
     pub message: Message,
     /// The newest receipt handle of its message.
     pub receipt: Receipt,
-    /// Tripped when the drain grace is over.
-    pub kill: CancellationToken,
     /// The job as the board shows it (its id, its progress).
     pub job: Arc<RunningJob>,
+    /// The message's lease, held since it was received.
+    pub lease: Lease,
+    /// Ends the job's processes (a child of `kill`; the lease trips it when the task is gone).
+    pub job_cancel: CancellationToken,
 }
 
 /// How the job's run ended, as far as answering goes.
@@ -59,19 +62,11 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     /// Runs the job; see the module documentation. `guard` frees the slot when this ends,
     /// however it ends.
     pub async fn run(self, mut guard: SlotGuard) {
-        let job_cancel = self.kill.child_token();
         let interval = beat_interval(self.parts.lease, self.admitted.job.heartbeat);
-        let token = self.admitted.token.clone();
-        let lease = Lease::start(
-            self.parts.clone(),
-            self.receipt.clone(),
-            self.message.received,
-            token,
-            interval,
-            job_cancel.clone(),
-        );
+        self.lease.admitted(self.admitted.token.clone(), interval);
         let started = tokio::time::Instant::now();
-        let (ending, log) = self.execute(&job_cancel, &lease).await;
+        let (lease, job_cancel) = (&self.lease, &self.job_cancel);
+        let (ending, log) = self.execute(job_cancel, lease).await;
         lease.reporting();
         let answered = self.answer(ending, log, started).await;
         if answered {
@@ -87,7 +82,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 );
             }
         }
-        lease.end().await;
+        self.lease.end().await;
     }
 
     /// Runs the job with its log; says how it ended and hands back the log to finish.

@@ -1,16 +1,18 @@
-//! The lease of one job's message, held from the moment its job task starts until its message
-//! is gone: every beat (a third of the shortest window to keep alive) extends the message's
-//! visibility, in lease mode, and, until the job's report is on its way, sends
-//! `SendTaskHeartbeat`. The heartbeat is the cancel channel: when Step Functions answers that
-//! the task is gone (execution stopped or timed out), the job is cancelled and the lease says
-//! so. Cancellation: [`Lease::end`] stops the beats; dropping a [`Lease`] aborts them.
+//! The lease of one message, held from the moment its task starts (before its admission) until
+//! the message is gone: every beat (a third of the shortest window to keep alive) extends the
+//! message's visibility, in lease mode, and, once the job is admitted ([`Lease::admitted`])
+//! and until its report is on its way, sends `SendTaskHeartbeat`. The heartbeat is the cancel
+//! channel: when Step Functions answers that the task is gone (execution stopped or timed
+//! out), the job is cancelled and the lease says so. Cancellation: [`Lease::end`] stops the
+//! beats; dropping a [`Lease`] aborts them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::parts::Parts;
@@ -35,31 +37,40 @@ struct Flags {
     reported: AtomicBool,
     /// The message was deleted before the job ended: it reached SQS's cap on a lease.
     released: AtomicBool,
+    /// The admitted job's task token and beat interval; heartbeats start once it is set.
+    admitted: OnceLock<(String, Duration)>,
+    /// Wakes the beats when the job is admitted (its interval may be shorter).
+    wake: Notify,
 }
 
 impl Lease {
-    /// Starts beating every `interval` for the message whose newest receipt is `receipt` and
-    /// the task `token`; trips `job_cancel` when the task is gone.
+    /// Starts extending the visibility of the message whose newest receipt is `receipt`
+    /// (a third of the visibility timeout apart); trips `job_cancel` when the admitted job's
+    /// task is gone.
     pub fn start<Q: Queue, T: TaskTokens, R: JobRunner>(
         parts: Arc<Parts<Q, T, R>>,
         receipt: Receipt,
         received: Instant,
-        token: String,
-        interval: Duration,
         job_cancel: CancellationToken,
     ) -> Lease {
         let stop = CancellationToken::new();
         let flags = Arc::new(Flags::default());
+        let interval = beat_interval(parts.lease, None);
         let beat = Beat {
             parts,
             receipt,
             received,
-            token,
             flags: flags.clone(),
             job_cancel,
         };
         let beats = Some(tokio::spawn(beat.run(interval, stop.clone())));
         Lease { stop, flags, beats }
+    }
+
+    /// The job is admitted: heartbeats for `token` start, and beats come every `interval`.
+    pub fn admitted(&self, token: String, interval: Duration) {
+        let _ = self.flags.admitted.set((token, interval));
+        self.flags.wake.notify_one();
     }
 
     /// True when Step Functions said the task is gone.
@@ -98,24 +109,31 @@ struct Beat<Q, T, R> {
     parts: Arc<Parts<Q, T, R>>,
     receipt: Receipt,
     received: Instant,
-    token: String,
     flags: Arc<Flags>,
     job_cancel: CancellationToken,
 }
 
 impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
-    async fn run(self, interval: Duration, stop: CancellationToken) {
+    async fn run(self, admission: Duration, stop: CancellationToken) {
+        let mut next = Instant::now() + admission;
         loop {
+            let interval = self.flags.admitted.get().map_or(admission, |(_, i)| *i);
             tokio::select! {
-                _ = sleep(interval) => {}
+                _ = tokio::time::sleep_until(next) => {}
+                // Admitted: the job's interval may be shorter; the next beat comes within it.
+                _ = self.flags.wake.notified() => {
+                    next = next.min(Instant::now() + interval);
+                    continue;
+                }
                 _ = stop.cancelled() => return,
             }
+            next = Instant::now() + interval;
             self.extend().await;
             let quiet = self.flags.reported.load(Ordering::SeqCst)
                 || self.flags.gone.load(Ordering::SeqCst)
                 || !self.parts.heartbeats.load(Ordering::Relaxed);
-            if !quiet {
-                self.heartbeat().await;
+            if let (false, Some((token, _))) = (quiet, self.flags.admitted.get()) {
+                self.heartbeat(token).await;
             }
         }
     }
@@ -156,8 +174,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
         }
     }
 
-    async fn heartbeat(&self) {
-        let Err(e) = self.parts.tokens.heartbeat(&self.token).await else {
+    async fn heartbeat(&self, token: &str) {
+        let Err(e) = self.parts.tokens.heartbeat(token).await else {
             return;
         };
         match e.class {
@@ -171,57 +189,6 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
                 }
             }
             _ => tracing::warn!(error = %e, "heartbeat failed; trying again on the next beat"),
-        }
-    }
-}
-
-/// The lease of the messages of one received batch while they wait for their admission (a
-/// slow policy, DynamoDB throttling): each keeps being extended until it is handled, so that
-/// no other runner receives it meanwhile. Dropping it stops the beats.
-pub struct BatchLease {
-    waiting: Arc<std::sync::Mutex<Vec<String>>>,
-    beats: Option<JoinHandle<()>>,
-}
-
-impl BatchLease {
-    /// Extends the visibility of every receipt in `receipts` every third of `visibility`
-    /// (`None`: not in lease mode, nothing to do) until [`BatchLease::handled`].
-    pub fn start<Q: Queue>(
-        queue: Arc<Q>,
-        visibility: Option<Duration>,
-        receipts: Vec<String>,
-    ) -> Self {
-        let waiting = Arc::new(std::sync::Mutex::new(receipts));
-        let beats = visibility.map(|visibility| {
-            let waiting = waiting.clone();
-            tokio::spawn(async move {
-                loop {
-                    sleep(beat_interval(Some(visibility), None)).await;
-                    let receipts = waiting.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    for receipt in receipts {
-                        if let Err(e) = queue.extend(&receipt, visibility).await {
-                            tracing::warn!(error = %e, "could not extend the lease of a waiting message");
-                        }
-                    }
-                }
-            })
-        });
-        BatchLease { waiting, beats }
-    }
-
-    /// The message of `receipt` was handled (started, refused, left, given back).
-    pub fn handled(&self, receipt: &str) {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|r| r != receipt);
-    }
-}
-
-impl Drop for BatchLease {
-    fn drop(&mut self) {
-        if let Some(beats) = &self.beats {
-            beats.abort();
         }
     }
 }

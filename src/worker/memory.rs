@@ -246,6 +246,8 @@ pub struct MemoryTokens {
     refuse_outputs: Mutex<bool>,
     answers: Mutex<HashMap<String, u32>>,
     attempts: Mutex<Vec<Instant>>,
+    /// Reports for these tokens take this long to answer.
+    slow: Mutex<HashMap<String, Duration>>,
 }
 
 impl MemoryTokens {
@@ -261,6 +263,19 @@ impl MemoryTokens {
             refuse_outputs: Mutex::new(false),
             answers: Mutex::default(),
             attempts: Mutex::default(),
+            slow: Mutex::default(),
+        }
+    }
+
+    /// Every report for `token` takes `delay` before it is answered.
+    pub fn slow_reports(&self, token: &str, delay: Duration) {
+        lock(&self.slow).insert(token.to_string(), delay);
+    }
+
+    async fn wait_if_slow(&self, token: &str) {
+        let delay = lock(&self.slow).get(token).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -323,6 +338,7 @@ impl MemoryTokens {
 
 impl TaskTokens for MemoryTokens {
     async fn succeed(&self, token: &str, output: &str) -> Result<(), CallError> {
+        self.wait_if_slow(token).await;
         if *lock(&self.refuse_outputs) {
             lock(&self.attempts).push(Instant::now());
             return Err(CallError {
@@ -336,6 +352,7 @@ impl TaskTokens for MemoryTokens {
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), CallError> {
+        self.wait_if_slow(token).await;
         let event = Event::Failed(token.into(), error.into(), cause.into());
         self.accept("SendTaskFailure", token, event)
     }

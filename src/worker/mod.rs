@@ -22,6 +22,7 @@ mod job_task;
 pub mod joblog;
 mod lease;
 pub mod memory;
+mod message_task;
 mod parts;
 mod poll;
 pub mod protection;
@@ -174,6 +175,8 @@ pub enum Exit {
 pub struct Stats {
     /// Jobs running now; watchable (ECS scale-in protection follows it).
     pub running: tokio::sync::watch::Sender<usize>,
+    /// Messages being admitted now (their slots are taken, their jobs not yet running).
+    pub admitting: AtomicUsize,
     /// Most jobs that ever ran at once.
     pub peak: AtomicUsize,
     /// Jobs finished (reported or not).

@@ -1,13 +1,16 @@
-//! What the loop and every job task of one worker share ([`Parts`]): the queue, the task
-//! tokens, the job runner, the lease, the counters and the registry of running messages.
-//! Plain data plus the retried delete; nothing to cancel beyond dropping a call.
+//! What the loop and every message task of one worker share ([`Parts`]): the queue, the task
+//! tokens, the job runner, the lease, the counters, the registry of running messages and the
+//! stop request. Plain data plus the retried delete and the give-back; nothing to cancel
+//! beyond dropping a call.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::running::{LastEnd, Registry};
-use super::{JobRunner, Queue, Stats, TaskTokens, WorkerConfig, retry};
+use tokio_util::sync::CancellationToken;
+
+use super::{JobRunner, Message, Queue, Stats, TaskTokens, WorkerConfig, retry};
 
 /// How long deleting a message is retried through transient errors.
 pub const DELETE_DEADLINE: Duration = Duration::from_secs(60);
@@ -34,6 +37,31 @@ pub struct Parts<Q, T, R> {
     pub max_lease: Duration,
     /// The messages running and finished here.
     pub registry: Arc<Registry>,
+    /// A message's task asks the loop to stop here (the policy's shutdown).
+    pub stop: StopRequest,
+}
+
+/// A request from a message's task that the runner stop, with the reason; the first wins.
+#[derive(Debug, Default)]
+pub struct StopRequest {
+    requested: CancellationToken,
+    reason: std::sync::Mutex<Option<String>>,
+}
+
+impl StopRequest {
+    /// Asks the loop to stop for `reason` (kept only if it is the first).
+    pub fn request(&self, reason: String) {
+        let mut first = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(reason);
+        self.requested.cancel();
+    }
+
+    /// Resolves once a stop was requested; the reason.
+    pub async fn requested(&self) -> String {
+        self.requested.cancelled().await;
+        let reason = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        reason.clone().unwrap_or_default()
+    }
 }
 
 impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
@@ -57,6 +85,21 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             drain_grace: config.drain_grace,
             max_lease: config.max_lease,
             registry: Arc::default(),
+            stop: StopRequest::default(),
+        }
+    }
+
+    /// Puts a message back in the queue at once (lease mode), or leaves it to reappear.
+    pub async fn give_back(&self, message: &Message, why: &str) {
+        tracing::info!(
+            message_id = message.id,
+            why,
+            "message given back to the queue"
+        );
+        if self.lease.is_some()
+            && let Err(e) = self.queue.release(&message.receipt).await
+        {
+            tracing::warn!(message_id = message.id, error = %e, "could not give the message back; it reappears after its visibility timeout");
         }
     }
 

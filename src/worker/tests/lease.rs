@@ -193,25 +193,91 @@ async fn the_lease_holds_through_a_report_that_takes_longer_than_the_visibility_
 }
 
 #[tokio::test(start_paused = true)]
-async fn messages_waiting_for_their_admission_keep_their_lease() {
+async fn a_slow_admission_holds_only_its_own_slot_and_keeps_its_lease() {
     let rig = Rig::new(true, false);
     let body =
         serde_json::json!({"taskToken": "t1", "commands": ["ok"], "stepName": "slow-admission"});
-    rig.queue.push(&body.to_string());
-    let waiting = rig.job("t2", "ok");
+    let slow = rig.queue.push(&body.to_string());
+    let other = rig.job("t2", "ok");
     // One batch of two; the first takes 100 s to admit, more than three 30 s windows.
-    let worker = rig.start(config(2, None)).await;
-    until("the queue is empty", || rig.queue.is_empty()).await;
+    let worker = rig.start(config(3, None)).await;
+    until("the other job is answered", || {
+        rig.tokens.answers("t2") == 1
+    })
+    .await;
+    // A message sent later is received and run while the slow one is still being admitted.
+    let later = rig.job("t3", "ok");
+    until("the later job is answered", || {
+        rig.tokens.answers("t3") == 1
+    })
+    .await;
+    assert_eq!(rig.tokens.answers("t1"), 0, "{:?}", rig.events());
+    assert_eq!(rig.count(|e| *e == Event::Received(other.clone())), 1);
+    assert_eq!(rig.count(|e| *e == Event::Received(later.clone())), 1);
+    until("the slow job is answered", || rig.tokens.answers("t1") == 1).await;
     rig.shutdown.cancel();
     worker.await.unwrap();
-    assert_eq!(
-        rig.count(|e| *e == Event::Received(waiting.clone())),
-        1,
+    // Its lease held through the admission: never delivered twice.
+    assert!(rig.count(|e| *e == Event::Extended(slow.clone())) >= 3);
+    assert_eq!(rig.count(|e| *e == Event::Received(slow.clone())), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_slow_admission_drains_at_once_and_gives_the_message_back() {
+    let rig = Rig::new(true, false);
+    let body =
+        serde_json::json!({"taskToken": "t1", "commands": ["ok"], "stepName": "slow-admission"});
+    let slow = rig.queue.push(&body.to_string());
+    let worker = rig.start(config(2, None)).await;
+    until("the slow message's lease was extended", || {
+        rig.count(|e| *e == Event::Extended(slow.clone())) >= 1
+    })
+    .await;
+    let stopped_at = tokio::time::Instant::now();
+    rig.shutdown.cancel();
+    assert_eq!(worker.await.unwrap(), Exit::Requested);
+    // Virtual time: the drain did not wait for the admission's remaining ~90 s.
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(5),
+        "the drain waited for the admission"
+    );
+    assert!(
+        rig.events().contains(&Event::Released(slow.clone())),
         "{:?}",
         rig.events()
     );
-    assert!(rig.count(|e| *e == Event::Extended(waiting.clone())) >= 3);
-    assert_eq!(rig.tokens.answers("t2"), 1);
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert_eq!(rig.queue.len(), 1, "the message stays in the queue");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_refusal_does_not_hold_the_loop() {
+    let rig = Rig::new(true, false);
+    // Refused (no commands), and its report takes 200 s to be answered.
+    let refused = rig
+        .queue
+        .push(&serde_json::json!({"taskToken": "bad", "commands": []}).to_string());
+    rig.tokens.slow_reports("bad", Duration::from_secs(200));
+    let worker = rig.start(config(2, None)).await;
+    until("the refused message is received", || {
+        rig.count(|e| *e == Event::Received(refused.clone())) == 1
+    })
+    .await;
+    let good = rig.job("t2", "ok");
+    until("the good job is answered", || rig.tokens.answers("t2") == 1).await;
+    assert_eq!(
+        rig.tokens.answers("bad"),
+        0,
+        "the refusal was not the slow one"
+    );
+    until("the refusal is answered", || rig.tokens.answers("bad") == 1).await;
+    until("the refused message is deleted", || {
+        rig.events().contains(&Event::Deleted(refused.clone()))
+    })
+    .await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert!(rig.events().contains(&Event::Deleted(good)));
 }
 
 #[tokio::test(start_paused = true)]
