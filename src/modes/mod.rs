@@ -80,11 +80,15 @@ pub enum Mode {
 }
 
 /// What every mode shares for stopping: the shutdown token, tripped by the first stop signal
-/// (or a test), and the engine whose jobs a second signal kills.
+/// (or a test), the engine whose jobs a second signal kills, and the token that second
+/// signal trips.
 #[derive(Clone, Default)]
 pub struct Stop {
     /// Tripped by the first SIGTERM/SIGINT.
     pub shutdown: CancellationToken,
+    /// Tripped by the second: [`run`] ends the mode and exits with 130 through its usual
+    /// path (the logs and traces are flushed).
+    pub killed: CancellationToken,
     engine: Arc<Mutex<Option<Arc<Engine>>>>,
 }
 
@@ -95,7 +99,7 @@ impl Stop {
     }
 
     /// Watches SIGTERM and SIGINT: the first trips [`Stop::shutdown`]; the second kills every
-    /// job's processes and exits with 130.
+    /// job's processes and trips [`Stop::killed`].
     pub fn watch_signals(&self) {
         // Installed before returning, so that no signal after this call meets the default
         // action (exit).
@@ -118,7 +122,7 @@ impl Stop {
             {
                 engine.kill_all();
             }
-            std::process::exit(i32::from(ExitStatus::Killed.code()));
+            stop.killed.cancel();
         });
     }
 }
@@ -151,14 +155,24 @@ pub fn run(mode: Mode) -> ExitStatus {
     with_runtime(async move {
         let stop = Stop::default();
         stop.watch_signals();
-        match mode {
-            Mode::Local(args) => with_settings(settings, |s| local::run(args, s, stop)).await,
-            Mode::Serve(args) => with_settings(settings, |s| serve::run(args, s, stop)).await,
-            Mode::Attini {
-                token,
-                required_version,
-            } => attini::run(token, required_version, settings, stop).await,
-            Mode::CommandMode(args) => command_mode::run(args).await,
+        let killed = stop.killed.clone();
+        let work = async move {
+            match mode {
+                Mode::Local(args) => with_settings(settings, |s| local::run(args, s, stop)).await,
+                Mode::Serve(args) => with_settings(settings, |s| serve::run(args, s, stop)).await,
+                Mode::Attini {
+                    token,
+                    required_version,
+                } => attini::run(token, required_version, settings, stop).await,
+                Mode::CommandMode(args) => command_mode::run(args).await,
+            }
+        };
+        tokio::select! {
+            status = work => status,
+            _ = killed.cancelled() => {
+                tracing::warn!("exiting now after the second stop signal");
+                ExitStatus::Killed
+            }
         }
     })
 }

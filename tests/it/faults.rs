@@ -252,6 +252,16 @@ async fn a_second_stop_signal_kills_the_jobs_and_exits_at_once() {
         .expect("no exit after the second signal")
         .unwrap();
     assert_eq!(status.code(), Some(130));
+    // The exit went through the flush: the last line is there.
+    let mut last = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        last.push(line);
+    }
+    assert!(
+        last.iter()
+            .any(|l| l.contains("exiting now after the second stop signal")),
+        "{last:?}"
+    );
     for _ in 0..100 {
         if !group_exists(pgid) {
             break;
