@@ -8,6 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::job::JobKind;
 use crate::job::words::quote;
 
 /// Where the kinds' tools are; `None`: the name (`cdk`, `sam`) on the job's PATH.
@@ -22,21 +23,15 @@ pub struct ToolPaths {
 /// The script lines that make the tool of `kind` callable by its plain name (none when it is
 /// on PATH under that name), or the job's failure cause when the tool cannot be found.
 /// `path` is the job's `PATH`.
-pub fn prelude(kind: &str, tools: &ToolPaths, path: &str) -> Result<Option<String>, String> {
-    let (name, setting, configured, install) = match kind {
-        "cdk" => (
-            "cdk",
-            "ATTINI_CDK_CLI",
-            &tools.cdk,
-            "npm install -g aws-cdk",
-        ),
-        "sam" => (
-            "sam",
-            "ATTINI_SAM_CLI",
-            &tools.sam,
-            "pip install aws-sam-cli",
-        ),
-        _ => return Ok(None),
+pub fn prelude(kind: JobKind, tools: &ToolPaths, path: &str) -> Result<Option<String>, String> {
+    let Some(tool) = kind.tool() else {
+        return Ok(None);
+    };
+    let (name, setting, install) = (tool.program, tool.setting, tool.install);
+    let configured = match kind {
+        JobKind::Cdk => &tools.cdk,
+        JobKind::Sam => &tools.sam,
+        JobKind::Commands => return Ok(None),
     };
     let wanted = configured.as_deref().unwrap_or(name);
     let found = if wanted.contains('/') {
@@ -92,9 +87,9 @@ mod tests {
         tool(dir.path(), "sam");
         let path = format!("/nonexistent:{}", dir.path().display());
         let none = ToolPaths::default();
-        assert_eq!(prelude("sam", &none, &path), Ok(None));
-        assert_eq!(prelude("commands", &none, ""), Ok(None));
-        let e = prelude("cdk", &none, &path).unwrap_err();
+        assert_eq!(prelude(JobKind::Sam, &none, &path), Ok(None));
+        assert_eq!(prelude(JobKind::Commands, &none, ""), Ok(None));
+        let e = prelude(JobKind::Cdk, &none, &path).unwrap_err();
         assert!(
             e.contains("`cdk` is not on the job's PATH (/nonexistent:"),
             "{e}"
@@ -114,9 +109,9 @@ mod tests {
             sam: Some(program.display().to_string()),
             cdk: Some(dir.path().join("plain").display().to_string()),
         };
-        let line = prelude("sam", &tools, "").unwrap().unwrap();
+        let line = prelude(JobKind::Sam, &tools, "").unwrap().unwrap();
         assert_eq!(line, format!("sam() {{ '{}' \"$@\"; }}", program.display()));
-        let e = prelude("cdk", &tools, "").unwrap_err();
+        let e = prelude(JobKind::Cdk, &tools, "").unwrap_err();
         assert!(
             e.contains("ATTINI_CDK_CLI names") && e.contains("not an executable file"),
             "{e}"
@@ -127,7 +122,7 @@ mod tests {
         };
         let path = dir.path().display().to_string();
         assert!(
-            prelude("cdk", &by_name, &path)
+            prelude(JobKind::Cdk, &by_name, &path)
                 .unwrap()
                 .unwrap()
                 .starts_with("cdk() {")

@@ -38,7 +38,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
     }
     Ok(JobSpec {
         format: JobFormat::Attini,
-        kind: super::KIND_COMMANDS,
+        kind: super::JobKind::Commands,
         token: meta.token,
         step_name: Some(meta.step_name),
         commands,

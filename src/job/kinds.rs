@@ -9,15 +9,6 @@ use super::cdk::cdk_commands;
 use super::fields::ParseError;
 use super::sam::sam_commands;
 
-/// The [`JobSpec::kind`](super::JobSpec::kind) of a known `kind`.
-pub fn name(kind: &str) -> &'static str {
-    match kind {
-        "cdk" => "cdk",
-        "sam" => "sam",
-        _ => super::KIND_COMMANDS,
-    }
-}
-
 /// The commands for `kind` with `properties`.
 pub fn commands(kind: &str, properties: Option<&Value>) -> Result<Vec<String>, ParseError> {
     match kind {

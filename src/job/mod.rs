@@ -9,6 +9,7 @@ pub mod attini;
 mod cdk;
 mod cdk_args;
 mod fields;
+mod job_kind;
 mod kinds;
 pub mod native;
 mod sam;
@@ -22,14 +23,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use fields::{ParseError, check_variable_name, role_arn};
+pub use job_kind::{JobKind, Tool};
 pub use secret_ref::SecretRef;
 
 /// Largest message body accepted, in bytes. SQS itself caps bodies at 256 KiB; a job file in
 /// local mode gets the same limit so that what runs locally also fits the queue.
 pub const MAX_BODY_BYTES: usize = 262_144;
-
-/// The [`JobSpec::kind`] of a job given as a command list.
-pub const KIND_COMMANDS: &str = "commands";
 
 /// Which wire format a job arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +102,9 @@ pub struct JobSpec {
     /// Step Functions task token; `None` only where the format allowed it to be absent
     /// (local mode). AWS modes reject a job without one.
     pub token: Option<String>,
-    /// What the job is, for metrics and traces: [`KIND_COMMANDS`] (a command list, every Attini
-    /// job) or the native `kind` it was generated from (`cdk`, `sam`).
-    pub kind: &'static str,
+    /// What the job is: a command list (every Attini job), or the native `kind` its commands
+    /// were generated from.
+    pub kind: JobKind,
     /// Step name, when known (Attini `stepName`, native `stepName`).
     pub step_name: Option<String>,
     /// Shell commands, run in order in one bash with `set -eo pipefail`.

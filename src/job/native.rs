@@ -56,7 +56,8 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
     let kind = job
         .kind
         .as_deref()
-        .map_or(super::KIND_COMMANDS, super::kinds::name);
+        .and_then(super::JobKind::from_name)
+        .unwrap_or(super::JobKind::Commands);
     let commands = commands(job.commands, job.kind, job.properties.as_ref())?;
     let (environment, (secret_environment, secret_references)) =
         variables(&job.environment, &job.secret_environment)?;

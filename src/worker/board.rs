@@ -39,7 +39,7 @@ impl RunningJob {
         let job_id = uuid::Uuid::new_v4().to_string();
         let attini = job.attini.as_ref();
         span.record("job_id", job_id.as_str());
-        span.record("kind", job.kind);
+        span.record("kind", job.kind.label());
         if let Some(step) = &job.step_name {
             span.record("step", step.as_str());
         }
@@ -51,7 +51,7 @@ impl RunningJob {
             message_id: message.id.clone(),
             job_id,
             execution: attini.map(|a| a.execution_arn.clone()),
-            kind: job.kind,
+            kind: job.kind.label(),
             step: job.step_name.clone(),
             started: SystemTime::now(),
             commands: job.commands.len(),

@@ -120,7 +120,7 @@ async fn run_startup_commands(
     tracing::info!(count = commands.len(), "running the startup commands");
     let job = JobSpec {
         format: JobFormat::Native,
-        kind: crate::job::KIND_COMMANDS,
+        kind: crate::job::JobKind::Commands,
         token: None,
         step_name: Some("startup".into()),
         commands,
