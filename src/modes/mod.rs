@@ -8,6 +8,7 @@
 //! its job, AWS modes drain); the second kills every job's processes and exits with 130.
 
 pub mod attini;
+mod aws_runner;
 pub mod command_mode;
 mod jobs;
 pub mod local;

@@ -9,17 +9,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::aws_runner::{AwsRunner, StartError};
 use super::jobs::{self, Admitter};
-use super::{ExitStatus, Stop, observe};
+use super::{ExitStatus, Stop};
 use crate::aws::Clients;
 use crate::aws::ecs_agent::EcsAgent;
-use crate::aws::sfn::SfnTokens;
-use crate::aws::sqs::SqsQueue;
 use crate::config::{self, ConfigError, Settings};
 use crate::credentials::JobRoleConfig;
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::worker::protection::{ProtectionConfig, keep_protected};
-use crate::worker::{self, Admission, Exit, Message, Policy, Stats, Worker, WorkerConfig};
+use crate::worker::{self, Admission, Exit, Message, Policy, Stats, WorkerConfig};
 
 /// The flags of `serve`; each overrides its setting.
 #[derive(Debug, Clone, Default)]
@@ -97,17 +96,12 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Usage;
         }
     };
-    let engine = match Engine::new(settings.engine.clone()) {
-        Ok(engine) => Arc::new(engine),
-        Err(e) => {
+    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url).await {
+        Ok(runner) => runner,
+        Err(StartError::Engine(e)) => {
             eprintln!("attini-runner: {e}");
             return ExitStatus::Usage;
         }
-    };
-    stop.guard(engine.clone());
-    let stats = Arc::<Stats>::default();
-    let observers = match observe::start(&settings, stats.clone(), &config.queue_url).await {
-        Ok(observers) => observers,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             eprintln!("attini-runner: {e}");
@@ -115,8 +109,8 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
         }
     };
     let clients = Clients::load(settings.region, settings.aws).await;
-    let exit = serve_with(config, engine, clients, stop.shutdown, stats).await;
-    observers.stop().await;
+    let exit = serve_with(config, &runner, clients, stop.shutdown).await;
+    runner.stop().await;
     match exit {
         Exit::Stopped(reason) => {
             tracing::error!(reason, "stopped");
@@ -127,7 +121,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
 }
 
 /// Runs standalone mode until `shutdown`, an idle TTL or a fatal queue error (for tests:
-/// builds its own engine).
+/// builds its own engine, counting in `stats`).
 pub async fn serve(
     config: ServeConfig,
     engine: crate::engine::EngineConfig,
@@ -135,16 +129,15 @@ pub async fn serve(
     shutdown: CancellationToken,
     stats: Arc<Stats>,
 ) -> Result<Exit, EngineError> {
-    let engine = Arc::new(Engine::new(engine)?);
-    Ok(serve_with(config, engine, clients, shutdown, stats).await)
+    let runner = AwsRunner::bare(engine, stats)?;
+    Ok(serve_with(config, &runner, clients, shutdown).await)
 }
 
 async fn serve_with(
     config: ServeConfig,
-    engine: Arc<Engine>,
+    runner: &AwsRunner,
     clients: Clients,
     shutdown: CancellationToken,
-    stats: Arc<Stats>,
 ) -> Exit {
     tracing::info!(
         queue = config.queue_url,
@@ -157,12 +150,6 @@ async fn serve_with(
         config.refuse_literal_secrets,
         &config.queue_url,
     );
-    let queue = Arc::new(SqsQueue::new(
-        clients.sqs.clone(),
-        config.queue_url,
-        clients.timeouts,
-    ));
-    let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
     let protection = config.ecs_agent_uri.map(|uri| {
         tracing::info!(
             minutes = config.protection.minutes,
@@ -170,7 +157,7 @@ async fn serve_with(
         );
         let stop = CancellationToken::new();
         let agent = Arc::new(EcsAgent::new(&uri));
-        let running = stats.running.subscribe();
+        let running = runner.stats.running.subscribe();
         let task = tokio::spawn(keep_protected(
             agent,
             config.protection,
@@ -179,9 +166,10 @@ async fn serve_with(
         ));
         (stop, task)
     });
-    let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
     let policy = Arc::new(NativePolicy { admitter });
-    let exit = worker.run(policy, shutdown).await;
+    let exit = runner
+        .serve(&clients, &config.queue_url, config.worker, policy, shutdown)
+        .await;
     // Every job has ended: let the protection go.
     if let Some((stop, task)) = protection {
         stop.cancel();

@@ -14,15 +14,14 @@ mod startup;
 
 use std::sync::Arc;
 
+use super::aws_runner::AwsRunner;
 use super::{ExitStatus, Stop};
 use crate::aws::Clients;
 use crate::aws::ecs::Metadata;
 use crate::aws::sfn::SfnTokens;
-use crate::aws::sqs::SqsQueue;
 use crate::config::{ConfigError, Settings};
-use crate::engine::Engine;
 use crate::engine::outcome::{INTERRUPTED_ERROR, Report};
-use crate::worker::{Exit, Stats, Worker, answer};
+use crate::worker::{Exit, answer};
 
 pub use config::AttiniConfig;
 
@@ -63,14 +62,8 @@ pub async fn run(
             return fail(STARTUP_FAILED, cause, ExitStatus::Usage).await;
         }
     };
-    let engine = match Engine::new(settings.engine.clone()) {
-        Ok(engine) => Arc::new(engine),
-        Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
-    };
-    stop.guard(engine.clone());
-    let stats = Arc::<Stats>::default();
-    let observers = match super::observe::start(&settings, stats.clone(), &config.queue_url).await {
-        Ok(observers) => observers,
+    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url).await {
+        Ok(runner) => runner,
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
     let metadata = Metadata::from_env();
@@ -78,7 +71,7 @@ pub async fn run(
         &config,
         &clients,
         metadata.as_ref(),
-        &engine,
+        &runner.engine,
         &stop.shutdown,
     )
     .await
@@ -91,13 +84,13 @@ pub async fn run(
                 _ => STARTUP_FAILED,
             };
             let status = fail(error, e.to_string(), ExitStatus::Failure).await;
-            observers.stop().await;
+            runner.stop().await;
             run_hook(&config, &clients).await;
             return status;
         }
     };
-    serve(&config, engine, &clients, metadata, own, stop, stats).await;
-    observers.stop().await;
+    serve(&config, &runner, &clients, metadata, own, stop).await;
+    runner.stop().await;
     run_hook(&config, &clients).await;
     ExitStatus::Success
 }
@@ -105,22 +98,23 @@ pub async fn run(
 /// The worker with the Attini policy, until it ends.
 async fn serve(
     config: &AttiniConfig,
-    engine: Arc<Engine>,
+    runner: &AwsRunner,
     clients: &Clients,
     metadata: Option<Metadata>,
     own: Option<String>,
     stop: Stop,
-    stats: Arc<Stats>,
 ) {
-    let queue = Arc::new(SqsQueue::new(
-        clients.sqs.clone(),
-        config.queue_url.clone(),
-        clients.timeouts,
-    ));
-    let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
-    let worker = Worker::new(engine, queue, tokens, config.worker, stats).await;
     let policy = policy::AttiniPolicy::new(config.clone(), clients.clone(), metadata, own);
-    match worker.run(Arc::new(policy), stop.shutdown).await {
+    let exit = runner
+        .serve(
+            clients,
+            &config.queue_url,
+            config.worker,
+            Arc::new(policy),
+            stop.shutdown,
+        )
+        .await;
+    match exit {
         Exit::Idle => tracing::info!(
             idle_ttl_s = config.worker.idle_ttl.unwrap_or_default().as_secs(),
             "no jobs for the idle TTL; exiting"

@@ -1,0 +1,95 @@
+//! The machine both AWS modes run, started once by `serve`, by Attini mode and by the tests:
+//! the engine (its jobs killed by a second stop signal), the counters, the observers (ops
+//! server, EMF writer), and the worker over the SQS queue answering Step Functions tokens with
+//! the mode's [`Policy`]. Each mode keeps only what differs (its policy, its start, what it
+//! does after). Cancellation: the shutdown token given to [`AwsRunner::serve`] drains.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Stop;
+use super::observe::{self, Observers};
+use crate::aws::Clients;
+use crate::aws::sfn::SfnTokens;
+use crate::aws::sqs::SqsQueue;
+use crate::config::Settings;
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::worker::{Exit, Policy, Stats, Worker, WorkerConfig};
+
+/// Why the machine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The work directory cannot be made.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The ops server's address is taken.
+    #[error(transparent)]
+    Observers(#[from] crate::ops::BindError),
+}
+
+/// The engine, the counters and the observers of one runner process.
+pub struct AwsRunner {
+    /// Runs jobs.
+    pub engine: Arc<Engine>,
+    /// The counters the observers show.
+    pub stats: Arc<Stats>,
+    observers: Option<Observers>,
+}
+
+impl AwsRunner {
+    /// Makes the engine (named to `stop`, so a second signal kills its jobs), the counters and
+    /// the observers for the queue at `queue_url`.
+    pub async fn start(
+        settings: &Settings,
+        stop: &Stop,
+        queue_url: &str,
+    ) -> Result<AwsRunner, StartError> {
+        let engine = Arc::new(Engine::new(settings.engine.clone())?);
+        stop.guard(engine.clone());
+        let stats = Arc::<Stats>::default();
+        let observers = observe::start(settings, stats.clone(), queue_url).await?;
+        Ok(AwsRunner {
+            engine,
+            stats,
+            observers: Some(observers),
+        })
+    }
+
+    /// A machine without observers (tests), counting in `stats`.
+    pub fn bare(engine: EngineConfig, stats: Arc<Stats>) -> Result<AwsRunner, EngineError> {
+        Ok(AwsRunner {
+            engine: Arc::new(Engine::new(engine)?),
+            stats,
+            observers: None,
+        })
+    }
+
+    /// Runs the worker over the queue at `queue_url` with `policy` until `shutdown`, the idle
+    /// TTL or a fatal error, then drains.
+    pub async fn serve<P: Policy>(
+        &self,
+        clients: &Clients,
+        queue_url: &str,
+        worker: WorkerConfig,
+        policy: Arc<P>,
+        shutdown: CancellationToken,
+    ) -> Exit {
+        let queue = Arc::new(SqsQueue::new(
+            clients.sqs.clone(),
+            queue_url.to_string(),
+            clients.timeouts,
+        ));
+        let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
+        let stats = self.stats.clone();
+        let worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;
+        worker.run(policy, shutdown).await
+    }
+
+    /// Stops the observers (the last EMF set is written).
+    pub async fn stop(mut self) {
+        if let Some(observers) = self.observers.take() {
+            observers.stop().await;
+        }
+    }
+}
