@@ -225,6 +225,11 @@ pub const LOG_LEVEL: Setting = Setting {
     meaning: "`DEBUG`, `INFO`, `WARN`, `ERROR`, `OFF` or `ALL`; `RUST_LOG` (a tracing filter) wins when set.",
 };
 
+/// The settings a job's commands read themselves (`command-mode` in the `cdk` and `sam`
+/// scripts, CONTRACT.md 8): passed to jobs with a role of their own, unlike every other
+/// setting.
+pub const FOR_JOBS: [&str; 2] = ["ATTINI_AWS_REGION", "ATTINI_RESOURCE_STATE_TABLE"];
+
 /// `ATTINI_JOB_ROLE_ARN`.
 pub const JOB_ROLE_ARN: Setting = Setting {
     name: "ATTINI_JOB_ROLE_ARN",

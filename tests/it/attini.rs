@@ -734,7 +734,7 @@ async fn an_attini_step_runs_as_the_job_role() {
     let a = Attini::new().await;
     a.runner_item(&a.task_arn, vec![]).await;
     a.small_distribution().await;
-    let probe = "python3 -c 'import boto3, json, os; print(json.dumps({\"arn\": boto3.client(\"sts\").get_caller_identity()[\"Arn\"], \"runner_key\": os.environ.get(\"AWS_ACCESS_KEY_ID\")}))' > \"$ATTINI_OUTPUT\"";
+    let probe = "python3 -c 'import boto3, json, os; e = os.environ.get; print(json.dumps({\"arn\": boto3.client(\"sts\").get_caller_identity()[\"Arn\"], \"runner_key\": e(\"AWS_ACCESS_KEY_ID\"), \"queue\": e(\"ATTINI_QUEUE_URL\"), \"table\": e(\"ATTINI_RESOURCE_STATE_TABLE\"), \"region\": e(\"ATTINI_AWS_REGION\")}))' > \"$ATTINI_OUTPUT\"";
     let machine = a.machine("roles", "Deploy", json!([probe]), HASH).await;
     let execution = a.world.start(&machine, "exec-role", &json!({})).await;
     a.current(&[&execution]).await;
@@ -760,5 +760,11 @@ async fn an_attini_step_runs_as_the_job_role() {
         output["runner_key"],
         Value::Null,
         "the runner's key reached the step"
+    );
+    assert_eq!(output["queue"], Value::Null, "a runner-only setting reached the step");
+    // What command-mode needs in a step (save-cdk-stacks, the region) still reaches it.
+    assert!(
+        output["table"].is_string() && output["region"].is_string(),
+        "{output}"
     );
 }
