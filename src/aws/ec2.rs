@@ -44,9 +44,10 @@ impl Hook {
     }
 
     async fn terminate(&self, clients: &Clients) -> Result<(), TerminateError> {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_EC2")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .unwrap_or_else(|_| format!("https://ec2.{}.amazonaws.com", self.region));
+        let endpoint = clients
+            .ec2_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://ec2.{}.amazonaws.com", self.region));
         let url = format!(
             "{}/?Action=TerminateInstances&Version=2016-11-15&InstanceId.1={}",
             endpoint.trim_end_matches('/'),

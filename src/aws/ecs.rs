@@ -68,12 +68,9 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// The endpoint named by [`METADATA_VAR`], if set.
-    pub fn from_env() -> Option<Self> {
-        std::env::var(METADATA_VAR)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(Self::new)
+    /// The endpoint at `url` ([`METADATA_VAR`], from the settings), if set.
+    pub fn from_url(url: Option<String>) -> Option<Self> {
+        url.filter(|u| !u.is_empty()).map(Self::new)
     }
 
     /// The endpoint at `url`.

@@ -61,6 +61,21 @@ impl AwsTimeouts {
     }
 }
 
+/// How the AWS clients are built; from the settings ([`crate::config::Settings::aws`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// The region to use when the SDK's own chain finds none (`AWS_REGION` and
+    /// `AWS_DEFAULT_REGION` unset): `ATTINI_AWS_REGION`.
+    pub region: Option<String>,
+    /// Address S3 by path (an endpoint override points at an emulator on localhost, where
+    /// bucket names cannot be host names).
+    pub path_style: bool,
+    /// Where EC2 is reached (`AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`); `None`: AWS.
+    pub ec2_endpoint: Option<String>,
+    /// The timeouts of every call.
+    pub timeouts: AwsTimeouts,
+}
+
 /// The AWS clients the runner uses.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -80,26 +95,23 @@ pub struct Clients {
     pub config: aws_config::SdkConfig,
     /// The timeouts every client has.
     pub timeouts: AwsTimeouts,
+    /// Where EC2 is reached; `None`: AWS.
+    pub ec2_endpoint: Option<String>,
 }
 
 impl Clients {
-    /// Loads the configuration from the environment. `region` (for example
-    /// `ATTINI_AWS_REGION`) is used when the SDK's own chain finds none.
-    pub async fn load(region: Option<String>, timeouts: AwsTimeouts) -> Clients {
+    /// Loads the SDK's configuration (its own chain reads credentials, region and endpoint
+    /// overrides) with what `aws` adds.
+    pub async fn load(aws: &AwsConfig) -> Clients {
         let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts.config());
-        if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            && let Some(region) = region.filter(|r| !r.is_empty())
-        {
+            aws_config::defaults(BehaviorVersion::latest()).timeout_config(aws.timeouts.config());
+        if let Some(region) = aws.region.clone() {
             loader = loader.region(aws_config::Region::new(region));
         }
         let config = loader.load().await;
-        // With an endpoint override (an emulator on localhost) bucket names cannot be host
-        // names, so S3 is addressed by path.
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        Self::from_config(config, path_style, timeouts)
+        let mut clients = Self::from_config(config, aws.path_style, aws.timeouts);
+        clients.ec2_endpoint = aws.ec2_endpoint.clone();
+        clients
     }
 
     /// Clients for an AWS-compatible emulator at `endpoint` (for example
@@ -138,6 +150,7 @@ impl Clients {
             },
             config,
             timeouts,
+            ec2_endpoint: None,
         }
     }
 }

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod catalog;
+mod environment;
 
-use crate::aws::AwsTimeouts;
 use crate::aws::ecs_agent::AGENT_VAR;
+use crate::aws::{AwsConfig, AwsTimeouts};
 use crate::engine::EngineConfig;
 use crate::engine::distribution::ExtractLimits;
 use crate::engine::tools::ToolPaths;
@@ -20,6 +21,7 @@ use crate::worker::WorkerConfig;
 use crate::worker::protection::ProtectionConfig;
 
 pub use catalog::*;
+pub use environment::Environment;
 
 /// Why the configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,8 +63,15 @@ pub struct Settings {
     pub queue_url: Option<String>,
     /// [`AWS_REGION`].
     pub region: Option<String>,
-    /// [`AWS_CONNECT_TIMEOUT`], [`AWS_ATTEMPT_TIMEOUT`], [`AWS_OPERATION_TIMEOUT`].
-    pub aws: AwsTimeouts,
+    /// The SDK's own region variable (`AWS_REGION`, else `AWS_DEFAULT_REGION`).
+    pub sdk_region: Option<String>,
+    /// How the AWS clients are built: [`AWS_CONNECT_TIMEOUT`], [`AWS_ATTEMPT_TIMEOUT`],
+    /// [`AWS_OPERATION_TIMEOUT`], the region, the endpoint overrides.
+    pub aws: AwsConfig,
+    /// `ECS_CONTAINER_METADATA_URI_V4`, which ECS sets in a task.
+    pub ecs_metadata_uri: Option<String>,
+    /// The environment the settings were read from (empty when read through a lookup).
+    pub env: Environment,
     /// Attini mode only.
     pub attini: AttiniSettings,
     /// The tracing filter from `RUST_LOG` or [`LOG_LEVEL`]; `None`: the mode's default.
@@ -88,7 +97,16 @@ pub const DEFAULT_OPS_ADDR: SocketAddr =
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|key| std::env::var(key).ok())
+        Self::from_environment(Environment::capture())
+    }
+
+    /// Reads `env`, and keeps it.
+    pub fn from_environment(env: Environment) -> Result<Self, ConfigError> {
+        let mut settings = Self::from_lookup(|key| env.get(key).map(str::to_string))?;
+        // Every variable's name is known now: the `OTEL_*` ones are withheld too.
+        settings.job_roles.withheld = job_role_withheld(env.names());
+        settings.env = env;
+        Ok(settings)
     }
 
     /// Reads every setting through `lookup`.
@@ -112,10 +130,14 @@ impl Settings {
             // A runner image may point jobs at another helper; otherwise it is this binary.
             runner_exec: match lookup("ATTINI_RUNNER_EXEC") {
                 Some(_) => None,
-                None => {
-                    Some(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("attini-runner")))
-                }
+                None => Some(this_program()),
             },
+            base_path: lookup("PATH").unwrap_or_default(),
+            runner_secrets: crate::engine::redact::RUNNER_SECRETS
+                .iter()
+                .filter_map(|name| lookup(name))
+                .collect::<Vec<_>>()
+                .into(),
         };
         let worker = WorkerConfig {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,
@@ -138,11 +160,10 @@ impl Settings {
             worker,
             queue_url: get(&QUEUE_URL),
             region: get(&AWS_REGION),
-            aws: AwsTimeouts {
-                connect: duration(&lookup, &AWS_CONNECT_TIMEOUT)?.unwrap_or_default(),
-                attempt: duration(&lookup, &AWS_ATTEMPT_TIMEOUT)?.unwrap_or_default(),
-                operation: duration(&lookup, &AWS_OPERATION_TIMEOUT)?.unwrap_or_default(),
-            },
+            sdk_region: lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")),
+            aws: aws_config(&lookup, timeouts(&lookup)?),
+            ecs_metadata_uri: lookup(crate::aws::ecs::METADATA_VAR),
+            env: Environment::default(),
             attini,
             log_filter: log_filter(&lookup)?,
             ecs_agent_uri: lookup(AGENT_VAR).filter(|v| !v.trim().is_empty()),
@@ -168,6 +189,54 @@ impl Settings {
             },
         })
     }
+}
+
+/// The runner's own program, which jobs call as `$ATTINI_RUNNER_EXEC`.
+#[allow(clippy::disallowed_methods)] // Read here, once, with the settings.
+fn this_program() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("attini-runner"))
+}
+
+/// [`AWS_CONNECT_TIMEOUT`], [`AWS_ATTEMPT_TIMEOUT`], [`AWS_OPERATION_TIMEOUT`].
+fn timeouts(lookup: &impl Fn(&str) -> Option<String>) -> Result<AwsTimeouts, ConfigError> {
+    Ok(AwsTimeouts {
+        connect: duration(lookup, &AWS_CONNECT_TIMEOUT)?.unwrap_or_default(),
+        attempt: duration(lookup, &AWS_ATTEMPT_TIMEOUT)?.unwrap_or_default(),
+        operation: duration(lookup, &AWS_OPERATION_TIMEOUT)?.unwrap_or_default(),
+    })
+}
+
+/// How the AWS clients are built from the environment: [`AWS_REGION`] when the SDK's own
+/// variables name none, path-style S3 and the EC2 endpoint under an endpoint override.
+fn aws_config(lookup: &impl Fn(&str) -> Option<String>, timeouts: AwsTimeouts) -> AwsConfig {
+    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let sdk_region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
+    AwsConfig {
+        region: match sdk_region {
+            Some(_) => None,
+            None => set(AWS_REGION.name),
+        },
+        path_style: set("AWS_ENDPOINT_URL").is_some() || set("AWS_ENDPOINT_URL_S3").is_some(),
+        ec2_endpoint: set("AWS_ENDPOINT_URL_EC2").or_else(|| set("AWS_ENDPOINT_URL")),
+        timeouts,
+    }
+}
+
+/// The AWS clients' configuration even when a setting is bad (with default timeouts): what
+/// reporting a bad configuration, or a helper's call, still needs.
+pub fn aws_lenient(env: &Environment) -> AwsConfig {
+    let lookup = |key: &str| env.get(key).map(str::to_string);
+    aws_config(&lookup, timeouts(&lookup).unwrap_or_default())
+}
+
+/// What a job with a role of its own does not inherit: the runner's credentials and its
+/// settings, but those jobs read themselves ([`FOR_JOBS`]); `names` adds the `OTEL_*` ones.
+fn job_role_withheld<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let settings = ALL
+        .iter()
+        .map(|s| s.name)
+        .filter(|name| !FOR_JOBS.contains(name));
+    crate::engine::withheld(names.map(str::to_string), settings)
 }
 
 /// The job role settings; the refresh margin must be shorter than a session.
@@ -202,6 +271,12 @@ fn job_roles(
         default_role,
         session,
         refresh_margin,
+        withheld: job_role_withheld(std::iter::empty()),
+        region_set: ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .into_iter()
+            .filter(|name| lookup(name).is_some())
+            .map(str::to_string)
+            .collect(),
     })
 }
 

@@ -25,7 +25,7 @@ fn defaults_match_the_attini_runner() {
     assert_eq!(s.attini.config_hash, 0);
     assert_eq!(s.queue_url, None);
     assert_eq!(s.log_filter, None);
-    assert_eq!(s.aws, crate::aws::AwsTimeouts::default());
+    assert_eq!(s.aws.timeouts, crate::aws::AwsTimeouts::default());
     assert_eq!(s.worker.max_lease, Duration::from_secs(43_200));
 }
 

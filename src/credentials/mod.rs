@@ -35,6 +35,12 @@ pub struct JobRoleConfig {
     /// Credentials expiring within this are replaced before they are handed out
     /// (`ATTINI_JOB_ROLE_REFRESH_SECONDS`, default 300 s).
     pub refresh_margin: Duration,
+    /// The runner's variables a job with a role does not inherit (its credentials, its
+    /// settings); from the settings.
+    pub withheld: Vec<String>,
+    /// Which of `AWS_REGION` and `AWS_DEFAULT_REGION` the runner's environment sets (and its
+    /// jobs inherit); the others are given the runner's region.
+    pub region_set: Vec<String>,
 }
 
 impl Default for JobRoleConfig {
@@ -43,6 +49,8 @@ impl Default for JobRoleConfig {
             default_role: None,
             session: Duration::from_secs(3600),
             refresh_margin: Duration::from_secs(300),
+            withheld: Vec::new(),
+            region_set: Vec::new(),
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct Grant {
     pub env: Vec<(String, String)>,
     /// The job's endpoint token, to mask in its output.
     pub token: String,
+    /// The runner's variables the job does not inherit.
+    pub withheld: Vec<String>,
     _registration: Registration,
 }
 
@@ -156,7 +166,8 @@ impl JobRoles {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         for name in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-            if let (Some(region), None) = (&self.region, std::env::var_os(name)) {
+            let inherited = self.config.region_set.iter().any(|set| set == name);
+            if let (Some(region), false) = (&self.region, inherited) {
                 env.push((name.to_string(), region.clone()));
             }
         }
@@ -165,6 +176,7 @@ impl JobRoles {
             role: role.to_string(),
             env,
             token,
+            withheld: self.config.withheld.clone(),
             _registration: registration,
         }))
     }

@@ -96,9 +96,9 @@ pub fn script_text(prelude: Option<&str>, commands: &[String], progress: &Path) 
     text
 }
 
-/// The redactor for the job's `secretEnvironment` and `more` secrets of the run; warns about
-/// values too short to mask.
-pub fn redactor_for(job: &JobSpec, more: &[String]) -> Redactor {
+/// The redactor for the job's `secretEnvironment` and `more` secrets of the run (its token,
+/// the runner's own AWS secrets); warns about values too short to mask.
+pub fn redactor_for<'a>(job: &'a JobSpec, more: impl Iterator<Item = &'a String>) -> Redactor {
     for (name, value) in &job.secret_environment {
         if value.len() < MIN_SECRET_LEN {
             tracing::warn!(
@@ -224,7 +224,8 @@ mod tests {
         let spec = job(
             json!({"commands": ["true"], "secretEnvironment": {"A": "s3cr3t-value", "B": "ab"}}),
         );
-        let redactor = redactor_for(&spec, &["endpoint-t0ken".to_string()]);
+        let token = "endpoint-t0ken".to_string();
+        let redactor = redactor_for(&spec, std::iter::once(&token));
         assert_eq!(
             redactor.redact("x s3cr3t-value y ab endpoint-t0ken"),
             "x *** y ab ***"

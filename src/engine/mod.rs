@@ -60,6 +60,11 @@ pub struct EngineConfig {
     pub runner_exec: Option<PathBuf>,
     /// The tools of the `cdk` and `sam` kinds. `ATTINI_CDK_CLI`, `ATTINI_SAM_CLI`.
     pub tools: tools::ToolPaths,
+    /// The runner's `PATH`, where a job that sets none finds its kind's tool.
+    pub base_path: String,
+    /// The runner's own AWS secrets ([`redact::RUNNER_SECRETS`]), masked in every job's
+    /// output.
+    pub runner_secrets: redact::Secrets,
 }
 
 /// The engine could not start (its work directory cannot be created).
@@ -263,7 +268,7 @@ impl Engine {
     ) -> Result<ScriptRun, Report> {
         // A kind's missing tool fails the job before its distribution is fetched or copied.
         let job_path = job.environment.get("PATH").cloned();
-        let job_path = job_path.unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+        let job_path = job_path.unwrap_or_else(|| self.config.base_path.clone());
         let prelude = tools::prelude(job.kind, &self.config.tools, &job_path).map_err(runtime)?;
         let workspace = dir.workspace();
         if let Some(source) = &options.source {
@@ -302,7 +307,13 @@ impl Engine {
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,
-            redactor: env::redactor_for(job, &options.secrets),
+            redactor: env::redactor_for(
+                job,
+                options
+                    .secrets
+                    .iter()
+                    .chain(self.config.runner_secrets.iter()),
+            ),
         })
     }
 }

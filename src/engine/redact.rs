@@ -3,8 +3,9 @@
 //!
 //! Redacted are: the values of a job's `secretEnvironment` (each line of a multi-line value
 //! on its own, since logs are matched line by line), the runner's own AWS secret key and
-//! session token when they are in its environment, and anything shaped like an AWS access
-//! key id (`AKIA`/`ASIA` + 16 upper-case letters or digits).
+//! session token when they are in its environment (the engine adds them, from the settings),
+//! and anything shaped like an AWS access key id (`AKIA`/`ASIA` + 16 upper-case letters or
+//! digits).
 
 use serde_json::Value;
 
@@ -16,7 +17,30 @@ pub const MASK: &str = "***";
 pub const MIN_SECRET_LEN: usize = 4;
 
 /// Environment variables of the runner whose values are always redacted.
-const RUNNER_SECRETS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+pub const RUNNER_SECRETS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// Secret values held in a configuration, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// The values.
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<String>> for Secrets {
+    fn from(values: Vec<String>) -> Self {
+        Secrets(values)
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} values)", self.0.len())
+    }
+}
 
 /// Replaces known secrets in text. Cheap to clone; build one per job.
 #[derive(Debug, Clone, Default)]
@@ -26,15 +50,11 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for the given secret values plus the runner's own AWS credentials.
+    /// A redactor for the given secret values (a job's, the runner's own credentials).
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let runner = RUNNER_SECRETS
-            .iter()
-            .filter_map(|name| std::env::var(name).ok());
         let mut secrets: Vec<String> = values
             .into_iter()
             .map(str::to_string)
-            .chain(runner)
             .flat_map(|v| {
                 let lines: Vec<String> = v.lines().map(str::to_string).collect();
                 std::iter::once(v).chain(lines)

@@ -57,6 +57,7 @@ pub fn run(words: &[String], command: &str, wrap: impl Fn(String) -> String) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // The stand-in cdk runs with the test's own PATH.
 mod tests {
     use super::*;
 

@@ -116,14 +116,9 @@ pub async fn resolve(
 /// A grant as the worker hands it to the engine: the runner's credentials and settings
 /// withheld, the token masked, the grant kept (and its token valid) until the job task ends.
 fn job_credentials(grant: Grant) -> JobCredentials {
-    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
-    let settings = crate::config::ALL
-        .iter()
-        .map(|s| s.name)
-        .filter(|name| !crate::config::FOR_JOBS.contains(name));
     JobCredentials {
         env: grant.env.clone(),
-        withheld: crate::engine::withheld(names, settings),
+        withheld: grant.withheld.clone(),
         secrets: vec![grant.token.clone()],
         guard: Box::new(grant),
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Environment, Settings};
 use crate::engine::Engine;
 use crate::signals::StopSignals;
 
@@ -137,7 +137,8 @@ pub fn run(mode: Mode) -> ExitStatus {
     // Before any thread starts (the log writer's, the runtime's): see `crate::harden`.
     // SAFETY: no thread has started yet (`main` parsed the command line and called this).
     let hardening = unsafe { crate::harden::apply() };
-    let settings = Settings::from_env();
+    let env = Environment::capture();
+    let settings = Settings::from_environment(env.clone());
     let default_level = if matches!(mode, Mode::Local(_)) {
         "warn"
     } else {
@@ -145,7 +146,7 @@ pub fn run(mode: Mode) -> ExitStatus {
     };
     let filter = settings.as_ref().ok().and_then(|s| s.log_filter.clone());
     // Held until the end of this function: dropping it flushes the buffered log lines.
-    let _log = match crate::telemetry::init(filter.as_deref().unwrap_or(default_level)) {
+    let _log = match crate::telemetry::init(filter.as_deref().unwrap_or(default_level), &env) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("attini-runner: {e}");
@@ -164,7 +165,7 @@ pub fn run(mode: Mode) -> ExitStatus {
                 Mode::Attini {
                     token,
                     required_version,
-                } => attini::run(token, required_version, settings, stop).await,
+                } => attini::run(token, required_version, settings, &env, stop).await,
                 Mode::CommandMode(args) => command_mode::run(args).await,
             }
         };
@@ -186,8 +187,8 @@ pub fn healthcheck(addr: Option<std::net::SocketAddr>) -> ExitStatus {
     let addr = match addr {
         Some(addr) => Some(addr),
         None => {
-            let value = std::env::var(crate::config::OPS_ADDR.name).ok();
-            match crate::config::ops_addr(value.filter(|v| !v.trim().is_empty())) {
+            let value = Environment::capture().non_empty(crate::config::OPS_ADDR.name);
+            match crate::config::ops_addr(value) {
                 Ok(addr) => addr,
                 Err(e) => {
                     eprintln!("attini-runner: {e}");

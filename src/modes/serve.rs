@@ -108,7 +108,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Failure;
         }
     };
-    let clients = Clients::load(settings.region, settings.aws).await;
+    let clients = Clients::load(&settings.aws).await;
     let exit = serve_with(config, &runner, clients, stop.shutdown).await;
     runner.stop().await;
     match exit {

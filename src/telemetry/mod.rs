@@ -20,7 +20,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Environment};
 
 /// Keep until exit: dropping it flushes the buffered log lines and the last trace spans.
 pub struct LogGuard {
@@ -50,7 +50,7 @@ pub fn wire_logs_off() -> Targets {
 /// Installs the global subscriber with `filter` (a tracing filter such as `info` or
 /// `attini_runner=debug`), plus the OpenTelemetry layer when an OTLP endpoint is set. A
 /// second call (tests) keeps the first subscriber.
-pub fn init(filter: &str) -> Result<LogGuard, TelemetryError> {
+pub fn init(filter: &str, env: &Environment) -> Result<LogGuard, TelemetryError> {
     let parsed = EnvFilter::try_new(filter).map_err(|e| ConfigError {
         key: "RUST_LOG".into(),
         value: filter.to_string(),
@@ -64,7 +64,7 @@ pub fn init(filter: &str) -> Result<LogGuard, TelemetryError> {
     } else {
         fmt.json().flatten_event(true).with_span_list(false).boxed()
     };
-    let (otel, trace_guard) = match traces::provider()? {
+    let (otel, trace_guard) = match traces::provider(env)? {
         Some((provider, trace_guard)) => {
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("attini-runner"))

@@ -51,8 +51,10 @@ pub fn configured(lookup: &impl Fn(&str) -> Option<String>) -> bool {
 
 /// The tracer provider with its exporter; `None` when no endpoint is configured. Call before
 /// the async runtime starts (it reads the ECS metadata with a blocking request).
-pub fn provider() -> Result<Option<(SdkTracerProvider, TraceGuard)>, TraceError> {
-    let lookup = |k: &str| std::env::var(k).ok();
+pub fn provider(
+    env: &crate::config::Environment,
+) -> Result<Option<(SdkTracerProvider, TraceGuard)>, TraceError> {
+    let lookup = |k: &str| env.get(k).map(str::to_string);
     if !configured(&lookup) {
         return Ok(None);
     }

@@ -761,7 +761,11 @@ async fn an_attini_step_runs_as_the_job_role() {
         Value::Null,
         "the runner's key reached the step"
     );
-    assert_eq!(output["queue"], Value::Null, "a runner-only setting reached the step");
+    assert_eq!(
+        output["queue"],
+        Value::Null,
+        "a runner-only setting reached the step"
+    );
     // What command-mode needs in a step (save-cdk-stacks, the region) still reaches it.
     assert!(
         output["table"].is_string() && output["region"].is_string(),

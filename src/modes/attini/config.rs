@@ -25,6 +25,8 @@ pub struct AttiniConfig {
     pub config_hash: i64,
     /// `ATTINI_AWS_REGION`.
     pub region: Option<String>,
+    /// `AWS_REGION` (else `AWS_DEFAULT_REGION`), for the EC2 hook when the former is unset.
+    pub sdk_region: Option<String>,
     /// The loop: `ATTINI_MAX_CONCURRENT_JOBS` (5), `ATTINI_RUNNER_IDLE_TTL` (3600 s),
     /// `ATTINI_DRAIN_GRACE` (90 s).
     pub worker: WorkerConfig,
@@ -60,6 +62,7 @@ impl AttiniConfig {
             resource_name: config::required(&a.resource_name, &config::RUNNER_RESOURCE_NAME, hint)?,
             config_hash: a.config_hash,
             region: settings.region.clone(),
+            sdk_region: settings.sdk_region.clone(),
             worker,
             startup_timeout: a.startup_timeout,
             ec2_instance_id: a.ec2_instance_id.clone(),
@@ -83,7 +86,7 @@ impl AttiniConfig {
         let region = self
             .region
             .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| self.sdk_region.clone())
             .unwrap_or_else(|| "us-east-1".into());
         Some(Hook {
             instance_id,

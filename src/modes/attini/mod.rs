@@ -19,7 +19,7 @@ use super::{ExitStatus, Stop};
 use crate::aws::Clients;
 use crate::aws::ecs::Metadata;
 use crate::aws::sfn::SfnTokens;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Environment, Settings};
 use crate::engine::outcome::{INTERRUPTED_ERROR, Report};
 use crate::worker::{Exit, answer};
 
@@ -33,15 +33,15 @@ pub async fn run(
     token: String,
     required_version: String,
     settings: Result<Settings, ConfigError>,
+    env: &Environment,
     stop: Stop,
 ) -> ExitStatus {
-    // The region is needed to report even a bad configuration.
-    let region = match &settings {
-        Ok(s) => s.region.clone(),
-        Err(_) => std::env::var(crate::config::AWS_REGION.name).ok(),
+    // The clients are needed to report even a bad configuration.
+    let aws = match &settings {
+        Ok(s) => s.aws.clone(),
+        Err(_) => crate::config::aws_lenient(env),
     };
-    let timeouts = settings.as_ref().map(|s| s.aws).unwrap_or_default();
-    let clients = Clients::load(region, timeouts).await;
+    let clients = Clients::load(&aws).await;
     let fail = |error: &'static str, cause: String, status: ExitStatus| {
         let (clients, token) = (clients.clone(), token.clone());
         async move {
@@ -66,7 +66,7 @@ pub async fn run(
         Ok(runner) => runner,
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };
-    let metadata = Metadata::from_env();
+    let metadata = Metadata::from_url(settings.ecs_metadata_uri.clone());
     let own = match startup::start(
         &config,
         &clients,

@@ -12,7 +12,8 @@ mod stacks;
 
 use super::ExitStatus;
 use crate::aws::s3::PutFileError;
-use crate::aws::{Clients, dynamodb, s3};
+use crate::aws::{AwsConfig, Clients, dynamodb, s3};
+use crate::config::Environment;
 use crate::worker::CallError;
 
 pub use stacks::{
@@ -43,6 +44,7 @@ pub const LOG_FILE: &str = "attini-runner-commands.log";
 pub async fn run(args: Vec<String>) -> ExitStatus {
     let args = args.as_slice();
     let log = CommandLog::new();
+    let helper = Helper::from_environment(Environment::capture());
     let sub = args.first().map(String::as_str);
     let result = match (sub, &args[args.len().min(1)..]) {
         (Some("version"), _) => {
@@ -54,7 +56,7 @@ pub async fn run(args: Vec<String>) -> ExitStatus {
         }),
         (Some(cmd @ ("save-cdk-stacks" | "register-cdk-stacks")), [json]) => {
             match parse_event(json, &log) {
-                Ok(event) => save_stacks(&event, &log).await.map(|()| {
+                Ok(event) => save_stacks(&helper, &event, &log).await.map(|()| {
                     if cmd == "register-cdk-stacks" {
                         log.write("register-cdk-stacks is deprecated; use save-cdk-stacks");
                     }
@@ -62,9 +64,9 @@ pub async fn run(args: Vec<String>) -> ExitStatus {
                 Err(e) => Err(e),
             }
         }
-        (Some("store-artifact"), [key, path]) => store_artifact(key, path, &log).await,
-        (Some("stack-outputs"), [stack]) => stack_outputs(stack, &log).await,
-        (Some("stack-events"), [stack]) => stack_events(stack, &log).await,
+        (Some("store-artifact"), [key, path]) => store_artifact(&helper, key, path, &log).await,
+        (Some("stack-outputs"), [stack]) => stack_outputs(&helper, stack, &log).await,
+        (Some("stack-events"), [stack]) => stack_events(&helper, stack, &log).await,
         _ => {
             eprintln!("Unknown arguments: {args:?}");
             log.remove();
@@ -91,18 +93,43 @@ fn parse_event(json: &str, log: &CommandLog) -> Result<StacksEvent, CommandError
     serde_json::from_str(json).map_err(CommandError::BadEvent)
 }
 
-fn env(name: &'static str) -> Result<String, CommandError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or(CommandError::Unset(name))
+/// What the helpers read of the job's environment, once: its variables, and how AWS is
+/// reached (the settings' timeouts; their defaults when a setting is bad, since a helper's
+/// job is not to judge the runner's configuration).
+struct Helper {
+    env: Environment,
+    aws: AwsConfig,
 }
 
-async fn save_stacks(event: &StacksEvent, log: &CommandLog) -> Result<(), CommandError> {
-    let table = env("ATTINI_RESOURCE_STATE_TABLE")?;
-    let region = env("ATTINI_AWS_REGION")?;
-    let account = env("ATTINI_AWS_ACCOUNT")?;
-    let clients = Clients::load(Some(region.clone()), timeouts()).await;
+impl Helper {
+    fn from_environment(env: Environment) -> Self {
+        let aws = crate::config::aws_lenient(&env);
+        Helper { env, aws }
+    }
+
+    /// A variable the helper needs.
+    fn var(&self, name: &'static str) -> Result<String, CommandError> {
+        self.env
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or(CommandError::Unset(name))
+    }
+
+    async fn clients(&self) -> Clients {
+        Clients::load(&self.aws).await
+    }
+}
+
+async fn save_stacks(
+    helper: &Helper,
+    event: &StacksEvent,
+    log: &CommandLog,
+) -> Result<(), CommandError> {
+    let table = helper.var("ATTINI_RESOURCE_STATE_TABLE")?;
+    let region = helper.var("ATTINI_AWS_REGION")?;
+    let account = helper.var("ATTINI_AWS_ACCOUNT")?;
+    let clients = helper.clients().await;
     for item in stack_items(event, &region, &account) {
         let name = item
             .iter()
@@ -115,25 +142,30 @@ async fn save_stacks(event: &StacksEvent, log: &CommandLog) -> Result<(), Comman
     Ok(())
 }
 
-async fn store_artifact(key: &str, path: &str, log: &CommandLog) -> Result<(), CommandError> {
-    let bucket = env("ATTINI_ARTIFACT_STORE")?;
+async fn store_artifact(
+    helper: &Helper,
+    key: &str,
+    path: &str,
+    log: &CommandLog,
+) -> Result<(), CommandError> {
+    let bucket = helper.var("ATTINI_ARTIFACT_STORE")?;
     println!("Storing {path} in artifact store.");
-    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
+    let clients = helper.clients().await;
     log.write(&format!("putting s3://{bucket}/{key}"));
     s3::put_file(&clients.s3, &bucket, key, path).await?;
     Ok(())
 }
 
-async fn stack_outputs(stack: &str, log: &CommandLog) -> Result<(), CommandError> {
-    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
+async fn stack_outputs(helper: &Helper, stack: &str, log: &CommandLog) -> Result<(), CommandError> {
+    let clients = helper.clients().await;
     log.write(&format!("describing stack {stack}"));
     let outputs = cloudformation::outputs(&clients.cloudformation, stack).await?;
     println!("{outputs}");
     Ok(())
 }
 
-async fn stack_events(stack: &str, log: &CommandLog) -> Result<(), CommandError> {
-    let clients = Clients::load(std::env::var("ATTINI_AWS_REGION").ok(), timeouts()).await;
+async fn stack_events(helper: &Helper, stack: &str, log: &CommandLog) -> Result<(), CommandError> {
+    let clients = helper.clients().await;
     log.write(&format!("reading the events of stack {stack}"));
     // Called after a failed deploy: what it cannot read is said, not a second failure.
     match cloudformation::failure_lines(&clients.cloudformation, stack).await {
@@ -141,14 +173,6 @@ async fn stack_events(stack: &str, log: &CommandLog) -> Result<(), CommandError>
         Err(e) => println!("CloudFormation: could not read the events of stack {stack}: {e}"),
     }
     Ok(())
-}
-
-/// The AWS timeouts of the settings (their defaults when a setting is bad: a helper's job is
-/// not to judge the runner's configuration).
-fn timeouts() -> crate::aws::AwsTimeouts {
-    crate::config::Settings::from_env()
-        .map(|s| s.aws)
-        .unwrap_or_default()
 }
 
 /// The command-mode log file.
