@@ -7,7 +7,7 @@
 //! URL and a token of its own (`AWS_CONTAINER_CREDENTIALS_FULL_URI`,
 //! `AWS_CONTAINER_AUTHORIZATION_TOKEN`), which every AWS SDK and the AWS CLI read and refresh
 //! from; the engine withholds the runner's own credentials and settings from it
-//! ([`crate::engine::RunOptions::own_credentials`]). Dropping the [`Grant`] revokes the token.
+//! ([`crate::engine::RunOptions::withheld`]). Dropping the [`Grant`] revokes the token.
 //! Cancellation: dropping [`JobRoles::grant`] midway assumes nothing more and registers nothing.
 
 pub mod names;

@@ -14,13 +14,13 @@
 pub mod distribution;
 mod env;
 pub use env::{CREDENTIAL_VARIABLES, withheld};
+mod command_spans;
 pub mod executor;
 pub mod job_dir;
 pub mod outcome;
 mod output_file;
 pub mod redact;
 pub mod tools;
-mod trace;
 mod work_dir;
 
 use std::path::PathBuf;
@@ -238,7 +238,7 @@ impl Engine {
         .instrument(commands.clone())
         .await;
         let execution = execution.map_err(|e| runtime(e.to_string()))?;
-        trace::command_spans(&commands, &dir.progress(), ended);
+        command_spans::command_spans(&commands, &dir.progress(), ended);
         drop(commands);
         let report = match execution.termination {
             Termination::Exited(0) => {

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::job::JobKind;
-use crate::job::words::quote;
+use crate::job::shell_words::quote;
 
 /// Where the kinds' tools are; `None`: the name (`cdk`, `sam`) on the job's PATH.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

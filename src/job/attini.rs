@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::fields::{self, ParseError, join, required_str};
+use super::field_checks::{self, ParseError, join, required_str};
 use super::{AttiniContext, DistributionRef, JobFormat, JobSpec};
 
 /// Top-level keys removed from the body to form the `$ATTINI_INPUT` file (CONTRACT.md 5.6.2).
@@ -63,11 +63,11 @@ fn properties(body: &Value) -> Result<(Vec<String>, BTreeMap<String, String>), P
         None | Some(Value::Null) => {
             return Err(ParseError::field("Properties.Commands", "is missing"));
         }
-        Some(v) => fields::commands(v, "Properties.Commands")?,
+        Some(v) => field_checks::commands(v, "Properties.Commands")?,
     };
     let environment = match properties.get("Environment") {
         None => Default::default(),
-        Some(v) => fields::environment(v, "Properties.Environment")?,
+        Some(v) => field_checks::environment(v, "Properties.Environment")?,
     };
     Ok((commands, environment))
 }
@@ -92,7 +92,7 @@ fn metadata(body: &Value) -> Result<Metadata, ParseError> {
         Some(other) => {
             return Err(ParseError::field(
                 join(meta_path, "sfnToken"),
-                format!("must be a string, got {}", fields::type_name(other)),
+                format!("must be a string, got {}", field_checks::type_name(other)),
             ));
         }
     };
@@ -135,7 +135,7 @@ fn object<'a>(parent: &'a Value, parent_path: &str, key: &str) -> Result<&'a Val
         None | Some(Value::Null) => Err(ParseError::field(path, "is missing")),
         Some(other) => Err(ParseError::field(
             path,
-            format!("must be an object, got {}", fields::type_name(other)),
+            format!("must be an object, got {}", field_checks::type_name(other)),
         )),
     }
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cdk_args;
-use super::fields::{self, ParseError};
-use super::words::{has_nul, join, many, one, project_path, quote};
+use super::field_checks::{self, ParseError};
+use super::shell_words::{has_nul, join, many, one, project_path, quote};
 
 /// The properties of an AttiniCdk step.
 #[derive(Debug, Default, Deserialize)]
@@ -68,7 +68,7 @@ pub struct StackConfiguration {
 }
 
 fn scalar(value: &Value, path: &str) -> Result<String, ParseError> {
-    fields::scalar_string(value, path)
+    field_checks::scalar_string(value, path)
 }
 
 /// The AttiniCdk command list.

@@ -7,7 +7,7 @@
 //! environment on): the job fails, saying so, rather than deploy without them. Pure text;
 //! nothing to cancel.
 
-use super::words::quote;
+use super::shell_words::quote;
 
 /// The preload script, next to the job's output file.
 const PRELOAD: &str = "\"$ATTINI_OUTPUT.cdk-args.js\"";

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::cdk::cdk_commands;
-use super::fields::ParseError;
+use super::field_checks::ParseError;
 use super::sam::sam_commands;
 
 /// The commands for `kind` with `properties`.
@@ -65,7 +65,7 @@ mod tests {
         assert_eq!(c[0], "cd ./infra");
         assert!(c[1].starts_with("printf '%s' ") && c[2].starts_with("export NODE_OPTIONS="));
         // Parameters and context are handed over in ATTINI_CDK_ARGS, not as arguments.
-        let quote = crate::job::words::quote;
+        let quote = crate::job::shell_words::quote;
         let handed = format!(
             "ATTINI_CDK_ARGS={}",
             quote(

@@ -8,13 +8,13 @@
 pub mod attini;
 mod cdk;
 mod cdk_args;
-mod fields;
+mod field_checks;
 mod job_kind;
 mod kinds;
 pub mod native;
 mod sam;
 pub mod secret_ref;
-pub(crate) mod words;
+pub(crate) mod shell_words;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use fields::{ParseError, check_variable_name, role_arn};
+pub use field_checks::{ParseError, check_variable_name, role_arn};
 pub use job_kind::{JobKind, Tool};
 pub use secret_ref::SecretRef;
 
@@ -151,7 +151,7 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
     })?;
     let Value::Object(map) = &value else {
         return Err(ParseError::NotObject {
-            found: fields::type_name(&value),
+            found: field_checks::type_name(&value),
         });
     };
     if map.contains_key("deploymentPlanExecutionMetadata") {

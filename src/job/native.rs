@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::SecretRef;
-use super::fields::{self, ParseError};
+use super::field_checks::{self, ParseError};
 use super::{DistributionRef, JobFormat, JobSpec};
 
 /// Longest `timeoutSeconds` / `heartbeatSeconds` accepted: one year, the Step Functions maximum.
@@ -64,7 +64,7 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
     let distribution = job.distribution.map(distribution).transpose()?;
     let working_directory = job
         .working_directory
-        .map(|d| fields::relative_dir(&d, "workingDirectory"))
+        .map(|d| field_checks::relative_dir(&d, "workingDirectory"))
         .transpose()?;
     Ok(JobSpec {
         format: JobFormat::Native,
@@ -82,7 +82,10 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         working_directory,
         timeout: seconds(job.timeout_seconds, "timeoutSeconds")?,
         heartbeat: seconds(job.heartbeat_seconds, "heartbeatSeconds")?,
-        role: job.role.map(|r| fields::role_arn(&r, "role")).transpose()?,
+        role: job
+            .role
+            .map(|r| field_checks::role_arn(&r, "role"))
+            .transpose()?,
         execution: job
             .execution_arn
             .filter(|e| !e.trim().is_empty())
@@ -121,7 +124,7 @@ fn commands(
             if properties.is_some() {
                 return Err(ParseError::field("properties", "is only used with `kind`"));
             }
-            let commands = fields::commands(&commands, "commands")?;
+            let commands = field_checks::commands(&commands, "commands")?;
             if commands.is_empty() {
                 return Err(ParseError::field(
                     "commands",
@@ -150,7 +153,7 @@ fn variables(
     environment: &Value,
     secret_environment: &Value,
 ) -> Result<(Variables, (Variables, References)), ParseError> {
-    let environment = fields::environment(environment, "environment")?;
+    let environment = field_checks::environment(environment, "environment")?;
     let secrets = secret_variables(secret_environment)?;
     let names = secrets.0.keys().chain(secrets.1.keys());
     if let Some(name) = names.into_iter().find(|k| environment.contains_key(*k)) {
@@ -166,7 +169,7 @@ fn variables(
 fn secret_variables(value: &Value) -> Result<(Variables, References), ParseError> {
     let Value::Object(map) = value else {
         return Ok((
-            fields::environment(value, "secretEnvironment")?,
+            field_checks::environment(value, "secretEnvironment")?,
             References::new(),
         ));
     };
@@ -174,11 +177,11 @@ fn secret_variables(value: &Value) -> Result<(Variables, References), ParseError
         serde_json::Map<String, Value>,
         serde_json::Map<String, Value>,
     ) = map.clone().into_iter().partition(|(_, v)| v.is_object());
-    let values = fields::environment(&Value::Object(values), "secretEnvironment")?;
+    let values = field_checks::environment(&Value::Object(values), "secretEnvironment")?;
     let mut references = References::new();
     for (name, value) in &objects {
         let path = format!("secretEnvironment.{name}");
-        fields::check_variable_name(name, &path)?;
+        field_checks::check_variable_name(name, &path)?;
         references.insert(name.clone(), SecretRef::parse(value, &path)?);
     }
     Ok((values, references))

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{self, ParseError};
-use super::words::{has_nul, join, one, project_path, quote};
+use super::field_checks::{self, ParseError};
+use super::shell_words::{has_nul, join, one, project_path, quote};
 
 /// The properties of a `sam` job (PascalCase, like the cdk kind's).
 #[derive(Debug, Default, Deserialize)]
@@ -206,7 +206,7 @@ fn pairs(values: &BTreeMap<String, Value>, field: &str) -> Result<Vec<String>, P
         .iter()
         .map(|(k, v)| {
             let path = format!("properties.{field}.{k}");
-            let value = fields::scalar_string(v, &path)?;
+            let value = field_checks::scalar_string(v, &path)?;
             if k.is_empty() || k.contains(['=', '\0']) || value.contains('\0') {
                 return Err(ParseError::field(
                     path,

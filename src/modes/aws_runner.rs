@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Stop;
-use super::observe::{self, Observers};
+use super::observers::{self, Observers};
 use crate::aws::Clients;
 use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
@@ -48,7 +48,7 @@ impl AwsRunner {
         let engine = Arc::new(Engine::new(settings.engine.clone())?);
         stop.guard(engine.clone());
         let stats = Arc::<Stats>::default();
-        let observers = observe::start(settings, stats.clone(), queue_url).await?;
+        let observers = observers::start(settings, stats.clone(), queue_url).await?;
         Ok(AwsRunner {
             engine,
             stats,

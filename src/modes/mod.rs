@@ -7,12 +7,12 @@
 //! Cancellation: the first SIGTERM/SIGINT trips the shared shutdown token (local mode ends
 //! its job, AWS modes drain); the second kills every job's processes and exits with 130.
 
+mod admission;
 pub mod attini;
 mod aws_runner;
 pub mod command_mode;
-mod jobs;
 pub mod local;
-mod observe;
+mod observers;
 pub mod serve;
 pub mod validate;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{self, Admitter};
 use super::aws_runner::{AwsRunner, StartError};
-use super::jobs::{self, Admitter};
 use super::{ExitStatus, Stop};
 use crate::aws::Clients;
 use crate::aws::ecs_agent::EcsAgent;
@@ -80,7 +80,7 @@ pub struct NativePolicy {
 impl Policy for NativePolicy {
     async fn admit(&self, message: &Message) -> Admission {
         match worker::admit::parse_message(message) {
-            Ok((job, token)) => jobs::resolve(job, token, &self.admitter, None).await,
+            Ok((job, token)) => admission::resolve(job, token, &self.admitter, None).await,
             Err(refusal) => refusal,
         }
     }

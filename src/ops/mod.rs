@@ -4,7 +4,7 @@
 //! - `GET /livez`: 200 while the worker loop is alive (its heartbeat is fresh), else 503.
 //! - `GET /readyz`: 200 once started, while not draining and the queue answers; else 503.
 //! - `GET /metrics`: every figure as OpenMetrics text ([`crate::metrics`]).
-//! - `GET /jobs`: the running jobs as JSON ([`jobs`]).
+//! - `GET /jobs`: the running jobs as JSON ([`running_jobs`]).
 //!
 //! The probes answer `{"status":"ok"}` or `{"status":"fail","reason":"..."}` and never call
 //! AWS. Each request gets [`REQUEST_TIMEOUT`], at most [`MAX_REQUESTS`] run at once, and
@@ -12,7 +12,7 @@
 //! Cancellation: the server stops accepting when its token is cancelled.
 
 pub mod check;
-pub mod jobs;
+pub mod running_jobs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ pub fn router(stats: Arc<Stats>) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/jobs", get(jobs::list))
+        .route("/jobs", get(running_jobs::list))
         .with_state(stats)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

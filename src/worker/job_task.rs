@@ -23,8 +23,8 @@ use super::answer::{self, Delivery};
 use super::board::RunningJob;
 use super::joblog::{JobLog, JobLogHandle};
 use super::lease::{Lease, beat_interval};
-use super::parts::Parts;
 use super::running::{Receipt, SlotGuard};
+use super::shared::Parts;
 use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
@@ -123,7 +123,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let runner = self.parts.runner.clone();
         let job = self.admitted.job.clone();
         let own = self.admitted.credentials.as_ref();
-        let mut env = super::trace::job_variables(&tracing::Span::current());
+        let mut env = super::job_span::job_variables(&tracing::Span::current());
         env.extend(own.iter().flat_map(|c| c.env.iter().cloned()));
         let options = RunOptions {
             source: self.admitted.source.clone(),

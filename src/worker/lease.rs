@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::parts::Parts;
 use super::running::Receipt;
+use super::shared::Parts;
 use super::{ErrorClass, JobRunner, Queue, TaskTokens};
 
 /// Beat interval when neither a lease nor the job asks for a shorter one.

@@ -19,8 +19,8 @@ use tracing::Instrument;
 use super::board::RunningJob;
 use super::job_task::JobTask;
 use super::lease::Lease;
-use super::parts::Parts;
 use super::running::SlotGuard;
+use super::shared::Parts;
 use super::{Admission, JobRunner, Message, Policy, Queue, TaskTokens, answer};
 use crate::engine::outcome::Report;
 
@@ -57,7 +57,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
             message.received,
             job_cancel.clone(),
         );
-        let span = super::trace::job_span(message);
+        let span = super::job_span::job_span(message);
         parts.stats.admitting.fetch_add(1, Ordering::SeqCst);
         let admit = self
             .policy

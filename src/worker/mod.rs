@@ -8,8 +8,9 @@
 //! in-memory pair with which the ordering of lease, heartbeat, report and delete is tested
 //! under tokio's paused clock.
 //!
-//! Files: [`poll`](self::poll) is the loop (slots, receive, admission, idle TTL, drain),
-//! [`job_task`](self::job_task) one admitted job, [`running`](self::running) the registry of
+//! Files: [`poll`](self::poll) is the loop (slots, receive, dispatch, idle TTL, drain),
+//! [`message_task`](self::message_task) one message (its lease, its admission, its job or
+//! refusal), [`job_task`](self::job_task) one admitted job, [`running`](self::running) the registry of
 //! running and finished messages with the guard that frees a slot on every exit path,
 //! [`answer`] the report delivery, [`joblog`] where output lines go, [`admit`] the decision
 //! vocabulary. Cancellation: trip the shutdown token given to [`Worker::run`].
@@ -18,17 +19,17 @@ pub mod admit;
 pub mod answer;
 pub mod board;
 pub mod health;
+mod job_span;
 mod job_task;
 pub mod joblog;
 mod lease;
 pub mod memory;
 mod message_task;
-mod parts;
 mod poll;
 pub mod protection;
 pub mod retry;
 mod running;
-mod trace;
+mod shared;
 
 #[cfg(test)]
 mod tests;
@@ -195,7 +196,7 @@ pub struct Stats {
 
 /// The warm loop over one queue.
 pub struct Worker<Q, T, R> {
-    parts: Arc<parts::Parts<Q, T, R>>,
+    parts: Arc<shared::Parts<Q, T, R>>,
     config: WorkerConfig,
 }
 
@@ -220,7 +221,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
                  so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."
             ),
         }
-        let parts = parts::Parts::new(runner, queue, tokens, lease, stats, &config);
+        let parts = shared::Parts::new(runner, queue, tokens, lease, stats, &config);
         Worker {
             parts: Arc::new(parts),
             config,

@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::message_task::MessageTask;
-use super::parts::Parts;
 use super::running::Seen;
+use super::shared::Parts;
 use super::{ErrorClass, Exit, JobRunner, Message, Policy, Queue, TaskTokens, WorkerConfig};
 
 /// Longest long poll the queue allows.

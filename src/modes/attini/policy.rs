@@ -19,7 +19,7 @@ use crate::aws::dynamodb::{self, RunnerItem};
 use crate::aws::ecs::Metadata;
 use crate::engine::outcome::Report;
 use crate::job::{self, AttiniContext};
-use crate::modes::jobs::{self, Admitter};
+use crate::modes::admission::{self, Admitter};
 use crate::worker::admit::parse_message;
 use crate::worker::{Admission, CallError, ErrorClass, Message, Policy};
 
@@ -210,6 +210,6 @@ impl Policy for AttiniPolicy {
             return refusal;
         }
         let logs_url = metadata.and_then(|m| m.logs_url);
-        jobs::resolve(job, token, &self.admitter, logs_url).await
+        admission::resolve(job, token, &self.admitter, logs_url).await
     }
 }
