@@ -15,14 +15,45 @@
 use caps::{CapSet, Capability};
 
 /// What [`apply`] achieved, for the log once logging is up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Hardening {
     /// `Err`: why the process is still dumpable.
-    pub non_dumpable: Result<(), String>,
+    pub non_dumpable: Result<(), HardenError>,
     /// `Err`: why a job could still hold `CAP_SYS_PTRACE`.
-    pub no_ptrace: Result<(), String>,
+    pub no_ptrace: Result<(), HardenError>,
     /// `Err`: why `/proc/<pid>/environ` still shows the start environment.
-    pub environ_scrubbed: Result<(), String>,
+    pub environ_scrubbed: Result<(), HardenError>,
+}
+
+/// Why one of the guards could not be put up.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    /// `prctl(PR_SET_DUMPABLE)` failed.
+    #[error("prctl(PR_SET_DUMPABLE, 0) failed: {0}")]
+    Dumpable(#[source] nix::Error),
+    /// A capability set could not be changed.
+    #[error("could not drop CAP_SYS_PTRACE from the {set:?} set: {source}")]
+    Capability {
+        /// The set.
+        set: CapSet,
+        /// The system's answer.
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    /// Without CAP_SETPCAP the bounding set keeps it.
+    #[error(
+        "CAP_SYS_PTRACE stays in the bounding set ({0}): a job running a program with file capabilities could still gain it"
+    )]
+    Bounding(#[source] caps::errors::CapsError),
+    /// `/proc/self/stat` could not be read.
+    #[error("cannot read /proc/self/stat: {0}")]
+    Stat(#[source] std::io::Error),
+    /// It lacks the start environment's bounds.
+    #[error("/proc/self/stat gives no start environment (fields 50 and 51)")]
+    NoEnvironArea,
+    /// Some variables were not moved off the start environment.
+    #[error("{0} variables still point into the start environment; it is left as it was")]
+    StillInside(usize),
 }
 
 /// Makes the process non-dumpable, drops `CAP_SYS_PTRACE` and scrubs the start environment;
@@ -32,7 +63,7 @@ pub struct Hardening {
 ///
 /// No other thread may exist yet (it would read the environment while it is rewritten).
 pub unsafe fn apply() -> Hardening {
-    let non_dumpable = nix::sys::prctl::set_dumpable(false).map_err(|e| e.to_string());
+    let non_dumpable = nix::sys::prctl::set_dumpable(false).map_err(HardenError::Dumpable);
     Hardening {
         non_dumpable,
         no_ptrace: drop_ptrace(),
@@ -49,7 +80,7 @@ pub unsafe fn apply() -> Hardening {
 ///
 /// No other thread may exist yet.
 #[allow(clippy::disallowed_methods)] // It rewrites the environment itself, before it is read.
-unsafe fn scrub_environ() -> Result<(), String> {
+unsafe fn scrub_environ() -> Result<(), HardenError> {
     let (start, end) = environ_area()?;
     let vars: Vec<_> = std::env::vars_os().collect();
     for (name, value) in &vars {
@@ -68,9 +99,7 @@ unsafe fn scrub_environ() -> Result<(), String> {
         inside
     };
     if inside > 0 {
-        return Err(format!(
-            "{inside} variables still point into the start environment; it is left as it was"
-        ));
+        return Err(HardenError::StillInside(inside));
     }
     // SAFETY: `start..end` is this process's own start environment, mapped writable on its
     // stack by the kernel; after the loop above nothing refers to it any more.
@@ -79,37 +108,33 @@ unsafe fn scrub_environ() -> Result<(), String> {
 }
 
 /// `env_start` and `env_end` (fields 50 and 51 of `/proc/self/stat`).
-fn environ_area() -> Result<(usize, usize), String> {
-    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
+fn environ_area() -> Result<(usize, usize), HardenError> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(HardenError::Stat)?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let after = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
         .unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| -> Result<usize, String> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("/proc/self/stat has no field {n}"))
-    };
-    let (start, end) = (field(50)?, field(51)?);
-    if start == 0 || end <= start {
-        return Err(format!("no start environment at {start:#x}..{end:#x}"));
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    match (field(50), field(51)) {
+        (Some(start), Some(end)) if start > 0 && end > start => Ok((start, end)),
+        _ => Err(HardenError::NoEnvironArea),
     }
-    Ok((start, end))
 }
 
-fn drop_ptrace() -> Result<(), String> {
+fn drop_ptrace() -> Result<(), HardenError> {
     let cap = Capability::CAP_SYS_PTRACE;
     // Ambient first (it needs the capability in the inheritable set), the bounding set while
     // CAP_SETPCAP is still effective.
     let bounding = caps::drop(None, CapSet::Bounding, cap);
-    for set in [CapSet::Ambient, CapSet::Inheritable] {
-        caps::drop(None, set, cap).map_err(|e| e.to_string())?;
-    }
-    for set in [CapSet::Effective, CapSet::Permitted] {
-        caps::drop(None, set, cap).map_err(|e| e.to_string())?;
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
+        caps::drop(None, set, cap).map_err(|source| HardenError::Capability { set, source })?;
     }
     match bounding {
         Ok(()) => Ok(()),
@@ -117,9 +142,7 @@ fn drop_ptrace() -> Result<(), String> {
         // program with file capabilities could then gain it.
         Err(e) => match caps::has_cap(None, CapSet::Bounding, cap) {
             Ok(false) => Ok(()),
-            _ => Err(format!(
-                "CAP_SYS_PTRACE stays in the bounding set ({e}): a job running a program with file capabilities could still gain it"
-            )),
+            _ => Err(HardenError::Bounding(e)),
         },
     }
 }
@@ -132,9 +155,9 @@ impl Hardening {
                 "runner process is non-dumpable, CAP_SYS_PTRACE is dropped and the start environment scrubbed: jobs cannot read its memory or environment"
             ),
             (dumpable, ptrace, environ) => tracing::warn!(
-                dumpable = dumpable.as_ref().err(),
-                ptrace = ptrace.as_ref().err(),
-                environ = environ.as_ref().err(),
+                dumpable = dumpable.as_ref().err().map(ToString::to_string),
+                ptrace = ptrace.as_ref().err().map(ToString::to_string),
+                environ = environ.as_ref().err().map(ToString::to_string),
                 "jobs might read the runner's memory or environment"
             ),
         }
