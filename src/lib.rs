@@ -32,6 +32,7 @@
 //! (`modes::aws_runner`).
 
 pub mod aws;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod credentials;

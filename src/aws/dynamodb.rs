@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::Duration;
 
 use super::error::classify;
+use crate::calls::with_backoff;
 use crate::worker::CallError;
-use crate::worker::retry::with_backoff;
 
 /// How long a DynamoDB call is retried through transient errors: two minutes, so that a minute
 /// of throttling is ridden out.
@@ -56,7 +56,7 @@ impl RunnerItem {
                 .send()
                 .await
                 .map(|out| out.item.unwrap_or_default())
-                .map_err(|e| classify("GetItem", &e))
+                .map_err(|e| classify("GetItem", e))
         })
         .await
     }
@@ -87,7 +87,7 @@ impl RunnerItem {
             {
                 Ok(Started::OtherTask)
             }
-            Err(e) => Err(classify("UpdateItem", &e)),
+            Err(e) => Err(classify("UpdateItem", e)),
         }
     }
 }
@@ -114,7 +114,7 @@ pub async fn is_current_execution(
             .key("deploymentTime", AttributeValue::N("0".into()))
             .send()
             .await
-            .map_err(|e| classify("GetItem", &e))
+            .map_err(|e| classify("GetItem", e))
     })
     .await?;
     let arns = out
@@ -146,7 +146,7 @@ pub async fn put_strings(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("PutItem", &e))
+            .map_err(|e| classify("PutItem", e))
     })
     .await
 }

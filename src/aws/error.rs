@@ -6,17 +6,18 @@
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
+use crate::calls::{CallError, ErrorClass};
 use crate::metrics::AwsErrorLabels;
-use crate::worker::retry::{CallError, ErrorClass};
 
-/// Classifies an SDK error of any service, and counts it in the metrics.
-pub fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> CallError
+/// Classifies an SDK error of any service, keeps it as the failure's source, and counts it in
+/// the metrics.
+pub fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CallError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (class, message) = match err {
+    let (class, message) = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            (ErrorClass::Transient, error_chain(err))
+            (ErrorClass::Transient, error_chain(&err))
         }
         SdkError::ServiceError(service) => {
             let e = service.err();
@@ -28,9 +29,12 @@ where
                 format!("{code}: {text}"),
             )
         }
-        _ => (ErrorClass::Permanent, error_chain(err)),
+        _ => (ErrorClass::Permanent, error_chain(&err)),
     };
-    counted(operation, class, message)
+    CallError {
+        source: Some(std::sync::Arc::new(err)),
+        ..counted(operation, class, message)
+    }
 }
 
 /// Classifies one failed entry of a batch request (its error `code` and `text`), and counts
@@ -54,6 +58,7 @@ fn counted(operation: &'static str, class: ErrorClass, message: String) -> CallE
         operation,
         class,
         message,
+        source: None,
     }
 }
 

@@ -84,6 +84,7 @@ impl<E: Send> GroupCommit<E> {
             operation: self.operation,
             class: ErrorClass::Transient,
             message: "the batch request carrying this entry was abandoned; try again".into(),
+            source: None,
         }
     }
 
@@ -124,6 +125,7 @@ mod tests {
                                     operation: "Test",
                                     class: ErrorClass::Permanent,
                                     message: format!("entry {e}"),
+                                    source: None,
                                 })
                             } else {
                                 Ok(())

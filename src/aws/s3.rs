@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::error::classify;
+use crate::calls::{self, CallError, ErrorClass};
 use crate::engine::distribution::{Fetch, FetchError, FetchFuture, Source};
 use crate::worker::joblog::{LogStore, PutFuture};
-use crate::worker::retry::{self, CallError, ErrorClass};
 
 /// How long reading a distribution's metadata is retried through transient errors.
 const HEAD_DEADLINE: Duration = Duration::from_secs(60);
@@ -43,14 +43,14 @@ impl S3Zip {
         let identity = match identity {
             Some(identity) => identity,
             None => {
-                let head = retry::with_backoff(HEAD_DEADLINE, || async {
+                let head = calls::with_backoff(HEAD_DEADLINE, || async {
                     self.s3
                         .head_object()
                         .bucket(&self.bucket)
                         .key(&self.key)
                         .send()
                         .await
-                        .map_err(|e| classify("HeadObject", &e))
+                        .map_err(|e| classify("HeadObject", e))
                 })
                 .await
                 .map_err(|e| self.explain(&e))?;
@@ -80,14 +80,14 @@ impl S3Zip {
     }
 
     async fn download(&self, dest: &Path, max_bytes: u64) -> Result<(), FetchError> {
-        let object = retry::with_backoff(GET_DEADLINE, || async {
+        let object = calls::with_backoff(GET_DEADLINE, || async {
             self.s3
                 .get_object()
                 .bucket(&self.bucket)
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| classify("GetObject", &e))
+                .map_err(|e| classify("GetObject", e))
         })
         .await
         .map_err(|e| self.explain(&e))?;
@@ -167,7 +167,7 @@ impl LogStore for S3Log {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| classify("PutObject", &e))
+                .map_err(|e| classify("PutObject", e))
         })
     }
 }
@@ -207,6 +207,6 @@ pub async fn put_file(
         .body(body)
         .send()
         .await
-        .map_err(|e| classify("PutObject", &e))?;
+        .map_err(|e| classify("PutObject", e))?;
     Ok(())
 }

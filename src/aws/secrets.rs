@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::classify;
+use crate::calls::{CallError, ErrorClass, with_backoff};
 use crate::job::SecretRef;
-use crate::worker::retry::{CallError, ErrorClass, with_backoff};
 
 /// How long transient errors (throttling, timeouts) of one read are retried: 30 s.
 pub const SECRET_DEADLINE: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .secret_id(id)
                     .send()
                     .await
-                    .map_err(|e| classify("GetSecretValue", &e))
+                    .map_err(|e| classify("GetSecretValue", e))
             })
             .await
             .map_err(|e| explain(&e, "secretsmanager:GetSecretValue"))?;
@@ -74,7 +74,7 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .with_decryption(true)
                     .send()
                     .await
-                    .map_err(|e| classify("GetParameter", &e))
+                    .map_err(|e| classify("GetParameter", e))
             })
             .await
             .map_err(|e| explain(&e, "ssm:GetParameter (and kms:Decrypt for a SecureString)"))?;

@@ -27,7 +27,7 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskSuccess", &e))
+            .map_err(|e| classify("SendTaskSuccess", e))
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), CallError> {
@@ -39,7 +39,7 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskFailure", &e))
+            .map_err(|e| classify("SendTaskFailure", e))
     }
 
     async fn heartbeat(&self, token: &str) -> Result<(), CallError> {
@@ -49,6 +49,6 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskHeartbeat", &e))
+            .map_err(|e| classify("SendTaskHeartbeat", e))
     }
 }

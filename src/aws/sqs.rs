@@ -71,7 +71,7 @@ impl SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("ChangeMessageVisibility", &e))
+            .map_err(|e| classify("ChangeMessageVisibility", e))
     }
 
     /// One `DeleteMessageBatch` request; a result per receipt, in order.
@@ -91,7 +91,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(DELETE_BATCH, &e))
+                .map_err(|e| classify(DELETE_BATCH, e))
                 .map(|out| out.failed),
         };
         per_entry(DELETE_BATCH, receipts.len(), sent)
@@ -115,7 +115,7 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(VISIBILITY_BATCH, &e))
+                .map_err(|e| classify(VISIBILITY_BATCH, e))
                 .map(|out| out.failed),
         };
         per_entry(VISIBILITY_BATCH, changes.len(), sent)
@@ -159,7 +159,7 @@ impl Queue for SqsQueue {
             )
             .send()
             .await
-            .map_err(|e| classify("ReceiveMessage", &e))?;
+            .map_err(|e| classify("ReceiveMessage", e))?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -214,6 +214,7 @@ fn unbuildable(operation: &'static str, e: aws_sdk_sqs::error::BuildError) -> Ca
         operation,
         class: ErrorClass::Permanent,
         message: format!("could not build the request: {e}"),
+        source: None,
     }
 }
 
@@ -297,6 +298,7 @@ mod tests {
             operation: DELETE_BATCH,
             class: ErrorClass::Denied,
             message: "AccessDenied: no".into(),
+            source: None,
         };
         let results = per_entry(DELETE_BATCH, 2, Err(error.clone()));
         assert_eq!(results, vec![Err(error.clone()), Err(error)]);

@@ -123,7 +123,7 @@ async fn assume(sts: &aws_sdk_sts::Client, request: &AssumeRequest) -> Result<Is
         .set_tags((!tags.is_empty()).then_some(tags))
         .send()
         .await
-        .map_err(|e| error(classify("AssumeRole", &e).message))?;
+        .map_err(|e| error(classify("AssumeRole", e).message))?;
     let credentials: Credentials = answer
         .credentials
         .ok_or_else(|| error("STS answered without credentials".into()))?;

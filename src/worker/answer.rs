@@ -11,7 +11,7 @@ use crate::metrics::ReportResult;
 use std::time::Duration;
 
 use super::TaskTokens;
-use super::retry::{self, CallError, ErrorClass};
+use crate::calls::{self, CallError, ErrorClass};
 use crate::engine::outcome::{RUNTIME_ERROR, Report};
 
 /// How long a report is retried through transient errors: ten minutes.
@@ -64,7 +64,7 @@ pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> 
 }
 
 async fn send(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {
-    let result = retry::with_backoff(REPORT_DEADLINE, || async {
+    let result = calls::with_backoff(REPORT_DEADLINE, || async {
         match report {
             Report::Success { output } => tokens.succeed(token, output).await,
             Report::Failure { error, cause } => {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::retry::CallError;
+use crate::calls::CallError;
 use crate::engine::executor::LogSink;
 use crate::engine::executor::batch::{Batch, Stream};
 

@@ -182,6 +182,7 @@ impl MemoryQueue {
                 operation,
                 class: ErrorClass::Permanent,
                 message: format!("ReceiptHandleIsInvalid: {receipt}"),
+                source: None,
             });
         };
         change(&mut messages, index);
@@ -300,6 +301,7 @@ impl MemoryTokens {
                 operation,
                 class: ErrorClass::TaskGone,
                 message: "TaskTimedOut: the task is closed".into(),
+                source: None,
             });
         }
         Ok(())
@@ -345,6 +347,7 @@ impl TaskTokens for MemoryTokens {
                 operation: "SendTaskSuccess",
                 class: ErrorClass::Permanent,
                 message: "InvalidOutput: the output is not valid".into(),
+                source: None,
             });
         }
         let event = Event::Succeeded(token.into(), output.into());
@@ -365,6 +368,7 @@ impl TaskTokens for MemoryTokens {
                 operation: "SendTaskHeartbeat",
                 class: ErrorClass::Denied,
                 message: "AccessDeniedException".into(),
+                source: None,
             });
         }
         self.journal.push(Event::Heartbeat(token.into()));

@@ -27,7 +27,7 @@ pub mod memory;
 mod message_task;
 mod poll;
 pub mod protection;
-pub mod retry;
+
 mod running;
 mod shared;
 
@@ -45,8 +45,8 @@ use crate::engine::executor::LogSink;
 use crate::engine::{Engine, JobResult, RunOptions};
 use crate::job::JobSpec;
 
+pub use crate::calls::{CallError, ErrorClass};
 pub use admit::{Admission, Admitted, Policy};
-pub use retry::{CallError, ErrorClass};
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]

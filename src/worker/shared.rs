@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::running::{LastEnd, Registry};
 use tokio_util::sync::CancellationToken;
 
-use super::{JobRunner, Message, Queue, Stats, TaskTokens, WorkerConfig, retry};
+use super::{JobRunner, Message, Queue, Stats, TaskTokens, WorkerConfig};
+use crate::calls;
 
 /// How long deleting a message is retried through transient errors.
 pub const DELETE_DEADLINE: Duration = Duration::from_secs(60);
@@ -104,7 +105,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
     }
 
     /// Deletes a message, retrying transient errors for up to [`DELETE_DEADLINE`].
-    pub async fn delete(&self, receipt: &str) -> Result<(), retry::CallError> {
-        retry::with_backoff(DELETE_DEADLINE, || self.queue.delete(receipt)).await
+    pub async fn delete(&self, receipt: &str) -> Result<(), calls::CallError> {
+        calls::with_backoff(DELETE_DEADLINE, || self.queue.delete(receipt)).await
     }
 }

@@ -6,13 +6,22 @@ use std::path::Path;
 /// Which top-level modules code in `floor` may name with `crate::`.
 fn allowed(floor: &str) -> Option<&'static [&'static str]> {
     Some(match floor {
+        "calls" => &[],
         "metrics" => &["metrics"],
         "job" => &["job"],
         "engine" => &["job", "engine", "metrics"],
-        "worker" => &["job", "engine", "worker", "metrics"],
-        "aws" => &["job", "engine", "worker", "aws", "metrics"],
+        "worker" => &["job", "engine", "worker", "metrics", "calls"],
+        "aws" => &["job", "engine", "worker", "aws", "metrics", "calls"],
         "ops" => &["engine", "worker", "metrics", "ops"],
-        "credentials" => &["job", "engine", "worker", "aws", "metrics", "credentials"],
+        "credentials" => &[
+            "job",
+            "engine",
+            "worker",
+            "aws",
+            "metrics",
+            "calls",
+            "credentials",
+        ],
         "config" => &["job", "engine", "worker", "aws", "credentials", "config"],
         "harden" => &[],
         "signals" => &[],

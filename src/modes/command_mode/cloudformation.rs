@@ -41,7 +41,7 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| CommandError::Call(classify("DescribeStackEvents", &e)))?;
+        .map_err(|e| CommandError::Call(classify("DescribeStackEvents", e)))?;
     let failed = last_operation_failures(events.stack_events(), stack);
     lines.extend(failed.iter().map(|e| describe(e)));
     if let Some(first) = failed.first() {
@@ -60,7 +60,7 @@ async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, C
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| CommandError::Call(classify("DescribeStacks", &e)))?;
+        .map_err(|e| CommandError::Call(classify("DescribeStacks", e)))?;
     Ok(described.stacks().first().cloned())
 }
 

@@ -87,6 +87,7 @@ async fn a_queue_that_may_not_be_read_stops_the_worker_with_its_reason() {
         operation: "ReceiveMessage",
         class: ErrorClass::Denied,
         message: "AccessDenied: no".into(),
+        source: None,
     });
     let worker = rig.start(config(1, None)).await;
     match worker.await.unwrap() {

@@ -1,5 +1,7 @@
-//! The failure of a call to what the worker talks to (queue, task tokens, log store), sorted
-//! into classes the worker acts on, and the retry of transient ones.
+//! The failure of a call to a service the runner talks to (queue, task tokens, log store,
+//! distributions, tables), sorted into classes the callers act on, with the error it came from
+//! as its source, and the retry of transient ones. The bottom floor: every other one may use
+//! it.
 //!
 //! Throttling, 5xx, timeouts and connection errors are transient: retried with jittered
 //! exponential backoff until a deadline. A closed task token (`TaskTimedOut`, `InvalidToken`,
@@ -9,6 +11,7 @@
 //! [`with_backoff`] stops between attempts.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
@@ -28,8 +31,8 @@ pub enum ErrorClass {
     Permanent,
 }
 
-/// A classified failed call with a one-line description.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A classified failed call with a one-line description, and the error it came from.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed: {message}")]
 pub struct CallError {
     /// What was being done, e.g. `SendTaskSuccess`.
@@ -38,7 +41,20 @@ pub struct CallError {
     pub class: ErrorClass,
     /// The service's error code and message, or the transport error.
     pub message: String,
+    /// The error the call failed with (the SDK's), when there is one.
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Two failures are the same when they say the same; their sources are not compared.
+impl PartialEq for CallError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.operation, self.class, &self.message)
+            == (other.operation, other.class, &other.message)
+    }
+}
+
+impl Eq for CallError {}
 
 /// Retries `call` while it fails with a transient error, with jittered exponential backoff
 /// (0.2 s doubling to 20 s), until `deadline` has passed; returns the last result.
@@ -69,6 +85,7 @@ impl CallError {
             operation,
             class: ErrorClass::Transient,
             message: message.into(),
+            source: None,
         }
     }
 }
@@ -89,6 +106,7 @@ mod tests {
                         operation: "Op",
                         class: ErrorClass::Transient,
                         message: "503".into(),
+                        source: None,
                     })
                 } else {
                     Ok(attempt)
@@ -109,6 +127,7 @@ mod tests {
                     operation: "Op",
                     class: ErrorClass::Permanent,
                     message: "bad".into(),
+                    source: None,
                 })
             }
         })
