@@ -18,7 +18,8 @@
 //!    [`telemetry`] (logs and traces) and [`harden`] (jobs cannot read the runner) serve them,
 //!    and [`ops`] (the HTTP ops server over the worker's health and board).
 //!
-//! [`metrics`] is below them all: every floor records into its one set of figures.
+//! [`metrics`] and [`calls`] are below them all: every floor records into the one set of
+//! figures, and every failed call to a service is a [`calls::CallError`] with its source.
 //!
 //! # A message, from receive to answer
 //!
