@@ -53,7 +53,7 @@ impl S3Zip {
                         .map_err(|e| classify("HeadObject", e))
                 })
                 .await
-                .map_err(|e| self.explain(&e))?;
+                .map_err(|e| self.explain(e))?;
                 format!("{}#{}", self.describe(), head.e_tag.unwrap_or_default())
             }
         };
@@ -63,20 +63,18 @@ impl S3Zip {
         })
     }
 
-    fn explain(&self, e: &CallError) -> FetchError {
-        FetchError(match e.class {
-            ErrorClass::Missing => format!(
-                "{} does not exist ({}); check the distribution's bucket and key",
-                self.describe(),
-                e.message
-            ),
-            ErrorClass::Denied => format!(
-                "access to {} is denied ({}); the runner's role needs s3:GetObject on it",
-                self.describe(),
-                e.message
-            ),
-            _ => e.to_string(),
-        })
+    fn explain(&self, e: CallError) -> FetchError {
+        match e.class {
+            ErrorClass::Missing => FetchError::Missing {
+                what: self.describe(),
+                detail: e.message,
+            },
+            ErrorClass::Denied => FetchError::Denied {
+                what: self.describe(),
+                detail: e.message,
+            },
+            _ => FetchError::Call(e),
+        }
     }
 
     async fn download(&self, dest: &Path, max_bytes: u64) -> Result<(), FetchError> {
@@ -90,13 +88,11 @@ impl S3Zip {
                 .map_err(|e| classify("GetObject", e))
         })
         .await
-        .map_err(|e| self.explain(&e))?;
-        let too_large = |size: u64| {
-            FetchError(format!(
-                "{} is {size} bytes or more, larger than a distribution may be ({max_bytes} bytes with \
-                 ATTINI_DISTRIBUTION_MAX_BYTES); raise the limit if it is really that large",
-                self.describe()
-            ))
+        .map_err(|e| self.explain(e))?;
+        let too_large = |size: u64| FetchError::TooLarge {
+            what: self.describe(),
+            size,
+            limit: max_bytes,
         };
         if let Some(size) = object.content_length.and_then(|n| u64::try_from(n).ok())
             && size > max_bytes
@@ -109,16 +105,21 @@ impl S3Zip {
         );
         let mut file = tokio::fs::File::create(dest)
             .await
-            .map_err(|e| FetchError(format!("cannot write {}: {e}", dest.display())))?;
+            .map_err(|e| write_error(dest, e))?;
         let copied = tokio::io::copy(&mut body, &mut file)
             .await
-            .map_err(|e| FetchError(format!("the download broke off: {e}")))?;
+            .map_err(|e| FetchError::BrokeOff(Arc::new(e)))?;
         if copied > max_bytes {
             return Err(too_large(copied));
         }
-        file.flush()
-            .await
-            .map_err(|e| FetchError(format!("cannot write {}: {e}", dest.display())))
+        file.flush().await.map_err(|e| write_error(dest, e))
+    }
+}
+
+fn write_error(path: &Path, e: std::io::Error) -> FetchError {
+    FetchError::Write {
+        path: path.to_path_buf(),
+        source: Arc::new(e),
     }
 }
 

@@ -9,7 +9,7 @@ fn allowed(floor: &str) -> Option<&'static [&'static str]> {
         "calls" => &[],
         "metrics" => &["metrics"],
         "job" => &["job"],
-        "engine" => &["job", "engine", "metrics"],
+        "engine" => &["job", "engine", "metrics", "calls"],
         "worker" => &["job", "engine", "worker", "metrics", "calls"],
         "aws" => &["job", "engine", "worker", "aws", "metrics", "calls"],
         "ops" => &["engine", "worker", "metrics", "ops"],

@@ -329,7 +329,11 @@ mod tests {
             "s3://b/k".into()
         }
         fn fetch<'a>(&'a self, _dest: &'a Path, _max: u64) -> FetchFuture<'a> {
-            Box::pin(async { Err(FetchError("the network is down".into())) })
+            Box::pin(async {
+                Err(FetchError::BrokeOff(std::sync::Arc::new(
+                    std::io::Error::other("the network is down"),
+                )))
+            })
         }
     }
 

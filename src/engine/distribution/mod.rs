@@ -34,10 +34,54 @@ pub trait Fetch: Send + Sync {
 /// The future returned by [`Fetch::fetch`].
 pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), FetchError>> + Send + 'a>>;
 
-/// A failed download, described by the fetcher: what went wrong and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+/// A failed download, by class: each says what went wrong and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// The object is not there.
+    #[error("{what} does not exist ({detail}); check the distribution's bucket and key")]
+    Missing {
+        /// Where it was looked for (`s3://bucket/key`).
+        what: String,
+        /// The service's words.
+        detail: String,
+    },
+    /// The runner may not read it.
+    #[error("access to {what} is denied ({detail}); the runner's role needs s3:GetObject on it")]
+    Denied {
+        /// Where it is.
+        what: String,
+        /// The service's words.
+        detail: String,
+    },
+    /// Larger than a distribution may be.
+    #[error(
+        "{what} is {size} bytes or more, larger than a distribution may be ({limit} bytes with \
+         ATTINI_DISTRIBUTION_MAX_BYTES); raise the limit if it is really that large"
+    )]
+    TooLarge {
+        /// Where it is.
+        what: String,
+        /// Its size, as far as it was seen, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The local file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The download stopped midway.
+    #[error("the download broke off: {0}")]
+    BrokeOff(#[source] Arc<std::io::Error>),
+    /// Another failure of the call (throttled for too long, a transport error).
+    #[error(transparent)]
+    Call(#[from] crate::calls::CallError),
+}
 
 /// A distribution ready to be put into a workspace.
 #[derive(Clone)]
