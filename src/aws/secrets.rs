@@ -25,25 +25,85 @@ pub struct SecretClients {
     pub ssm: aws_sdk_ssm::Client,
 }
 
+/// A reference that could not be read: which variable, which secret, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("secretEnvironment.{variable}: could not read the {reference}: {problem}")]
+pub struct SecretError {
+    /// The variable.
+    pub variable: String,
+    /// The secret, as [`SecretRef::describe`] names it.
+    pub reference: String,
+    /// Why.
+    #[source]
+    pub problem: SecretProblem,
+}
+
+/// Why a secret could not be read; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretProblem {
+    /// It is not there.
+    #[error("it does not exist ({detail}); check the name or ARN and the region")]
+    Missing {
+        /// AWS's words.
+        detail: String,
+    },
+    /// The runner may not read it.
+    #[error("access denied ({detail}); the runner's role needs {permission} on it")]
+    Denied {
+        /// AWS's words.
+        detail: String,
+        /// What the role needs.
+        permission: &'static str,
+    },
+    /// Another failure of the call.
+    #[error(transparent)]
+    Call(CallError),
+    /// A Secrets Manager secret with binary data.
+    #[error("it holds binary data, not a string; store the value as a secret string")]
+    Binary,
+    /// A parameter without a value.
+    #[error("AWS returned no value for it")]
+    NoValue,
+    /// `jsonKey` on a secret that is not a JSON object.
+    #[error("jsonKey {key:?} was given but the secret is not a JSON object")]
+    NotJson {
+        /// The key.
+        key: String,
+    },
+    /// The key holds an object or a list.
+    #[error("its key {key:?} is not a string, number or boolean")]
+    NotScalar {
+        /// The key.
+        key: String,
+    },
+    /// The key is not there.
+    #[error("it has no key {key:?}; check jsonKey (keys are case-sensitive)")]
+    NoKey {
+        /// The key.
+        key: String,
+    },
+}
+
 /// Reads every reference; variable name -> value. The error is the job's failure cause.
 pub async fn read_all(
     clients: &SecretClients,
     references: &BTreeMap<String, SecretRef>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, SecretError> {
     let mut values = BTreeMap::new();
     for (name, reference) in references {
-        let value = read(clients, reference).await.map_err(|problem| {
-            format!(
-                "secretEnvironment.{name}: could not read the {}: {problem}",
-                reference.describe()
-            )
-        })?;
+        let value = read(clients, reference)
+            .await
+            .map_err(|problem| SecretError {
+                variable: name.clone(),
+                reference: reference.describe(),
+                problem,
+            })?;
         values.insert(name.clone(), value);
     }
     Ok(values)
 }
 
-async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, String> {
+async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, SecretProblem> {
     match reference {
         SecretRef::SecretsManager { id, json_key } => {
             let out = with_backoff(SECRET_DEADLINE, || async {
@@ -56,10 +116,8 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .map_err(|e| classify("GetSecretValue", e))
             })
             .await
-            .map_err(|e| explain(&e, "secretsmanager:GetSecretValue"))?;
-            let text = out
-                .secret_string
-                .ok_or("it holds binary data, not a string; store the value as a secret string")?;
+            .map_err(|e| explain(e, "secretsmanager:GetSecretValue"))?;
+            let text = out.secret_string.ok_or(SecretProblem::Binary)?;
             match json_key {
                 None => Ok(text),
                 Some(key) => json_value(&text, key),
@@ -77,41 +135,35 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .map_err(|e| classify("GetParameter", e))
             })
             .await
-            .map_err(|e| explain(&e, "ssm:GetParameter (and kms:Decrypt for a SecureString)"))?;
+            .map_err(|e| explain(e, "ssm:GetParameter (and kms:Decrypt for a SecureString)"))?;
             out.parameter
                 .and_then(|p| p.value)
-                .ok_or_else(|| "AWS returned no value for it".to_string())
+                .ok_or(SecretProblem::NoValue)
         }
     }
 }
 
 /// The `key` of the JSON object in `text` (a string as it is, a number or boolean as text).
-fn json_value(text: &str, key: &str) -> Result<String, String> {
-    let object: Value = serde_json::from_str(text)
-        .map_err(|_| format!("jsonKey {key:?} was given but the secret is not a JSON object"))?;
+fn json_value(text: &str, key: &str) -> Result<String, SecretProblem> {
+    let key_owned = || key.to_string();
+    let object: Value =
+        serde_json::from_str(text).map_err(|_| SecretProblem::NotJson { key: key_owned() })?;
     match object.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
-        Some(_) => Err(format!(
-            "its key {key:?} is not a string, number or boolean"
-        )),
-        None => Err(format!(
-            "it has no key {key:?}; check jsonKey (keys are case-sensitive)"
-        )),
+        Some(_) => Err(SecretProblem::NotScalar { key: key_owned() }),
+        None => Err(SecretProblem::NoKey { key: key_owned() }),
     }
 }
 
-fn explain(e: &CallError, permission: &str) -> String {
+fn explain(e: CallError, permission: &'static str) -> SecretProblem {
     match e.class {
-        ErrorClass::Missing => format!(
-            "it does not exist ({}); check the name or ARN and the region",
-            e.message
-        ),
-        ErrorClass::Denied => format!(
-            "access denied ({}); the runner's role needs {permission} on it",
-            e.message
-        ),
-        _ => e.to_string(),
+        ErrorClass::Missing => SecretProblem::Missing { detail: e.message },
+        ErrorClass::Denied => SecretProblem::Denied {
+            detail: e.message,
+            permission,
+        },
+        _ => SecretProblem::Call(e),
     }
 }
 
@@ -127,14 +179,18 @@ mod tests {
         assert!(
             json_value(secret, "Password")
                 .unwrap_err()
+                .to_string()
                 .contains("no key")
         );
         assert!(
             json_value(secret, "nested")
                 .unwrap_err()
+                .to_string()
                 .contains("not a string")
         );
-        let e = json_value("plain-text-pw", "password").unwrap_err();
+        let e = json_value("plain-text-pw", "password")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a JSON object"), "{e}");
         assert!(!e.contains("plain-text-pw"), "the value never shows: {e}");
     }

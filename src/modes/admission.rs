@@ -69,7 +69,7 @@ pub async fn resolve(
     if !job.secret_references.is_empty() {
         match secrets::read_all(&clients.secrets, &job.secret_references).await {
             Ok(values) => job.secret_environment.extend(values),
-            Err(cause) => return refuse(token, cause),
+            Err(e) => return refuse(token, e.to_string()),
         }
     }
     let credentials = match admitter.roles.grant(&job).await {
