@@ -56,11 +56,11 @@ impl Hook {
         let provider = clients
             .config
             .credentials_provider()
-            .ok_or_else(|| TerminateError("no AWS credentials are configured".into()))?;
+            .ok_or(TerminateError::NoCredentials)?;
         let credentials = provider
             .provide_credentials()
             .await
-            .map_err(TerminateError::from_error)?;
+            .map_err(|e| TerminateError::Credentials(Box::new(e)))?;
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -69,7 +69,7 @@ impl Hook {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(TerminateError::from_error)?
+            .map_err(|e| TerminateError::Sign(Box::new(e)))?
             .into();
         let signable = SignableRequest::new(
             "GET",
@@ -77,40 +77,52 @@ impl Hook {
             std::iter::empty(),
             SignableBody::Bytes(&[]),
         )
-        .map_err(TerminateError::from_error)?;
+        .map_err(|e| TerminateError::Sign(Box::new(e)))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(TerminateError::from_error)?
+            .map_err(|e| TerminateError::Sign(Box::new(e)))?
             .into_parts();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
-            .map_err(TerminateError::from_error)?;
+            .map_err(TerminateError::Request)?;
         let mut request = http.get(&url);
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(TerminateError::from_error)?;
+        let response = request.send().await.map_err(TerminateError::Request)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
-            Err(TerminateError(format!(
-                "EC2 answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            )))
+            let body = response.text().await.unwrap_or_default();
+            Err(TerminateError::Refused { status, body })
         }
     }
 }
 
 /// Why `TerminateInstances` failed: credentials, signing, the request or EC2's answer.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TerminateError(String);
-
-impl TerminateError {
-    fn from_error(e: impl std::fmt::Display) -> Self {
-        TerminateError(e.to_string())
-    }
+pub enum TerminateError {
+    /// The runner has no credentials provider.
+    #[error("no AWS credentials are configured")]
+    NoCredentials,
+    /// The credentials could not be had.
+    #[error("could not get AWS credentials: {0}")]
+    Credentials(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request could not be signed.
+    #[error("could not sign the request: {0}")]
+    Sign(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request did not get through.
+    #[error("the request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    /// EC2 answered with an error.
+    #[error("EC2 answered {status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// EC2's answer.
+        body: String,
+    },
 }
 
 /// Whether the item says `shutdownHookDisabled = true`; a read error counts as "enabled".

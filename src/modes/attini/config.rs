@@ -97,8 +97,28 @@ impl AttiniConfig {
 
 /// The required runner version is not met, or is not a version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct VersionError(String);
+pub enum VersionError {
+    /// The dispatcher asked for something that is not a version.
+    #[error(
+        "The required runner version {required:?} is not a version like 2.0.2 (current version: {current})"
+    )]
+    NotAVersion {
+        /// What was asked for.
+        required: String,
+        /// This runner's version.
+        current: String,
+    },
+    /// This runner is older than required (the Attini Runner's words, typo included).
+    #[error(
+        "The current runner version is older then the required version. Required version: {required}, current version: {current}"
+    )]
+    TooOld {
+        /// What was asked for.
+        required: String,
+        /// This runner's version.
+        current: String,
+    },
+}
 
 /// Fails when `current` is older than `required` (major.minor.patch; anything after the first
 /// `-` is ignored), with the Attini Runner's message.
@@ -112,15 +132,14 @@ pub fn check_version(current: &str, required: &str) -> Result<(), VersionError> 
             parts.next().unwrap_or(Some(0))?,
         ))
     };
+    let versions = || (required.to_string(), current.to_string());
     let (Some(have), Some(want)) = (parse(current), parse(required)) else {
-        return Err(VersionError(format!(
-            "The required runner version {required:?} is not a version like 2.0.2 (current version: {current})"
-        )));
+        let (required, current) = versions();
+        return Err(VersionError::NotAVersion { required, current });
     };
     if have < want {
-        return Err(VersionError(format!(
-            "The current runner version is older then the required version. Required version: {required}, current version: {current}"
-        )));
+        let (required, current) = versions();
+        return Err(VersionError::TooOld { required, current });
     }
     Ok(())
 }
