@@ -35,7 +35,7 @@ pub enum ProtectionError {
     #[error("refused: {0}")]
     Refused(String),
     /// Anything else (unreachable, throttled, a server error); worth another try.
-    #[error("{0}")]
+    #[error("the ECS agent call failed: {0}")]
     Failed(String),
 }
 

@@ -80,7 +80,7 @@ pub async fn run(
         Err(e) => {
             // Stopped by a signal: retryable, as any interrupted job.
             let error = match e {
-                startup::StartError::Interrupted(_) => INTERRUPTED_ERROR,
+                startup::StartError::Interrupted { .. } => INTERRUPTED_ERROR,
                 _ => STARTUP_FAILED,
             };
             let status = fail(error, e.to_string(), ExitStatus::Failure).await;

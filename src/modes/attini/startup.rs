@@ -43,12 +43,34 @@ pub enum StartError {
     /// The runner's item could not be read.
     #[error("Could not read the runner's resource state: {0}")]
     ReadItem(CallError),
-    /// The startup commands failed; the cause as the Attini Runner words it.
-    #[error("{0}")]
-    Commands(String),
+    /// The startup commands exited with a code other than 0 (the Attini Runner's words).
+    #[error("Startup script finished with exit code = {code}.{see_logs}")]
+    ExitCode {
+        /// The exit code.
+        code: i32,
+        /// ` See complete logs at: <url>`, or nothing.
+        see_logs: String,
+    },
+    /// The startup commands ran out of time (the Attini Runner's words).
+    #[error("Script timed out after {seconds} seconds.{see_logs}")]
+    TimedOut {
+        /// The timeout, in seconds.
+        seconds: u64,
+        /// ` See complete logs at: <url>`, or nothing.
+        see_logs: String,
+    },
+    /// The startup commands failed otherwise (they could not start, say).
+    #[error("Startup commands failed: {cause}")]
+    Failed {
+        /// The engine's cause.
+        cause: String,
+    },
     /// A stop signal ended the startup commands.
-    #[error("{0}")]
-    Interrupted(String),
+    #[error("The runner was stopped while its startup commands ran; they were ended.{see_logs}")]
+    Interrupted {
+        /// ` See complete logs at: <url>`, or nothing.
+        see_logs: String,
+    },
 }
 
 /// Starts the runner; returns its own task ARN (when ECS metadata is available).
@@ -148,23 +170,21 @@ async fn run_startup_commands(
         .map(|u| format!(" See complete logs at: {u}"))
         .unwrap_or_default();
     let termination = result.execution.as_ref().map(|e| &e.termination);
-    let cause = match (&result.report, termination) {
+    Err(match (&result.report, termination) {
         (Report::Success { .. }, _) => return Ok(()),
         (_, Some(Termination::Cancelled)) | (_, None) if cancel.is_cancelled() => {
-            return Err(StartError::Interrupted(format!(
-                "The runner was stopped while its startup commands ran; they were ended.{see_logs}"
-            )));
+            StartError::Interrupted { see_logs }
         }
-        (_, Some(Termination::Exited(code))) => {
-            format!("Startup script finished with exit code = {code}.{see_logs}")
-        }
-        (_, Some(Termination::TimedOut(after))) => {
-            format!(
-                "Script timed out after {} seconds.{see_logs}",
-                after.as_secs()
-            )
-        }
-        (Report::Failure { cause, .. }, _) => format!("Startup commands failed: {cause}"),
-    };
-    Err(StartError::Commands(cause))
+        (_, Some(Termination::Exited(code))) => StartError::ExitCode {
+            code: *code,
+            see_logs,
+        },
+        (_, Some(Termination::TimedOut(after))) => StartError::TimedOut {
+            seconds: after.as_secs(),
+            see_logs,
+        },
+        (Report::Failure { cause, .. }, _) => StartError::Failed {
+            cause: cause.clone(),
+        },
+    })
 }
