@@ -35,8 +35,59 @@ pub struct LocalArgs {
 
 /// The job file, its flags or the settings are unusable (exit code 64).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// The job file cannot be read.
+    #[error("cannot read the job file {file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job file is not a valid job.
+    #[error("{file}: {source}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: job::ParseError,
+    },
+    /// A `--env` flag is not `KEY=VALUE`.
+    #[error("--env {0:?} must be KEY=VALUE")]
+    EnvFlag(String),
+    /// A `--env` flag names a variable badly.
+    #[error(transparent)]
+    EnvName(job::ParseError),
+    /// A secret reference, which only the AWS modes read.
+    #[error(
+        "secretEnvironment.{variable} refers to the {reference}; local mode does not call AWS. Put the value itself in secretEnvironment, or run the job with `serve`"
+    )]
+    SecretReference {
+        /// The variable.
+        variable: String,
+        /// The secret, described.
+        reference: String,
+    },
+    /// A role, which only the AWS modes assume.
+    #[error(
+        "role {0} is for the AWS modes; local mode does not call AWS, so its job runs with your own credentials. Remove `role`, or run the job with `serve`"
+    )]
+    Role(String),
+    /// The local distribution cannot be used.
+    #[error("{what}: {source}")]
+    Distribution {
+        /// `--distribution` or `distribution.path`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: crate::engine::distribution::DistributionError,
+    },
+    /// The engine cannot start (its work folder).
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
 
 /// Runs the job; prints its result line; returns the exit status.
 pub async fn run(args: LocalArgs, settings: Settings, stop: Stop) -> ExitStatus {
@@ -54,21 +105,19 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
     let mut job = read_job(&args.job_file)?;
     apply_flags(&mut job, &args)?;
     if let Some((name, reference)) = job.secret_references.iter().next() {
-        return Err(UsageError(format!(
-            "secretEnvironment.{name} refers to the {}; local mode does not call AWS. Put the value itself in secretEnvironment, or run the job with `serve`",
-            reference.describe()
-        )));
+        return Err(UsageError::SecretReference {
+            variable: name.clone(),
+            reference: reference.describe(),
+        });
     }
     if let Some(role) = &job.role {
-        return Err(UsageError(format!(
-            "role {role} is for the AWS modes; local mode does not call AWS, so its job runs with your own credentials. Remove `role`, or run the job with `serve`"
-        )));
+        return Err(UsageError::Role(role.clone()));
     }
     let source = distribution(&job, &args)?;
     // One job: a cache would only add a copy.
     let mut config = settings.engine;
     config.cache_bytes = 0;
-    let engine = Engine::new(config).map_err(|e| UsageError(e.to_string()))?;
+    let engine = Engine::new(config)?;
     let engine = Arc::new(engine);
     stop.guard(engine.clone());
     let cancel = stop.shutdown.clone();
@@ -96,13 +145,15 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
 
 /// Reads and parses the job file (`-`: standard input).
 fn read_job(job_file: &Path) -> Result<JobSpec, UsageError> {
-    let body = read_job_text(job_file).map_err(|e| {
-        UsageError(format!(
-            "cannot read the job file {}: {e}",
-            job_file.display()
-        ))
+    let file = || job_file.to_path_buf();
+    let body = read_job_text(job_file).map_err(|source| UsageError::Read {
+        file: file(),
+        source,
     })?;
-    job::parse(&body).map_err(|e| UsageError(format!("{}: {e}", job_file.display())))
+    job::parse(&body).map_err(|source| UsageError::Invalid {
+        file: file(),
+        source,
+    })
 }
 
 /// The text of a job file (`-`: standard input), without a leading byte-order mark.
@@ -136,9 +187,9 @@ pub fn result_line(report: &Report) -> String {
 fn apply_flags(job: &mut JobSpec, args: &LocalArgs) -> Result<(), UsageError> {
     for pair in &args.env {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(UsageError(format!("--env {pair:?} must be KEY=VALUE")));
+            return Err(UsageError::EnvFlag(pair.clone()));
         };
-        job::check_variable_name(key, "--env").map_err(|e| UsageError(e.to_string()))?;
+        job::check_variable_name(key, "--env").map_err(UsageError::EnvName)?;
         job.secret_environment.remove(key);
         job.environment.insert(key.to_string(), value.to_string());
     }
@@ -151,10 +202,10 @@ fn apply_flags(job: &mut JobSpec, args: &LocalArgs) -> Result<(), UsageError> {
 /// The distribution to use: the flag, else the job's local path (relative to the job file),
 /// else none. A job naming S3 runs in an empty workspace, with a warning.
 fn distribution(job: &JobSpec, args: &LocalArgs) -> Result<Option<Source>, UsageError> {
-    let local = |path: &Path, what: &str| {
+    let local = |path: &Path, what: &'static str| {
         Source::local(path)
             .map(Some)
-            .map_err(|e| UsageError(format!("{what}: {e}")))
+            .map_err(|source| UsageError::Distribution { what, source })
     };
     if let Some(path) = &args.distribution {
         return local(path, "--distribution");
