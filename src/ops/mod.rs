@@ -95,7 +95,7 @@ pub fn router(stats: Arc<Stats>) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-fn probe(result: Result<(), String>) -> Response {
+fn probe(result: Result<(), crate::worker::health::NotReady>) -> Response {
     match result {
         Ok(()) => (
             StatusCode::OK,
@@ -104,7 +104,7 @@ fn probe(result: Result<(), String>) -> Response {
             .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "fail", "reason": reason})),
+            axum::Json(serde_json::json!({"status": "fail", "reason": reason.to_string()})),
         )
             .into_response(),
     }

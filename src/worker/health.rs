@@ -97,7 +97,7 @@ impl Health {
     }
 
     /// `Ok` while alive, else why not.
-    pub fn live(&self) -> Result<(), String> {
+    pub fn live(&self) -> Result<(), NotReady> {
         if self.phase.load(Ordering::Relaxed) != RUNNING
             && self.phase.load(Ordering::Relaxed) != DRAINING
         {
@@ -106,35 +106,64 @@ impl Health {
         let beat = self.origin + Duration::from_millis(self.beat.load(Ordering::Relaxed));
         let quiet = beat.elapsed();
         if quiet > LIVENESS_BOUND {
-            return Err(format!(
-                "the worker loop has not run for {} s (bound {} s)",
-                quiet.as_secs(),
-                LIVENESS_BOUND.as_secs()
-            ));
+            return Err(NotReady::Stalled {
+                quiet_s: quiet.as_secs(),
+                bound_s: LIVENESS_BOUND.as_secs(),
+            });
         }
         Ok(())
     }
 
     /// `Ok` while ready for jobs, else why not.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), NotReady> {
         match self.phase.load(Ordering::Relaxed) {
-            STARTING => return Err("starting".into()),
-            DRAINING => return Err("draining: no new jobs are taken".into()),
-            STOPPED => return Err("stopped".into()),
+            STARTING => return Err(NotReady::Starting),
+            DRAINING => return Err(NotReady::Draining),
+            STOPPED => return Err(NotReady::Stopped),
             _ => {}
         }
         self.live()?;
         if let Some((since, error)) = lock(&self.failing).as_ref() {
             let failing = since.elapsed();
             if failing > UNREACHABLE_BOUND {
-                return Err(format!(
-                    "the queue has been unreachable for {} s: {error}",
-                    failing.as_secs()
-                ));
+                return Err(NotReady::QueueUnreachable {
+                    for_s: failing.as_secs(),
+                    error: error.clone(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// Why the runner is not alive or not ready, as `/livez` and `/readyz` say it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The loop has not started yet.
+    #[error("starting")]
+    Starting,
+    /// No new jobs are taken.
+    #[error("draining: no new jobs are taken")]
+    Draining,
+    /// The loop ended.
+    #[error("stopped")]
+    Stopped,
+    /// The loop has not beaten for too long.
+    #[error("the worker loop has not run for {quiet_s} s (bound {bound_s} s)")]
+    Stalled {
+        /// Seconds since its last beat.
+        quiet_s: u64,
+        /// The bound, in seconds.
+        bound_s: u64,
+    },
+    /// Receiving has failed for too long.
+    #[error("the queue has been unreachable for {for_s} s: {error}")]
+    QueueUnreachable {
+        /// For how long, in seconds.
+        for_s: u64,
+        /// The last error.
+        error: String,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,7 +177,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ready_only_while_running_with_a_reachable_queue() {
         let h = Health::default();
-        assert_eq!(h.ready(), Err("starting".into()));
+        assert_eq!(h.ready(), Err(NotReady::Starting));
         assert_eq!(h.live(), Ok(()), "alive while starting");
         h.running();
         assert_eq!(h.ready(), Ok(()));
@@ -159,12 +188,15 @@ mod tests {
         assert_eq!(h.ready(), Ok(()), "a short outage is retried, still ready");
         tokio::time::advance(UNREACHABLE_BOUND).await;
         h.beat();
-        let reason = h.ready().unwrap_err();
+        let reason = h.ready().unwrap_err().to_string();
         assert!(reason.contains("unreachable for 80 s: timeout"), "{reason}");
         h.receive_ok();
         assert_eq!(h.ready(), Ok(()));
         h.draining();
-        assert_eq!(h.ready(), Err("draining: no new jobs are taken".into()));
+        assert_eq!(
+            h.ready().unwrap_err().to_string(),
+            "draining: no new jobs are taken"
+        );
         assert_eq!(h.live(), Ok(()));
         h.stopped();
         assert_eq!(h.live(), Ok(()), "alive until the process exits");
@@ -177,7 +209,7 @@ mod tests {
         tokio::time::advance(LIVENESS_BOUND).await;
         assert_eq!(h.live(), Ok(()));
         tokio::time::advance(Duration::from_secs(2)).await;
-        let reason = h.live().unwrap_err();
+        let reason = h.live().unwrap_err().to_string();
         assert!(reason.contains("not run for 32 s"), "{reason}");
         assert!(h.ready().is_err());
         h.beat();
