@@ -16,6 +16,7 @@ mod env;
 pub use env::{CREDENTIAL_VARIABLES, withheld};
 mod command_spans;
 pub mod executor;
+mod failure;
 pub mod job_dir;
 pub mod outcome;
 mod output_file;
@@ -35,8 +36,9 @@ use distribution::{Distributions, ExtractLimits, Source};
 use executor::procs::ProcessTable;
 use executor::progress::Progress;
 use executor::{Execution, LogSink, ScriptRun, Termination};
+use failure::EngineFailure;
 use job_dir::JobDir;
-use outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
+use outcome::{INTERRUPTED_ERROR, Report};
 use tracing::Instrument;
 use work_dir::WorkDir;
 
@@ -189,10 +191,11 @@ impl Engine {
                 self.cleanup.spawn_blocking(move || dir.remove_now());
                 result
             }
-            Err(e) => Err(runtime(format!(
-                "could not create the job directory in {}: {e}",
-                self.jobs.display()
-            ))),
+            Err(source) => Err(EngineFailure::JobDir {
+                dir: self.jobs.clone(),
+                source,
+            }
+            .into()),
         };
         let (report, execution) = match result {
             Ok((report, execution)) => (report, Some(execution)),
@@ -237,7 +240,7 @@ impl Engine {
         }
         .instrument(commands.clone())
         .await;
-        let execution = execution.map_err(|e| runtime(e.to_string()))?;
+        let execution = execution.map_err(EngineFailure::from)?;
         command_spans::command_spans(&commands, &dir.progress(), ended);
         drop(commands);
         let report = match execution.termination {
@@ -265,26 +268,21 @@ impl Engine {
         options: &RunOptions,
         job_id: &str,
         dir: &JobDir,
-    ) -> Result<ScriptRun, Report> {
+    ) -> Result<ScriptRun, EngineFailure> {
         // A kind's missing tool fails the job before its distribution is fetched or copied.
         let job_path = job.environment.get("PATH").cloned();
         let job_path = job_path.unwrap_or_else(|| self.config.base_path.clone());
-        let prelude = tools::prelude(job.kind, &self.config.tools, &job_path).map_err(runtime)?;
+        let prelude = tools::prelude(job.kind, &self.config.tools, &job_path)?;
         let workspace = dir.workspace();
         if let Some(source) = &options.source {
-            self.distributions
-                .fill(source, &workspace)
-                .await
-                .map_err(|e| runtime(e.to_string()))?;
+            self.distributions.fill(source, &workspace).await?;
         }
         let cwd = match &job.working_directory {
             None => options.cwd.clone().unwrap_or_else(|| workspace.clone()),
             Some(sub) => {
                 let cwd = workspace.join(sub);
                 if !cwd.is_dir() {
-                    return Err(runtime(format!(
-                        "workingDirectory {sub:?} is not a folder in the distribution; give a path relative to the distribution's root"
-                    )));
+                    return Err(EngineFailure::WorkingDirectory(sub.clone()));
                 }
                 cwd
             }
@@ -319,21 +317,15 @@ impl Engine {
 }
 
 /// Writes the files in one trip to a blocking thread.
-async fn write_all(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), Report> {
-    let written = tokio::task::spawn_blocking(move || {
+async fn write_all(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), EngineFailure> {
+    tokio::task::spawn_blocking(move || {
         for (path, content) in files {
-            std::fs::write(&path, content)
-                .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+            if let Err(source) = std::fs::write(&path, content) {
+                return Err(EngineFailure::WriteFile { path, source });
+            }
         }
         Ok(())
     })
-    .await;
-    match written {
-        Ok(result) => result.map_err(runtime),
-        Err(e) => Err(runtime(format!("writing the job's files failed: {e}"))),
-    }
-}
-
-fn runtime(cause: String) -> Report {
-    Report::failure(RUNTIME_ERROR, cause)
+    .await
+    .map_err(EngineFailure::WriteTask)?
 }

@@ -23,7 +23,7 @@ pub struct ToolPaths {
 /// The script lines that make the tool of `kind` callable by its plain name (none when it is
 /// on PATH under that name), or the job's failure cause when the tool cannot be found.
 /// `path` is the job's `PATH`.
-pub fn prelude(kind: JobKind, tools: &ToolPaths, path: &str) -> Result<Option<String>, String> {
+pub fn prelude(kind: JobKind, tools: &ToolPaths, path: &str) -> Result<Option<String>, ToolError> {
     let Some(tool) = kind.tool() else {
         return Ok(None);
     };
@@ -44,16 +44,37 @@ pub fn prelude(kind: JobKind, tools: &ToolPaths, path: &str) -> Result<Option<St
             Some(_) => format!("{setting} names {wanted:?}, which is not an executable file"),
             None => format!("`{name}` is not on the job's PATH ({path})"),
         };
-        return Err(format!(
-            "A `{kind}` job runs the {name} command-line tool, and {origin}. Install it \
-             (`{install}`) or set {setting} to the program's path."
-        ));
+        return Err(ToolError {
+            kind,
+            name,
+            origin,
+            install,
+            setting,
+        });
     };
     if configured.is_none() {
         return Ok(None);
     }
     let program = quote(&found.to_string_lossy());
     Ok(Some(format!("{name}() {{ {program} \"$@\"; }}")))
+}
+
+/// A kind's tool cannot be found: the job fails before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "A `{kind}` job runs the {name} command-line tool, and {origin}. Install it (`{install}`) or set {setting} to the program's path."
+)]
+pub struct ToolError {
+    /// The job's kind.
+    pub kind: JobKind,
+    /// The tool's program name.
+    pub name: &'static str,
+    /// Where it was looked for, and what was found there.
+    pub origin: String,
+    /// How to install it.
+    pub install: &'static str,
+    /// The setting that may name it.
+    pub setting: &'static str,
 }
 
 /// The first executable `name` in the folders of `path`.
@@ -89,7 +110,7 @@ mod tests {
         let none = ToolPaths::default();
         assert_eq!(prelude(JobKind::Sam, &none, &path), Ok(None));
         assert_eq!(prelude(JobKind::Commands, &none, ""), Ok(None));
-        let e = prelude(JobKind::Cdk, &none, &path).unwrap_err();
+        let e = prelude(JobKind::Cdk, &none, &path).unwrap_err().to_string();
         assert!(
             e.contains("`cdk` is not on the job's PATH (/nonexistent:"),
             "{e}"
@@ -111,7 +132,7 @@ mod tests {
         };
         let line = prelude(JobKind::Sam, &tools, "").unwrap().unwrap();
         assert_eq!(line, format!("sam() {{ '{}' \"$@\"; }}", program.display()));
-        let e = prelude(JobKind::Cdk, &tools, "").unwrap_err();
+        let e = prelude(JobKind::Cdk, &tools, "").unwrap_err().to_string();
         assert!(
             e.contains("ATTINI_CDK_CLI names") && e.contains("not an executable file"),
             "{e}"

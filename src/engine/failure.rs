@@ -1,0 +1,56 @@
+//! Why the engine could not run a job's commands, or lost them ([`EngineFailure`]), each saying
+//! what went wrong and what to do; rendered to the job's `RuntimeError` cause in one place
+//! (`From<EngineFailure> for Report`). Pure; nothing to cancel.
+
+use std::path::PathBuf;
+
+use super::distribution::DistributionError;
+use super::executor::SpawnError;
+use super::outcome::{RUNTIME_ERROR, Report};
+use super::tools::ToolError;
+
+/// What kept the engine from running a job.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineFailure {
+    /// The job's directory could not be made.
+    #[error("could not create the job directory in {dir}: {source}")]
+    JobDir {
+        /// Where job directories go.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kind's tool is missing.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The distribution could not be put into the workspace.
+    #[error(transparent)]
+    Distribution(#[from] DistributionError),
+    /// `workingDirectory` names no folder of the distribution.
+    #[error(
+        "workingDirectory {0:?} is not a folder in the distribution; give a path relative to the distribution's root"
+    )]
+    WorkingDirectory(String),
+    /// One of the job's files could not be written.
+    #[error("could not write {path}: {source}")]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread writing the job's files ended abnormally.
+    #[error("writing the job's files failed: {0}")]
+    WriteTask(#[source] tokio::task::JoinError),
+    /// bash could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+impl From<EngineFailure> for Report {
+    fn from(failure: EngineFailure) -> Report {
+        Report::failure(RUNTIME_ERROR, failure.to_string())
+    }
+}
