@@ -18,8 +18,9 @@
 //!    [`telemetry`] (logs and traces) and [`harden`] (jobs cannot read the runner) serve them,
 //!    and [`ops`] (the HTTP ops server over the worker's health and board).
 //!
-//! [`metrics`] and [`calls`] are below them all: every floor records into the one set of
-//! figures, and every failed call to a service is a [`calls::CallError`] with its source.
+//! [`metrics`] and [`calls`] are below them all: every floor records into the one
+//! [`metrics::Figures`] object its runner hands it (no global), and every failed call to a
+//! service is a [`calls::CallError`] with its source.
 //!
 //! # A message, from receive to answer
 //!

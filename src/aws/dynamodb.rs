@@ -12,8 +12,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::error::classify;
 use crate::calls::with_backoff;
+use crate::metrics::Figures;
 use crate::worker::CallError;
 
 /// How long a DynamoDB call is retried through transient errors: two minutes, so that a minute
@@ -32,6 +35,8 @@ pub struct RunnerItem {
     pub table: String,
     /// `ATTINI_RUNNER_RESOURCE_NAME`.
     pub name: String,
+    /// Where failed calls are counted.
+    pub figures: Arc<Figures>,
 }
 
 /// What the `started` handshake found.
@@ -56,7 +61,7 @@ impl RunnerItem {
                 .send()
                 .await
                 .map(|out| out.item.unwrap_or_default())
-                .map_err(|e| classify("GetItem", e))
+                .map_err(|e| classify(&self.figures, "GetItem", e))
         })
         .await
     }
@@ -87,7 +92,7 @@ impl RunnerItem {
             {
                 Ok(Started::OtherTask)
             }
-            Err(e) => Err(classify("UpdateItem", e)),
+            Err(e) => Err(classify(&self.figures, "UpdateItem", e)),
         }
     }
 }
@@ -101,6 +106,7 @@ pub fn text<'a>(item: &'a Item, name: &str) -> Option<&'a String> {
 /// `deployment_name` (key `deploymentTime = 0`) in the deploy-data `table`; `None` when there
 /// is no such record.
 pub async fn is_current_execution(
+    figures: &Figures,
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     deployment_name: &str,
@@ -114,7 +120,7 @@ pub async fn is_current_execution(
             .key("deploymentTime", AttributeValue::N("0".into()))
             .send()
             .await
-            .map_err(|e| classify("GetItem", e))
+            .map_err(|e| classify(figures, "GetItem", e))
     })
     .await?;
     let arns = out
@@ -130,6 +136,7 @@ pub async fn is_current_execution(
 
 /// Puts one item of string attributes into `table`.
 pub async fn put_strings(
+    figures: &Figures,
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     item: Vec<(String, String)>,
@@ -146,7 +153,7 @@ pub async fn put_strings(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("PutItem", e))
+            .map_err(|e| classify(figures, "PutItem", e))
     })
     .await
 }

@@ -7,11 +7,15 @@ use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
 use crate::calls::{CallError, ErrorClass};
-use crate::metrics::AwsErrorLabels;
+use crate::metrics::{AwsErrorLabels, Figures};
 
 /// Classifies an SDK error of any service, keeps it as the failure's source, and counts it in
 /// the metrics.
-pub fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CallError
+pub fn classify<E>(
+    figures: &Figures,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -33,23 +37,34 @@ where
     };
     CallError {
         source: Some(std::sync::Arc::new(err)),
-        ..counted(operation, class, message)
+        ..counted(figures, operation, class, message)
     }
 }
 
 /// Classifies one failed entry of a batch request (its error `code` and `text`), and counts
 /// it in the metrics.
-pub fn classify_entry(operation: &'static str, code: &str, text: &str) -> CallError {
+pub fn classify_entry(
+    figures: &Figures,
+    operation: &'static str,
+    code: &str,
+    text: &str,
+) -> CallError {
     counted(
+        figures,
         operation,
         class_of(code, text, None),
         format!("{code}: {text}"),
     )
 }
 
-/// The error, counted in the metrics.
-fn counted(operation: &'static str, class: ErrorClass, message: String) -> CallError {
-    crate::metrics::get().aws_error(AwsErrorLabels {
+/// The error, counted in `figures`.
+fn counted(
+    figures: &Figures,
+    operation: &'static str,
+    class: ErrorClass,
+    message: String,
+) -> CallError {
+    figures.aws_error(AwsErrorLabels {
         service: service_of(operation),
         operation,
         class: class_label(class),

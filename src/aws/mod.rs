@@ -19,7 +19,10 @@ pub mod secrets;
 pub mod sfn;
 pub mod sqs;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::metrics::Figures;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
@@ -97,19 +100,22 @@ pub struct Clients {
     pub timeouts: AwsTimeouts,
     /// Where EC2 is reached; `None`: AWS.
     pub ec2_endpoint: Option<String>,
+    /// Where failed calls are counted (the runner's figures).
+    pub figures: Arc<Figures>,
 }
 
 impl Clients {
     /// Loads the SDK's configuration (its own chain reads credentials, region and endpoint
     /// overrides) with what `aws` adds.
-    pub async fn load(aws: &AwsConfig) -> Clients {
+    /// Failed calls are counted in `figures`.
+    pub async fn load(aws: &AwsConfig, figures: Arc<Figures>) -> Clients {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).timeout_config(aws.timeouts.config());
         if let Some(region) = aws.region.clone() {
             loader = loader.region(aws_config::Region::new(region));
         }
         let config = loader.load().await;
-        let mut clients = Self::from_config(config, aws.path_style, aws.timeouts);
+        let mut clients = Self::from_config(config, aws.path_style, aws.timeouts, figures);
         clients.ec2_endpoint = aws.ec2_endpoint.clone();
         clients
     }
@@ -127,13 +133,14 @@ impl Clients {
             ))
             .load()
             .await;
-        Self::from_config(config, true, timeouts)
+        Self::from_config(config, true, timeouts, Arc::default())
     }
 
     fn from_config(
         config: aws_config::SdkConfig,
         path_style: bool,
         timeouts: AwsTimeouts,
+        figures: Arc<Figures>,
     ) -> Clients {
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(path_style)
@@ -147,10 +154,12 @@ impl Clients {
             secrets: secrets::SecretClients {
                 secrets_manager: aws_sdk_secretsmanager::Client::new(&config),
                 ssm: aws_sdk_ssm::Client::new(&config),
+                figures: figures.clone(),
             },
             config,
             timeouts,
             ec2_endpoint: None,
+            figures,
         }
     }
 }

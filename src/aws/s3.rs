@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use super::error::classify;
 use crate::calls::{self, CallError, ErrorClass};
 use crate::engine::distribution::{Fetch, FetchError, FetchFuture, Source};
+use crate::metrics::Figures;
 use crate::worker::joblog::{LogStore, PutFuture};
 
 /// How long reading a distribution's metadata is retried through transient errors.
@@ -25,15 +26,17 @@ pub struct S3Zip {
     s3: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    figures: Arc<Figures>,
 }
 
 impl S3Zip {
-    /// The object `bucket`/`key`.
-    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str) -> Self {
+    /// The object `bucket`/`key`; failed calls counted in `figures`.
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str, figures: Arc<Figures>) -> Self {
         S3Zip {
             s3,
             bucket: bucket.to_string(),
             key: key.to_string(),
+            figures,
         }
     }
 
@@ -50,7 +53,7 @@ impl S3Zip {
                         .key(&self.key)
                         .send()
                         .await
-                        .map_err(|e| classify("HeadObject", e))
+                        .map_err(|e| classify(&self.figures, "HeadObject", e))
                 })
                 .await
                 .map_err(|e| self.explain(e))?;
@@ -85,7 +88,7 @@ impl S3Zip {
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| classify("GetObject", e))
+                .map_err(|e| classify(&self.figures, "GetObject", e))
         })
         .await
         .map_err(|e| self.explain(e))?;
@@ -139,15 +142,17 @@ pub struct S3Log {
     s3: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    figures: Arc<Figures>,
 }
 
 impl S3Log {
-    /// The log object `bucket`/`key`.
-    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str) -> Self {
+    /// The log object `bucket`/`key`; failed calls counted in `figures`.
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str, figures: Arc<Figures>) -> Self {
         S3Log {
             s3,
             bucket: bucket.to_string(),
             key: key.to_string(),
+            figures,
         }
     }
 }
@@ -168,7 +173,7 @@ impl LogStore for S3Log {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| classify("PutObject", e))
+                .map_err(|e| classify(&self.figures, "PutObject", e))
         })
     }
 }
@@ -191,6 +196,7 @@ pub enum PutFileError {
 
 /// Puts the file at `path` as `s3://bucket/key`.
 pub async fn put_file(
+    figures: &Figures,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
@@ -208,6 +214,6 @@ pub async fn put_file(
         .body(body)
         .send()
         .await
-        .map_err(|e| classify("PutObject", e))?;
+        .map_err(|e| classify(figures, "PutObject", e))?;
     Ok(())
 }

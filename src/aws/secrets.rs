@@ -23,6 +23,8 @@ pub struct SecretClients {
     pub secrets_manager: aws_sdk_secretsmanager::Client,
     /// Systems Manager (Parameter Store).
     pub ssm: aws_sdk_ssm::Client,
+    /// Where failed calls are counted.
+    pub figures: std::sync::Arc<crate::metrics::Figures>,
 }
 
 /// A reference that could not be read: which variable, which secret, and why.
@@ -113,7 +115,7 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .secret_id(id)
                     .send()
                     .await
-                    .map_err(|e| classify("GetSecretValue", e))
+                    .map_err(|e| classify(&clients.figures, "GetSecretValue", e))
             })
             .await
             .map_err(|e| explain(e, "secretsmanager:GetSecretValue"))?;
@@ -132,7 +134,7 @@ async fn read(clients: &SecretClients, reference: &SecretRef) -> Result<String, 
                     .with_decryption(true)
                     .send()
                     .await
-                    .map_err(|e| classify("GetParameter", e))
+                    .map_err(|e| classify(&clients.figures, "GetParameter", e))
             })
             .await
             .map_err(|e| explain(e, "ssm:GetParameter (and kms:Decrypt for a SecureString)"))?;

@@ -2,19 +2,23 @@
 //! `SendTaskFailure`, `SendTaskHeartbeat`. Each call is one request; retries are the
 //! worker's. Dropping a call cancels it.
 
+use std::sync::Arc;
+
 use super::error::classify;
+use crate::metrics::Figures;
 use crate::worker::{CallError, TaskTokens};
 
 /// Task tokens answered through the Step Functions API.
 #[derive(Debug, Clone)]
 pub struct SfnTokens {
     sfn: aws_sdk_sfn::Client,
+    figures: Arc<Figures>,
 }
 
 impl SfnTokens {
-    /// Tokens answered with `sfn`.
-    pub fn new(sfn: aws_sdk_sfn::Client) -> Self {
-        SfnTokens { sfn }
+    /// Tokens answered with `sfn`, failures counted in `figures`.
+    pub fn new(sfn: aws_sdk_sfn::Client, figures: Arc<Figures>) -> Self {
+        SfnTokens { sfn, figures }
     }
 }
 
@@ -27,7 +31,7 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskSuccess", e))
+            .map_err(|e| classify(&self.figures, "SendTaskSuccess", e))
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), CallError> {
@@ -39,7 +43,7 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskFailure", e))
+            .map_err(|e| classify(&self.figures, "SendTaskFailure", e))
     }
 
     async fn heartbeat(&self, token: &str) -> Result<(), CallError> {
@@ -49,6 +53,6 @@ impl TaskTokens for SfnTokens {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("SendTaskHeartbeat", e))
+            .map_err(|e| classify(&self.figures, "SendTaskHeartbeat", e))
     }
 }

@@ -17,6 +17,7 @@ use aws_sdk_sqs::types::{
 use super::error::{classify, classify_entry};
 use super::group_commit::GroupCommit;
 use super::{AwsTimeouts, RECEIVE_MARGIN};
+use crate::metrics::Figures;
 use crate::worker::{CallError, ErrorClass, Message, Queue};
 
 /// Longest visibility timeout SQS accepts: 12 hours, in seconds.
@@ -36,15 +37,24 @@ pub struct SqsQueue {
     deletes: Arc<GroupCommit<String>>,
     /// Receipt handles and their new visibility timeout, in seconds.
     visibility: Arc<GroupCommit<(String, i32)>>,
+    /// Where failed calls are counted.
+    figures: Arc<Figures>,
 }
 
 impl SqsQueue {
-    /// The queue at `url`, reached with `sqs` whose timeouts are `timeouts`.
-    pub fn new(sqs: aws_sdk_sqs::Client, url: String, timeouts: AwsTimeouts) -> Self {
+    /// The queue at `url`, reached with `sqs` whose timeouts are `timeouts`; failed calls
+    /// counted in `figures`.
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        url: String,
+        timeouts: AwsTimeouts,
+        figures: Arc<Figures>,
+    ) -> Self {
         SqsQueue {
             sqs,
             url,
             timeouts,
+            figures,
             deletes: Arc::new(GroupCommit::new(DELETE_BATCH)),
             visibility: Arc::new(GroupCommit::new(VISIBILITY_BATCH)),
         }
@@ -71,7 +81,7 @@ impl SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("ChangeMessageVisibility", e))
+            .map_err(|e| classify(&self.figures, "ChangeMessageVisibility", e))
     }
 
     /// One `DeleteMessageBatch` request; a result per receipt, in order.
@@ -91,10 +101,10 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(DELETE_BATCH, e))
+                .map_err(|e| classify(&self.figures, DELETE_BATCH, e))
                 .map(|out| out.failed),
         };
-        per_entry(DELETE_BATCH, receipts.len(), sent)
+        per_entry(&self.figures, DELETE_BATCH, receipts.len(), sent)
     }
 
     /// One `ChangeMessageVisibilityBatch` request; a result per entry, in order.
@@ -115,10 +125,10 @@ impl SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(VISIBILITY_BATCH, e))
+                .map_err(|e| classify(&self.figures, VISIBILITY_BATCH, e))
                 .map(|out| out.failed),
         };
-        per_entry(VISIBILITY_BATCH, changes.len(), sent)
+        per_entry(&self.figures, VISIBILITY_BATCH, changes.len(), sent)
     }
 
     /// The queue's visibility timeout (30 s if it cannot be read).
@@ -159,7 +169,7 @@ impl Queue for SqsQueue {
             )
             .send()
             .await
-            .map_err(|e| classify("ReceiveMessage", e))?;
+            .map_err(|e| classify(&self.figures, "ReceiveMessage", e))?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -221,6 +231,7 @@ fn unbuildable(operation: &'static str, e: aws_sdk_sqs::error::BuildError) -> Ca
 /// The result of each of `count` entries (ids `0..count`) of a batch request: the request's
 /// error for all when it failed, else the entry's own failure if it is listed.
 fn per_entry(
+    figures: &Figures,
     operation: &'static str,
     count: usize,
     sent: Result<Vec<BatchResultErrorEntry>, CallError>,
@@ -233,6 +244,7 @@ fn per_entry(
                 match failed.iter().find(|f| f.id == id) {
                     None => Ok(()),
                     Some(f) => Err(classify_entry(
+                        figures,
                         operation,
                         &f.code,
                         f.message.as_deref().unwrap_or_default(),
@@ -274,7 +286,7 @@ mod tests {
             failure("2", "ReceiptHandleIsInvalid"),
             failure("0", "ThrottlingException"),
         ];
-        let results = per_entry(DELETE_BATCH, 3, Ok(failed));
+        let results = per_entry(&Figures::default(), DELETE_BATCH, 3, Ok(failed));
         let classes: Vec<_> = results
             .iter()
             .map(|r| r.as_ref().err().map(|e| e.class))
@@ -300,7 +312,7 @@ mod tests {
             message: "AccessDenied: no".into(),
             source: None,
         };
-        let results = per_entry(DELETE_BATCH, 2, Err(error.clone()));
+        let results = per_entry(&Figures::default(), DELETE_BATCH, 2, Err(error.clone()));
         assert_eq!(results, vec![Err(error.clone()), Err(error)]);
     }
 }

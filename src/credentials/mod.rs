@@ -100,6 +100,7 @@ pub enum GrantError {
 pub struct JobRoles {
     config: JobRoleConfig,
     sts: aws_sdk_sts::Client,
+    figures: Arc<crate::metrics::Figures>,
     queue: Option<String>,
     region: Option<String>,
     endpoint: tokio::sync::OnceCell<Endpoint>,
@@ -109,11 +110,18 @@ impl JobRoles {
     /// Job roles assumed with `sts`, tagged with `queue` (the queue's name or URL). Jobs get
     /// the client's region as `AWS_REGION` and `AWS_DEFAULT_REGION` (the name the Python SDK
     /// and the AWS CLI read).
-    pub fn new(config: JobRoleConfig, sts: aws_sdk_sts::Client, queue: Option<&str>) -> Self {
+    /// Failed STS calls are counted in `figures`.
+    pub fn new(
+        config: JobRoleConfig,
+        sts: aws_sdk_sts::Client,
+        figures: Arc<crate::metrics::Figures>,
+        queue: Option<&str>,
+    ) -> Self {
         let region = sts.config().region().map(|r| r.to_string());
         JobRoles {
             config,
             sts,
+            figures,
             region,
             queue: queue.map(|q| q.rsplit('/').next().unwrap_or(q).to_string()),
             endpoint: tokio::sync::OnceCell::new(),
@@ -139,8 +147,13 @@ impl JobRoles {
             tags: names::session_tags(step, execution, self.queue.as_deref()),
             duration: self.config.session,
         };
-        let session =
-            RoleSession::start(self.sts.clone(), request, self.config.refresh_margin).await?;
+        let session = RoleSession::start(
+            self.sts.clone(),
+            self.figures.clone(),
+            request,
+            self.config.refresh_margin,
+        )
+        .await?;
         let endpoint = self
             .endpoint
             .get_or_try_init(Endpoint::start)

@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_sts::types::{Credentials, Tag};
 
+use std::sync::Arc;
+
 use crate::aws::error::classify;
+use crate::metrics::Figures;
 
 /// One set of temporary credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,6 +64,7 @@ pub struct AssumeError {
 /// A job's role session; see the module documentation.
 pub struct RoleSession {
     sts: aws_sdk_sts::Client,
+    figures: Arc<Figures>,
     request: AssumeRequest,
     refresh_margin: Duration,
     current: tokio::sync::Mutex<Issued>,
@@ -71,12 +75,14 @@ impl RoleSession {
     /// replaced before they are handed out.
     pub async fn start(
         sts: aws_sdk_sts::Client,
+        figures: Arc<Figures>,
         request: AssumeRequest,
         refresh_margin: Duration,
     ) -> Result<Self, AssumeError> {
-        let first = assume(&sts, &request).await?;
+        let first = assume(&sts, &figures, &request).await?;
         Ok(RoleSession {
             sts,
+            figures,
             request,
             refresh_margin,
             current: tokio::sync::Mutex::new(first),
@@ -94,7 +100,7 @@ impl RoleSession {
         let mut current = self.current.lock().await;
         let due = SystemTime::now() + self.refresh_margin;
         if current.expiration <= due {
-            *current = assume(&self.sts, &self.request).await?;
+            *current = assume(&self.sts, &self.figures, &self.request).await?;
             tracing::info!(
                 role = self.request.role,
                 session = self.request.session_name,
@@ -105,7 +111,11 @@ impl RoleSession {
     }
 }
 
-async fn assume(sts: &aws_sdk_sts::Client, request: &AssumeRequest) -> Result<Issued, AssumeError> {
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    figures: &Figures,
+    request: &AssumeRequest,
+) -> Result<Issued, AssumeError> {
     let error = |reason: String| AssumeError {
         role: request.role.clone(),
         reason,
@@ -123,7 +133,7 @@ async fn assume(sts: &aws_sdk_sts::Client, request: &AssumeRequest) -> Result<Is
         .set_tags((!tags.is_empty()).then_some(tags))
         .send()
         .await
-        .map_err(|e| error(classify("AssumeRole", e).message))?;
+        .map_err(|e| error(classify(figures, "AssumeRole", e).message))?;
     let credentials: Credentials = answer
         .credentials
         .ok_or_else(|| error("STS answered without credentials".into()))?;

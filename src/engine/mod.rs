@@ -128,8 +128,17 @@ pub struct Engine {
 
 impl Engine {
     /// Claims `<work_dir>/run-<uuid>/` (removing the folders of runners that are gone) with its
-    /// job and cache folders, and makes this process the reaper of orphaned job processes.
+    /// job and cache folders, and makes this process the reaper of orphaned job processes;
+    /// counts in figures of its own.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        Self::with_figures(config, Arc::default())
+    }
+
+    /// As [`Engine::new`], counting in `figures` (the runner's).
+    pub fn with_figures(
+        config: EngineConfig,
+        figures: Arc<crate::metrics::Figures>,
+    ) -> Result<Self, EngineError> {
         let err = |path: &PathBuf| {
             let path = path.clone();
             move |source| EngineError { path, source }
@@ -144,6 +153,7 @@ impl Engine {
             config.limits,
             config.cache_bytes,
             cleanup.clone(),
+            figures,
         )
         .map_err(err(&cache))?;
         executor::procs::become_subreaper();

@@ -10,8 +10,10 @@
 //! - `[Queue, Kind, Outcome]`: `Jobs`, one document per kind and outcome seen;
 //! - `[Queue, Service, Operation, Class]`: `AwsErrors`, one per failing operation and class.
 //!
-//! Recording costs one relaxed load when EMF is off, else one short lock. Cancellation: the
-//! writer ([`write_every`]) writes a last set when its token is cancelled, then returns.
+//! The interval is kept by the [`super::Figures`] object it belongs to ([`EmfRecorder`]); no
+//! static. Recording costs one relaxed load when EMF is off, else one short lock.
+//! Cancellation: the writer ([`write_every`]) writes a last set when its token is cancelled,
+//! then returns.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -65,24 +67,86 @@ struct Interval {
     counts: BTreeMap<&'static str, u64>,
 }
 
-static ON: AtomicBool = AtomicBool::new(false);
-static INTERVAL: Mutex<Option<Interval>> = Mutex::new(None);
-
-/// Starts collecting (called once when `ATTINI_METRICS=emf`).
-pub fn enable() {
-    *lock() = Some(Interval::default());
-    ON.store(true, Ordering::Relaxed);
+/// The EMF figures of the current interval; off (recording nothing) until
+/// [`EmfRecorder::enable`]. Held by the [`super::Figures`] it records for.
+#[derive(Debug, Default)]
+pub struct EmfRecorder {
+    on: AtomicBool,
+    interval: Mutex<Option<Interval>>,
 }
 
-fn lock() -> std::sync::MutexGuard<'static, Option<Interval>> {
-    INTERVAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+impl EmfRecorder {
+    /// Starts collecting (when `ATTINI_METRICS=emf`).
+    pub fn enable(&self) {
+        *self.lock() = Some(Interval::default());
+        self.on.store(true, Ordering::Relaxed);
+    }
 
-fn record(f: impl FnOnce(&mut Interval)) {
-    if ON.load(Ordering::Relaxed)
-        && let Some(interval) = lock().as_mut()
-    {
-        f(interval);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Interval>> {
+        self.interval.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, f: impl FnOnce(&mut Interval)) {
+        if self.on.load(Ordering::Relaxed)
+            && let Some(interval) = self.lock().as_mut()
+        {
+            f(interval);
+        }
+    }
+
+    pub(super) fn gauge(&self, which: Gauge, value: usize, total: usize) {
+        self.record(|i| match which {
+            Gauge::Slots => i.slots = Some((value, total)),
+            Gauge::Draining => i.draining = value,
+        });
+    }
+
+    pub(super) fn job(&self, kind: &'static str, outcome: Outcome, took: Duration) {
+        self.record(|i| {
+            *i.jobs.entry((kind, outcome.label())).or_default() += 1;
+            push(&mut i.job_seconds, took);
+        });
+    }
+
+    pub(super) fn sample(&self, which: Sample, value: Duration) {
+        self.record(|i| match which {
+            Sample::QueueWait => push(&mut i.queue_wait, value),
+        });
+    }
+
+    pub(super) fn aws_error(&self, labels: &AwsErrorLabels) {
+        self.record(|i| {
+            *i.aws_errors
+                .entry((labels.service, labels.operation, labels.class))
+                .or_default() += 1;
+        });
+    }
+
+    pub(super) fn count(&self, which: Count) {
+        let name = match which {
+            Count::Report(ReportResult::Accepted) => "ReportsAccepted",
+            Count::Report(ReportResult::TaskGone) => "ReportsTaskGone",
+            Count::Report(ReportResult::Rejected) => "ReportsRejected",
+            Count::Report(ReportResult::Undelivered) => "ReportsUndelivered",
+            Count::Cache(true) => "DistributionCacheHits",
+            Count::Cache(false) => "DistributionCacheMisses",
+        };
+        self.record(|i| *i.counts.entry(name).or_default() += 1);
+    }
+
+    /// Ends the current interval: its EMF documents, stamped `timestamp_ms`, for queue `queue`.
+    /// Empty when EMF is off.
+    pub fn take(&self, queue: &str, timestamp_ms: u64) -> Vec<Value> {
+        let mut guard = self.lock();
+        let Some(interval) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let done = std::mem::take(interval);
+        // Gauges are state, not per-interval figures.
+        interval.slots = done.slots;
+        interval.draining = done.draining;
+        drop(guard);
+        documents(&done, queue, timestamp_ms)
     }
 }
 
@@ -90,61 +154,6 @@ fn push(samples: &mut Vec<f64>, value: Duration) {
     if samples.len() < MAX_SAMPLES {
         samples.push(value.as_secs_f64());
     }
-}
-
-pub(super) fn gauge(which: Gauge, value: usize, total: usize) {
-    record(|i| match which {
-        Gauge::Slots => i.slots = Some((value, total)),
-        Gauge::Draining => i.draining = value,
-    });
-}
-
-pub(super) fn job(kind: &'static str, outcome: Outcome, took: Duration) {
-    record(|i| {
-        *i.jobs.entry((kind, outcome.label())).or_default() += 1;
-        push(&mut i.job_seconds, took);
-    });
-}
-
-pub(super) fn sample(which: Sample, value: Duration) {
-    record(|i| match which {
-        Sample::QueueWait => push(&mut i.queue_wait, value),
-    });
-}
-
-pub(super) fn aws_error(labels: &AwsErrorLabels) {
-    record(|i| {
-        *i.aws_errors
-            .entry((labels.service, labels.operation, labels.class))
-            .or_default() += 1;
-    });
-}
-
-pub(super) fn count(which: Count) {
-    let name = match which {
-        Count::Report(ReportResult::Accepted) => "ReportsAccepted",
-        Count::Report(ReportResult::TaskGone) => "ReportsTaskGone",
-        Count::Report(ReportResult::Rejected) => "ReportsRejected",
-        Count::Report(ReportResult::Undelivered) => "ReportsUndelivered",
-        Count::Cache(true) => "DistributionCacheHits",
-        Count::Cache(false) => "DistributionCacheMisses",
-    };
-    record(|i| *i.counts.entry(name).or_default() += 1);
-}
-
-/// Ends the current interval: its EMF documents, stamped `timestamp_ms`, for queue `queue`.
-/// Empty when EMF is off.
-pub fn take(queue: &str, timestamp_ms: u64) -> Vec<Value> {
-    let mut guard = lock();
-    let Some(interval) = guard.as_mut() else {
-        return Vec::new();
-    };
-    let done = std::mem::take(interval);
-    // Gauges are state, not per-interval figures.
-    interval.slots = done.slots;
-    interval.draining = done.draining;
-    drop(guard);
-    documents(&done, queue, timestamp_ms)
 }
 
 fn documents(i: &Interval, queue: &str, timestamp_ms: u64) -> Vec<Value> {
@@ -259,9 +268,14 @@ pub fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// Writes one set of documents to stdout every `every`, and a last one when `stop` is
-/// cancelled. Each document is one line written whole.
-pub async fn write_every(every: Duration, queue: String, stop: CancellationToken) {
+/// Writes one set of `figures`' documents to stdout every `every`, and a last one when
+/// `stop` is cancelled. Each document is one line written whole.
+pub async fn write_every(
+    figures: std::sync::Arc<super::Figures>,
+    every: Duration,
+    queue: String,
+    stop: CancellationToken,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         let last = tokio::select! {
@@ -269,7 +283,7 @@ pub async fn write_every(every: Duration, queue: String, stop: CancellationToken
             _ = stop.cancelled() => true,
         };
         let mut out = String::new();
-        for doc in take(&queue, now_ms()) {
+        for doc in figures.emf.take(&queue, now_ms()) {
             out.push_str(&doc.to_string());
             out.push('\n');
         }

@@ -184,19 +184,20 @@ fn an_idle_interval_has_zero_counts_and_no_samples() {
 
 #[test]
 fn recording_fills_the_interval_and_taking_it_resets_the_counts_not_the_gauges() {
-    assert!(take("q", 1).is_empty(), "nothing while EMF is off");
-    enable();
-    let m = crate::metrics::get();
+    // Figures of the test's own: no other test's recording reaches them.
+    let m = crate::metrics::Figures::new();
+    assert!(m.emf.take("q", 1).is_empty(), "nothing while EMF is off");
+    m.emf.enable();
     m.set_slots(1, 4);
     m.job_finished("commands", Outcome::Succeeded, Duration::from_millis(1500));
     m.report(ReportResult::Accepted);
     m.cache_lookup(false);
-    let first = take("q", 2);
+    let first = m.emf.take("q", 2);
     assert_eq!(first[0]["JobsSucceeded"], 1);
     assert_eq!(first[0]["JobDuration"], json!([1.5]));
     assert_eq!(first[0]["DistributionCacheMisses"], 1);
     assert_eq!(first[0]["SlotsInUse"], 1);
-    let second = take("q", 3);
+    let second = m.emf.take("q", 3);
     assert_eq!(second[0]["JobsSucceeded"], 0);
     assert_eq!(second[0]["SlotsInUse"], 1, "a gauge keeps its value");
     assert_eq!(second.len(), 1);

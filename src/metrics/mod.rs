@@ -1,14 +1,13 @@
-//! The runner's figures, process-wide: slots, jobs by kind and outcome, job duration and
-//! queue wait, AWS errors by service, operation and class, reports by result, distribution
-//! cache hits and misses, draining, build info. Every floor records into the one [`Metrics`]
-//! ([`get`]); the ops server renders them as OpenMetrics text ([`render`]) and, with
-//! `ATTINI_METRICS=emf`, [`emf`] writes them as CloudWatch Embedded Metric Format lines.
-//! Recording is a few atomic operations (plus one short lock when EMF is on); nothing to
-//! cancel.
+//! The runner's figures: slots, jobs by kind and outcome, job duration and queue wait, AWS
+//! errors by service, operation and class, reports by result, distribution cache hits and
+//! misses, draining, build info. One [`Figures`] object per runner, made by whoever starts
+//! it and handed to every floor that records (no global); the ops server renders it as
+//! OpenMetrics text ([`Figures::render`]) and, with `ATTINI_METRICS=emf`, [`emf`] writes the
+//! same figures as CloudWatch Embedded Metric Format lines. Tests make their own. Recording
+//! is a few atomic operations (plus one short lock when EMF is on); nothing to cancel.
 
 pub mod emf;
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -112,8 +111,10 @@ impl ReportResult {
 }
 
 /// Every figure of the runner.
-pub struct Metrics {
+pub struct Figures {
     registry: Registry,
+    /// The EMF interval of these figures.
+    pub emf: emf::EmfRecorder,
     slots_in_use: Gauge,
     slots_free: Gauge,
     draining: Gauge,
@@ -138,11 +139,25 @@ fn job_histogram() -> Histogram {
     Histogram::new(JOB_BUCKETS)
 }
 
-impl Metrics {
-    fn new() -> Self {
+impl Default for Figures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Figures").finish_non_exhaustive()
+    }
+}
+
+impl Figures {
+    /// A fresh set of figures, every count at zero.
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("attini_runner");
-        let m = Metrics {
+        let m = Figures {
             registry: Registry::default(),
+            emf: emf::EmfRecorder::default(),
             slots_in_use: Gauge::default(),
             slots_free: Gauge::default(),
             draining: Gauge::default(),
@@ -197,37 +212,31 @@ impl Metrics {
             "The runner's version",
             Info::new(vec![("version", crate::VERSION)]),
         );
-        Metrics { registry, ..m }
+        Figures { registry, ..m }
+    }
+
+    /// Every figure as OpenMetrics text (ends with `# EOF`).
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-/// The process's metrics.
-pub fn get() -> &'static Metrics {
-    &METRICS
-}
-
-/// Every metric as OpenMetrics text (ends with `# EOF`).
-pub fn render() -> String {
-    let mut text = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut text, &get().registry);
-    text
-}
-
-impl Metrics {
+impl Figures {
     /// Slots: `in_use` of `total` run a job.
     pub fn set_slots(&self, in_use: usize, total: usize) {
         self.slots_in_use.set(in_use as i64);
         self.slots_free.set(total.saturating_sub(in_use) as i64);
-        emf::gauge(emf::Gauge::Slots, in_use, total);
+        self.emf.gauge(emf::Gauge::Slots, in_use, total);
     }
 
     /// The runner started (`true`) or stopped draining.
     pub fn set_draining(&self, draining: bool) {
         self.draining.set(i64::from(draining));
-        emf::gauge(emf::Gauge::Draining, usize::from(draining), 0);
+        self.emf
+            .gauge(emf::Gauge::Draining, usize::from(draining), 0);
     }
 
     /// A job of `kind` ended with `outcome` after `took`.
@@ -240,19 +249,19 @@ impl Metrics {
         self.job_seconds
             .get_or_create(&KindLabels { kind })
             .observe(took.as_secs_f64());
-        emf::job(kind, outcome, took);
+        self.emf.job(kind, outcome, took);
     }
 
     /// A message waited `waited` in the queue.
     pub fn queue_waited(&self, waited: Duration) {
         self.queue_wait_seconds.observe(waited.as_secs_f64());
-        emf::sample(emf::Sample::QueueWait, waited);
+        self.emf.sample(emf::Sample::QueueWait, waited);
     }
 
     /// An AWS call failed.
     pub fn aws_error(&self, labels: AwsErrorLabels) {
         self.aws_errors.get_or_create(&labels).inc();
-        emf::aws_error(&labels);
+        self.emf.aws_error(&labels);
     }
 
     /// A report ended with `result`.
@@ -261,14 +270,14 @@ impl Metrics {
         self.reports
             .get_or_create(&ResultLabels { result: label })
             .inc();
-        emf::count(emf::Count::Report(result));
+        self.emf.count(emf::Count::Report(result));
     }
 
     /// A distribution cache lookup hit (`true`) or missed.
     pub fn cache_lookup(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache.get_or_create(&ResultLabels { result }).inc();
-        emf::count(emf::Count::Cache(hit));
+        self.emf.count(emf::Count::Cache(hit));
     }
 }
 

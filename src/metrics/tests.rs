@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn the_text_is_openmetrics_with_every_family() {
-    let m = get();
+    let m = Figures::new();
     m.set_slots(2, 5);
     m.job_finished("cdk", Outcome::Failed, Duration::from_secs(3));
     m.aws_error(AwsErrorLabels {
@@ -12,7 +12,7 @@ fn the_text_is_openmetrics_with_every_family() {
     });
     m.cache_lookup(true);
     m.report(ReportResult::TaskGone);
-    let text = render();
+    let text = m.render();
     for line in [
         "attini_runner_slots_in_use 2",
         "attini_runner_slots_free 3",

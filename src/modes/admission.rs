@@ -38,7 +38,12 @@ impl Admitter {
         let sts = aws_sdk_sts::Client::new(&clients.config);
         Admitter {
             clients: clients.clone(),
-            roles: Arc::new(JobRoles::new(roles, sts, Some(queue_url))),
+            roles: Arc::new(JobRoles::new(
+                roles,
+                sts,
+                clients.figures.clone(),
+                Some(queue_url),
+            )),
             refuse_literal_secrets,
         }
     }
@@ -83,7 +88,7 @@ pub async fn resolve(
             key,
             identity,
         }) => {
-            let zip = S3Zip::new(s3.clone(), bucket, key);
+            let zip = S3Zip::new(s3.clone(), bucket, key, clients.figures.clone());
             match zip.into_source(identity.clone()).await {
                 Ok(source) => Some(source),
                 Err(problem) => {
@@ -101,7 +106,13 @@ pub async fn resolve(
         }
     };
     let log_store = job.attini.as_ref().map(|a| {
-        Arc::new(S3Log::new(s3.clone(), &a.source_bucket, &log_key(&job))) as Arc<dyn LogStore>
+        let figures = clients.figures.clone();
+        Arc::new(S3Log::new(
+            s3.clone(),
+            &a.source_bucket,
+            &log_key(&job),
+            figures,
+        )) as Arc<dyn LogStore>
     });
     Admission::Run(Box::new(Admitted {
         job,

@@ -15,6 +15,7 @@ use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::metrics::Figures;
 use crate::worker::{Exit, Policy, Stats, Worker, WorkerConfig};
 
 /// Why the machine could not start.
@@ -40,14 +41,20 @@ pub struct AwsRunner {
 impl AwsRunner {
     /// Makes the engine (named to `stop`, so a second signal kills its jobs), the counters and
     /// the observers for the queue at `queue_url`.
+    /// Everything counts in `figures`.
     pub async fn start(
         settings: &Settings,
         stop: &Stop,
         queue_url: &str,
+        figures: Arc<Figures>,
     ) -> Result<AwsRunner, StartError> {
-        let engine = Arc::new(Engine::new(settings.engine.clone())?);
+        let engine = Engine::with_figures(settings.engine.clone(), figures.clone())?;
+        let engine = Arc::new(engine);
         stop.guard(engine.clone());
-        let stats = Arc::<Stats>::default();
+        let stats = Arc::new(Stats {
+            figures,
+            ..Stats::default()
+        });
         let observers = observers::start(settings, stats.clone(), queue_url).await?;
         Ok(AwsRunner {
             engine,
@@ -58,8 +65,9 @@ impl AwsRunner {
 
     /// A machine without observers (tests), counting in `stats`.
     pub fn bare(engine: EngineConfig, stats: Arc<Stats>) -> Result<AwsRunner, EngineError> {
+        let figures = stats.figures.clone();
         Ok(AwsRunner {
-            engine: Arc::new(Engine::new(engine)?),
+            engine: Arc::new(Engine::with_figures(engine, figures)?),
             stats,
             observers: None,
         })
@@ -75,12 +83,14 @@ impl AwsRunner {
         policy: Arc<P>,
         shutdown: CancellationToken,
     ) -> Exit {
+        let figures = self.stats.figures.clone();
         let queue = Arc::new(SqsQueue::new(
             clients.sqs.clone(),
             queue_url.to_string(),
             clients.timeouts,
+            figures.clone(),
         ));
-        let tokens = Arc::new(SfnTokens::new(clients.sfn.clone()));
+        let tokens = Arc::new(SfnTokens::new(clients.sfn.clone(), figures));
         let stats = self.stats.clone();
         let worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;
         worker.run(policy, shutdown).await

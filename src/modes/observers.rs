@@ -43,17 +43,18 @@ pub async fn start(
             addr = listening,
             "ops server: /livez /readyz /metrics /jobs"
         );
-        tasks.push(tokio::spawn(server.serve(stats, stop.clone())));
+        tasks.push(tokio::spawn(server.serve(stats.clone(), stop.clone())));
     }
     if let Some(every) = settings.emf_interval {
-        crate::metrics::emf::enable();
+        stats.figures.emf.enable();
         let queue = queue_name(queue_url).to_string();
         tracing::info!(
             interval_s = every.as_secs(),
             queue,
             "CloudWatch EMF metrics on stdout"
         );
-        let writer = crate::metrics::emf::write_every(every, queue, stop.clone());
+        let figures = stats.figures.clone();
+        let writer = crate::metrics::emf::write_every(figures, every, queue, stop.clone());
         tasks.push(tokio::spawn(writer));
     }
     Ok(Observers { stop, tasks })

@@ -17,6 +17,7 @@ use crate::aws::ecs_agent::EcsAgent;
 use crate::config::{self, ConfigError, Settings};
 use crate::credentials::JobRoleConfig;
 use crate::engine::EngineError;
+use crate::metrics::Figures;
 use crate::worker::protection::{ProtectionConfig, keep_protected};
 use crate::worker::{self, Admission, Exit, Message, Policy, Stats, WorkerConfig};
 
@@ -96,7 +97,9 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Usage;
         }
     };
-    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url).await {
+    let figures = Arc::<Figures>::default();
+    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url, figures.clone()).await
+    {
         Ok(runner) => runner,
         Err(StartError::Engine(e)) => {
             eprintln!("attini-runner: {e}");
@@ -108,7 +111,7 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             return ExitStatus::Failure;
         }
     };
-    let clients = Clients::load(&settings.aws).await;
+    let clients = Clients::load(&settings.aws, figures).await;
     let exit = serve_with(config, &runner, clients, stop.shutdown).await;
     runner.stop().await;
     match exit {

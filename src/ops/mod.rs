@@ -118,10 +118,10 @@ async fn readyz(State(stats): State<Arc<Stats>>) -> Response {
     probe(stats.health.ready())
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(stats): State<Arc<Stats>>) -> Response {
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],
-        crate::metrics::render(),
+        stats.figures.render(),
     )
         .into_response()
 }

@@ -41,8 +41,14 @@ impl Delivery {
     }
 }
 
-/// Sends `report` for `token` through `tokens`; see the module documentation.
-pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> Delivery {
+/// Sends `report` for `token` through `tokens`, counted in `figures`; see the module
+/// documentation.
+pub async fn deliver(
+    tokens: &impl TaskTokens,
+    token: &str,
+    report: &Report,
+    figures: &crate::metrics::Figures,
+) -> Delivery {
     let delivery = send(tokens, token, report).await;
     let delivery = match (&delivery, report) {
         (Delivery::Rejected(e), Report::Success { .. }) if e.class == ErrorClass::Permanent => {
@@ -54,7 +60,7 @@ pub async fn deliver(tokens: &impl TaskTokens, token: &str, report: &Report) -> 
         }
         _ => delivery,
     };
-    crate::metrics::get().report(match &delivery {
+    figures.report(match &delivery {
         Delivery::Accepted => ReportResult::Accepted,
         Delivery::TaskGone(_) => ReportResult::TaskGone,
         Delivery::Rejected(_) => ReportResult::Rejected,

@@ -182,8 +182,10 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 (true, false, None)
             }
             Ending::Report(report) => {
-                let delivery = answer::deliver(&*self.parts.tokens, &self.admitted.token, &report)
-                    .instrument(tracing::debug_span!("report"));
+                let figures = &self.parts.stats.figures;
+                let delivery =
+                    answer::deliver(&*self.parts.tokens, &self.admitted.token, &report, figures)
+                        .instrument(tracing::debug_span!("report"));
                 let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), delivery);
                 self.parts.stats.reported.fetch_add(1, Ordering::SeqCst);
                 let failure = match report {
@@ -204,7 +206,10 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             duration_ms = took.as_millis() as u64,
             "job finished"
         );
-        crate::metrics::get().job_finished(self.job.kind, outcome, took);
+        self.parts
+            .stats
+            .figures
+            .job_finished(self.job.kind, outcome, took);
         answered
     }
 

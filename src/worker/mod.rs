@@ -192,6 +192,9 @@ pub struct Stats {
     pub health: health::Health,
     /// The running jobs.
     pub board: board::Board,
+    /// The runner's figures (metrics), shared with the engine, the AWS clients and the
+    /// observers; a fresh set by default.
+    pub figures: Arc<crate::metrics::Figures>,
 }
 
 /// The warm loop over one queue.

@@ -60,8 +60,10 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     pub async fn run<P: Policy>(self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
         let stats = &self.parts.stats;
         stats.slots.store(self.config.max_jobs, Ordering::Relaxed);
-        crate::metrics::get().set_slots(self.running(), self.config.max_jobs);
-        crate::metrics::get().set_draining(false);
+        stats
+            .figures
+            .set_slots(self.running(), self.config.max_jobs);
+        stats.figures.set_draining(false);
         stats.health.running();
         // Tripped by the shutdown token, or when the loop ends for another reason.
         let stopping = shutdown.child_token();
@@ -71,7 +73,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         };
         stopping.cancel();
         stats.health.draining();
-        crate::metrics::get().set_draining(true);
+        stats.figures.set_draining(true);
         self.beating(self.drain()).await;
         stats.health.stopped();
         exit
@@ -182,7 +184,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             .sent
             .and_then(|s| SystemTime::now().duration_since(s).ok())
         {
-            crate::metrics::get().queue_waited(waited);
+            self.parts.stats.figures.queue_waited(waited);
         }
         if stopping.is_cancelled() {
             return self

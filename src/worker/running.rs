@@ -118,7 +118,9 @@ impl SlotGuard {
             now = *running;
         });
         stats.peak.fetch_max(now, Ordering::SeqCst);
-        crate::metrics::get().set_slots(now, stats.slots.load(Ordering::Relaxed));
+        stats
+            .figures
+            .set_slots(now, stats.slots.load(Ordering::Relaxed));
         SlotGuard {
             id: id.to_string(),
             registry,
@@ -148,7 +150,7 @@ impl Drop for SlotGuard {
             now = *running;
         });
         let slots = self.stats.slots.load(Ordering::Relaxed);
-        crate::metrics::get().set_slots(now, slots);
+        self.stats.figures.set_slots(now, slots);
         self.stats.finished.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -30,6 +30,8 @@ pub struct Distributions {
     clock: AtomicU64,
     /// Spares being made (the engine's tracker, see `Engine::settled`).
     spares: TaskTracker,
+    /// Where hits and misses are counted.
+    figures: Arc<crate::metrics::Figures>,
 }
 
 #[derive(Default)]
@@ -41,12 +43,14 @@ struct Slot {
 impl Distributions {
     /// A cache in `dir` (created) with extraction `limits`, holding about `budget_bytes` of
     /// extracted content (at least the newest entry is always kept). Spare copies are made
-    /// on blocking threads tracked by `spares` (whoever waits on it waits for them).
+    /// on blocking threads tracked by `spares` (whoever waits on it waits for them). Hits and
+    /// misses are counted in `figures`.
     pub fn new(
         dir: PathBuf,
         limits: ExtractLimits,
         budget_bytes: u64,
         spares: TaskTracker,
+        figures: Arc<crate::metrics::Figures>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Distributions {
@@ -56,6 +60,7 @@ impl Distributions {
             slots: Mutex::default(),
             clock: AtomicU64::new(0),
             spares,
+            figures,
         })
     }
 
@@ -121,10 +126,10 @@ impl Distributions {
         let mut guard = slot.entry.lock().await;
         if let Some(entry) = guard.as_ref() {
             tracing::debug!(identity, "distribution cache hit");
-            crate::metrics::get().cache_lookup(true);
+            self.figures.cache_lookup(true);
             return Ok(entry.clone());
         }
-        crate::metrics::get().cache_lookup(false);
+        self.figures.cache_lookup(false);
         let unique = uuid::Uuid::new_v4();
         let dir = self.dir.join(format!("entry-{unique}"));
         let bytes = match self.fill_entry(origin, unique, &dir).await {
@@ -345,6 +350,7 @@ mod tests {
             ExtractLimits::default(),
             1 << 20,
             TaskTracker::new(),
+            Arc::default(),
         )
         .unwrap();
         let remote = Source::Remote {

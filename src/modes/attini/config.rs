@@ -77,6 +77,7 @@ impl AttiniConfig {
             dynamodb: clients.dynamodb.clone(),
             table: self.resource_state_table.clone(),
             name: self.resource_name.clone(),
+            figures: clients.figures.clone(),
         }
     }
 

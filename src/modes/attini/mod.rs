@@ -41,13 +41,15 @@ pub async fn run(
         Ok(s) => s.aws.clone(),
         Err(_) => crate::config::aws_lenient(env),
     };
-    let clients = Clients::load(&aws).await;
+    let figures = Arc::<crate::metrics::Figures>::default();
+    let clients = Clients::load(&aws, figures.clone()).await;
     let fail = |error: &'static str, cause: String, status: ExitStatus| {
         let (clients, token) = (clients.clone(), token.clone());
         async move {
             tracing::error!(error, cause, "the runner could not start");
-            let tokens = SfnTokens::new(clients.sfn);
-            answer::deliver(&tokens, &token, &Report::failure(error, cause)).await;
+            let tokens = SfnTokens::new(clients.sfn, clients.figures.clone());
+            let report = Report::failure(error, cause);
+            answer::deliver(&tokens, &token, &report, &clients.figures).await;
             status
         }
     };
@@ -62,7 +64,7 @@ pub async fn run(
             return fail(STARTUP_FAILED, cause, ExitStatus::Usage).await;
         }
     };
-    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url).await {
+    let runner = match AwsRunner::start(&settings, &stop, &config.queue_url, figures).await {
         Ok(runner) => runner,
         Err(e) => return fail(STARTUP_FAILED, e.to_string(), ExitStatus::Failure).await,
     };

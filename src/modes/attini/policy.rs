@@ -118,6 +118,7 @@ impl AttiniPolicy {
     /// Whether the job's execution is the current deployment (`None`: cannot tell).
     async fn is_current(&self, attini: &AttiniContext) -> Result<Option<bool>, CallError> {
         dynamodb::is_current_execution(
+            &self.clients.figures,
             &self.clients.dynamodb,
             &self.config.deploy_data_table,
             &attini.deployment_name(),

@@ -4,16 +4,16 @@
 //! failed deploy are printed one per line, oldest first, ending with the first failure, so that
 //! CloudFormation's reason is in the job's failure cause. One short run; nothing to cancel.
 
-use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::{Stack, StackEvent};
 use serde_json::{Map, Value};
 
 use super::CommandError;
+use crate::aws::Clients;
 use crate::aws::error::classify;
 
 /// The stack's outputs as one JSON object.
-pub async fn outputs(client: &Client, stack: &str) -> Result<Value, CommandError> {
-    let found = describe_stack(client, stack).await?;
+pub async fn outputs(clients: &Clients, stack: &str) -> Result<Value, CommandError> {
+    let found = describe_stack(clients, stack).await?;
     let mut map = Map::new();
     for output in found.as_ref().map(|s| s.outputs()).unwrap_or_default() {
         if let Some(key) = output.output_key() {
@@ -25,9 +25,9 @@ pub async fn outputs(client: &Client, stack: &str) -> Result<Value, CommandError
 }
 
 /// The lines describing the stack's last operation's failures (see the module header).
-pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, CommandError> {
+pub async fn failure_lines(clients: &Clients, stack: &str) -> Result<Vec<String>, CommandError> {
     let mut lines = Vec::new();
-    if let Some(s) = describe_stack(client, stack).await? {
+    if let Some(s) = describe_stack(clients, stack).await? {
         let state = s.stack_status().map(|s| s.as_str()).unwrap_or("unknown");
         let reason = s.stack_status_reason().unwrap_or_default();
         lines.push(
@@ -36,12 +36,13 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
                 .to_string(),
         );
     }
-    let events = client
+    let events = clients
+        .cloudformation
         .describe_stack_events()
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| CommandError::Call(classify("DescribeStackEvents", e)))?;
+        .map_err(|e| CommandError::Call(classify(&clients.figures, "DescribeStackEvents", e)))?;
     let failed = last_operation_failures(events.stack_events(), stack);
     lines.extend(failed.iter().map(|e| describe(e)));
     if let Some(first) = failed.first() {
@@ -54,13 +55,14 @@ pub async fn failure_lines(client: &Client, stack: &str) -> Result<Vec<String>, 
 }
 
 /// The stack as DescribeStacks tells it.
-async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, CommandError> {
-    let described = client
+async fn describe_stack(clients: &Clients, stack: &str) -> Result<Option<Stack>, CommandError> {
+    let described = clients
+        .cloudformation
         .describe_stacks()
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| CommandError::Call(classify("DescribeStacks", e)))?;
+        .map_err(|e| CommandError::Call(classify(&clients.figures, "DescribeStacks", e)))?;
     Ok(described.stacks().first().cloned())
 }
 

@@ -116,8 +116,9 @@ impl Helper {
             .ok_or(CommandError::Unset(name))
     }
 
+    /// The clients; their figures are a helper's own, which nobody reads.
     async fn clients(&self) -> Clients {
-        Clients::load(&self.aws).await
+        Clients::load(&self.aws, Default::default()).await
     }
 }
 
@@ -137,7 +138,7 @@ async fn save_stacks(
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         log.write(&format!("saving stack {name} in {table}"));
-        dynamodb::put_strings(&clients.dynamodb, &table, item).await?;
+        dynamodb::put_strings(&clients.figures, &clients.dynamodb, &table, item).await?;
     }
     Ok(())
 }
@@ -152,14 +153,14 @@ async fn store_artifact(
     println!("Storing {path} in artifact store.");
     let clients = helper.clients().await;
     log.write(&format!("putting s3://{bucket}/{key}"));
-    s3::put_file(&clients.s3, &bucket, key, path).await?;
+    s3::put_file(&clients.figures, &clients.s3, &bucket, key, path).await?;
     Ok(())
 }
 
 async fn stack_outputs(helper: &Helper, stack: &str, log: &CommandLog) -> Result<(), CommandError> {
     let clients = helper.clients().await;
     log.write(&format!("describing stack {stack}"));
-    let outputs = cloudformation::outputs(&clients.cloudformation, stack).await?;
+    let outputs = cloudformation::outputs(&clients, stack).await?;
     println!("{outputs}");
     Ok(())
 }
@@ -168,7 +169,7 @@ async fn stack_events(helper: &Helper, stack: &str, log: &CommandLog) -> Result<
     let clients = helper.clients().await;
     log.write(&format!("reading the events of stack {stack}"));
     // Called after a failed deploy: what it cannot read is said, not a second failure.
-    match cloudformation::failure_lines(&clients.cloudformation, stack).await {
+    match cloudformation::failure_lines(&clients, stack).await {
         Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
         Err(e) => println!("CloudFormation: could not read the events of stack {stack}: {e}"),
     }
