@@ -160,7 +160,7 @@ impl Settings {
             worker,
             queue_url: get(&QUEUE_URL),
             region: get(&AWS_REGION),
-            sdk_region: lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")),
+            sdk_region: sdk_region(&lookup),
             aws: aws_config(&lookup, timeouts(&lookup)?),
             ecs_metadata_uri: lookup(crate::aws::ecs::METADATA_VAR),
             env: Environment::default(),
@@ -210,9 +210,8 @@ fn timeouts(lookup: &impl Fn(&str) -> Option<String>) -> Result<AwsTimeouts, Con
 /// variables name none, path-style S3 and the EC2 endpoint under an endpoint override.
 fn aws_config(lookup: &impl Fn(&str) -> Option<String>, timeouts: AwsTimeouts) -> AwsConfig {
     let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
-    let sdk_region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
     AwsConfig {
-        region: match sdk_region {
+        region: match sdk_region(lookup) {
             Some(_) => None,
             None => set(AWS_REGION.name),
         },
@@ -220,6 +219,12 @@ fn aws_config(lookup: &impl Fn(&str) -> Option<String>, timeouts: AwsTimeouts) -
         ec2_endpoint: set("AWS_ENDPOINT_URL_EC2").or_else(|| set("AWS_ENDPOINT_URL")),
         timeouts,
     }
+}
+
+/// The SDK's own region variable: `AWS_REGION`, else `AWS_DEFAULT_REGION` (non-empty).
+fn sdk_region(lookup: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"))
 }
 
 /// The AWS clients' configuration even when a setting is bad (with default timeouts): what

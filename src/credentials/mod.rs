@@ -67,15 +67,14 @@ const ROLE_JOB_VARIABLES: [(&str, &str); 3] = [
 /// A job's credentials: what to add to its environment, and the registration that revokes
 /// its token when dropped (keep it until the job's processes are gone).
 pub struct Grant {
-    /// The role the job runs as.
-    pub role: String,
     /// Variables for the job (set before the job's own).
     pub env: Vec<(String, String)>,
     /// The job's endpoint token, to mask in its output.
     pub token: String,
     /// The runner's variables the job does not inherit.
     pub withheld: Vec<String>,
-    _registration: Registration,
+    /// Revokes the token when dropped.
+    pub registration: Registration,
 }
 
 /// The role could not be given to the job.
@@ -186,11 +185,10 @@ impl JobRoles {
         }
         tracing::info!(role, "the job runs as its own role");
         Ok(Some(Grant {
-            role: role.to_string(),
             env,
             token,
             withheld: self.config.withheld.clone(),
-            _registration: registration,
+            registration,
         }))
     }
 }

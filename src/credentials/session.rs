@@ -4,11 +4,10 @@
 //! Cancellation: dropping a call to [`RoleSession::credentials`] leaves the last credentials
 //! in place; the next call assumes again if they are due.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_sts::types::{Credentials, Tag};
-
-use std::sync::Arc;
 
 use crate::aws::error::classify;
 use crate::metrics::Figures;

@@ -13,7 +13,7 @@
 
 pub mod distribution;
 mod env;
-pub use env::{CREDENTIAL_VARIABLES, withheld};
+pub use env::withheld;
 mod command_spans;
 pub mod executor;
 mod failure;

@@ -128,10 +128,10 @@ pub async fn resolve(
 /// withheld, the token masked, the grant kept (and its token valid) until the job task ends.
 fn job_credentials(grant: Grant) -> JobCredentials {
     JobCredentials {
-        env: grant.env.clone(),
-        withheld: grant.withheld.clone(),
-        secrets: vec![grant.token.clone()],
-        guard: Box::new(grant),
+        env: grant.env,
+        withheld: grant.withheld,
+        secrets: vec![grant.token],
+        guard: Box::new(grant.registration),
     }
 }
 
