@@ -6,163 +6,195 @@
 //! - `[Queue]`: `SlotsInUse`, `SlotsFree`, `Draining` (last values), `JobsSucceeded`,
 //!   `JobsFailed`, `JobsInterrupted`, `JobsCancelled`, `ReportsAccepted`, `ReportsTaskGone`,
 //!   `ReportsRejected`, `ReportsUndelivered`, `AwsErrors`, `DistributionCacheHits`, `DistributionCacheMisses`
-//!   (counts in the interval), `JobDuration` and `QueueWait` (up to 100 samples, seconds);
+//!   (counts in the interval), `JobDuration` and `QueueWait` (up to 100 values, seconds);
 //! - `[Queue, Kind, Outcome]`: `Jobs`, one document per kind and outcome seen;
 //! - `[Queue, Service, Operation, Class]`: `AwsErrors`, one per failing operation and class.
 //!
-//! The interval is kept by the [`super::Figures`] object it belongs to ([`EmfRecorder`]); no
-//! static. Recording costs one relaxed load when EMF is off, else one short lock.
-//! Cancellation: the writer ([`write_every`]) writes a last set when its token is cancelled,
-//! then returns.
+//! The writer is a periodic reader of the one registry: each interval it renders the figures,
+//! reads them ([`Reading`]) and writes the difference from its last reading; it keeps no
+//! figures of its own. Durations come from the histograms: an interval whose observations
+//! all fell in one bucket gives their exact mean for each; otherwise each observation is
+//! given as its bucket's upper bound (the last finite bound for the open bucket), so a
+//! percentile is at most one bucket high. Cancellation: the writer ([`write_every`]) writes
+//! a last set when its token is cancelled, then returns.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{AwsErrorLabels, Outcome, ReportResult};
+use super::Outcome;
+use super::reading::{Labels, Reading};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "AttiniRunner";
 /// Most values one EMF metric may carry.
 pub const MAX_SAMPLES: usize = 100;
 
-/// A gauge kept across intervals.
-#[derive(Debug, Clone, Copy)]
-pub enum Gauge {
-    /// Slots in use of a total.
-    Slots,
-    /// Draining: 1 or 0.
-    Draining,
-}
+/// The counts of the main document and the registry sample each is read from.
+const COUNTS: [(&str, &str, &str); 6] = [
+    ("ReportsAccepted", "attini_runner_reports_total", "accepted"),
+    (
+        "ReportsTaskGone",
+        "attini_runner_reports_total",
+        "task_gone",
+    ),
+    ("ReportsRejected", "attini_runner_reports_total", "rejected"),
+    (
+        "ReportsUndelivered",
+        "attini_runner_reports_total",
+        "undelivered",
+    ),
+    (
+        "DistributionCacheHits",
+        "attini_runner_distribution_cache_lookups_total",
+        "hit",
+    ),
+    (
+        "DistributionCacheMisses",
+        "attini_runner_distribution_cache_lookups_total",
+        "miss",
+    ),
+];
 
-/// A sampled duration.
-#[derive(Debug, Clone, Copy)]
-pub enum Sample {
-    /// Time a message waited in the queue.
-    QueueWait,
-}
-
-/// A plain count.
-#[derive(Debug, Clone, Copy)]
-pub enum Count {
-    /// A report with its result.
-    Report(ReportResult),
-    /// A cache lookup: hit (`true`) or miss.
-    Cache(bool),
-}
-
+/// What one interval holds.
 #[derive(Debug, Default)]
 struct Interval {
-    slots: Option<(usize, usize)>,
+    /// Slots in use and in all.
+    slots: (usize, usize),
     draining: usize,
-    jobs: BTreeMap<(&'static str, &'static str), u64>,
+    jobs: BTreeMap<(String, String), u64>,
     job_seconds: Vec<f64>,
     queue_wait: Vec<f64>,
-    aws_errors: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    aws_errors: BTreeMap<(String, String, String), u64>,
     counts: BTreeMap<&'static str, u64>,
 }
 
-/// The EMF figures of the current interval; off (recording nothing) until
-/// [`EmfRecorder::enable`]. Held by the [`super::Figures`] it records for.
+/// Reads the figures once per interval and turns the difference into EMF documents.
 #[derive(Debug, Default)]
-pub struct EmfRecorder {
-    on: AtomicBool,
-    interval: Mutex<Option<Interval>>,
+pub struct EmfReader {
+    last: Reading,
 }
 
-impl EmfRecorder {
-    /// Starts collecting (when `ATTINI_METRICS=emf`).
-    pub fn enable(&self) {
-        *self.lock() = Some(Interval::default());
-        self.on.store(true, Ordering::Relaxed);
+impl EmfReader {
+    /// The EMF documents of what changed in `figures` since the last call (since they were
+    /// made, the first time), stamped `timestamp_ms`, for queue `queue`.
+    pub fn read(&mut self, figures: &super::Figures, queue: &str, timestamp_ms: u64) -> Vec<Value> {
+        let now = Reading::parse(&figures.render());
+        let interval = interval(&now, &self.last);
+        self.last = now;
+        documents(&interval, queue, timestamp_ms)
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Interval>> {
-        self.interval.lock().unwrap_or_else(|p| p.into_inner())
+/// The interval between reading `last` and reading `now`.
+fn interval(now: &Reading, last: &Reading) -> Interval {
+    let gauge = |name: &str| now.total(name, &[]).max(0.0) as usize;
+    let in_use = gauge("attini_runner_slots_in_use");
+    let mut i = Interval {
+        slots: (in_use, in_use + gauge("attini_runner_slots_free")),
+        draining: gauge("attini_runner_draining"),
+        ..Interval::default()
+    };
+    let grown = |name: &'static str| grown(now, last, name);
+    let label = |labels: &Labels, key: &str| labels.get(key).cloned().unwrap_or_default();
+    for (labels, n) in grown("attini_runner_jobs_total") {
+        let key = (label(labels, "kind"), label(labels, "outcome"));
+        *i.jobs.entry(key).or_default() += n;
     }
+    for (labels, n) in grown("attini_runner_aws_errors_total") {
+        let key = (
+            label(labels, "service"),
+            label(labels, "operation"),
+            label(labels, "class"),
+        );
+        *i.aws_errors.entry(key).or_default() += n;
+    }
+    for (name, metric, result) in COUNTS {
+        let with = [("result", result)];
+        let delta = now.total(metric, &with) - last.total(metric, &with);
+        i.counts.insert(name, delta.round().max(0.0) as u64);
+    }
+    i.job_seconds = samples(now, last, "attini_runner_job_duration_seconds");
+    i.queue_wait = samples(now, last, "attini_runner_queue_wait_seconds");
+    i
+}
 
-    fn record(&self, f: impl FnOnce(&mut Interval)) {
-        if self.on.load(Ordering::Relaxed)
-            && let Some(interval) = self.lock().as_mut()
-        {
-            f(interval);
+/// The samples of counter `name` that grew between `last` and `now`, with how much.
+fn grown<'a>(
+    now: &'a Reading,
+    last: &'a Reading,
+    name: &'a str,
+) -> impl Iterator<Item = (&'a Labels, u64)> + 'a {
+    now.matching(name, &[]).filter_map(move |(labels, value)| {
+        let delta = (value - last.value(name, labels)).round();
+        (delta >= 1.0).then_some((labels, delta as u64))
+    })
+}
+
+/// The observations of histogram `name` (all label sets together) between two readings, as
+/// at most [`MAX_SAMPLES`] values; see the module documentation.
+fn samples(now: &Reading, last: &Reading, name: &str) -> Vec<f64> {
+    let count = |r: &Reading| r.total(&format!("{name}_count"), &[]);
+    let sum = |r: &Reading| r.total(&format!("{name}_sum"), &[]);
+    let observed = (count(now) - count(last)).round();
+    if observed < 1.0 {
+        return Vec::new();
+    }
+    // Cumulative counts by upper bound, every label set added up.
+    let bucket = format!("{name}_bucket");
+    let mut cumulative: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for (labels, value) in now.matching(&bucket, &[]) {
+        let Some(le) = labels.get("le").and_then(|le| le.parse::<f64>().ok()) else {
+            continue;
+        };
+        let entry = cumulative.entry(le.to_bits()).or_insert((le, 0.0));
+        entry.1 += value - last.value(&bucket, labels);
+    }
+    let mut bounds: Vec<(f64, f64)> = cumulative.into_values().collect();
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut per_bucket = Vec::new();
+    let (mut below, mut finite) = (0.0, 0.0);
+    for (le, cum) in bounds {
+        let n = (cum - below).round().max(0.0) as usize;
+        below = cum;
+        let value = if le.is_finite() { le } else { finite };
+        if le.is_finite() {
+            finite = le;
+        }
+        if n > 0 {
+            per_bucket.push((value, n));
         }
     }
-
-    pub(super) fn gauge(&self, which: Gauge, value: usize, total: usize) {
-        self.record(|i| match which {
-            Gauge::Slots => i.slots = Some((value, total)),
-            Gauge::Draining => i.draining = value,
-        });
+    let total: usize = per_bucket.iter().map(|(_, n)| n).sum();
+    if let [(_, n)] = per_bucket.as_slice() {
+        let mean = (sum(now) - sum(last)) / observed;
+        let mean = (mean * 1e6).round() / 1e6;
+        return vec![mean; (*n).min(MAX_SAMPLES)];
     }
-
-    pub(super) fn job(&self, kind: &'static str, outcome: Outcome, took: Duration) {
-        self.record(|i| {
-            *i.jobs.entry((kind, outcome.label())).or_default() += 1;
-            push(&mut i.job_seconds, took);
-        });
-    }
-
-    pub(super) fn sample(&self, which: Sample, value: Duration) {
-        self.record(|i| match which {
-            Sample::QueueWait => push(&mut i.queue_wait, value),
-        });
-    }
-
-    pub(super) fn aws_error(&self, labels: &AwsErrorLabels) {
-        self.record(|i| {
-            *i.aws_errors
-                .entry((labels.service, labels.operation, labels.class))
-                .or_default() += 1;
-        });
-    }
-
-    pub(super) fn count(&self, which: Count) {
-        let name = match which {
-            Count::Report(ReportResult::Accepted) => "ReportsAccepted",
-            Count::Report(ReportResult::TaskGone) => "ReportsTaskGone",
-            Count::Report(ReportResult::Rejected) => "ReportsRejected",
-            Count::Report(ReportResult::Undelivered) => "ReportsUndelivered",
-            Count::Cache(true) => "DistributionCacheHits",
-            Count::Cache(false) => "DistributionCacheMisses",
+    // Over the cap, each bucket keeps its share (at least one value).
+    let mut values = Vec::new();
+    for (value, n) in per_bucket {
+        let kept = if total > MAX_SAMPLES {
+            (n * MAX_SAMPLES / total).max(1)
+        } else {
+            n
         };
-        self.record(|i| *i.counts.entry(name).or_default() += 1);
+        values.extend(std::iter::repeat_n(value, kept));
     }
-
-    /// Ends the current interval: its EMF documents, stamped `timestamp_ms`, for queue `queue`.
-    /// Empty when EMF is off.
-    pub fn take(&self, queue: &str, timestamp_ms: u64) -> Vec<Value> {
-        let mut guard = self.lock();
-        let Some(interval) = guard.as_mut() else {
-            return Vec::new();
-        };
-        let done = std::mem::take(interval);
-        // Gauges are state, not per-interval figures.
-        interval.slots = done.slots;
-        interval.draining = done.draining;
-        drop(guard);
-        documents(&done, queue, timestamp_ms)
-    }
-}
-
-fn push(samples: &mut Vec<f64>, value: Duration) {
-    if samples.len() < MAX_SAMPLES {
-        samples.push(value.as_secs_f64());
-    }
+    values.truncate(MAX_SAMPLES);
+    values
 }
 
 fn documents(i: &Interval, queue: &str, timestamp_ms: u64) -> Vec<Value> {
-    let (in_use, total) = i.slots.unwrap_or_default();
+    let (in_use, total) = i.slots;
     let jobs = |outcome: Outcome| {
         let n: u64 = i
             .jobs
             .iter()
-            .filter(|((_, o), _)| *o == outcome.label())
+            .filter(|((_, o), _)| o == outcome.label())
             .map(|(_, n)| n)
             .sum();
         n
@@ -276,6 +308,7 @@ pub async fn write_every(
     queue: String,
     stop: CancellationToken,
 ) {
+    let mut reader = EmfReader::default();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         let last = tokio::select! {
@@ -283,7 +316,7 @@ pub async fn write_every(
             _ = stop.cancelled() => true,
         };
         let mut out = String::new();
-        for doc in figures.emf.take(&queue, now_ms()) {
+        for doc in reader.read(&figures, &queue, now_ms()) {
             out.push_str(&doc.to_string());
             out.push('\n');
         }

@@ -96,16 +96,18 @@ fn violation(doc: &Value) -> Option<String> {
 
 fn busy_interval() -> Interval {
     let mut i = Interval {
-        slots: Some((2, 5)),
+        slots: (2, 5),
         draining: 1,
         ..Interval::default()
     };
-    i.jobs.insert(("commands", "succeeded"), 3);
-    i.jobs.insert(("cdk", "failed"), 1);
+    i.jobs.insert(("commands".into(), "succeeded".into()), 3);
+    i.jobs.insert(("cdk".into(), "failed".into()), 1);
     i.job_seconds = vec![0.5; 150.min(MAX_SAMPLES)];
     i.queue_wait = vec![0.01, 0.2];
-    i.aws_errors
-        .insert(("sqs", "ReceiveMessage", "transient"), 2);
+    i.aws_errors.insert(
+        ("sqs".into(), "ReceiveMessage".into(), "transient".into()),
+        2,
+    );
     i.counts.insert("ReportsAccepted", 4);
     i
 }
@@ -183,22 +185,69 @@ fn an_idle_interval_has_zero_counts_and_no_samples() {
 }
 
 #[test]
-fn recording_fills_the_interval_and_taking_it_resets_the_counts_not_the_gauges() {
+fn each_reading_gives_what_changed_since_the_last_and_gauges_keep_their_value() {
+    use crate::metrics::{Figures, ReportResult};
     // Figures of the test's own: no other test's recording reaches them.
-    let m = crate::metrics::Figures::new();
-    assert!(m.emf.take("q", 1).is_empty(), "nothing while EMF is off");
-    m.emf.enable();
-    m.set_slots(1, 4);
+    let m = Figures::new();
+    let mut reader = EmfReader::default();
+    let idle = reader.read(&m, "q", 1);
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert_eq!(idle[0]["JobsSucceeded"], 0);
+    m.slots.set_total(4);
+    m.slots.started();
     m.job_finished("commands", Outcome::Succeeded, Duration::from_millis(1500));
     m.report(ReportResult::Accepted);
     m.cache_lookup(false);
-    let first = m.emf.take("q", 2);
+    let first = reader.read(&m, "q", 2);
     assert_eq!(first[0]["JobsSucceeded"], 1);
     assert_eq!(first[0]["JobDuration"], json!([1.5]));
     assert_eq!(first[0]["DistributionCacheMisses"], 1);
+    assert_eq!(first[0]["ReportsAccepted"], 1);
     assert_eq!(first[0]["SlotsInUse"], 1);
-    let second = m.emf.take("q", 3);
+    assert_eq!(first[0]["SlotsFree"], 3);
+    assert_eq!(first[1]["Kind"], "commands");
+    let second = reader.read(&m, "q", 3);
     assert_eq!(second[0]["JobsSucceeded"], 0);
     assert_eq!(second[0]["SlotsInUse"], 1, "a gauge keeps its value");
+    assert!(second[0].get("JobDuration").is_none());
     assert_eq!(second.len(), 1);
+}
+
+#[test]
+fn durations_in_one_bucket_keep_their_mean_and_spread_ones_their_bucket_bounds() {
+    let m = crate::metrics::Figures::new();
+    let mut reader = EmfReader::default();
+    // 3 s and 4 s share the (2.5, 5] bucket.
+    for ms in [3000, 4000] {
+        m.job_finished("commands", Outcome::Failed, Duration::from_millis(ms));
+    }
+    let same = reader.read(&m, "q", 1);
+    assert_eq!(same[0]["JobDuration"], json!([3.5, 3.5]));
+    m.job_finished("commands", Outcome::Failed, Duration::from_millis(200));
+    m.job_finished("cdk", Outcome::Failed, Duration::from_secs(50));
+    m.job_finished("cdk", Outcome::Failed, Duration::from_secs(20_000));
+    let spread = reader.read(&m, "q", 2);
+    assert_eq!(
+        spread[0]["JobDuration"],
+        json!([0.5, 60.0, 14400.0]),
+        "upper bounds; the open bucket gives the last finite one"
+    );
+    assert_eq!(spread[0]["JobsFailed"], 3);
+}
+
+#[test]
+fn more_than_a_hundred_observations_keep_each_buckets_share() {
+    let m = crate::metrics::Figures::new();
+    for _ in 0..300 {
+        m.queue_waited(Duration::from_millis(5));
+    }
+    for _ in 0..100 {
+        m.queue_waited(Duration::from_secs(20));
+    }
+    let docs = EmfReader::default().read(&m, "q", 1);
+    let waits = docs[0]["QueueWait"].as_array().unwrap();
+    assert_eq!(waits.len(), MAX_SAMPLES);
+    let short = waits.iter().filter(|v| v.as_f64() == Some(0.01)).count();
+    assert_eq!((short, waits.len() - short), (75, 25));
+    assert_eq!(violation(&docs[0]), None);
 }

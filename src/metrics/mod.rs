@@ -2,11 +2,17 @@
 //! errors by service, operation and class, reports by result, distribution cache hits and
 //! misses, draining, build info. One [`Figures`] object per runner, made by whoever starts
 //! it and handed to every floor that records (no global); the ops server renders it as
-//! OpenMetrics text ([`Figures::render`]) and, with `ATTINI_METRICS=emf`, [`emf`] writes the
-//! same figures as CloudWatch Embedded Metric Format lines. Tests make their own. Recording
-//! is a few atomic operations (plus one short lock when EMF is on); nothing to cancel.
+//! OpenMetrics text ([`Figures::render`]) and, with `ATTINI_METRICS=emf`, [`emf`] reads that
+//! same rendering each interval and writes the difference as CloudWatch Embedded Metric
+//! Format lines. Each figure is kept once: the slot counts the worker needs live in
+//! [`Slots`] and the registry reads them from there. Tests make their own. Recording is a few
+//! atomic operations; nothing to cancel.
 
 pub mod emf;
+pub mod reading;
+mod slots;
+
+pub use slots::Slots;
 
 use std::time::Duration;
 
@@ -113,10 +119,8 @@ impl ReportResult {
 /// Every figure of the runner.
 pub struct Figures {
     registry: Registry,
-    /// The EMF interval of these figures.
-    pub emf: emf::EmfRecorder,
-    slots_in_use: Gauge,
-    slots_free: Gauge,
+    /// The job slots: running now (watchable), in all, at most.
+    pub slots: std::sync::Arc<Slots>,
     draining: Gauge,
     jobs: Family<JobLabels, Counter>,
     job_seconds: Family<KindLabels, Histogram, fn() -> Histogram>,
@@ -157,9 +161,7 @@ impl Figures {
         let mut registry = Registry::with_prefix("attini_runner");
         let m = Figures {
             registry: Registry::default(),
-            emf: emf::EmfRecorder::default(),
-            slots_in_use: Gauge::default(),
-            slots_free: Gauge::default(),
+            slots: std::sync::Arc::default(),
             draining: Gauge::default(),
             jobs: Family::default(),
             job_seconds: Family::new_with_constructor(job_histogram as fn() -> Histogram),
@@ -168,12 +170,7 @@ impl Figures {
             reports: Family::default(),
             cache: Family::default(),
         };
-        registry.register(
-            "slots_in_use",
-            "Job slots running a job now",
-            m.slots_in_use.clone(),
-        );
-        registry.register("slots_free", "Job slots free now", m.slots_free.clone());
+        registry.register_collector(Box::new(m.slots.clone()));
         registry.register(
             "draining",
             "1 while the runner drains (takes no new jobs), else 0",
@@ -225,18 +222,14 @@ impl Figures {
 }
 
 impl Figures {
-    /// Slots: `in_use` of `total` run a job.
-    pub fn set_slots(&self, in_use: usize, total: usize) {
-        self.slots_in_use.set(in_use as i64);
-        self.slots_free.set(total.saturating_sub(in_use) as i64);
-        self.emf.gauge(emf::Gauge::Slots, in_use, total);
+    /// Every figure as one [`reading::Reading`] (what the EMF writer and tests compare).
+    pub fn reading(&self) -> reading::Reading {
+        reading::Reading::parse(&self.render())
     }
 
     /// The runner started (`true`) or stopped draining.
     pub fn set_draining(&self, draining: bool) {
         self.draining.set(i64::from(draining));
-        self.emf
-            .gauge(emf::Gauge::Draining, usize::from(draining), 0);
     }
 
     /// A job of `kind` ended with `outcome` after `took`.
@@ -249,19 +242,16 @@ impl Figures {
         self.job_seconds
             .get_or_create(&KindLabels { kind })
             .observe(took.as_secs_f64());
-        self.emf.job(kind, outcome, took);
     }
 
     /// A message waited `waited` in the queue.
     pub fn queue_waited(&self, waited: Duration) {
         self.queue_wait_seconds.observe(waited.as_secs_f64());
-        self.emf.sample(emf::Sample::QueueWait, waited);
     }
 
     /// An AWS call failed.
     pub fn aws_error(&self, labels: AwsErrorLabels) {
         self.aws_errors.get_or_create(&labels).inc();
-        self.emf.aws_error(&labels);
     }
 
     /// A report ended with `result`.
@@ -270,14 +260,12 @@ impl Figures {
         self.reports
             .get_or_create(&ResultLabels { result: label })
             .inc();
-        self.emf.count(emf::Count::Report(result));
     }
 
     /// A distribution cache lookup hit (`true`) or missed.
     pub fn cache_lookup(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache.get_or_create(&ResultLabels { result }).inc();
-        self.emf.count(emf::Count::Cache(hit));
     }
 }
 

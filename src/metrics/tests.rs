@@ -3,7 +3,9 @@ use super::*;
 #[test]
 fn the_text_is_openmetrics_with_every_family() {
     let m = Figures::new();
-    m.set_slots(2, 5);
+    m.slots.set_total(5);
+    m.slots.started();
+    m.slots.started();
     m.job_finished("cdk", Outcome::Failed, Duration::from_secs(3));
     m.aws_error(AwsErrorLabels {
         service: "sqs",
@@ -16,6 +18,7 @@ fn the_text_is_openmetrics_with_every_family() {
     for line in [
         "attini_runner_slots_in_use 2",
         "attini_runner_slots_free 3",
+        "attini_runner_slots_peak 2",
         "attini_runner_draining 0",
         "attini_runner_jobs_total{kind=\"cdk\",outcome=\"failed\"} 1",
         "attini_runner_job_duration_seconds_count{kind=\"cdk\"} 1",

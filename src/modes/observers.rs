@@ -46,7 +46,6 @@ pub async fn start(
         tasks.push(tokio::spawn(server.serve(stats.clone(), stop.clone())));
     }
     if let Some(every) = settings.emf_interval {
-        stats.figures.emf.enable();
         let queue = queue_name(queue_url).to_string();
         tracing::info!(
             interval_s = every.as_secs(),

@@ -160,7 +160,7 @@ async fn serve_with(
         );
         let stop = CancellationToken::new();
         let agent = Arc::new(EcsAgent::new(&uri));
-        let running = runner.stats.running.subscribe();
+        let running = runner.stats.figures.slots.watch();
         let task = tokio::spawn(keep_protected(
             agent,
             config.protection,

@@ -14,7 +14,6 @@
 //! is reported as `Runner.Interrupted`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -178,7 +177,6 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 tracing::warn!(
                     "Step Functions cancelled the job (execution stopped or timed out); its processes were ended and nothing is reported"
                 );
-                self.parts.stats.cancelled.fetch_add(1, Ordering::SeqCst);
                 (true, false, None)
             }
             Ending::Report(report) => {
@@ -187,7 +185,6 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                     answer::deliver(&*self.parts.tokens, &self.admitted.token, &report, figures)
                         .instrument(tracing::debug_span!("report"));
                 let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), delivery);
-                self.parts.stats.reported.fetch_add(1, Ordering::SeqCst);
                 let failure = match report {
                     Report::Failure { error, cause } => Some((error, cause)),
                     Report::Success { .. } => None,

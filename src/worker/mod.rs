@@ -171,23 +171,12 @@ pub enum Exit {
     Stopped(String),
 }
 
-/// Counters, readable while the worker runs.
+/// What the ops server reads while the worker runs. The counts (jobs running, slots, jobs
+/// and reports by outcome) are in [`Stats::figures`], kept once.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Jobs running now; watchable (ECS scale-in protection follows it).
-    pub running: tokio::sync::watch::Sender<usize>,
     /// Messages being admitted now (their slots are taken, their jobs not yet running).
     pub admitting: AtomicUsize,
-    /// Most jobs that ever ran at once.
-    pub peak: AtomicUsize,
-    /// Jobs finished (reported or not).
-    pub finished: AtomicUsize,
-    /// Reports sent for finished jobs (accepted or not).
-    pub reported: AtomicUsize,
-    /// Jobs ended because Step Functions said their task was gone.
-    pub cancelled: AtomicUsize,
-    /// Job slots (the most jobs at once); set when the loop starts.
-    pub slots: AtomicUsize,
     /// Whether the loop is alive and ready.
     pub health: health::Health,
     /// The running jobs.

@@ -59,10 +59,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     /// Runs the loop until it ends, then drains; see the module documentation.
     pub async fn run<P: Policy>(self, policy: Arc<P>, shutdown: CancellationToken) -> Exit {
         let stats = &self.parts.stats;
-        stats.slots.store(self.config.max_jobs, Ordering::Relaxed);
-        stats
-            .figures
-            .set_slots(self.running(), self.config.max_jobs);
+        stats.figures.slots.set_total(self.config.max_jobs);
         stats.figures.set_draining(false);
         stats.health.running();
         // Tripped by the shutdown token, or when the loop ends for another reason.
@@ -135,7 +132,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     }
 
     fn running(&self) -> usize {
-        *self.parts.stats.running.borrow()
+        self.parts.stats.figures.slots.running()
     }
 
     /// Time left before the idle TTL fires (`None`: no TTL).

@@ -5,7 +5,6 @@
 //! idle TTL from firing. Pure bookkeeping behind mutexes; nothing to cancel.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,15 +111,7 @@ impl SlotGuard {
         last_end: Arc<LastEnd>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
-        let mut now = 0;
-        stats.running.send_modify(|running| {
-            *running += 1;
-            now = *running;
-        });
-        stats.peak.fetch_max(now, Ordering::SeqCst);
-        stats
-            .figures
-            .set_slots(now, stats.slots.load(Ordering::Relaxed));
+        stats.figures.slots.started();
         SlotGuard {
             id: id.to_string(),
             registry,
@@ -143,15 +134,8 @@ impl Drop for SlotGuard {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
         self.stats.board.remove(&self.id);
-        // Every guard added one in `new`.
-        let mut now = 0;
-        self.stats.running.send_modify(|running| {
-            *running -= 1;
-            now = *running;
-        });
-        let slots = self.stats.slots.load(Ordering::Relaxed);
-        self.stats.figures.set_slots(now, slots);
-        self.stats.finished.fetch_add(1, Ordering::SeqCst);
+        // Every guard started one in `new`.
+        self.stats.figures.slots.ended();
     }
 }
 

@@ -136,16 +136,16 @@ async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
     );
     let stats = runner.stats.clone();
     runner.stop().await;
-    use std::sync::atomic::Ordering::SeqCst;
-    assert_eq!(stats.finished.load(SeqCst), 1);
+    let figures = stats.figures.reading();
+    assert_eq!(figures.total("attini_runner_jobs_total", &[]), 1.0);
     assert_eq!(
-        stats.cancelled.load(SeqCst),
-        1,
+        figures.total("attini_runner_jobs_total", &[("outcome", "cancelled")]),
+        1.0,
         "the heartbeat did not see the stopped execution"
     );
     assert_eq!(
-        stats.reported.load(SeqCst),
-        0,
+        figures.total("attini_runner_reports_total", &[]),
+        0.0,
         "a stopped execution's job must not be reported"
     );
     assert_eq!(
@@ -209,7 +209,13 @@ async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
         "run\n",
         "the job ran more than once"
     );
-    assert_eq!(stats.reported.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        stats
+            .figures
+            .reading()
+            .total("attini_runner_reports_total", &[]),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

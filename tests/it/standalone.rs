@@ -181,8 +181,14 @@ async fn twenty_jobs_through_five_slots_use_all_five_and_never_more() {
     let stats = runner.stats.clone();
     runner.stop().await;
     assert_eq!(most_seen, 5, "the most jobs a job saw running");
-    assert_eq!(stats.peak.load(std::sync::atomic::Ordering::SeqCst), 5);
-    assert_eq!(stats.finished.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert_eq!(stats.figures.slots.peak(), 5);
+    assert_eq!(
+        stats
+            .figures
+            .reading()
+            .total("attini_runner_jobs_total", &[]),
+        20.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

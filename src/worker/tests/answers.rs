@@ -32,7 +32,9 @@ async fn a_closed_token_ends_the_job_and_nothing_is_reported() {
     worker.await.unwrap();
     assert_eq!(rig.count(is_report), 0, "{:?}", rig.events());
     assert!(rig.events().contains(&Event::Deleted(id)));
-    assert_eq!(rig.stats.cancelled.load(Ordering::SeqCst), 1);
+    let cancelled = [("outcome", "cancelled")];
+    let figures = rig.stats.figures.reading();
+    assert_eq!(figures.total("attini_runner_jobs_total", &cancelled), 1.0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -42,7 +44,11 @@ async fn a_report_is_retried_for_ten_minutes_then_the_message_is_left() {
     let id = rig.job("t1", "ok");
     let worker = rig.start(config(1, None)).await;
     until("the job gave up reporting", || {
-        rig.stats.finished.load(Ordering::SeqCst) == 1
+        rig.stats
+            .figures
+            .reading()
+            .total("attini_runner_jobs_total", &[])
+            == 1.0
     })
     .await;
     let attempts = rig.tokens.report_attempts();

@@ -111,7 +111,7 @@ async fn a_panicking_job_frees_its_slot_is_reported_and_the_idle_ttl_still_fires
     let worker = rig.start(config(1, Some(30))).await;
     // The worker ends by itself: the idle TTL fires once the panicked job freed its slot.
     assert_eq!(worker.await.unwrap(), Exit::Idle);
-    assert_eq!(*rig.stats.running.borrow(), 0);
+    assert_eq!(rig.stats.figures.slots.running(), 0);
     let cause = rig
         .events()
         .into_iter()
