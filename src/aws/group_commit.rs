@@ -1,8 +1,9 @@
 //! Group commit: calls that can go to AWS in one batch request (SQS `DeleteMessageBatch`,
-//! `ChangeMessageVisibilityBatch`) are sent as they come, one request at a time; whatever
-//! arrives while a request is on its way goes together in the next one, up to [`MAX_BATCH`].
-//! A lone call is sent at once, so batching adds no wait; under load, ten jobs finishing
-//! together cost one request instead of ten.
+//! `ChangeMessageVisibilityBatch`) are sent as they come, up to [`IN_FLIGHT`] requests at a
+//! time; whatever arrives while they are on their way goes together in the next one, up to
+//! [`MAX_BATCH`]. A lone call is sent at once, so batching adds no wait; under load, ten jobs
+//! finishing together cost one request instead of ten; and one request that hangs holds back
+//! only its own entries, not every other job's.
 //!
 //! Cancellation: a caller dropped while waiting leaves its entry to be sent by the next
 //! caller (the answer is then discarded); a caller dropped while its request is on the way
@@ -18,6 +19,8 @@ use crate::worker::{CallError, ErrorClass};
 
 /// Most entries in one SQS batch request.
 pub const MAX_BATCH: usize = 10;
+/// Most requests of one batcher on their way at once.
+pub const IN_FLIGHT: usize = 4;
 
 type Answer = oneshot::Sender<Result<(), CallError>>;
 
@@ -26,8 +29,8 @@ pub struct GroupCommit<E> {
     /// The operation, for errors (e.g. `DeleteMessageBatch`).
     operation: &'static str,
     pending: Mutex<Vec<(E, Answer)>>,
-    /// Held by the caller whose request is on its way.
-    turn: tokio::sync::Mutex<()>,
+    /// A permit is held by each caller whose request is on its way.
+    turn: tokio::sync::Semaphore,
 }
 
 impl<E> std::fmt::Debug for GroupCommit<E> {
@@ -44,7 +47,7 @@ impl<E: Send> GroupCommit<E> {
         GroupCommit {
             operation,
             pending: Mutex::default(),
-            turn: tokio::sync::Mutex::new(()),
+            turn: tokio::sync::Semaphore::new(IN_FLIGHT),
         }
     }
 
@@ -57,20 +60,30 @@ impl<E: Send> GroupCommit<E> {
     {
         let (answer, mut result) = oneshot::channel();
         self.lock().push((entry, answer));
-        let _turn = self.turn.lock().await;
         loop {
             match result.try_recv() {
                 Ok(done) => return done,
                 Err(oneshot::error::TryRecvError::Closed) => return Err(self.lost()),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            // Ours is still pending: send the oldest entries (ours among them, or in a later
-            // round when more than a batch came first).
+            if self.lock().is_empty() {
+                // Ours is on its way in another caller's request.
+                return (&mut result).await.unwrap_or_else(|_| Err(self.lost()));
+            }
+            // The semaphore is never closed, so a permit always comes.
+            let Ok(_turn) = self.turn.acquire().await else {
+                return Err(self.lost());
+            };
+            // Send the oldest entries (ours among them, or in a later round when more than a
+            // batch came first); none left means ours went meanwhile.
             let batch: Vec<(E, Answer)> = {
                 let mut pending = self.lock();
                 let n = pending.len().min(MAX_BATCH);
                 pending.drain(..n).collect()
             };
+            if batch.is_empty() {
+                continue;
+            }
             let (entries, answers): (Vec<E>, Vec<Answer>) = batch.into_iter().unzip();
             let mut results = send(entries).await.into_iter();
             for answer in answers {
@@ -97,26 +110,43 @@ impl<E: Send> GroupCommit<E> {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// 25 entries submitted while the first request is held: the first goes alone, the rest
-    /// in batches of at most ten; every caller gets its own entry's result.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn entries_that_wait_go_together_and_each_gets_its_own_result() {
-        let batcher = Arc::new(GroupCommit::<usize>::new("Test"));
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        let (release, held) = tokio::sync::watch::channel(false);
-        let started = Arc::new(AtomicUsize::new(0));
-        let send = {
-            let sizes = sizes.clone();
-            let started = started.clone();
+    type Sent = std::pin::Pin<Box<dyn Future<Output = Vec<Result<(), CallError>>> + Send>>;
+
+    /// Every request is held until released; `e % 7 == 3` fails. Records batch sizes.
+    #[derive(Clone)]
+    struct Held {
+        sizes: Arc<Mutex<Vec<usize>>>,
+        started: Arc<tokio::sync::watch::Sender<usize>>,
+        held: tokio::sync::watch::Receiver<bool>,
+        /// Entries whose request never answers.
+        hang: Option<usize>,
+    }
+
+    impl Held {
+        fn new(hang: Option<usize>) -> (Self, tokio::sync::watch::Sender<bool>) {
+            let (release, held) = tokio::sync::watch::channel(false);
+            let held = Held {
+                sizes: Arc::default(),
+                started: Arc::default(),
+                held,
+                hang,
+            };
+            (held, release)
+        }
+
+        fn send(&self) -> impl Fn(Vec<usize>) -> Sent + Clone + use<> {
+            let this = self.clone();
             move |entries: Vec<usize>| {
-                let sizes = sizes.clone();
-                let mut held = held.clone();
-                started.fetch_add(1, Ordering::SeqCst);
-                async move {
+                let this = this.clone();
+                this.started.send_modify(|n| *n += 1);
+                Box::pin(async move {
+                    if entries.iter().any(|e| Some(*e) == this.hang) {
+                        std::future::pending::<()>().await;
+                    }
+                    let mut held = this.held.clone();
                     held.wait_for(|go| *go).await.unwrap();
-                    sizes.lock().unwrap().push(entries.len());
+                    this.sizes.lock().unwrap().push(entries.len());
                     entries
                         .into_iter()
                         .map(|e| {
@@ -132,36 +162,80 @@ mod tests {
                             }
                         })
                         .collect::<Vec<_>>()
-                }
+                })
             }
-        };
-        let first = {
-            let (b, s) = (batcher.clone(), send.clone());
-            tokio::spawn(async move { b.submit(0, s).await })
-        };
-        // The first request is on its way (held) before the others come.
-        while started.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
         }
-        let mut rest = Vec::new();
-        for e in 1..25 {
-            let (b, s) = (batcher.clone(), send.clone());
-            rest.push(tokio::spawn(async move { b.submit(e, s).await }));
+    }
+
+    impl Held {
+        /// Waits until `n` requests were started.
+        async fn started(&self, n: usize) {
+            let mut started = self.started.subscribe();
+            started.wait_for(|s| *s >= n).await.unwrap();
         }
-        while batcher.lock().len() < 24 {
-            tokio::task::yield_now().await;
+    }
+
+    /// Polls `condition` (every millisecond, for at most ten seconds).
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        panic!("gave up waiting until {what}");
+    }
+
+    /// Four requests of one entry each are held on their way; 24 entries submitted meanwhile
+    /// wait together and go in batches of at most ten; every caller gets its own entry's
+    /// result.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_that_wait_go_together_and_each_gets_its_own_result() {
+        let batcher = Arc::new(GroupCommit::<usize>::new("Test"));
+        let (held, release) = Held::new(None);
+        let mut handles = Vec::new();
+        for e in 0..IN_FLIGHT {
+            let (b, s) = (batcher.clone(), held.send());
+            handles.push(tokio::spawn(async move { b.submit(e, s).await }));
+            held.started(e + 1).await;
+        }
+        for e in IN_FLIGHT..IN_FLIGHT + 24 {
+            let (b, s) = (batcher.clone(), held.send());
+            handles.push(tokio::spawn(async move { b.submit(e, s).await }));
+        }
+        until("the rest wait", || batcher.lock().len() == 24).await;
         release.send(true).unwrap();
-        assert!(first.await.unwrap().is_ok());
-        for (i, handle) in rest.into_iter().enumerate() {
-            let e = i + 1;
+        for (e, handle) in handles.into_iter().enumerate() {
             match handle.await.unwrap() {
                 Ok(()) => assert_ne!(e % 7, 3, "entry {e}"),
                 Err(err) => assert_eq!(err.message, format!("entry {e}")),
             }
         }
-        let sizes = sizes.lock().unwrap().clone();
-        assert_eq!(sizes, [1, 10, 10, 4], "one alone, then full batches");
+        let mut sizes = held.sizes.lock().unwrap().clone();
+        sizes.sort_unstable();
+        assert_eq!(
+            sizes,
+            [1, 1, 1, 1, 4, 10, 10],
+            "four alone, then full batches"
+        );
+    }
+
+    /// A request that never answers holds back only its own entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_request_does_not_hold_back_the_next_entries() {
+        let batcher = Arc::new(GroupCommit::<usize>::new("Test"));
+        let (held, release) = Held::new(Some(0));
+        release.send(true).unwrap();
+        let hung = {
+            let (b, s) = (batcher.clone(), held.send());
+            tokio::spawn(async move { b.submit(0, s).await })
+        };
+        held.started(1).await;
+        for e in [1, 2] {
+            assert!(batcher.submit(e, held.send()).await.is_ok(), "entry {e}");
+        }
+        assert!(!hung.is_finished());
+        hung.abort();
     }
 
     #[tokio::test]

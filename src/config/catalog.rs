@@ -130,6 +130,12 @@ pub const DRAIN_GRACE: Setting = Setting {
     kind: seconds(Some(90), 0, 3600),
     meaning: "AWS modes: time running jobs get to finish after SIGTERM/SIGINT (below Fargate's 120 s stop timeout).",
 };
+/// `ATTINI_REPORT_DENIED_RETRY`.
+pub const REPORT_DENIED_RETRY: Setting = Setting {
+    name: "ATTINI_REPORT_DENIED_RETRY",
+    kind: seconds(Some(300), 0, 3600),
+    meaning: "AWS modes: how long a report Step Functions denies (AccessDenied, a missing resource) is retried while IAM changes propagate; then its message is left for redelivery or the dead-letter queue, never deleted unanswered.",
+};
 /// `ATTINI_TASK_PROTECTION_MINUTES`.
 pub const TASK_PROTECTION_MINUTES: Setting = Setting {
     name: "ATTINI_TASK_PROTECTION_MINUTES",
@@ -285,6 +291,7 @@ pub const ALL: &[Setting] = &[
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
     DRAIN_GRACE,
+    REPORT_DENIED_RETRY,
     TASK_PROTECTION_MINUTES,
     TASK_PROTECTION_MAX_MINUTES,
     STARTUP_COMMANDS_TIMEOUT,

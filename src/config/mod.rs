@@ -143,6 +143,10 @@ impl Settings {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,
             idle_ttl: duration(&lookup, &IDLE_TTL)?,
             drain_grace: duration(&lookup, &DRAIN_GRACE)?.unwrap_or_default(),
+            report_retries: crate::worker::answer::Retries {
+                refused: duration(&lookup, &REPORT_DENIED_RETRY)?.unwrap_or_default(),
+                ..Default::default()
+            },
             max_lease: crate::worker::SQS_MAX_LEASE,
         };
         let attini = AttiniSettings {

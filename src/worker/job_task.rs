@@ -181,9 +181,14 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             }
             Ending::Report(report) => {
                 let figures = &self.parts.stats.figures;
-                let delivery =
-                    answer::deliver(&*self.parts.tokens, &self.admitted.token, &report, figures)
-                        .instrument(tracing::debug_span!("report"));
+                let delivery = answer::deliver(
+                    &*self.parts.tokens,
+                    &self.admitted.token,
+                    &report,
+                    figures,
+                    self.parts.report_retries,
+                )
+                .instrument(tracing::debug_span!("report"));
                 let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), delivery);
                 let failure = match report {
                     Report::Failure { error, cause } => Some((error, cause)),

@@ -1,10 +1,13 @@
 //! The lease of one message, held from the moment its task starts (before its admission) until
 //! the message is gone: every beat (a third of the shortest window to keep alive) extends the
 //! message's visibility, in lease mode, and, once the job is admitted ([`Lease::admitted`])
-//! and until its report is on its way, sends `SendTaskHeartbeat`. The heartbeat is the cancel
+//! and until its report is on its way, sends `SendTaskHeartbeat`. The two calls go out side
+//! by side, each bounded to half a beat ([`call_bound`]), so a slow heartbeat cannot starve
+//! the extension nor the other way round; a failed or timed-out extension is tried again
+//! while a try can still end before the visibility window it keeps alive closes. The heartbeat is the cancel
 //! channel: when Step Functions answers that the task is gone (execution stopped or timed
 //! out), the job is cancelled and the lease says so. Cancellation: [`Lease::end`] stops the
-//! beats; dropping a [`Lease`] aborts them.
+//! beats, abandoning a call in progress; dropping a [`Lease`] aborts them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -116,6 +119,8 @@ struct Beat<Q, T, R> {
 impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
     async fn run(self, admission: Duration, stop: CancellationToken) {
         let mut next = Instant::now() + admission;
+        // Until when the message is surely invisible: its receipt, then each extension sent.
+        let mut kept_until = self.received + self.parts.lease.unwrap_or_default();
         loop {
             let interval = self.flags.admitted.get().map_or(admission, |(_, i)| *i);
             tokio::select! {
@@ -128,33 +133,72 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
                 _ = stop.cancelled() => return,
             }
             next = Instant::now() + interval;
-            self.extend().await;
+            let bound = call_bound(interval);
             let quiet = self.flags.reported.load(Ordering::SeqCst)
                 || self.flags.gone.load(Ordering::SeqCst)
                 || !self.parts.heartbeats.load(Ordering::Relaxed);
-            if let (false, Some((token, _))) = (quiet, self.flags.admitted.get()) {
-                self.heartbeat(token).await;
+            let heartbeat = async {
+                if let (false, Some((token, _))) = (quiet, self.flags.admitted.get()) {
+                    self.heartbeat(token, bound).await;
+                }
+            };
+            tokio::select! {
+                _ = async { tokio::join!(self.extend(bound, &mut kept_until), heartbeat) } => {}
+                _ = stop.cancelled() => return,
             }
         }
     }
 
-    async fn extend(&self) {
+    /// Extends the visibility, trying again (each try bounded to `bound`) until it works or
+    /// no try would end before the window closes at `kept_until`, which a success moves on.
+    async fn extend(&self, bound: Duration, kept_until: &mut Instant) {
         let Some(visibility) = self.parts.lease else {
             return;
         };
-        if self.flags.released.load(Ordering::SeqCst) {
-            return;
-        }
-        let current = self
-            .receipt
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if self.received.elapsed() + visibility > self.parts.max_lease {
-            return self.release(&current).await;
-        }
-        if let Err(e) = self.parts.queue.extend(&current, visibility).await {
-            tracing::warn!(error = %e, "could not extend the message's lease; it may be delivered again");
+        let mut delay = Duration::from_millis(500);
+        loop {
+            if self.flags.released.load(Ordering::SeqCst) {
+                return;
+            }
+            let current = self
+                .receipt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if self.received.elapsed() + visibility > self.parts.max_lease {
+                return self.release(&current).await;
+            }
+            let sent = Instant::now();
+            let tried = tokio::time::timeout(bound, self.parts.queue.extend(&current, visibility));
+            let error = match tried.await {
+                Ok(Ok(())) => {
+                    *kept_until = sent + visibility;
+                    return;
+                }
+                Ok(Err(e)) if !matches!(e.class, ErrorClass::Transient) => {
+                    return tracing::warn!(error = %e, "could not extend the message's lease; it may be delivered again");
+                }
+                Ok(Err(e)) => (e.to_string(), delay),
+                // It waited its bound already: try again at once.
+                Err(_) => (
+                    format!("ChangeMessageVisibility did not answer within {bound:?}"),
+                    Duration::ZERO,
+                ),
+            };
+            let (error, pause) = error;
+            if Instant::now() + pause + bound > *kept_until {
+                return tracing::warn!(
+                    error,
+                    "could not extend the message's lease before its window closes; it may be delivered again"
+                );
+            }
+            tracing::debug!(
+                error,
+                retry_in_ms = pause.as_millis() as u64,
+                "extending the lease failed; trying again within its window"
+            );
+            tokio::time::sleep(pause).await;
+            delay = (delay * 2).min(bound);
         }
     }
 
@@ -174,9 +218,17 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
         }
     }
 
-    async fn heartbeat(&self, token: &str) {
-        let Err(e) = self.parts.tokens.heartbeat(token).await else {
-            return;
+    async fn heartbeat(&self, token: &str, bound: Duration) {
+        let sent = tokio::time::timeout(bound, self.parts.tokens.heartbeat(token)).await;
+        let e = match sent {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return tracing::warn!(
+                    bound_ms = bound.as_millis() as u64,
+                    "heartbeat did not answer in time; trying again on the next beat"
+                );
+            }
         };
         match e.class {
             ErrorClass::TaskGone => {
@@ -191,6 +243,12 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Beat<Q, T, R> {
             _ => tracing::warn!(error = %e, "heartbeat failed; trying again on the next beat"),
         }
     }
+}
+
+/// How long one extension or heartbeat may take within a beat of `interval`: half of it (at
+/// least 500 ms), so that a retry still fits before the window closes.
+pub fn call_bound(interval: Duration) -> Duration {
+    (interval / 2).max(Duration::from_millis(500))
 }
 
 /// A third of the shortest window that must be kept alive (visibility, heartbeat), at least 1 s.

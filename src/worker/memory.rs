@@ -61,8 +61,19 @@ pub struct MemoryQueue {
     messages: Mutex<Vec<Stored>>,
     deleted: Mutex<HashMap<String, String>>,
     receive_error: Mutex<Option<CallError>>,
+    /// What the next extensions meet, in order.
+    extend_faults: Mutex<std::collections::VecDeque<ExtendFault>>,
     next_id: Mutex<u64>,
     journal: Arc<Journal>,
+}
+
+/// What an extension meets instead of an answer at once.
+#[derive(Debug, Clone, Copy)]
+pub enum ExtendFault {
+    /// It never answers (a half-open connection).
+    Hang,
+    /// It answers after this long (and takes effect then).
+    Slow(Duration),
 }
 
 impl MemoryQueue {
@@ -75,6 +86,7 @@ impl MemoryQueue {
             messages: Mutex::default(),
             deleted: Mutex::default(),
             receive_error: Mutex::default(),
+            extend_faults: Mutex::default(),
             next_id: Mutex::new(0),
             journal: Arc::default(),
         }
@@ -105,6 +117,11 @@ impl MemoryQueue {
     /// Every receive from now on fails with `error` (a queue gone, access denied).
     pub fn fail_receives(&self, error: CallError) {
         *lock(&self.receive_error) = Some(error);
+    }
+
+    /// The next `times` extensions meet `fault`.
+    pub fn fault_extends(&self, fault: ExtendFault, times: usize) {
+        lock(&self.extend_faults).extend(std::iter::repeat_n(fault, times));
     }
 
     /// Ends message `id`'s lease now, as if it had lapsed: the next receive hands it out again
@@ -210,6 +227,12 @@ impl Queue for MemoryQueue {
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
+        let fault = lock(&self.extend_faults).pop_front();
+        match fault {
+            Some(ExtendFault::Hang) => std::future::pending::<()>().await,
+            Some(ExtendFault::Slow(delay)) => sleep(delay).await,
+            None => {}
+        }
         self.with_receipt("ChangeMessageVisibility", receipt, |all, i| {
             all[i].visible_at = Instant::now() + visibility;
             self.journal.push(Event::Extended(all[i].id.clone()));
@@ -242,8 +265,12 @@ pub struct MemoryTokens {
     closed: Mutex<HashSet<String>>,
     /// Transient failures still to return per report call.
     report_failures: Mutex<u32>,
+    /// Denials still to return per report call.
+    report_denials: Mutex<u32>,
     heartbeat_denied: bool,
     heartbeat_calls: Mutex<u32>,
+    /// Heartbeats still to leave unanswered.
+    heartbeat_hangs: Mutex<u32>,
     refuse_outputs: Mutex<bool>,
     answers: Mutex<HashMap<String, u32>>,
     attempts: Mutex<Vec<Instant>>,
@@ -259,8 +286,10 @@ impl MemoryTokens {
             journal,
             closed: Mutex::default(),
             report_failures: Mutex::new(0),
+            report_denials: Mutex::new(0),
             heartbeat_denied,
             heartbeat_calls: Mutex::new(0),
+            heartbeat_hangs: Mutex::new(0),
             refuse_outputs: Mutex::new(false),
             answers: Mutex::default(),
             attempts: Mutex::default(),
@@ -290,6 +319,12 @@ impl MemoryTokens {
         *lock(&self.report_failures) = count;
     }
 
+    /// The next `count` reports are denied (`AccessDeniedException`), as while a role's new
+    /// permission propagates.
+    pub fn deny_reports(&self, count: u32) {
+        *lock(&self.report_denials) = count;
+    }
+
     /// How many reports for `token` were accepted.
     pub fn answers(&self, token: &str) -> u32 {
         lock(&self.answers).get(token).copied().unwrap_or(0)
@@ -313,6 +348,11 @@ impl MemoryTokens {
         *lock(&self.refuse_outputs) = true;
     }
 
+    /// The next `count` heartbeats never answer.
+    pub fn hang_heartbeats(&self, count: u32) {
+        *lock(&self.heartbeat_hangs) = count;
+    }
+
     /// How many heartbeats were attempted (accepted or not).
     pub fn heartbeat_calls(&self) -> u32 {
         *lock(&self.heartbeat_calls)
@@ -332,6 +372,18 @@ impl MemoryTokens {
             return Err(CallError::transient(operation, "ServiceUnavailable"));
         }
         drop(failures);
+        let mut denials = lock(&self.report_denials);
+        if *denials > 0 {
+            *denials -= 1;
+            return Err(CallError {
+                operation,
+                class: ErrorClass::Denied,
+                message: "AccessDeniedException: not authorized to perform states:SendTaskSuccess"
+                    .into(),
+                source: None,
+            });
+        }
+        drop(denials);
         self.journal.push(event);
         *lock(&self.answers).entry(token.to_string()).or_default() += 1;
         Ok(())
@@ -362,6 +414,15 @@ impl TaskTokens for MemoryTokens {
 
     async fn heartbeat(&self, token: &str) -> Result<(), CallError> {
         *lock(&self.heartbeat_calls) += 1;
+        let hang = {
+            let mut hangs = lock(&self.heartbeat_hangs);
+            let hang = *hangs > 0;
+            *hangs = hangs.saturating_sub(1);
+            hang
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         self.check("SendTaskHeartbeat", token)?;
         if self.heartbeat_denied {
             return Err(CallError {

@@ -138,7 +138,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
             tracing::error!(message_id = message.id, error, cause, "job refused");
         }
         let delivery = tokio::select! {
-            delivery = answer::deliver(&*parts.tokens, token, report, &parts.stats.figures) => delivery,
+            delivery = answer::deliver(&*parts.tokens, token, report, &parts.stats.figures, parts.report_retries) => delivery,
             _ = self.stopping.cancelled() => {
                 return parts.give_back(message, "the runner is stopping; the refusal is answered when the message comes back").await;
             }

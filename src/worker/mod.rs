@@ -150,6 +150,9 @@ pub struct WorkerConfig {
     pub idle_ttl: Option<Duration>,
     /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s).
     pub drain_grace: Duration,
+    /// How long a report is retried (`ATTINI_REPORT_DENIED_RETRY` for denials, default 300 s;
+    /// transient errors 600 s).
+    pub report_retries: answer::Retries,
     /// Longest a message may stay in flight from its receipt ([`SQS_MAX_LEASE`], 12 h). A job
     /// still running then has its message deleted shortly before, and from then on only the
     /// Step Functions heartbeat notices a crash (a `HeartbeatSeconds` on the state fails the
@@ -204,10 +207,24 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
     ) -> Self {
         let lease = queue.lease().await;
         match lease {
-            Some(visibility) => tracing::info!(
-                visibility_s = visibility.as_secs(),
-                "lease mode: messages stay in flight while their jobs run"
-            ),
+            Some(visibility) => {
+                let beat = lease::beat_interval(Some(visibility), None);
+                tracing::info!(
+                    visibility_s = visibility.as_secs(),
+                    beat_ms = beat.as_millis() as u64,
+                    call_bound_ms = lease::call_bound(beat).as_millis() as u64,
+                    "lease mode: messages stay in flight while their jobs run; each extension and \
+                     heartbeat is cut at the call bound, whatever the AWS timeouts say, and tried again \
+                     within the window"
+                );
+                if visibility < Duration::from_secs(3) {
+                    tracing::warn!(
+                        visibility_s = visibility.as_secs(),
+                        "the queue's visibility timeout is under 3 s: beats come every second, too \
+                         seldom to keep a message leased; a job may run twice. Set it to 30 s or more"
+                    );
+                }
+            }
             None => tracing::warn!(
                 "the runner's role may not call sqs:ChangeMessageVisibility: messages are deleted before their jobs run, \
                  so a job is lost if this runner dies. Add sqs:ChangeMessageVisibility on the queue to keep them safe."

@@ -34,6 +34,8 @@ pub struct Parts<Q, T, R> {
     pub last_end: Arc<LastEnd>,
     /// Drain grace, quoted in the cause of an interrupted job.
     pub drain_grace: Duration,
+    /// How long reports are retried.
+    pub report_retries: super::answer::Retries,
     /// Longest a message may stay in flight from its receipt.
     pub max_lease: Duration,
     /// The messages running and finished here.
@@ -84,6 +86,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             stats,
             last_end: Arc::default(),
             drain_grace: config.drain_grace,
+            report_retries: config.report_retries,
             max_lease: config.max_lease,
             registry: Arc::default(),
             stop: StopRequest::default(),

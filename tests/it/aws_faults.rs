@@ -1,6 +1,7 @@
 //! What real AWS does that the emulators do not, through the fault proxy: a report slower than
 //! the visibility window with a second runner waiting, a receive and a report that never
-//! answer, DynamoDB throttling and 5xx in Attini mode, and a report refused as a closed token.
+//! answer, DynamoDB throttling and 5xx in Attini mode, a report refused as a closed token, a
+//! report denied while a permission propagates, and hung and slow visibility extensions.
 
 use std::time::Duration;
 
@@ -95,6 +96,75 @@ async fn a_report_refused_as_a_closed_token_deletes_the_message_after_one_attemp
     world.wait_until_empty(&queue).await;
     runner.start_kill().unwrap();
     assert_eq!(proxy.count(SUCCESS), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_denied_until_the_permission_propagates_is_delivered_and_the_job_runs_once() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("denied-report").await;
+    let runs = world.tmp.path().join("runs");
+    let job = json!({"commands": [format!("echo run >> {}", runs.display()), "echo '\"answered\"' > $ATTINI_OUTPUT"]});
+    let machine = world
+        .state_machine("denied-report", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    proxy.fault(SUCCESS, Fault::Error(400, "AccessDeniedException"), 3);
+    let log_path = world.tmp.path().join("runner.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut runner = serve_binary_to(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)], log);
+    let execution = world.start(&machine, "d1", &json!({})).await;
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("answered")), "{done:?}");
+    world.wait_until_empty(&queue).await;
+    runner.start_kill().unwrap();
+    runner.wait().await.unwrap();
+    assert_eq!(proxy.count(SUCCESS), 4);
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let told = log
+        .lines()
+        .filter(|l| l.contains("needs states:SendTaskSuccess"))
+        .count();
+    assert_eq!(
+        told, 1,
+        "the denial is logged once, naming the permission:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_and_slow_visibility_extensions_keep_the_job_to_one_run() {
+    let world = World::new().await;
+    // A 10 s window: beats every 3.3 s, each extension bounded to 1.7 s.
+    let queue = world.fifo_queue_with("hung-extend", 10).await;
+    let runs = world.tmp.path().join("runs");
+    let job = json!({"commands": [
+        format!("echo run >> {}", runs.display()),
+        "sleep 14",
+        "echo '\"once\"' > $ATTINI_OUTPUT",
+    ]});
+    let machine = world
+        .state_machine("hung-extend", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    let batch = "AmazonSQS.ChangeMessageVisibilityBatch";
+    // Two extensions never answer, a third answers after 5 s: together longer than the window.
+    proxy.fault(batch, Fault::Hang, 2);
+    proxy.fault(batch, Fault::Delay(Duration::from_secs(5)), 1);
+    let mut first = serve_binary(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    let execution = world.start(&machine, "e1", &json!({})).await;
+    until("the job started", || runs.exists()).await;
+    let mut second = serve_binary(&world, &queue, &[]);
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("once")), "{done:?}");
+    world.wait_until_empty(&queue).await;
+    first.start_kill().unwrap();
+    second.start_kill().unwrap();
+    assert!(proxy.count(batch) >= 4, "{} extensions", proxy.count(batch));
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "run\n",
+        "the job ran twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

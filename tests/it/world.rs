@@ -329,6 +329,7 @@ impl World {
                 max_jobs,
                 idle_ttl: None,
                 drain_grace: Duration::from_secs(90),
+                report_retries: Default::default(),
                 max_lease: attini_runner::worker::SQS_MAX_LEASE,
             },
             ecs_agent_uri: None,

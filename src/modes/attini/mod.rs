@@ -49,7 +49,8 @@ pub async fn run(
             tracing::error!(error, cause, "the runner could not start");
             let tokens = SfnTokens::new(clients.sfn, clients.figures.clone());
             let report = Report::failure(error, cause);
-            answer::deliver(&tokens, &token, &report, &clients.figures).await;
+            let retries = answer::Retries::default();
+            answer::deliver(&tokens, &token, &report, &clients.figures, retries).await;
             status
         }
     };

@@ -68,6 +68,55 @@ async fn a_report_is_retried_for_ten_minutes_then_the_message_is_left() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_denied_report_is_retried_until_the_permission_arrives_and_the_job_runs_once() {
+    let rig = Rig::new(true, false);
+    // Three denials, as while a new IAM permission propagates, then an allow.
+    rig.tokens.deny_reports(3);
+    let id = rig.job("t1", "ok");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.tokens.answers("t1"), 1);
+    assert_eq!(rig.tokens.report_attempts().len(), 4);
+    assert_eq!(
+        rig.runner.runs.load(Ordering::SeqCst),
+        1,
+        "the job ran again"
+    );
+    let accepted = rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == "t1"));
+    assert!(accepted < rig.position(|e| *e == Event::Deleted(id.clone())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_denied_past_its_retry_window_leaves_the_message_undeleted() {
+    let rig = Rig::new(true, false);
+    rig.tokens.deny_reports(u32::MAX);
+    let id = rig.job("t1", "ok");
+    let mut config = config(1, None);
+    config.report_retries.refused = Duration::from_secs(120);
+    let worker = rig.start(config).await;
+    until("the job gave up reporting", || {
+        let figures = rig.stats.figures.reading();
+        figures.total("attini_runner_reports_total", &[("result", "undelivered")]) == 1.0
+    })
+    .await;
+    let attempts = rig.tokens.report_attempts();
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let span = *attempts.last().unwrap() - attempts[0];
+    assert!(
+        span >= Duration::from_secs(110) && span <= Duration::from_secs(125),
+        "a denied report was retried for {span:?}"
+    );
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(
+        !rig.events().contains(&Event::Deleted(id)),
+        "a message whose report was denied was deleted unanswered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
     let rig = Rig::new(true, false);
     // Closed before the job even ran (stopped execution): no beat notices it, the report does.

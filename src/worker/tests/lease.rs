@@ -1,7 +1,9 @@
 //! The lease, slot and drain rules of the worker: beats, deletion order, redelivery, the
-//! batch and 12 h leases, free slots, drain, heartbeat permission, panics and the idle TTL.
+//! batch and 12 h leases, free slots, drain, heartbeat permission, panics and the idle TTL,
+//! hung and slow extensions and heartbeats.
 
 use super::*;
+use crate::worker::memory::ExtendFault;
 
 #[tokio::test(start_paused = true)]
 async fn the_lease_is_extended_on_each_beat_and_the_message_deleted_after_the_report() {
@@ -333,4 +335,64 @@ async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
         "the worker lived {lived:?}"
     );
     assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_extension_is_abandoned_and_tried_again_before_the_window_closes() {
+    let rig = Rig::new(true, false);
+    // Two extensions in a row never answer (a half-open connection).
+    rig.queue.fault_extends(ExtendFault::Hang, 2);
+    let id = rig.job("t1", "sleep 100");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(id.clone())),
+        1,
+        "the message came back while its job ran: {:?}",
+        rig.events()
+    );
+    assert_eq!(rig.tokens.answers("t1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_extensions_are_retried_within_the_beat_and_keep_the_message() {
+    let rig = Rig::new(true, false);
+    // Three extensions each take a minute: two windows of the 30 s visibility.
+    rig.queue
+        .fault_extends(ExtendFault::Slow(Duration::from_secs(60)), 3);
+    let id = rig.job("t1", "sleep 100");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(id.clone())),
+        1,
+        "{:?}",
+        rig.events()
+    );
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_heartbeat_does_not_starve_the_extensions() {
+    let rig = Rig::new(true, false);
+    rig.tokens.hang_heartbeats(u32::MAX);
+    let id = rig.job("t1", "sleep 100");
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    assert_eq!(
+        rig.count(|e| *e == Event::Received(id.clone())),
+        1,
+        "{:?}",
+        rig.events()
+    );
+    // 100 s of job, a beat every 10 s: every beat extended, none waited for a heartbeat.
+    assert!(rig.count(|e| *e == Event::Extended(id.clone())) >= 9);
+    assert!(rig.tokens.heartbeat_calls() >= 9);
 }

@@ -115,6 +115,7 @@ fn config(max_jobs: usize, idle_ttl: Option<u64>) -> WorkerConfig {
         max_jobs,
         idle_ttl: idle_ttl.map(Duration::from_secs),
         drain_grace: Duration::from_secs(5),
+        report_retries: Default::default(),
         max_lease: SQS_MAX_LEASE,
     }
 }
