@@ -318,6 +318,28 @@ async fn too_many_entries_are_rejected() {
 }
 
 #[tokio::test]
+async fn a_zip_claiming_millions_of_entries_is_refused_before_it_is_parsed() {
+    let h = Harness::new();
+    for (name, entries) in [("zip64.zip", 1_000_000_000u64), ("many.zip", 3_000_000)] {
+        let zip = h.path(name);
+        write_claiming_zip(&zip, entries);
+        let job = native(json!({"commands": ["true"]}));
+        let (result, _) = h.run(&job, Some(zip_source(&zip))).await;
+        let (error, cause) = failure(&result);
+        assert_eq!(error, "RuntimeError");
+        assert!(
+            cause.contains(&format!(
+                "the distribution has {entries} entries; at most 200000 are accepted"
+            )),
+            "{cause}"
+        );
+    }
+    let peak = peak_rss_mib();
+    eprintln!("peak RSS of the test process: {peak} MiB");
+    assert!(peak < 200, "refusing the zips took {peak} MiB at the peak");
+}
+
+#[tokio::test]
 async fn truncated_and_non_zip_files_are_rejected() {
     let h = Harness::new();
     let zip = good_zip(&h, "full.zip");

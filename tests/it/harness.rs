@@ -213,6 +213,46 @@ pub fn write_lying_zip(path: &Path, real_len: usize, claimed_len: u32) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Writes a 98-byte zip that is only an end of central directory (ZIP64) claiming `entries`
+/// entries in a central directory of `entries * 46` bytes that starts `entries` bytes in:
+/// the archive a parser sizes its tables from before reading a single entry.
+pub fn write_claiming_zip(path: &Path, entries: u64) {
+    let mut bytes = Vec::new();
+    // ZIP64 end of central directory record.
+    bytes.extend(0x0606_4b50u32.to_le_bytes());
+    bytes.extend(44u64.to_le_bytes());
+    bytes.extend(45u16.to_le_bytes());
+    bytes.extend(45u16.to_le_bytes());
+    bytes.extend(0u32.to_le_bytes());
+    bytes.extend(0u32.to_le_bytes());
+    bytes.extend(entries.to_le_bytes());
+    bytes.extend(entries.to_le_bytes());
+    bytes.extend((entries * 46).to_le_bytes());
+    bytes.extend(entries.to_le_bytes());
+    // Its locator.
+    bytes.extend(0x0706_4b50u32.to_le_bytes());
+    bytes.extend(0u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend(1u32.to_le_bytes());
+    // The classic record, every field saying "see ZIP64".
+    bytes.extend(0x0605_4b50u32.to_le_bytes());
+    bytes.extend([0u8; 4]);
+    bytes.extend([0xFF; 4]);
+    bytes.extend([0xFF; 8]);
+    bytes.extend(0u16.to_le_bytes());
+    assert_eq!(bytes.len(), 98);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The peak resident memory of this process so far, in MiB (`VmHWM`; nextest runs each test
+/// in a process of its own).
+pub fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
+
 /// A loopback port free at the time of asking (for a server the test starts next).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -2,7 +2,9 @@
 //!
 //! Rejected, each with an error naming the entry: names that are absolute or contain `..`
 //! (zip-slip), symlinks whose target is absolute or resolves outside the directory, more
-//! than [`ExtractLimits::max_entries`] entries, and more than [`ExtractLimits::max_bytes`] of content
+//! than [`ExtractLimits::max_entries`] entries (read from the end of central directory record,
+//! ZIP64 included, before the archive is parsed, so a zip claiming millions of entries costs
+//! one 64 KiB read), and more than [`ExtractLimits::max_bytes`] of content
 //! (counted while writing, so a lying header does not help a zip bomb). Symlinks are created
 //! only after every file is written, so no write can ever go through one. On error the
 //! caller removes the directory. Blocking code: run it on a blocking thread; it cannot be
@@ -67,8 +69,8 @@ pub enum ExtractError {
     /// Too many entries.
     #[error("the distribution has {count} entries; at most {limit} are accepted")]
     TooManyEntries {
-        /// Entries in the zip.
-        count: usize,
+        /// Entries in the zip, as its end of central directory record says.
+        count: u64,
         /// The limit.
         limit: usize,
     },
@@ -100,13 +102,16 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExtractError + '_ {
 
 /// Extracts `zip_path` into `dest` (which must exist and be empty); returns the bytes written.
 pub fn extract(zip_path: &Path, dest: &Path, limits: ExtractLimits) -> Result<u64, ExtractError> {
-    let file = fs::File::open(zip_path).map_err(io_err(zip_path))?;
+    let mut file = fs::File::open(zip_path).map_err(io_err(zip_path))?;
+    let claimed = super::eocd::claimed_entries(&mut file).map_err(io_err(zip_path))?;
+    let limit = limits.max_entries;
+    if let Some(count) = claimed.filter(|&count| count > limit as u64) {
+        return Err(ExtractError::TooManyEntries { count, limit });
+    }
     let mut archive = zip::ZipArchive::new(io::BufReader::new(file))?;
-    if archive.len() > limits.max_entries {
-        return Err(ExtractError::TooManyEntries {
-            count: archive.len(),
-            limit: limits.max_entries,
-        });
+    if archive.len() > limit {
+        let count = archive.len() as u64;
+        return Err(ExtractError::TooManyEntries { count, limit });
     }
     let mut written: u64 = 0;
     let mut links: Vec<(String, PathBuf, String)> = Vec::new();

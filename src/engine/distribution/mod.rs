@@ -11,6 +11,7 @@
 mod cache;
 mod copy;
 mod entry;
+mod eocd;
 pub mod extract;
 
 use std::future::Future;
