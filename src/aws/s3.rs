@@ -1,5 +1,6 @@
-//! Everything the runner keeps in S3: distribution zips (the identity used as the cache key,
-//! and the download that runs only on a cache miss), job log objects, and artifacts stored by
+//! What the runner reads and keeps in S3: distribution zips (the identity used as the cache
+//! key, and the download that runs only on a cache miss; job log objects are in
+//! [`super::s3_log`]), and artifacts stored by
 //! `command-mode store-artifact`. Cancellation: dropping a download leaves a partial file,
 //! which the distribution cache removes; dropping an upload abandons it.
 
@@ -13,7 +14,6 @@ use super::error::classify;
 use crate::calls::{self, CallError, ErrorClass};
 use crate::engine::distribution::{Fetch, FetchError, FetchFuture, Source};
 use crate::metrics::Figures;
-use crate::worker::joblog::{LogStore, PutFuture};
 
 /// How long reading a distribution's metadata is retried through transient errors.
 const HEAD_DEADLINE: Duration = Duration::from_secs(60);
@@ -133,48 +133,6 @@ impl Fetch for S3Zip {
 
     fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a> {
         Box::pin(self.download(dest, max_bytes))
-    }
-}
-
-/// A job's log object: replaced whole on every sync (CONTRACT.md 5.6.6).
-#[derive(Debug, Clone)]
-pub struct S3Log {
-    s3: aws_sdk_s3::Client,
-    bucket: String,
-    key: String,
-    figures: Arc<Figures>,
-}
-
-impl S3Log {
-    /// The log object `bucket`/`key`; failed calls counted in `figures`.
-    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, key: &str, figures: Arc<Figures>) -> Self {
-        S3Log {
-            s3,
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            figures,
-        }
-    }
-}
-
-impl LogStore for S3Log {
-    fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    fn put(&self, body: Vec<u8>) -> PutFuture<'_> {
-        Box::pin(async move {
-            self.s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .content_type("application/x-ndjson")
-                .body(body.into())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&self.figures, "PutObject", e))
-        })
     }
 }
 

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use crate::aws::Clients;
-use crate::aws::s3::{S3Log, S3Zip};
+use crate::aws::s3::S3Zip;
+use crate::aws::s3_log::S3Log;
 use crate::aws::secrets;
 use crate::credentials::{Grant, JobRoleConfig, JobRoles};
 use crate::engine::outcome::{RUNTIME_ERROR, Report};

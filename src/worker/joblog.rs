@@ -1,18 +1,25 @@
 //! Where a job's output lines go in AWS modes: every line on stdout tagged with the job (for
 //! CloudWatch through the awslogs driver), and, for Attini jobs, the JSON-lines object the
 //! Attini CLI follows (CONTRACT.md 5.6.6): `{"timestamp": <epoch ms>, "data": "<line>"}` per
-//! line, uploaded whole when new lines arrived and 10 s passed since the last upload, and once
-//! more at the end. A failed upload is logged and never fails the job. Cancellation: dropping
-//! a [`JobLog`] without [`JobLog::finish`] stops the uploader without a final upload.
+//! line, stored when new lines arrived and 10 s passed since the last upload, and once more at
+//! the end. Under [`APPEND_FROM`] the object is stored whole; from then on only the new lines
+//! are sent and appended to it ([`LogStore::append`]), at once when [`FLUSH_AT`] bytes wait,
+//! and the runner keeps no copy of what is stored, so a job's log costs at most about twice
+//! [`MAX_PENDING`] of memory whatever its size; lines a job writes faster than S3 takes them
+//! are left out of the object with a note (stdout, hence CloudWatch, has them all). A failed upload keeps its lines for the next one, is logged and never fails the job.
+//! Cancellation: dropping a [`JobLogHandle`] without [`JobLogHandle::finish`] stops the
+//! uploader without a final upload.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use std::future::Future;
 use std::pin::Pin;
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::calls::CallError;
 use crate::engine::executor::LogSink;
@@ -22,24 +29,43 @@ use crate::engine::executor::batch::{Batch, Stream};
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest log object kept; later lines reach stdout only.
 pub const MAX_LOG_BYTES: usize = 64 * 1024 * 1024;
+/// From this size on the object is appended to ([`LogStore::append`]) instead of stored whole,
+/// and the runner no longer keeps what it already stored: 5 MiB, S3's smallest part.
+pub const APPEND_FROM: usize = 5 * 1024 * 1024;
+/// Bytes of new lines that are stored at once, without waiting for [`SYNC_INTERVAL`].
+pub const FLUSH_AT: usize = 4 * 1024 * 1024;
+/// Most bytes of lines waiting to be stored (a job writing faster than S3 takes it, or S3
+/// failing); later lines are left out of the object, with a note, until they drain.
+pub const MAX_PENDING: usize = 8 * 1024 * 1024;
 
-/// Where a job's log object is stored (the S3 object in AWS modes): each call replaces the
-/// whole object with `body`.
+/// Where a job's log object is stored (the S3 object in AWS modes).
 pub trait LogStore: Send + Sync {
     /// Where it goes, for logs (e.g. `s3://bucket/key`).
     fn describe(&self) -> String;
     /// Stores `body` as the whole log (one attempt).
-    fn put(&self, body: Vec<u8>) -> PutFuture<'_>;
+    fn put(&self, body: Bytes) -> PutFuture<'_>;
+    /// Adds `more` at the end of the stored log, which holds at least [`APPEND_FROM`] bytes
+    /// (one attempt; the object is replaced whole or not at all).
+    fn append(&self, more: Bytes) -> PutFuture<'_>;
 }
 
-/// The future returned by [`LogStore::put`].
+/// The future returned by [`LogStore::put`] and [`LogStore::append`].
 pub type PutFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>>;
 
 #[derive(Default)]
 struct Buffer {
-    content: Vec<u8>,
+    /// The whole object while it is under [`APPEND_FROM`]; empty once it is appended to.
+    head: Vec<u8>,
+    /// Bytes in the object once it is appended to (0 before).
+    appended: usize,
+    /// Lines not yet stored.
+    pending: Vec<u8>,
+    /// Bytes the object holds once every pending line is stored (for the size limit).
+    total: usize,
     dirty: bool,
     full: bool,
+    /// Lines left out because [`MAX_PENDING`] bytes were waiting.
+    skipped: usize,
 }
 
 /// The log sink of one job.
@@ -49,6 +75,9 @@ pub struct JobLog {
     max_bytes: usize,
     buffer: Mutex<Buffer>,
     changed: Notify,
+    /// [`FLUSH_AT`] bytes wait: store them now.
+    plenty: Notify,
+    closing: CancellationToken,
     stdout: Batch,
 }
 
@@ -82,6 +111,8 @@ impl JobLog {
             max_bytes,
             buffer: Mutex::default(),
             changed: Notify::new(),
+            plenty: Notify::new(),
+            closing: CancellationToken::new(),
             stdout: Batch::new(Stream::Stdout),
         });
         let uploader = log.store.is_some().then(|| {
@@ -91,56 +122,137 @@ impl JobLog {
         JobLogHandle { log, uploader }
     }
 
+    /// Uploads when lines came, at most every [`SYNC_INTERVAL`]; an upload in progress is
+    /// never cut off (it holds lines taken from the buffer), so closing waits for it.
     async fn sync_loop(&self) {
         loop {
-            self.changed.notified().await;
+            // A failed upload left its lines dirty: try again without waiting for a new one.
+            if !self.lock().dirty {
+                tokio::select! {
+                    _ = self.changed.notified() => {}
+                    _ = self.closing.cancelled() => return,
+                }
+            }
             self.upload().await;
-            tokio::time::sleep(SYNC_INTERVAL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(SYNC_INTERVAL) => {}
+                _ = self.plenty.notified() => {}
+                _ = self.closing.cancelled() => return,
+            }
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores the pending lines: the whole object while it is small, else appended to it.
+    /// On failure the lines wait for the next upload.
     async fn upload(&self) {
         let Some(store) = &self.store else { return };
-        let body = {
-            let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let (sending, whole) = {
+            let mut buffer = self.lock();
             if !buffer.dirty {
                 return;
             }
             buffer.dirty = false;
-            buffer.content.clone()
+            let sending = Bytes::from(std::mem::take(&mut buffer.pending));
+            let whole = (buffer.appended == 0)
+                .then(|| Bytes::from([&buffer.head[..], &sending[..]].concat()));
+            (sending, whole)
         };
-        let bytes = body.len();
-        tracing::debug!(log = store.describe(), bytes, "syncing the job log");
-        if let Err(e) = store.put(body).await {
-            tracing::warn!(log = store.describe(), error = %e,
-                "could not sync the job log; the runner needs s3:PutObject on it (the job goes on)");
+        let bytes = sending.len();
+        tracing::debug!(
+            log = store.describe(),
+            bytes,
+            whole = whole.is_some(),
+            "syncing the job log"
+        );
+        let stored = match &whole {
+            Some(body) => store.put(body.clone()).await,
+            None => store.append(sending.clone()).await,
+        };
+        let mut buffer = self.lock();
+        match stored {
+            Ok(()) => {
+                match whole {
+                    Some(body) if body.len() >= APPEND_FROM => {
+                        buffer.appended = body.len();
+                        buffer.head = Vec::new();
+                    }
+                    Some(body) => buffer.head = Vec::from(body),
+                    None => buffer.appended += sending.len(),
+                }
+                if buffer.skipped > 0 {
+                    let note = format!(
+                        "[attini-runner] {} lines are missing here: S3 did not take them in time; they are in CloudWatch",
+                        std::mem::take(&mut buffer.skipped)
+                    );
+                    push_entry(&mut buffer, &note);
+                }
+            }
+            Err(e) => {
+                let mut back = Vec::from(sending);
+                back.append(&mut buffer.pending);
+                buffer.pending = back;
+                buffer.dirty = true;
+                drop(buffer);
+                tracing::warn!(log = store.describe(), error = %e,
+                    "could not sync the job log; the runner needs s3:PutObject on it (the job goes on)");
+            }
         }
     }
 
     fn append(&self, line: &str) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buffer = self.lock();
         if buffer.full {
             return;
         }
-        let timestamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
-        let mut entry = serde_json::json!({ "timestamp": timestamp, "data": line }).to_string();
-        if buffer.content.len() + entry.len() > self.max_bytes {
+        let mut entry = entry(line);
+        if buffer.total + entry.len() > self.max_bytes {
             buffer.full = true;
-            let note = format!(
+            entry = entry_of(&format!(
                 "[attini-runner] the log is larger than {} bytes; later lines are in CloudWatch only",
                 self.max_bytes
-            );
-            entry = serde_json::json!({ "timestamp": timestamp, "data": note }).to_string();
+            ));
+        } else if buffer.pending.len() + entry.len() > MAX_PENDING {
+            buffer.skipped += 1;
+            return;
         }
-        buffer.content.extend_from_slice(entry.as_bytes());
-        buffer.content.push(b'\n');
+        buffer.total += entry.len();
+        buffer.pending.extend_from_slice(&entry);
         buffer.dirty = true;
+        let plenty = buffer.pending.len() >= FLUSH_AT;
         drop(buffer);
         self.changed.notify_one();
+        if plenty {
+            self.plenty.notify_one();
+        }
     }
+}
+
+/// A line as the log object holds it: `{"timestamp": <epoch ms>, "data": <line>}` and a newline.
+fn entry(line: &str) -> Vec<u8> {
+    entry_of(line)
+}
+
+fn entry_of(data: &str) -> Vec<u8> {
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let mut entry = serde_json::json!({ "timestamp": timestamp, "data": data })
+        .to_string()
+        .into_bytes();
+    entry.push(b'\n');
+    entry
+}
+
+fn push_entry(buffer: &mut Buffer, data: &str) {
+    let entry = entry_of(data);
+    buffer.total += entry.len();
+    buffer.pending.extend_from_slice(&entry);
+    buffer.dirty = true;
 }
 
 impl LogSink for JobLog {
@@ -164,18 +276,14 @@ impl JobLogHandle {
         self.log.clone()
     }
 
-    /// Stops the periodic uploads and uploads whatever is new.
+    /// Stops the periodic uploads (waiting for one in progress) and uploads whatever is new.
     pub async fn finish(mut self) {
+        self.log.closing.cancel();
         if let Some(uploader) = self.uploader.take() {
-            uploader.abort();
             let _ = uploader.await;
-            // An upload cut off by the abort may have cleared `dirty`: always upload last.
-            self.log
-                .buffer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .dirty = true;
         }
+        self.log.upload().await;
+        // A note about skipped lines may have come with the last upload.
         self.log.upload().await;
     }
 }
@@ -189,75 +297,5 @@ impl Drop for JobLogHandle {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex as StdMutex;
-    use tokio::time::Instant;
-
-    /// Records each stored body with the (paused) time it was stored.
-    #[derive(Default)]
-    struct Recorder(StdMutex<Vec<(Instant, String)>>);
-
-    impl LogStore for Recorder {
-        fn describe(&self) -> String {
-            "memory".into()
-        }
-        fn put(&self, body: Vec<u8>) -> PutFuture<'_> {
-            let text = String::from_utf8(body).unwrap();
-            self.0.lock().unwrap().push((Instant::now(), text));
-            Box::pin(async { Ok(()) })
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_log_object_stops_at_its_limit_with_a_note() {
-        let store = Arc::new(Recorder::default());
-        let log =
-            JobLog::start_with_limit("s".into(), Some(store.clone() as Arc<dyn LogStore>), 300);
-        let sink = log.sink();
-        for i in 0..20 {
-            sink.line(&format!("line number {i:02}"));
-        }
-        log.finish().await;
-        let last = store.0.lock().unwrap().last().unwrap().1.clone();
-        let lines: Vec<&str> = last.lines().collect();
-        assert!(
-            last.len() - lines.last().unwrap().len() - 1 <= 300,
-            "{last}"
-        );
-        assert!(
-            lines.last().unwrap().contains("larger than 300 bytes"),
-            "{last}"
-        );
-        assert!(lines.len() > 3 && lines.len() < 10, "{last}");
-        assert!(lines[0].contains("line number 00"));
-        assert_eq!(MAX_LOG_BYTES, 64 * 1024 * 1024);
-    }
-
-    #[test]
-    fn a_tag_cannot_forge_a_log_line() {
-        let log = JobLog::start("step\n[other] forged\r".into(), None);
-        assert_eq!(log.sink().tag, "step?[other] forged?");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn lines_are_synced_while_the_job_runs_at_most_every_ten_seconds() {
-        let store = Arc::new(Recorder::default());
-        let begin = Instant::now();
-        let log = JobLog::start("step".into(), Some(store.clone() as Arc<dyn LogStore>));
-        let sink = log.sink();
-        sink.line("first");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        sink.line("second");
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        sink.line("third");
-        log.finish().await;
-        let puts = store.0.lock().unwrap().clone();
-        let at: Vec<u64> = puts.iter().map(|(t, _)| (*t - begin).as_secs()).collect();
-        // At once for the first line, then not before 10 s, then at the end.
-        assert_eq!(at, [0, 10, 16], "{puts:?}");
-        assert!(puts[0].1.contains("\"data\":\"first\""));
-        assert_eq!(puts[1].1.lines().count(), 2);
-        assert_eq!(puts[2].1.lines().count(), 3);
-    }
-}
+#[path = "joblog_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@
 //! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early return cannot leak capacity or keep the
 //! idle TTL from firing. Pure bookkeeping behind mutexes; nothing to cancel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use super::Stats;
 /// How long a finished job's message id is remembered: longer than any visibility timeout
 /// under which its message could still come back (SQS allows up to 12 h).
 pub const REMEMBER: Duration = Duration::from_secs(12 * 3600);
+/// Most finished message ids remembered (the oldest are forgotten first): about 10 MiB.
+pub const REMEMBER_MOST: usize = 100_000;
 
 /// The newest receipt handle of a running job's message (a redelivery replaces it).
 pub type Receipt = Arc<Mutex<String>>;
@@ -35,7 +37,33 @@ pub enum Seen {
 #[derive(Debug, Default)]
 pub struct Registry {
     running: Mutex<HashMap<String, Receipt>>,
-    finished: Mutex<HashMap<String, std::time::Instant>>,
+    finished: Mutex<Finished>,
+}
+
+/// Finished message ids, and the order they finished in (for forgetting the oldest).
+#[derive(Debug, Default)]
+struct Finished {
+    ids: HashSet<String>,
+    order: VecDeque<(std::time::Instant, String)>,
+}
+
+impl Finished {
+    /// Remembers `id`, forgetting ids older than [`REMEMBER`] and the oldest beyond
+    /// [`REMEMBER_MOST`]; each id is forgotten once, so this costs O(1) amortised.
+    fn insert(&mut self, id: &str, now: std::time::Instant, most: usize) {
+        if self.ids.contains(id) {
+            return;
+        }
+        while let Some((at, old)) = self.order.front() {
+            if now.duration_since(*at) < REMEMBER && self.order.len() < most {
+                break;
+            }
+            self.ids.remove(old);
+            self.order.pop_front();
+        }
+        self.ids.insert(id.to_string());
+        self.order.push_back((now, id.to_string()));
+    }
 }
 
 impl Registry {
@@ -52,7 +80,7 @@ impl Registry {
             *lock(cell) = receipt.to_string();
             return Seen::Running;
         }
-        if lock(&self.finished).contains_key(id) {
+        if lock(&self.finished).ids.contains(id) {
             return Seen::Finished;
         }
         Seen::New
@@ -63,10 +91,8 @@ impl Registry {
     pub fn finish(&self, id: &str, answered: bool) {
         lock(&self.running).remove(id);
         if answered {
-            let mut finished = lock(&self.finished);
             let now = std::time::Instant::now();
-            finished.retain(|_, at| now.duration_since(*at) < REMEMBER);
-            finished.insert(id.to_string(), now);
+            lock(&self.finished).insert(id, now, REMEMBER_MOST);
         }
     }
 }
@@ -159,5 +185,21 @@ mod tests {
         r.start("m2", "x");
         r.finish("m2", false);
         assert_eq!(r.seen("m2", "y"), Seen::New);
+    }
+
+    #[test]
+    fn finished_ids_are_forgotten_oldest_first_beyond_the_bound_and_after_twelve_hours() {
+        let mut finished = Finished::default();
+        let start = std::time::Instant::now();
+        for i in 0..5 {
+            finished.insert(&format!("m{i}"), start, 3);
+        }
+        assert_eq!(finished.order.len(), 3);
+        assert!(!finished.ids.contains("m1") && finished.ids.contains("m4"));
+        finished.insert("m4", start, 3);
+        assert_eq!(finished.order.len(), 3, "an id is remembered once");
+        finished.insert("late", start + REMEMBER, 3);
+        assert_eq!(finished.ids.len(), 1, "{:?}", finished.ids);
+        assert!(finished.ids.contains("late"));
     }
 }

@@ -28,6 +28,7 @@ pub mod integration_tests;
 mod job_roles;
 mod layers;
 mod least_privilege;
+mod memory;
 mod ops;
 mod otlp;
 mod podman;

@@ -1,0 +1,161 @@
+//! The job log: syncing, the size limit, appending past 5 MiB, failed uploads, tags.
+use super::*;
+use std::sync::Mutex as StdMutex;
+use tokio::time::Instant;
+
+/// Records each stored body with the (paused) time it was stored; the first `.1` calls
+/// fail.
+#[derive(Default)]
+struct Recorder(StdMutex<Vec<(Instant, String)>>, StdMutex<u32>);
+
+impl Recorder {
+    fn failing(calls: u32) -> Self {
+        Recorder(StdMutex::default(), StdMutex::new(calls))
+    }
+
+    fn fail(&self) -> bool {
+        let mut left = self.1.lock().unwrap();
+        let fail = *left > 0;
+        *left = left.saturating_sub(1);
+        fail
+    }
+
+    fn last(&self) -> String {
+        self.0.lock().unwrap().last().unwrap().1.clone()
+    }
+}
+
+/// The `data` of each line of a stored log.
+fn data(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+impl LogStore for Recorder {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    fn put(&self, body: Bytes) -> PutFuture<'_> {
+        if self.fail() {
+            return Box::pin(async { Err(CallError::transient("PutObject", "SlowDown")) });
+        }
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        self.0.lock().unwrap().push((Instant::now(), text));
+        Box::pin(async { Ok(()) })
+    }
+    fn append(&self, more: Bytes) -> PutFuture<'_> {
+        if self.fail() {
+            return Box::pin(async { Err(CallError::transient("UploadPart", "SlowDown")) });
+        }
+        let mut stored = self.0.lock().unwrap();
+        let mut text = stored.last().map(|(_, t)| t.clone()).unwrap_or_default();
+        assert!(text.len() >= APPEND_FROM, "appended to a small object");
+        text.push_str(std::str::from_utf8(&more).unwrap());
+        stored.push((Instant::now(), text));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_log_object_stops_at_its_limit_with_a_note() {
+    let store = Arc::new(Recorder::default());
+    let log = JobLog::start_with_limit("s".into(), Some(store.clone() as Arc<dyn LogStore>), 300);
+    let sink = log.sink();
+    for i in 0..20 {
+        sink.line(&format!("line number {i:02}"));
+    }
+    log.finish().await;
+    let last = store.0.lock().unwrap().last().unwrap().1.clone();
+    let lines: Vec<&str> = last.lines().collect();
+    assert!(
+        last.len() - lines.last().unwrap().len() - 1 <= 300,
+        "{last}"
+    );
+    assert!(
+        lines.last().unwrap().contains("larger than 300 bytes"),
+        "{last}"
+    );
+    assert!(lines.len() > 3 && lines.len() < 10, "{last}");
+    assert!(lines[0].contains("line number 00"));
+    assert_eq!(MAX_LOG_BYTES, 64 * 1024 * 1024);
+}
+
+#[test]
+fn a_tag_cannot_forge_a_log_line() {
+    let log = JobLog::start("step\n[other] forged\r".into(), None);
+    assert_eq!(log.sink().tag, "step?[other] forged?");
+}
+
+#[tokio::test(start_paused = true)]
+async fn lines_are_synced_while_the_job_runs_at_most_every_ten_seconds() {
+    let store = Arc::new(Recorder::default());
+    let begin = Instant::now();
+    let log = JobLog::start("step".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    sink.line("first");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sink.line("second");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    sink.line("third");
+    log.finish().await;
+    let puts = store.0.lock().unwrap().clone();
+    let at: Vec<u64> = puts.iter().map(|(t, _)| (*t - begin).as_secs()).collect();
+    // At once for the first line, then not before 10 s, then at the end.
+    assert_eq!(at, [0, 10, 16], "{puts:?}");
+    assert!(puts[0].1.contains("\"data\":\"first\""));
+    assert_eq!(puts[1].1.lines().count(), 2);
+    assert_eq!(puts[2].1.lines().count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_past_five_mib_is_appended_to_and_no_longer_kept() {
+    let store = Arc::new(Recorder::default());
+    let log = JobLog::start("big".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    let filler = "x".repeat(1000);
+    let mut sent = Vec::new();
+    for round in 0..3 {
+        for i in 0..3000 {
+            let line = format!("{round}-{i} {filler}");
+            sink.line(&line);
+            sent.push(line);
+        }
+        tokio::time::sleep(SYNC_INTERVAL + Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        sink.lock().head.capacity(),
+        0,
+        "the stored log is still kept"
+    );
+    log.finish().await;
+    assert_eq!(data(&store.last()), sent);
+    let sizes: Vec<usize> = store
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| t.len())
+        .collect();
+    assert!(sizes.len() >= 3, "{sizes:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_upload_keeps_its_lines_for_the_next_one() {
+    let store = Arc::new(Recorder::failing(2));
+    let log = JobLog::start("flaky".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    sink.line("one");
+    tokio::time::sleep(SYNC_INTERVAL + Duration::from_secs(1)).await;
+    sink.line("two");
+    tokio::time::sleep(SYNC_INTERVAL + Duration::from_secs(1)).await;
+    sink.line("three");
+    log.finish().await;
+    assert_eq!(data(&store.last()), ["one", "two", "three"]);
+    assert_eq!(*store.1.lock().unwrap(), 0, "both failures were met");
+}

@@ -1,0 +1,79 @@
+//! Memory bounds with the real binary: five Attini steps at once, each writing 100 MB of
+//! lines into its log object, keep the runner's peak resident memory bounded (the log object
+//! is appended to, not held and copied whole).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::attini::*;
+
+/// `VmHWM` (the peak resident memory so far) of process `pid`, in MiB; `None` once it exited.
+fn peak_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
+    let a = Attini::new().await;
+    a.runner_item(&a.task_arn, vec![]).await;
+    a.small_distribution().await;
+    let lines = json!(["head -c 100000000 /dev/zero | tr '\\0' x | fold -w 999"]);
+    let branches: Vec<_> = (0..5)
+        .map(|i| {
+            let step = format!("Log{i}");
+            let state = a.dispatcher_state(&step, lines.clone(), HASH, "dev/demo/demo.zip#v1");
+            json!({"StartAt": step, "States": {step.clone(): state}})
+        })
+        .collect();
+    let definition = json!({"StartAt": "All", "States": {
+        "All": {"Type": "Parallel", "Branches": branches, "End": true}
+    }});
+    let machine = a.world.state_machine("logs", &definition).await;
+    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
+    a.current(&[&execution]).await;
+    let mut runner = a
+        .command("unused-start-token", "2.0.2", HASH, 5, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = runner.id().unwrap();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(now) = peak_mib(pid) {
+            peak = peak.max(now);
+        }
+        tokio::select! {
+            status = runner.wait() => break status.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    };
+    assert!(status.success(), "{status:?}");
+    let done = a.world.finished(&execution).await;
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    for i in 0..5 {
+        let key = format!("attini/deployment/logs/runner/dev/demo/{DIST_ID}/Log{i}/exec-1");
+        let object = a.world.get(&a.bucket, &key).await.expect("the log object");
+        let text = String::from_utf8(object).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["data"].as_str().unwrap().len(), 999, "{key}");
+        let (bytes, count) = (text.len(), text.lines().count());
+        // 100 MB do not fit in 64 MiB: a note says where the rest is.
+        assert!(
+            text.lines()
+                .any(|l| l.contains("[attini-runner]") && l.contains("CloudWatch")),
+            "no note that lines were left out: {key}: {bytes} bytes, {count} lines"
+        );
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert!(bytes <= (64 << 20) + 1024, "{key}: {bytes} bytes");
+        eprintln!("{key}: {bytes} bytes, {count} lines");
+    }
+    eprintln!("peak RSS of the runner with five 100 MB logs: {peak} MiB");
+    // Holding each log whole, as the runner once did, takes 5 x 64 MiB for the buffers alone.
+    assert!(peak < 200, "the runner's peak RSS was {peak} MiB");
+}
