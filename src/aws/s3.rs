@@ -27,6 +27,8 @@ pub struct S3Zip {
     bucket: String,
     key: String,
     figures: Arc<Figures>,
+    /// Its size, when a `HeadObject` told it.
+    size: Option<u64>,
 }
 
 impl S3Zip {
@@ -37,12 +39,13 @@ impl S3Zip {
             bucket: bucket.to_string(),
             key: key.to_string(),
             figures,
+            size: None,
         }
     }
 
     /// A [`Source`] for this object. Without a known `identity`, the object's ETag is asked
     /// for, so that a changed object is never served from the cache.
-    pub async fn into_source(self, identity: Option<String>) -> Result<Source, FetchError> {
+    pub async fn into_source(mut self, identity: Option<String>) -> Result<Source, FetchError> {
         let identity = match identity {
             Some(identity) => identity,
             None => {
@@ -57,6 +60,7 @@ impl S3Zip {
                 })
                 .await
                 .map_err(|e| self.explain(e))?;
+                self.size = head.content_length.and_then(|n| u64::try_from(n).ok());
                 format!("{}#{}", self.describe(), head.e_tag.unwrap_or_default())
             }
         };
@@ -129,6 +133,10 @@ fn write_error(path: &Path, e: std::io::Error) -> FetchError {
 impl Fetch for S3Zip {
     fn describe(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    fn size(&self) -> Option<u64> {
+        self.size
     }
 
     fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a> {

@@ -16,6 +16,7 @@ mod corpus;
 mod deny;
 mod deploy;
 pub mod deploys;
+mod disk;
 mod distribution;
 mod emulator;
 mod examples;

@@ -435,7 +435,11 @@ pub fn serve_binary_to(
         .unwrap()
 }
 
-fn serve_command(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio::process::Command {
+pub fn serve_command(
+    world: &World,
+    queue: &str,
+    extra: &[(&str, &str)],
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_attini-runner"));
     command
         .args(["serve", "--queue-url", queue])

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::task::TaskTracker;
 
 use super::entry::{self, Entry};
+use super::space::{Disk, NoSpace, Reservation};
 use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, copy, extract};
 
 /// The extracted-zip cache. One per runner; share it between jobs.
@@ -26,6 +27,8 @@ pub struct Distributions {
     dir: PathBuf,
     limits: ExtractLimits,
     budget_bytes: u64,
+    /// The volume's free space and what is being written to it.
+    disk: Arc<Disk>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
     /// Spares being made (the engine's tracker, see `Engine::settled`).
@@ -54,6 +57,7 @@ impl Distributions {
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Distributions {
+            disk: Disk::new(&dir),
             dir,
             limits,
             budget_bytes,
@@ -101,10 +105,16 @@ impl Distributions {
         let filled = if renamed {
             Ok(from.bytes)
         } else {
+            let _room = self
+                .room(from.bytes, "the job's copy of the distribution")
+                .await?;
             // `from` (an Arc) stays alive while copying, so eviction leaves the entry alone.
             copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
         };
-        from.make_spare(&self.dir, &self.spares);
+        // A spare is a convenience: made only when the volume has room for it.
+        if let Ok(room) = self.disk.reserve(from.bytes, "a spare copy") {
+            from.make_spare(&self.dir, &self.spares, room);
+        }
         filled
     }
 
@@ -159,18 +169,53 @@ impl Distributions {
         let (zip, download) = match origin {
             Origin::Local(path) => (path.to_path_buf(), None),
             Origin::Remote(fetch) => {
+                let zip_size = fetch.size().unwrap_or(0);
+                let _room = self.room(zip_size, "the distribution's download").await?;
                 let path = self.download(fetch, unique).await?;
                 (path.clone(), Some(path))
             }
         };
-        let result = extract_blocking(zip, dir.to_path_buf(), self.limits).await;
+        let result = self.extract_here(zip, dir.to_path_buf()).await;
         if let Some(download) = download {
             remove_file(&download).await;
         }
         if result.is_err() {
             remove_blocking(dir.to_path_buf()).await;
         }
-        Ok(result?)
+        result
+    }
+
+    /// Extracts `zip` into the new folder `dir` once the volume has room for what its
+    /// entries declare.
+    async fn extract_here(&self, zip: PathBuf, dir: PathBuf) -> Result<u64, DistributionError> {
+        let limits = self.limits;
+        let opened = blocking(move || extract::open(&zip, limits)).await?;
+        let declared = opened.declared_bytes().min(limits.max_bytes);
+        let _room = self
+            .room(declared, "the distribution's unpacked files")
+            .await?;
+        let written = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            opened.extract(&dir, limits)
+        })
+        .await?;
+        Ok(written)
+    }
+
+    /// Holds `bytes` on the volume for `what`; when there is no room, evicts the cache
+    /// entries no job uses (least recently used first) and asks once more.
+    async fn room(&self, bytes: u64, what: &'static str) -> Result<Reservation, NoSpace> {
+        match self.disk.reserve(bytes, what) {
+            Ok(room) => Ok(room),
+            Err(short) => {
+                tracing::warn!(error = %short, "short of disk space: evicting unused cached distributions");
+                self.evict_to(0, "").await;
+                self.disk.reserve(bytes, what)
+            }
+        }
     }
 
     /// Frees the slot of a failed extraction, unless another job waits on it.
@@ -213,6 +258,12 @@ impl Distributions {
 
     /// Drops least recently used entries nobody is using until the cache fits its budget.
     async fn evict(&self, keep: &str) {
+        self.evict_to(self.budget_bytes, keep).await;
+    }
+
+    /// Drops least recently used entries nobody is using (but `keep`) until the cache holds
+    /// at most `budget` bytes.
+    async fn evict_to(&self, budget: u64, keep: &str) {
         let mut candidates = Vec::new();
         let mut total = 0;
         {
@@ -231,7 +282,7 @@ impl Distributions {
         }
         candidates.sort();
         for (_, identity) in candidates {
-            if total <= self.budget_bytes {
+            if total <= budget {
                 break;
             }
             let removed = {
@@ -275,26 +326,18 @@ enum Origin<'a> {
     Remote(&'a dyn Fetch),
 }
 
-/// Extracts `zip` into the new folder `dir` on a blocking thread.
-async fn extract_blocking(
-    zip: PathBuf,
-    dir: PathBuf,
-    limits: ExtractLimits,
-) -> Result<u64, ExtractError> {
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        extract::extract(&zip, &dir, limits)
-    })
-    .await
-    .unwrap_or_else(|join| {
-        Err(ExtractError::Io {
-            path: PathBuf::from("distribution"),
-            source: std::io::Error::other(join.to_string()),
+/// Runs `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ExtractError> + Send + 'static,
+) -> Result<T, ExtractError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| {
+            Err(ExtractError::Io {
+                path: PathBuf::from("distribution"),
+                source: std::io::Error::other(join.to_string()),
+            })
         })
-    })
 }
 
 async fn remove_file(path: &Path) {

@@ -76,7 +76,14 @@ impl Entry {
 
     /// Starts making a spare in `cache` on a blocking thread tracked by `spares`, unless it has one or one is
     /// being made. The task holds the entry, so it is not evicted meanwhile.
-    pub(super) fn make_spare(self: &Arc<Self>, cache: &Path, spares: &TaskTracker) {
+    /// Makes a spare copy on a blocking thread of `spares`, holding `room` on the volume
+    /// while it is written.
+    pub(super) fn make_spare(
+        self: &Arc<Self>,
+        cache: &Path,
+        spares: &TaskTracker,
+        room: super::space::Reservation,
+    ) {
         if self.making.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -92,6 +99,7 @@ impl Entry {
         let dir = cache.join(format!("spare-{}", uuid::Uuid::new_v4()));
         let entry = self.clone();
         spares.spawn_blocking(move || {
+            let _room = room;
             match copy::copy_tree(&entry.dir, &dir) {
                 Ok(_) => *entry.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir),
                 Err(e) => {

@@ -102,17 +102,50 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExtractError + '_ {
 
 /// Extracts `zip_path` into `dest` (which must exist and be empty); returns the bytes written.
 pub fn extract(zip_path: &Path, dest: &Path, limits: ExtractLimits) -> Result<u64, ExtractError> {
+    open(zip_path, limits)?.extract(dest, limits)
+}
+
+/// A zip whose central directory was read and whose entry count is within the limit.
+pub struct Opened {
+    archive: zip::ZipArchive<io::BufReader<fs::File>>,
+}
+
+impl Opened {
+    /// The bytes its entries say they unpack to (a lying header is caught while writing).
+    pub fn declared_bytes(&self) -> u64 {
+        self.archive
+            .decompressed_size()
+            .map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// Extracts it into `dest` (which must exist and be empty); returns the bytes written.
+    pub fn extract(self, dest: &Path, limits: ExtractLimits) -> Result<u64, ExtractError> {
+        write_entries(self.archive, dest, limits)
+    }
+}
+
+/// Opens `zip_path` and reads its central directory, refusing more than the entry limit
+/// before parsing (see the module documentation).
+pub fn open(zip_path: &Path, limits: ExtractLimits) -> Result<Opened, ExtractError> {
     let mut file = fs::File::open(zip_path).map_err(io_err(zip_path))?;
     let claimed = super::eocd::claimed_entries(&mut file).map_err(io_err(zip_path))?;
     let limit = limits.max_entries;
     if let Some(count) = claimed.filter(|&count| count > limit as u64) {
         return Err(ExtractError::TooManyEntries { count, limit });
     }
-    let mut archive = zip::ZipArchive::new(io::BufReader::new(file))?;
+    let archive = zip::ZipArchive::new(io::BufReader::new(file))?;
     if archive.len() > limit {
         let count = archive.len() as u64;
         return Err(ExtractError::TooManyEntries { count, limit });
     }
+    Ok(Opened { archive })
+}
+
+fn write_entries(
+    mut archive: zip::ZipArchive<io::BufReader<fs::File>>,
+    dest: &Path,
+    limits: ExtractLimits,
+) -> Result<u64, ExtractError> {
     let mut written: u64 = 0;
     let mut links: Vec<(String, PathBuf, String)> = Vec::new();
     for index in 0..archive.len() {

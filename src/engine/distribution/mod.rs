@@ -5,7 +5,9 @@
 //! second job of a distribution does not read the zip again. The cache holds several entries
 //! and evicts the least recently used ones that no job is copying once it grows past its byte
 //! budget. A local folder is copied directly (it may change between jobs, so it is not
-//! cached). Cancellation: dropping a call leaves at worst a partial cache extraction under a
+//! cached). Every download, extraction and copy first asks the volume for its bytes
+//! ([`space`]); when there is no room, unused cache entries are evicted, and if there still is
+//! none the job fails saying what it needed and what was free. Cancellation: dropping a call leaves at worst a partial cache extraction under a
 //! temporary name, which is removed when the runner's work directory is.
 
 mod cache;
@@ -13,6 +15,7 @@ mod copy;
 mod entry;
 mod eocd;
 pub mod extract;
+pub mod space;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,10 @@ pub trait Fetch: Send + Sync {
     /// Writes the zip to `dest`, refusing one larger than `max_bytes`; the error says what went
     /// wrong and what to do.
     fn fetch<'a>(&'a self, dest: &'a Path, max_bytes: u64) -> FetchFuture<'a>;
+    /// The zip's size in bytes, when known before the download.
+    fn size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The future returned by [`Fetch::fetch`].
@@ -164,6 +171,9 @@ pub enum DistributionError {
         /// What went wrong.
         problem: FetchError,
     },
+    /// The volume has no room for it.
+    #[error(transparent)]
+    NoSpace(#[from] space::NoSpace),
     /// Copying into the workspace failed.
     #[error("could not prepare the job's workspace {path}: {source}")]
     Workspace {
