@@ -81,8 +81,8 @@ impl Disk {
         match nix::sys::statvfs::statvfs(&self.path) {
             Ok(stat) => {
                 let block = stat.fragment_size();
-                let size = u64::from(stat.blocks()).saturating_mul(block);
-                let free = u64::from(stat.blocks_available()).saturating_mul(block);
+                let size = stat.blocks().saturating_mul(block);
+                let free = stat.blocks_available().saturating_mul(block);
                 (free, HEADROOM.min(size / 20))
             }
             Err(_) => (u64::MAX, 0),
