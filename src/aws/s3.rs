@@ -84,42 +84,102 @@ impl S3Zip {
         }
     }
 
+    /// Downloads the object into `dest`. A body that breaks off is resumed where it stopped
+    /// (a ranged `GetObject` of the same ETag), up to [`MAX_BREAKS`] times.
     async fn download(&self, dest: &Path, max_bytes: u64) -> Result<(), FetchError> {
-        let object = calls::with_backoff(GET_DEADLINE, || async {
-            self.s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .send()
-                .await
-                .map_err(|e| classify(&self.figures, "GetObject", e))
-        })
-        .await
-        .map_err(|e| self.explain(e))?;
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| write_error(dest, e))?;
         let too_large = |size: u64| FetchError::TooLarge {
             what: self.describe(),
             size,
             limit: max_bytes,
         };
-        if let Some(size) = object.content_length.and_then(|n| u64::try_from(n).ok())
-            && size > max_bytes
-        {
-            return Err(too_large(size));
-        }
-        let mut body = tokio::io::AsyncReadExt::take(
-            object.body.into_async_read(),
-            max_bytes.saturating_add(1),
-        );
-        let mut file = tokio::fs::File::create(dest)
+        let mut written = 0u64;
+        let mut etag: Option<String> = None;
+        let mut breaks = 0;
+        loop {
+            let range = (written > 0).then(|| format!("bytes={written}-"));
+            let object = calls::with_backoff(GET_DEADLINE, || async {
+                self.s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .set_range(range.clone())
+                    .set_if_match(etag.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(&self.figures, "GetObject", e))
+            })
             .await
-            .map_err(|e| write_error(dest, e))?;
-        let copied = tokio::io::copy(&mut body, &mut file)
-            .await
-            .map_err(|e| FetchError::BrokeOff(Arc::new(e)))?;
-        if copied > max_bytes {
-            return Err(too_large(copied));
+            .map_err(|e| self.explain(e))?;
+            let left = object.content_length.and_then(|n| u64::try_from(n).ok());
+            if let Some(left) = left
+                && written + left > max_bytes
+            {
+                return Err(too_large(written + left));
+            }
+            if etag.is_none() {
+                etag = object.e_tag.clone();
+            }
+            let mut body = object.body.into_async_read();
+            match append(&mut body, &mut file, dest, &mut written, max_bytes).await {
+                Ok(()) => break,
+                Err(Append::Write(e)) => return Err(e),
+                Err(Append::TooLarge) => return Err(too_large(written)),
+                Err(Append::Broke(e)) if breaks >= MAX_BREAKS => {
+                    return Err(FetchError::BrokeOff(Arc::new(e)));
+                }
+                Err(Append::Broke(e)) => {
+                    breaks += 1;
+                    tracing::warn!(
+                        object = self.describe(),
+                        error = %e,
+                        written,
+                        "the distribution's download broke off; resuming where it stopped"
+                    );
+                }
+            }
         }
         file.flush().await.map_err(|e| write_error(dest, e))
+    }
+}
+
+/// Most times a download is resumed after its body broke off.
+const MAX_BREAKS: u32 = 5;
+
+/// Why [`append`] stopped.
+enum Append {
+    /// Reading the body failed: resume.
+    Broke(std::io::Error),
+    /// Writing the file failed.
+    Write(FetchError),
+    /// More than the limit arrived.
+    TooLarge,
+}
+
+/// Copies `body` to the end of `file`, counting in `written`.
+async fn append(
+    body: &mut (impl tokio::io::AsyncRead + Unpin),
+    file: &mut tokio::fs::File,
+    dest: &Path,
+    written: &mut u64,
+    max_bytes: u64,
+) -> Result<(), Append> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = body.read(&mut buffer).await.map_err(Append::Broke)?;
+        if n == 0 {
+            return Ok(());
+        }
+        file.write_all(&buffer[..n])
+            .await
+            .map_err(|e| Append::Write(write_error(dest, e)))?;
+        *written += n as u64;
+        if *written > max_bytes {
+            return Err(Append::TooLarge);
+        }
     }
 }
 

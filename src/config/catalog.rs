@@ -65,6 +65,12 @@ pub const KILL_GRACE: Setting = Setting {
     kind: seconds(Some(10), 0, 3600),
     meaning: "Time between SIGTERM and SIGKILL when a job is ended.",
 };
+/// `ATTINI_WORKSPACE_TIMEOUT`.
+pub const WORKSPACE_TIMEOUT: Setting = Setting {
+    name: "ATTINI_WORKSPACE_TIMEOUT",
+    kind: seconds(Some(900), 10, 86400),
+    meaning: "Longest a job's workspace may take to prepare (download, unpack and copy its distribution), before and apart from the job timeout; then the job fails with RuntimeError and nothing of it ran.",
+};
 /// `ATTINI_WORK_DIR`.
 pub const WORK_DIR: Setting = Setting {
     name: "ATTINI_WORK_DIR",
@@ -283,6 +289,7 @@ pub const METRICS_INTERVAL: Setting = Setting {
 pub const ALL: &[Setting] = &[
     JOB_TIMEOUT,
     KILL_GRACE,
+    WORKSPACE_TIMEOUT,
     WORK_DIR,
     CDK_CLI,
     SAM_CLI,

@@ -118,6 +118,7 @@ impl Settings {
                 .unwrap_or_else(|| std::env::temp_dir().join("attini-runner")),
             job_timeout: duration(&lookup, &JOB_TIMEOUT)?.unwrap_or_default(),
             kill_grace: duration(&lookup, &KILL_GRACE)?.unwrap_or_default(),
+            workspace_timeout: duration(&lookup, &WORKSPACE_TIMEOUT)?.unwrap_or_default(),
             limits: ExtractLimits {
                 max_bytes: number(&lookup, &DISTRIBUTION_MAX_BYTES)?.unwrap_or_default(),
                 ..ExtractLimits::default()

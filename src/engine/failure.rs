@@ -27,6 +27,13 @@ pub enum EngineFailure {
     /// The distribution could not be put into the workspace.
     #[error(transparent)]
     Distribution(#[from] DistributionError),
+    /// Preparing the workspace took longer than its bound.
+    #[error(
+        "preparing the job's workspace (downloading, unpacking and copying its distribution) took \
+         longer than {0} s (ATTINI_WORKSPACE_TIMEOUT); nothing of the job ran. Raise the setting \
+         for a very large distribution, or retry: S3 may have been slow"
+    )]
+    WorkspaceTimeout(u64),
     /// `workingDirectory` names no folder of the distribution.
     #[error(
         "workingDirectory {0:?} is not a folder in the distribution; give a path relative to the distribution's root"

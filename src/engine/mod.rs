@@ -52,6 +52,9 @@ pub struct EngineConfig {
     pub job_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when a job is ended. `ATTINI_KILL_GRACE`, default 10 s.
     pub kill_grace: Duration,
+    /// Longest a job's workspace may take to prepare (download, unpack, copy), before and
+    /// apart from the job timeout. `ATTINI_WORKSPACE_TIMEOUT`, default 900 s.
+    pub workspace_timeout: Duration,
     /// Limits for one distribution. `ATTINI_DISTRIBUTION_MAX_BYTES`, default 4 GiB.
     pub limits: ExtractLimits,
     /// Bytes of extracted distributions kept in the cache. `ATTINI_DISTRIBUTION_CACHE_BYTES`,
@@ -227,17 +230,28 @@ impl Engine {
         job_id: &str,
         dir: &JobDir,
     ) -> Result<(Report, Execution), Report> {
-        let run = self
-            .prepare(job, options, job_id, dir)
-            .instrument(tracing::debug_span!("workspace"))
-            .await?;
-        // Preparing the workspace can take a while: a job cancelled meanwhile never starts.
-        if cancel.is_cancelled() {
-            return Err(Report::failure(
+        let not_started = || {
+            Report::failure(
                 INTERRUPTED_ERROR,
                 "The runner stopped before the job's first command started, so nothing of it ran. \
                  Retry on Runner.Interrupted to run it on another runner.",
-            ));
+            )
+        };
+        // Preparing the workspace can take a while: a cancel or its bound ends it at once.
+        let bound = self.config.workspace_timeout;
+        let prepare = self
+            .prepare(job, options, job_id, dir)
+            .instrument(tracing::debug_span!("workspace"));
+        let run = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(not_started()),
+            prepared = tokio::time::timeout(bound, prepare) => match prepared {
+                Ok(run) => run?,
+                Err(_) => return Err(EngineFailure::WorkspaceTimeout(bound.as_secs()).into()),
+            },
+        };
+        if cancel.is_cancelled() {
+            return Err(not_started());
         }
         if let Some(progress) = &options.progress {
             progress.attach(dir.progress());

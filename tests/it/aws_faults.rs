@@ -1,7 +1,8 @@
 //! What real AWS does that the emulators do not, through the fault proxy: a report slower than
 //! the visibility window with a second runner waiting, a receive and a report that never
 //! answer, DynamoDB throttling and 5xx in Attini mode, a report refused as a closed token, a
-//! report denied while a permission propagates, and hung and slow visibility extensions.
+//! report denied while a permission propagates, hung and slow visibility extensions, a
+//! distribution download that breaks off, and one that never ends.
 
 use std::time::Duration;
 
@@ -199,4 +200,115 @@ async fn attini_mode_keeps_serving_through_dynamodb_throttling_and_5xx() {
         "{} GetItem requests",
         proxy.count(get)
     );
+}
+
+/// A stored (uncompressed) zip of one file of `len` bytes that do not compress; and the
+/// file's SHA-256 in hex.
+fn noise_zip(len: usize) -> (Vec<u8>, String) {
+    use sha2::Digest;
+    use std::io::Write;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let hash = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("noise.bin", options).unwrap();
+    zip.write_all(&data).unwrap();
+    (zip.finish().unwrap().into_inner(), hash)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_breaks_off_is_resumed_where_it_stopped() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("broken-download").await;
+    let dist = world.bucket("dist").await;
+    let (zip, hash) = noise_zip(3 << 20);
+    world.put(&dist, "noise.zip", zip).await;
+    let job = json!({
+        "commands": ["sha256sum noise.bin | cut -c1-64 > $ATTINI_OUTPUT"],
+        "distribution": {"bucket": dist, "key": "noise.zip"},
+    });
+    let machine = world
+        .state_machine("broken-download", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    // Twice the body stops after 1 MiB and the connection drops.
+    proxy.fault("GET noise.zip", Fault::CutAfter(1 << 20), 2);
+    let log_path = world.tmp.path().join("runner.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut runner = serve_binary_to(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)], log);
+    let execution = world.start(&machine, "b1", &json!({})).await;
+    let done = world.finished(&execution).await;
+    runner.start_kill().unwrap();
+    runner.wait().await.unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        done.output,
+        Some(json!({"result": hash})),
+        "{done:?}\n{log}"
+    );
+    let gets: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("noise.zip") && r.status != 0)
+        .collect();
+    // Two cut off, one that finished.
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    let resumed = log
+        .lines()
+        .filter(|l| l.contains("broke off; resuming where it stopped"))
+        .count();
+    assert_eq!(resumed, 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_never_ends_fails_its_job_at_the_workspace_timeout() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("hung-download").await;
+    let dist = world.bucket("dist").await;
+    world
+        .put(&dist, "app.zip", zip_bytes(&[("a.txt", "a", 0o644)]))
+        .await;
+    let job = json!({
+        "commands": ["cat a.txt > $ATTINI_OUTPUT"],
+        "distribution": {"bucket": dist, "key": "app.zip"},
+    });
+    let machine = world
+        .state_machine("hung-download", &native_machine(&queue, job))
+        .await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    proxy.fault("GET app.zip", Fault::Hang, 1);
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ("ATTINI_WORKSPACE_TIMEOUT", "10"),
+        ("ATTINI_AWS_ATTEMPT_TIMEOUT", "60"),
+        ("ATTINI_AWS_OPERATION_TIMEOUT", "120"),
+    ];
+    let mut runner = serve_binary(&world, &queue, &env);
+    let hung = world.start(&machine, "h1", &json!({})).await;
+    let done = world.finished(&hung).await;
+    assert_eq!(done.error.as_deref(), Some("RuntimeError"), "{done:?}");
+    let cause = done.cause.unwrap_or_default();
+    assert!(
+        cause.contains("took longer than 10 s (ATTINI_WORKSPACE_TIMEOUT)"),
+        "{cause}"
+    );
+    // The runner goes on: the next job's download answers.
+    let next = world.start(&machine, "h2", &json!({})).await;
+    assert_eq!(
+        world.finished(&next).await.output,
+        Some(json!({"result": "a"}))
+    );
+    runner.start_kill().unwrap();
 }

@@ -29,6 +29,9 @@ pub enum Fault {
     Hang,
     /// Answers this HTTP status with this AWS error code (JSON protocols).
     Error(u16, &'static str),
+    /// Forwards it, then sends only this many bytes of the answer's body and drops the
+    /// connection (a download that breaks off).
+    CutAfter(usize),
 }
 
 /// A request the proxy forwarded, with the status the emulator gave it.
@@ -67,7 +70,8 @@ impl DenyingProxy {
         DenyingProxy { url, seen, faults }
     }
 
-    /// Applies `fault` to the next `times` requests for `target` (an `X-Amz-Target`).
+    /// Applies `fault` to the next `times` requests for `target` (an `X-Amz-Target`, or for
+    /// S3 `GET <part of the path>`).
     pub fn fault(&self, target: &str, fault: Fault, times: u32) {
         self.faults
             .lock()
@@ -101,12 +105,19 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
             .unwrap();
     }
     let target = header(request.headers(), "x-amz-target");
-    if let Some(fault) = take_fault(&up, &target) {
+    let fault_key = if target.is_empty() {
+        format!("{} {path}", request.method())
+    } else {
+        target.clone()
+    };
+    let mut cut = None;
+    if let Some(fault) = take_fault(&up, &fault_key) {
         record(&up, &target, &request, 0);
         match fault {
             Fault::Delay(wait) => tokio::time::sleep(wait).await,
             Fault::Hang => std::future::pending::<()>().await,
             Fault::Error(status, code) => return aws_error(status, code, &target),
+            Fault::CutAfter(bytes) => cut = Some(bytes),
         }
     }
     if up.denied.contains(&target) {
@@ -147,17 +158,30 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response 
             response = response.header(name, value);
         }
     }
-    response
-        .body(Body::from(answer.bytes().await.unwrap()))
-        .unwrap()
+    let body = answer.bytes().await.unwrap();
+    let body = match cut {
+        None => Body::from(body),
+        Some(n) => {
+            let part = body.slice(..n.min(body.len()));
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+                vec![Ok(part), Err(std::io::Error::other("cut by the test"))];
+            Body::from_stream(futures::stream::iter(chunks))
+        }
+    };
+    response.body(body).unwrap()
 }
 
-/// Takes one use of the first fault for `target`, if any is left.
-fn take_fault(up: &Upstream, target: &str) -> Option<Fault> {
+/// Takes one use of the first fault for `key` (a target, or `METHOD /path` for S3), if any is
+/// left.
+fn take_fault(up: &Upstream, key: &str) -> Option<Fault> {
     let mut faults = up.faults.lock().unwrap();
+    let matches = |t: &str| match t.split_once(' ') {
+        Some((method, part)) => key.starts_with(&format!("{method} /")) && key.contains(part),
+        None => t == key,
+    };
     let (_, fault, left) = faults
         .iter_mut()
-        .find(|(t, _, left)| t == target && *left > 0)?;
+        .find(|(t, _, left)| matches(t) && *left > 0)?;
     *left -= 1;
     Some(fault.clone())
 }

@@ -194,14 +194,24 @@ impl Distributions {
         let _room = self
             .room(declared, "the distribution's unpacked files")
             .await?;
+        // Set when this call is dropped (the job cancelled or out of time): the blocking
+        // extraction stops before its next entry and removes what it wrote.
+        let stop = StopOnDrop::default();
+        let stopped = stop.0.clone();
         let written = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            opened.extract(&dir, limits)
+            let written = std::fs::create_dir_all(&dir)
+                .map_err(|source| ExtractError::Io {
+                    path: dir.clone(),
+                    source,
+                })
+                .and_then(|()| opened.extract(&dir, limits, &stopped));
+            if written.is_err() {
+                let _ = crate::engine::job_dir::remove_tree(&dir);
+            }
+            written
         })
         .await?;
+        drop(stop);
         Ok(written)
     }
 
@@ -246,13 +256,15 @@ impl Distributions {
         // headers (the limit again, at most 64 MiB).
         let margin = self.limits.max_bytes.min(64 * 1024 * 1024);
         let max_zip = self.limits.max_bytes.saturating_add(margin);
+        // A download dropped half-way (the job cancelled or out of time) leaves no file.
+        let partial = RemoveOnDrop(Some(path.clone()));
         if let Err(problem) = fetch.fetch(&path, max_zip).await {
-            remove_file(&path).await;
             return Err(DistributionError::Fetch {
                 what: fetch.describe(),
                 problem,
             });
         }
+        partial.keep();
         Ok(path)
     }
 
@@ -324,6 +336,36 @@ impl Distributions {
 enum Origin<'a> {
     Local(&'a Path),
     Remote(&'a dyn Fetch),
+}
+
+/// A flag set when dropped: tells blocking work that its caller is gone.
+#[derive(Default)]
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A file removed when dropped, unless kept.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %path.display(), error = %e, "could not remove a partial download");
+        }
+    }
 }
 
 /// Runs `work` on a blocking thread.

@@ -7,12 +7,13 @@
 //! one 64 KiB read), and more than [`ExtractLimits::max_bytes`] of content
 //! (counted while writing, so a lying header does not help a zip bomb). Symlinks are created
 //! only after every file is written, so no write can ever go through one. On error the
-//! caller removes the directory. Blocking code: run it on a blocking thread; it cannot be
-//! cancelled half-way.
+//! caller removes the directory. Blocking code: run it on a blocking thread; a stop flag
+//! ([`Opened::extract`]) ends it before the next entry.
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bounds on what one distribution may unpack to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,9 @@ pub enum ExtractError {
         /// The entry name.
         entry: String,
     },
+    /// The job was cancelled or ran out of time while its distribution was unpacked.
+    #[error("the unpacking was stopped: the job was cancelled or its workspace ran out of time")]
+    Stopped,
     /// Writing to the local disk failed.
     #[error("could not write {path}: {source}")]
     Io {
@@ -102,7 +106,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExtractError + '_ {
 
 /// Extracts `zip_path` into `dest` (which must exist and be empty); returns the bytes written.
 pub fn extract(zip_path: &Path, dest: &Path, limits: ExtractLimits) -> Result<u64, ExtractError> {
-    open(zip_path, limits)?.extract(dest, limits)
+    open(zip_path, limits)?.extract(dest, limits, &AtomicBool::new(false))
 }
 
 /// A zip whose central directory was read and whose entry count is within the limit.
@@ -119,8 +123,14 @@ impl Opened {
     }
 
     /// Extracts it into `dest` (which must exist and be empty); returns the bytes written.
-    pub fn extract(self, dest: &Path, limits: ExtractLimits) -> Result<u64, ExtractError> {
-        write_entries(self.archive, dest, limits)
+    /// Stops before the next entry once `stop` is set.
+    pub fn extract(
+        self,
+        dest: &Path,
+        limits: ExtractLimits,
+        stop: &AtomicBool,
+    ) -> Result<u64, ExtractError> {
+        write_entries(self.archive, dest, limits, stop)
     }
 }
 
@@ -145,10 +155,14 @@ fn write_entries(
     mut archive: zip::ZipArchive<io::BufReader<fs::File>>,
     dest: &Path,
     limits: ExtractLimits,
+    stop: &AtomicBool,
 ) -> Result<u64, ExtractError> {
     let mut written: u64 = 0;
     let mut links: Vec<(String, PathBuf, String)> = Vec::new();
     for index in 0..archive.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(ExtractError::Stopped);
+        }
         let mut entry = archive.by_index(index)?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let Some(rel) = safe_relative(&name)? else {
