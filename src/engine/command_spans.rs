@@ -5,7 +5,7 @@
 //! may hold what a job author did not mean to publish). Without an OpenTelemetry exporter
 //! this does nothing. Nothing to cancel.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
@@ -15,13 +15,16 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::executor::progress;
 
 /// Adds one span per command started (as noted in the `progress` file) under `parent`; `end`
-/// is when the script ended. Reads the file only when traces are exported.
-pub fn command_spans(parent: &tracing::Span, progress: &Path, end: SystemTime) {
+/// is when the script ended. Reads the file only when traces are exported, on a blocking
+/// thread (bounded, and never a FIFO or a link: see [`progress::read`]).
+pub async fn command_spans(parent: &tracing::Span, progress: PathBuf, end: SystemTime) {
     let cx = parent.context();
     if !cx.span().span_context().is_valid() {
         return;
     }
-    let starts = progress::read(progress);
+    let starts = tokio::task::spawn_blocking(move || progress::read(&progress))
+        .await
+        .unwrap_or_default();
     let tracer = opentelemetry::global::tracer("attini-runner");
     for (n, start) in starts.iter().enumerate() {
         let until = starts.get(n + 1).map_or(end, |next| next.at).max(start.at);

@@ -265,7 +265,7 @@ impl Engine {
         .instrument(commands.clone())
         .await;
         let execution = execution.map_err(EngineFailure::from)?;
-        command_spans::command_spans(&commands, &dir.progress(), ended);
+        command_spans::command_spans(&commands, dir.progress(), ended).await;
         drop(commands);
         let report = match execution.termination {
             Termination::Exited(0) => {

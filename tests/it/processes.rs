@@ -97,3 +97,57 @@ async fn output_held_open_by_a_background_process_does_not_hang_the_job() {
     assert!(result.report.is_success());
     assert_eq!(lines, ["quick"]);
 }
+
+/// One runtime thread runs the runner, its ops server and the test: a job that makes its
+/// progress file a FIFO, or a link to `/dev/zero`, must stall none of them (the file is read
+/// only if it is a regular file, without waiting, and bounded).
+#[tokio::test]
+async fn a_progress_file_turned_into_a_fifo_or_a_link_stalls_nothing() {
+    use serde_json::json;
+    let world = crate::world::World::new().await;
+    let queue = world.fifo_queue("progress-tricks").await;
+    let runner = world.serve(&queue, 3);
+    let server = attini_runner::ops::OpsServer::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ops = tokio::spawn(server.serve(runner.stats.clone(), stop.clone()));
+    let job = json!({"commands": ["echo '\"done\"' > $ATTINI_OUTPUT", "eval \"$TRICK\" && sleep 3"], "environment": {"TRICK.$": "$.trick"}});
+    let machine = world
+        .state_machine(
+            "progress-tricks",
+            &crate::world::native_machine(&queue, job),
+        )
+        .await;
+    let mut executions = Vec::new();
+    for (name, trick) in [
+        ("fifo", "rm -f ../progress && mkfifo ../progress"),
+        ("link", "rm -f ../progress && ln -s /dev/zero ../progress"),
+    ] {
+        executions.push(world.start(&machine, name, &json!({"trick": trick})).await);
+    }
+    // Both jobs are at their second command (the trick is played) when their ops views say so.
+    let url = format!("http://{addr}/jobs");
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let jobs: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            let jobs = jobs["jobs"].as_array().cloned().unwrap_or_default();
+            if jobs.len() == 2 && runner.stats.board.jobs().len() == 2 {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                return reqwest::get(&url).await.unwrap().status();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("/jobs did not answer while the jobs played their tricks");
+    assert_eq!(listed, 200);
+    for execution in &executions {
+        let done = world.finished(execution).await;
+        assert_eq!(done.output, Some(json!("done")), "{done:?}");
+    }
+    stop.cancel();
+    ops.await.unwrap();
+    runner.stop().await;
+}

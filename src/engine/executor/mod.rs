@@ -80,7 +80,7 @@ pub async fn execute(
 ) -> Result<Execution, SpawnError> {
     let spawned = command::spawn(run).map_err(|source| SpawnError { source })?;
     let pgid = spawned.child.id().map(|id| id as i32).unwrap_or_default();
-    let procs = procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id);
+    let procs = std::sync::Arc::new(procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id));
     table.remember(procs.pgid, &run.job_id);
     let redactor = run.redactor.clone();
     let reader =

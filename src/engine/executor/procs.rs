@@ -119,6 +119,15 @@ impl JobProcesses {
         live
     }
 
+    /// [`JobProcesses::live`] on a blocking thread: a scan reads `/proc` and may wait up to
+    /// [`EXEC_SETTLE`] per process caught mid-`exec`, which must not hold a runtime thread.
+    pub async fn live_off_runtime(self: &std::sync::Arc<Self>, except: Option<Pid>) -> Vec<Pid> {
+        let procs = self.clone();
+        tokio::task::spawn_blocking(move || procs.live(except))
+            .await
+            .unwrap_or_default()
+    }
+
     /// Sends `signal` to the group and to each pid in `extra`.
     pub fn signal(&self, signal: Signal, extra: &[Pid]) {
         match killpg(self.pgid, signal) {

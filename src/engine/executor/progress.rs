@@ -31,9 +31,10 @@ impl Progress {
         let _ = self.file.set(file);
     }
 
-    /// The index of the command running now (1-based); `None` before the first.
+    /// The index of the command running now (1-based); `None` before the first. Reads the
+    /// file's last [`TAIL_BYTES`] only.
     pub fn current(&self) -> Option<usize> {
-        let text = std::fs::read_to_string(self.file.get()?).ok()?;
+        let text = read_safely(self.file.get()?, TAIL_BYTES)?;
         parse(&text).last().map(|s| s.index)
     }
 }
@@ -49,11 +50,43 @@ pub fn mark(index: usize, file: &Path) -> String {
     )
 }
 
-/// Every start noted in `file` (nothing when it cannot be read).
+/// Every start noted in `file` (nothing when it cannot be read), from its last [`MAX_BYTES`].
 pub fn read(file: &Path) -> Vec<CommandStart> {
-    std::fs::read_to_string(file)
+    read_safely(file, MAX_BYTES)
         .map(|text| parse(&text))
         .unwrap_or_default()
+}
+
+/// Bytes read from the end of the file for [`Progress::current`]: 64 KiB.
+pub const TAIL_BYTES: u64 = 64 * 1024;
+/// Bytes read from the end of the file for [`read`]: 4 MiB (some 150,000 commands).
+pub const MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The last `max` bytes of `file` (from the first whole line among them), if it is a regular
+/// file. The job owns the file: one it replaced by a FIFO, a device or a symlink (to
+/// `/dev/zero`, say) is not read, and opening never waits (`O_NONBLOCK`, `O_NOFOLLOW`).
+fn read_safely(file: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(file)
+        .ok()?;
+    let meta = opened.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let skip = meta.len().saturating_sub(max);
+    opened.seek(SeekFrom::Start(skip)).ok()?;
+    let mut bytes = Vec::new();
+    opened.take(max).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let whole = match (skip > 0, text.find('\n')) {
+        (true, Some(at)) => &text[at + 1..],
+        _ => &text[..],
+    };
+    Some(whole.to_string())
 }
 
 /// The well-formed lines of a progress file; others (a job that wrote there) are skipped.
@@ -75,6 +108,28 @@ pub fn parse(text: &str) -> Vec<CommandStart> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_a_link_or_a_huge_file_is_not_read_whole_or_at_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(read_safely(&fifo, 10), None, "a FIFO is not read");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert_eq!(read_safely(&link, 10), None, "a symlink is not followed");
+        let big = tmp.path().join("big");
+        let lines: String = (1..=20_000)
+            .map(|i| format!("{i} 1700000000.5\n"))
+            .collect();
+        std::fs::write(&big, &lines).unwrap();
+        let progress = Progress::default();
+        progress.attach(big.clone());
+        assert_eq!(progress.current(), Some(20_000));
+        let tail = read_safely(&big, 100).unwrap();
+        assert!(tail.len() <= 100 && tail.starts_with("19"), "{tail}");
+        assert_eq!(read(&big).len(), 20_000);
+    }
 
     #[test]
     fn lines_parse_and_garbage_is_skipped() {

@@ -16,6 +16,8 @@ use tokio::process::Child;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use super::procs::JobProcesses;
 
 /// How often the sweep looks for remaining processes.
@@ -52,7 +54,7 @@ pub struct Sweep {
 /// Waits for the job to end by itself, time out or be cancelled, then sweeps its processes.
 pub async fn supervise(
     mut child: Child,
-    procs: &JobProcesses,
+    procs: &Arc<JobProcesses>,
     job_timeout: Duration,
     grace: Duration,
     cancel: &CancellationToken,
@@ -86,11 +88,11 @@ pub async fn supervise(
 /// through `child`, never by the sweep).
 async fn sweep(
     child: &mut Child,
-    procs: &JobProcesses,
+    procs: &Arc<JobProcesses>,
     main: Option<Pid>,
     grace: Duration,
 ) -> Sweep {
-    let others = procs.live(main);
+    let others = procs.live_off_runtime(main).await;
     let mut result = Sweep {
         found: others.len(),
         ..Sweep::default()
@@ -117,13 +119,13 @@ async fn sweep(
 /// returns those still alive then (the bash counted as one entry while it runs).
 async fn wait_gone(
     child: &mut Child,
-    procs: &JobProcesses,
+    procs: &Arc<JobProcesses>,
     main: Option<Pid>,
     limit: Duration,
 ) -> Vec<Pid> {
     let deadline = Instant::now() + limit;
     loop {
-        let mut alive = procs.live(main);
+        let mut alive = procs.live_off_runtime(main).await;
         if let Some(pid) = main
             && matches!(child.try_wait(), Ok(None))
         {
