@@ -8,39 +8,92 @@ use super::redact::Redactor;
 
 /// The success payload from the output file, or the failure that replaces it. Only a regular
 /// file is read: a FIFO would block the runner, a device or a symlink could read what is not
-/// the job's; each is a clear failure instead. The job's processes are gone by now, so the file
-/// cannot change between the check and the read.
+/// the job's; each is a clear failure instead. The file is opened first (`O_NOFOLLOW`,
+/// `O_NONBLOCK`, so neither a link nor a FIFO is followed or waited on) and its type taken from
+/// the open descriptor, so that nothing can swap it between the check and the read.
 pub async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
-    // Past this size no amount of surrounding whitespace makes the payload fit.
-    const READ_LIMIT: u64 = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
-    let content = match tokio::fs::symlink_metadata(path).await {
-        Err(_) => None,
-        Ok(meta) if !meta.file_type().is_file() => {
+    let owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || read_regular(&owned)).await;
+    let content = match read {
+        Ok(Read::Missing) => None,
+        Ok(Read::Content(bytes)) => Some(bytes),
+        Ok(Read::NotRegular(kind)) => {
             return Report::failure(
                 RUNTIME_ERROR,
                 format!(
-                    "$ATTINI_OUTPUT ({}) is not a regular file but {}; write the output into the file itself",
+                    "$ATTINI_OUTPUT ({}) is not a regular file but {kind}; write the output into the file itself",
                     path.display(),
-                    describe_file_type(&meta.file_type())
                 ),
             );
         }
-        Ok(meta) if meta.len() > READ_LIMIT => {
-            return outcome::output_too_large(meta.len() as usize);
+        Ok(Read::TooLarge(len)) => return outcome::output_too_large(len as usize),
+        Ok(Read::Failed(e)) => {
+            return Report::failure(
+                RUNTIME_ERROR,
+                format!("could not read $ATTINI_OUTPUT ({}): {e}", path.display()),
+            );
         }
-        Ok(_) => match tokio::fs::read(path).await {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                return Report::failure(
-                    RUNTIME_ERROR,
-                    format!("could not read $ATTINI_OUTPUT ({}): {e}", path.display()),
-                );
-            }
-        },
+        Err(join) => {
+            return Report::failure(
+                RUNTIME_ERROR,
+                format!("could not read $ATTINI_OUTPUT ({}): {join}", path.display()),
+            );
+        }
     };
     match outcome::output_payload(content.as_deref(), redactor) {
         Ok(output) => Report::Success { output },
         Err(failure) => failure,
+    }
+}
+
+/// Past this size no amount of surrounding whitespace makes the payload fit.
+const READ_LIMIT: u64 = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
+
+/// What reading the output file gave.
+enum Read {
+    /// No file: no output.
+    Missing,
+    /// Its bytes.
+    Content(Vec<u8>),
+    /// Not a regular file: what it is.
+    NotRegular(&'static str),
+    /// Larger than [`READ_LIMIT`]: its size.
+    TooLarge(u64),
+    /// It could not be read.
+    Failed(std::io::Error),
+}
+
+fn read_regular(path: &std::path::Path) -> Read {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Read::Missing,
+        // O_NOFOLLOW on a symlink.
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Read::NotRegular("a symlink");
+        }
+        Err(e) => return Read::Failed(e),
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => return Read::Failed(e),
+    };
+    if !meta.file_type().is_file() {
+        return Read::NotRegular(describe_file_type(&meta.file_type()));
+    }
+    if meta.len() > READ_LIMIT {
+        return Read::TooLarge(meta.len());
+    }
+    let mut bytes = Vec::new();
+    match file.take(READ_LIMIT + 1).read_to_end(&mut bytes) {
+        Ok(_) if bytes.len() as u64 > READ_LIMIT => Read::TooLarge(bytes.len() as u64),
+        Ok(_) => Read::Content(bytes),
+        Err(e) => Read::Failed(e),
     }
 }
 

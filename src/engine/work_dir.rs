@@ -28,10 +28,15 @@ impl WorkDir {
     pub fn claim(work_dir: &Path) -> io::Result<WorkDir> {
         std::fs::create_dir_all(work_dir)?;
         sweep(work_dir);
-        let name = format!("run-{}", uuid::Uuid::new_v4());
+        let id = uuid::Uuid::new_v4();
+        let name = format!("run-{id}");
         let lock_path = work_dir.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path)?;
+        // Locked under a name no sweep looks at, then renamed into place: no other runner can
+        // ever find this lock file unlocked and remove it.
+        let claiming = work_dir.join(format!(".claiming-{id}"));
+        let lock = File::create(&claiming)?;
         lock.lock()?;
+        std::fs::rename(&claiming, &lock_path)?;
         let root = work_dir.join(name);
         std::fs::create_dir_all(&root)?;
         Ok(WorkDir {
@@ -110,6 +115,11 @@ mod tests {
             live.path().join("f").exists(),
             "a live runner's folder was removed"
         );
+        // Each claim's lock file is held from the moment it has its name.
+        for claim in [&live, &next] {
+            let lock = File::open(&claim.lock_path).unwrap();
+            assert!(lock.try_lock().is_err(), "{}", claim.lock_path.display());
+        }
         let (live_path, next_path) = (live.path().to_path_buf(), next.path().to_path_buf());
         drop(live);
         drop(next);

@@ -7,11 +7,13 @@
 //! - `GET /jobs`: the running jobs as JSON ([`running_jobs`]).
 //!
 //! The probes answer `{"status":"ok"}` or `{"status":"fail","reason":"..."}` and never call
-//! AWS. Each request gets [`REQUEST_TIMEOUT`], at most [`MAX_REQUESTS`] run at once, and
-//! requests are traced at DEBUG. [`check`] is the client of `attini-runner healthcheck`.
+//! AWS. Each request gets [`REQUEST_TIMEOUT`], at most [`MAX_REQUESTS`] run at once, at most
+//! [`listener::MAX_CONNECTIONS`] connections are open, each must send its headers within
+//! [`listener::HEADER_READ_TIMEOUT`], and requests are traced at DEBUG. [`check`] is the client of `attini-runner healthcheck`.
 //! Cancellation: the server stops accepting when its token is cancelled.
 
 pub mod check;
+pub mod listener;
 pub mod running_jobs;
 
 use std::net::SocketAddr;
@@ -69,13 +71,7 @@ impl OpsServer {
 
     /// Serves `stats` until `stop` is cancelled.
     pub async fn serve(self, stats: Arc<Stats>, stop: CancellationToken) {
-        let app = router(stats);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the ops server stopped");
-        }
+        listener::serve(self.listener, router(stats), stop).await;
     }
 }
 

@@ -189,6 +189,20 @@ async fn a_missing_working_directory_is_a_clear_runtime_error() {
 }
 
 #[tokio::test]
+async fn an_environment_over_the_kernels_limit_says_so_and_not_that_bash_is_missing() {
+    let h = Harness::new();
+    // One string may hold at most 128 KiB (MAX_ARG_STRLEN).
+    let job = native(json!({"commands": ["true"], "environment": {"BIG": "x".repeat(200_000)}}));
+    let (result, _) = h.run(&job, None).await;
+    let (error, cause) = failure(&result);
+    assert_eq!(error, "RuntimeError");
+    assert!(cause.contains("more than the kernel allows"), "{cause}");
+    assert!(!cause.contains("Is bash installed"), "{cause}");
+    let (next, _) = h.run(&native(json!({"commands": ["true"]})), None).await;
+    assert!(next.report.is_success(), "{:?}", next.report);
+}
+
+#[tokio::test]
 async fn an_output_file_that_is_not_a_regular_file_fails_clearly_and_the_next_job_runs() {
     let h = Harness::new();
     for (make, kind) in [

@@ -443,6 +443,53 @@ async fn attini_mode_serves_the_ops_endpoints_and_writes_emf_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_finish_a_request_are_capped_and_cut_and_the_probes_still_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::new().await;
+    let queue = world.fifo_queue("ops-flood").await;
+    let (mut runner, addr) = runner(&world, &queue, &[]);
+    until_status(addr, "/livez", 200).await;
+    let pid = runner.id().unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    // A hundred clients send half a request each and wait.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let mut most = 0;
+    for _ in 0..20 {
+        most = most.max(fds());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The header timeout cuts the first one: the server closes it.
+    let mut first = held.remove(0);
+    let mut rest = Vec::new();
+    // Ends (EOF or a reset) only when the server closes the connection.
+    let _ended = tokio::time::timeout(Duration::from_secs(60), first.read_to_end(&mut rest))
+        .await
+        .expect("a half-sent request was never cut");
+    // The probes answer once the half-sent requests are cut.
+    until_status(addr, "/livez", 200).await;
+    assert!(
+        most <= before + attini_runner::ops::listener::MAX_CONNECTIONS + 4,
+        "{most} descriptors open with 100 half-sent requests ({before} before)"
+    );
+    drop(held);
+    sigterm(&runner);
+    assert!(runner.wait().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holding_a_connection_open_does_not_keep_the_runner_from_exiting() {
     use tokio::io::AsyncWriteExt;
     let world = World::new().await;

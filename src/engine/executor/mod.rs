@@ -63,12 +63,40 @@ pub struct Execution {
     pub pgid: i32,
 }
 
-/// The script could not be started.
+/// The script could not be started, and what to do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("could not start `bash` for the job: {source}. Is bash installed and on PATH?")]
-pub struct SpawnError {
-    #[source]
-    source: std::io::Error,
+pub enum SpawnError {
+    /// The job's variables and arguments are over the kernel's limit (`E2BIG`).
+    #[error(
+        "could not start the job: its environment variables and arguments take {bytes} bytes, \
+         more than the kernel allows ({source}); pass large values in a file of the distribution \
+         or through a secret reference instead"
+    )]
+    TooBig {
+        /// The bytes of the environment the job was given.
+        bytes: usize,
+        /// The kernel's refusal.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else: bash is missing, or the system refused a new process.
+    #[error("could not start `bash` for the job: {source}. Is bash installed and on PATH?")]
+    Other {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SpawnError {
+    fn of(source: std::io::Error, run: &ScriptRun) -> SpawnError {
+        if source.raw_os_error() == Some(nix::libc::E2BIG) {
+            let bytes = run.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            SpawnError::TooBig { bytes, source }
+        } else {
+            SpawnError::Other { source }
+        }
+    }
 }
 
 /// Runs the script to its end; see the module documentation.
@@ -78,7 +106,7 @@ pub async fn execute(
     cancel: &CancellationToken,
     table: &procs::ProcessTable,
 ) -> Result<Execution, SpawnError> {
-    let spawned = command::spawn(run).map_err(|source| SpawnError { source })?;
+    let spawned = command::spawn(run).map_err(|source| SpawnError::of(source, run))?;
     let pgid = spawned.child.id().map(|id| id as i32).unwrap_or_default();
     let procs = std::sync::Arc::new(procs::JobProcesses::new(Pid::from_raw(pgid), &run.job_id));
     table.remember(procs.pgid, &run.job_id);
