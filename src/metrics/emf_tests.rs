@@ -39,7 +39,9 @@ const UNITS: &[&str] = &[
 
 /// The rule broken by `doc`, if any.
 fn violation(doc: &Value) -> Option<String> {
-    let root = doc.as_object()?;
+    let Some(root) = doc.as_object() else {
+        return Some("not a JSON object".into());
+    };
     let aws = root.get("_aws").and_then(Value::as_object);
     let Some(aws) = aws else {
         return Some("no _aws object".into());
@@ -55,19 +57,28 @@ fn violation(doc: &Value) -> Option<String> {
     if namespace.is_empty() || namespace.len() > 255 {
         return Some(format!("bad namespace {namespace:?}"));
     }
-    for set in directive["Dimensions"].as_array()? {
-        let keys = set.as_array()?;
+    let Some(sets) = directive["Dimensions"].as_array() else {
+        return Some("no Dimensions array".into());
+    };
+    for set in sets {
+        let Some(keys) = set.as_array() else {
+            return Some(format!("dimension set {set} is not an array"));
+        };
         if keys.len() > 30 {
             return Some("more than 30 dimensions".into());
         }
         for key in keys {
-            let key = key.as_str()?;
+            let Some(key) = key.as_str() else {
+                return Some(format!("dimension key {key} is not a string"));
+            };
             if !root.get(key).is_some_and(Value::is_string) {
                 return Some(format!("dimension {key} has no string value"));
             }
         }
     }
-    let metrics = directive["Metrics"].as_array()?;
+    let Some(metrics) = directive["Metrics"].as_array() else {
+        return Some("no Metrics array".into());
+    };
     if metrics.len() > 100 {
         return Some("more than 100 metrics".into());
     }
@@ -159,9 +170,22 @@ fn the_checker_catches_broken_documents() {
     missing_value.as_object_mut().unwrap().remove("SlotsFree");
     let mut too_many = good.clone();
     too_many["QueueWait"] = json!(vec![1.0; 101]);
+    let mut no_metrics = good.clone();
+    no_metrics["_aws"]["CloudWatchMetrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("Metrics");
+    let mut no_dimensions = good.clone();
+    no_dimensions["_aws"]["CloudWatchMetrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("Dimensions");
     let mut float_time = good;
     float_time["_aws"]["Timestamp"] = json!(1.5);
     for broken in [
+        json!([1, 2]),
+        no_metrics,
+        no_dimensions,
         no_dimension_value,
         bad_unit,
         missing_value,

@@ -15,6 +15,9 @@ async fn python(args: &[&str], endpoint: Option<&str>) -> Output {
     command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // The demos pass the environment on to the runner: tests run side by side, so its ops
+        // server takes any free port rather than the fixed default.
+        .env("ATTINI_OPS_ADDR", "127.0.0.1:0")
         .kill_on_drop(true);
     if let Some(endpoint) = endpoint {
         command.env("AWS_ENDPOINT_URL", endpoint);

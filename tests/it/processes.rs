@@ -39,15 +39,23 @@ async fn timeout_kills_the_whole_tree_including_grandchildren() {
 #[tokio::test]
 async fn a_child_that_ignores_sigterm_is_killed_after_the_grace() {
     let h = Harness::new();
+    // A polite child notes SIGTERM in a file: the sweep asks before it kills.
+    let polite = h.path("polite-got-term");
     let job = native(json!({
         "commands": [
             "bash -c 'trap \"\" TERM; echo stubborn=$$; while true; do sleep 0.1; done' &",
+            format!("bash -c 'trap \"echo TERM > {}; exit 0\" TERM; while true; do sleep 0.1; done' &", polite.display()),
             "trap 'echo main got TERM' TERM",
             "while true; do sleep 0.1; done",
         ],
         "timeoutSeconds": 1,
     }));
     let (result, lines) = h.run(&job, None).await;
+    assert_eq!(
+        std::fs::read_to_string(&polite).unwrap_or_default(),
+        "TERM\n",
+        "the job's processes got no SIGTERM before SIGKILL"
+    );
     let (_, cause) = failure(&result);
     assert!(cause.contains("were killed with SIGKILL"), "{cause}");
     let execution = result.execution.as_ref().unwrap();
