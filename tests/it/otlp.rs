@@ -7,6 +7,7 @@
 //! `TRACEPARENT` names the job's span.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -231,27 +232,30 @@ async fn without_an_endpoint_jobs_get_no_traceparent() {
 }
 
 /// A collector that takes every request and never answers it.
-async fn black_hole() -> (String, CancellationToken) {
+async fn black_hole() -> (String, CancellationToken, Arc<AtomicUsize>) {
     let hold = CancellationToken::new();
     let held = hold.clone();
+    let received = Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
     let app = Router::new().route(
         "/v1/traces",
         post(move || {
             let held = held.clone();
+            count.fetch_add(1, Ordering::SeqCst);
             async move { held.cancelled().await }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, hold)
+    (url, hold, received)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_never_answers_holds_up_no_job_and_not_the_exit() {
     let world = World::new().await;
     let queue = world.fifo_queue("otlp-hole").await;
-    let (endpoint, hold) = black_hole().await;
+    let (endpoint, hold, received) = black_hole().await;
     let log = std::fs::File::create(world.tmp.path().join("runner.log")).unwrap();
     let extra = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -270,10 +274,20 @@ async fn a_collector_that_never_answers_holds_up_no_job_and_not_the_exit() {
             .await;
         assert_eq!(world.finished(&execution).await.status, "SUCCEEDED");
     }
+    // The runner's exports reach the collector, which holds them unanswered.
+    for _ in 0..300 {
+        if received.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(received.load(Ordering::SeqCst) > 0, "no export reached the collector");
     sigterm(&runner);
     // The export and the flush at exit are bounded: the runner exits on its own while the
     // collector still holds every request.
-    assert!(runner.wait().await.unwrap().success());
-    assert!(!hold.is_cancelled());
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(90), runner.wait())
+        .await
+        .expect("the runner waited for a collector that never answers");
+    assert!(exited.unwrap().success());
     hold.cancel();
 }
