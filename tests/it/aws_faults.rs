@@ -228,21 +228,32 @@ fn noise_zip(len: usize) -> (Vec<u8>, String) {
     (zip.finish().unwrap().into_inner(), hash)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_that_breaks_off_is_resumed_where_it_stopped() {
+/// A world whose queue's machine `name` runs `command` in the distribution `key` (holding
+/// `zip`), and a fault proxy in front of its emulator.
+async fn distribution_job(
+    name: &str,
+    key: &str,
+    zip: Vec<u8>,
+    command: &str,
+) -> (World, String, String, DenyingProxy) {
     let world = World::new().await;
-    let queue = world.fifo_queue("broken-download").await;
+    let queue = world.fifo_queue(name).await;
     let dist = world.bucket("dist").await;
-    let (zip, hash) = noise_zip(3 << 20);
-    world.put(&dist, "noise.zip", zip).await;
-    let job = json!({
-        "commands": ["sha256sum noise.bin | cut -c1-64 > $ATTINI_OUTPUT"],
-        "distribution": {"bucket": dist, "key": "noise.zip"},
-    });
+    world.put(&dist, key, zip).await;
+    let job = json!({"commands": [command], "distribution": {"bucket": dist, "key": key}});
     let machine = world
-        .state_machine("broken-download", &native_machine(&queue, job))
+        .state_machine(name, &native_machine(&queue, job))
         .await;
     let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    (world, queue, machine, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_breaks_off_is_resumed_where_it_stopped() {
+    let (zip, hash) = noise_zip(3 << 20);
+    let command = "sha256sum noise.bin | cut -c1-64 > $ATTINI_OUTPUT";
+    let (world, queue, machine, proxy) =
+        distribution_job("broken-download", "noise.zip", zip, command).await;
     // Twice the body stops after 1 MiB and the connection drops.
     proxy.fault("GET noise.zip", Fault::CutAfter(1 << 20), 2);
     let log_path = world.tmp.path().join("runner.log");
@@ -274,20 +285,10 @@ async fn a_download_that_breaks_off_is_resumed_where_it_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_that_never_ends_fails_its_job_at_the_workspace_timeout() {
-    let world = World::new().await;
-    let queue = world.fifo_queue("hung-download").await;
-    let dist = world.bucket("dist").await;
-    world
-        .put(&dist, "app.zip", zip_bytes(&[("a.txt", "a", 0o644)]))
-        .await;
-    let job = json!({
-        "commands": ["cat a.txt > $ATTINI_OUTPUT"],
-        "distribution": {"bucket": dist, "key": "app.zip"},
-    });
-    let machine = world
-        .state_machine("hung-download", &native_machine(&queue, job))
-        .await;
-    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    let zip = zip_bytes(&[("a.txt", "a", 0o644)]);
+    let command = "cat a.txt > $ATTINI_OUTPUT";
+    let (world, queue, machine, proxy) =
+        distribution_job("hung-download", "app.zip", zip, command).await;
     proxy.fault("GET app.zip", Fault::Hang, 1);
     let env = [
         ("AWS_ENDPOINT_URL", proxy.url.as_str()),

@@ -281,7 +281,10 @@ async fn a_collector_that_never_answers_holds_up_no_job_and_not_the_exit() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(received.load(Ordering::SeqCst) > 0, "no export reached the collector");
+    assert!(
+        received.load(Ordering::SeqCst) > 0,
+        "no export reached the collector"
+    );
     sigterm(&runner);
     // The export and the flush at exit are bounded: the runner exits on its own while the
     // collector still holds every request.

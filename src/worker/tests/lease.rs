@@ -337,24 +337,32 @@ async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
     assert_eq!(rig.tokens.answers("t1"), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_hung_extension_is_abandoned_and_tried_again_before_the_window_closes() {
-    let rig = Rig::new(true, false);
-    // Two extensions in a row never answer (a half-open connection).
-    rig.queue.fault_extends(ExtendFault::Hang, 2);
+/// Runs one 100 s job to its answer on `rig`; asserts it ran once and its message was received
+/// once (never came back while it ran); returns the message id.
+async fn one_long_job_runs_once(rig: &Rig) -> String {
     let id = rig.job("t1", "sleep 100");
     let worker = rig.start(config(1, None)).await;
     until("the queue is empty", || rig.queue.is_empty()).await;
     rig.shutdown.cancel();
     worker.await.unwrap();
-    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+    let received = rig.count(|e| *e == Event::Received(id.clone()));
     assert_eq!(
-        rig.count(|e| *e == Event::Received(id.clone())),
+        received,
         1,
         "the message came back while its job ran: {:?}",
         rig.events()
     );
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
     assert_eq!(rig.tokens.answers("t1"), 1);
+    id
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_extension_is_abandoned_and_tried_again_before_the_window_closes() {
+    let rig = Rig::new(true, false);
+    // Two extensions in a row never answer (a half-open connection).
+    rig.queue.fault_extends(ExtendFault::Hang, 2);
+    one_long_job_runs_once(&rig).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -363,35 +371,14 @@ async fn slow_extensions_are_retried_within_the_beat_and_keep_the_message() {
     // Three extensions each take a minute: two windows of the 30 s visibility.
     rig.queue
         .fault_extends(ExtendFault::Slow(Duration::from_secs(60)), 3);
-    let id = rig.job("t1", "sleep 100");
-    let worker = rig.start(config(1, None)).await;
-    until("the queue is empty", || rig.queue.is_empty()).await;
-    rig.shutdown.cancel();
-    worker.await.unwrap();
-    assert_eq!(
-        rig.count(|e| *e == Event::Received(id.clone())),
-        1,
-        "{:?}",
-        rig.events()
-    );
-    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 1);
+    one_long_job_runs_once(&rig).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_heartbeat_does_not_starve_the_extensions() {
     let rig = Rig::new(true, false);
     rig.tokens.hang_heartbeats(u32::MAX);
-    let id = rig.job("t1", "sleep 100");
-    let worker = rig.start(config(1, None)).await;
-    until("the queue is empty", || rig.queue.is_empty()).await;
-    rig.shutdown.cancel();
-    worker.await.unwrap();
-    assert_eq!(
-        rig.count(|e| *e == Event::Received(id.clone())),
-        1,
-        "{:?}",
-        rig.events()
-    );
+    let id = one_long_job_runs_once(&rig).await;
     // 100 s of job, a beat every 10 s: every beat extended, none waited for a heartbeat.
     assert!(rig.count(|e| *e == Event::Extended(id.clone())) >= 9);
     assert!(rig.tokens.heartbeat_calls() >= 9);
