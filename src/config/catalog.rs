@@ -109,7 +109,7 @@ pub const DISTRIBUTION_CACHE_BYTES: Setting = Setting {
         max: u64::MAX,
         unit: "bytes",
     },
-    meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does).",
+    meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does). Whatever the budget, every download, unpacking and copy first checks the volume's free space (less what writes in progress hold): short of room, unused entries are evicted, else the job fails with `RuntimeError` naming the space needed and free.",
 };
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {
