@@ -56,8 +56,26 @@ pub enum EngineFailure {
     Spawn(#[from] SpawnError),
 }
 
+impl EngineFailure {
+    /// The error name it is reported with ([`super::names`]).
+    pub fn name(&self) -> &'static str {
+        use super::names::{DISK, DISTRIBUTION, INVALID_JOB, MISSING_TOOL};
+        match self {
+            EngineFailure::Tool(_) => MISSING_TOOL,
+            EngineFailure::Distribution(DistributionError::NoSpace(_)) => DISK,
+            EngineFailure::Distribution(_) | EngineFailure::WorkspaceTimeout(_) => DISTRIBUTION,
+            EngineFailure::WorkingDirectory(_)
+            | EngineFailure::Spawn(SpawnError::TooBig { .. }) => INVALID_JOB,
+            EngineFailure::JobDir { .. }
+            | EngineFailure::WriteFile { .. }
+            | EngineFailure::WriteTask(_)
+            | EngineFailure::Spawn(SpawnError::Other { .. }) => RUNTIME_ERROR,
+        }
+    }
+}
+
 impl From<EngineFailure> for Report {
     fn from(failure: EngineFailure) -> Report {
-        Report::failure(RUNTIME_ERROR, failure.to_string())
+        Report::failure(failure.name(), failure.to_string())
     }
 }

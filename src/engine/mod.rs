@@ -18,6 +18,7 @@ mod command_spans;
 pub mod executor;
 mod failure;
 pub mod job_dir;
+pub mod names;
 pub mod outcome;
 mod output_file;
 pub mod redact;

@@ -81,7 +81,7 @@ pub fn output_payload(content: Option<&[u8]>, redactor: &Redactor) -> Result<Str
 /// The failure for an output of `bytes` bytes.
 pub fn output_too_large(bytes: usize) -> Report {
     Report::failure(
-        RUNTIME_ERROR,
+        super::names::INVALID_OUTPUT,
         format!(
             "The job succeeded but its output is {bytes} bytes; Step Functions accepts at most {MAX_OUTPUT_BYTES} bytes. \
              Write large results to S3 and put a reference to them in $ATTINI_OUTPUT."
@@ -113,7 +113,7 @@ pub fn script_failure(
             ),
         ),
         Termination::TimedOut(after) => (
-            SCRIPT_EXECUTION_ERROR,
+            super::names::TIMEOUT,
             format!("Script timed out after {} seconds", after.as_secs()),
         ),
         Termination::Cancelled => (
@@ -212,7 +212,7 @@ mod tests {
         let Err(Report::Failure { error, cause }) = out(Some(&over)) else {
             panic!("expected a failure");
         };
-        assert_eq!(error, RUNTIME_ERROR);
+        assert_eq!(error, crate::engine::names::INVALID_OUTPUT);
         assert!(cause.contains("262145 bytes"), "{cause}");
         // Wrapping text counts too: 262,140 bytes of text become a larger payload.
         assert!(out(Some(&"y".repeat(MAX_OUTPUT_BYTES - 4))).is_err());

@@ -3,7 +3,8 @@
 //! output rules ([`super::outcome`]) or into the failure that says what was wrong. Nothing to
 //! cancel: it runs once, after the job.
 
-use super::outcome::{self, MAX_OUTPUT_BYTES, RUNTIME_ERROR, Report};
+use super::names::INVALID_OUTPUT;
+use super::outcome::{self, MAX_OUTPUT_BYTES, Report};
 use super::redact::Redactor;
 
 /// The success payload from the output file, or the failure that replaces it. Only a regular
@@ -19,7 +20,7 @@ pub async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report 
         Ok(Read::Content(bytes)) => Some(bytes),
         Ok(Read::NotRegular(kind)) => {
             return Report::failure(
-                RUNTIME_ERROR,
+                INVALID_OUTPUT,
                 format!(
                     "$ATTINI_OUTPUT ({}) is not a regular file but {kind}; write the output into the file itself",
                     path.display(),
@@ -29,13 +30,13 @@ pub async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report 
         Ok(Read::TooLarge(len)) => return outcome::output_too_large(len as usize),
         Ok(Read::Failed(e)) => {
             return Report::failure(
-                RUNTIME_ERROR,
+                INVALID_OUTPUT,
                 format!("could not read $ATTINI_OUTPUT ({}): {e}", path.display()),
             );
         }
         Err(join) => {
             return Report::failure(
-                RUNTIME_ERROR,
+                INVALID_OUTPUT,
                 format!("could not read $ATTINI_OUTPUT ({}): {join}", path.display()),
             );
         }

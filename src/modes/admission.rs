@@ -11,7 +11,8 @@ use crate::aws::s3::S3Zip;
 use crate::aws::s3_log::S3Log;
 use crate::aws::secrets;
 use crate::credentials::{Grant, JobRoleConfig, JobRoles};
-use crate::engine::outcome::{RUNTIME_ERROR, Report};
+use crate::engine::names;
+use crate::engine::outcome::Report;
 use crate::job::{DistributionRef, JobSpec};
 use crate::worker::admit::JobCredentials;
 use crate::worker::joblog::LogStore;
@@ -70,17 +71,20 @@ pub async fn resolve(
              queue. Refer to it instead: {{\"secretsManager\": \"<secret id>\"}} or \
              {{\"ssmParameter\": \"<name>\"}}"
         );
-        return refuse(token, cause);
+        return refuse(&job, token, names::INVALID_JOB, cause);
     }
     if !job.secret_references.is_empty() {
         match secrets::read_all(&clients.secrets, &job.secret_references).await {
             Ok(values) => job.secret_environment.extend(values),
-            Err(e) => return refuse(token, e.to_string()),
+            Err(e) => return refuse(&job, token, names::CREDENTIALS, e.to_string()),
         }
     }
     let credentials = match admitter.roles.grant(&job).await {
         Ok(grant) => grant.map(job_credentials),
-        Err(e) => return refuse(token, format!("The job did not start: {e}")),
+        Err(e) => {
+            let cause = format!("The job did not start: {e}");
+            return refuse(&job, token, names::CREDENTIALS, cause);
+        }
     };
     let source = match &job.distribution {
         None => None,
@@ -94,7 +98,7 @@ pub async fn resolve(
                 Ok(source) => Some(source),
                 Err(problem) => {
                     let cause = format!("Could not get the distribution: {problem}");
-                    return refuse(token, cause);
+                    return refuse(&job, token, names::DISTRIBUTION, cause);
                 }
             }
         }
@@ -103,7 +107,7 @@ pub async fn resolve(
                 "distribution.path ({}) is only for local mode; give {{\"bucket\": ..., \"key\": ...}} of a zip in S3",
                 path.display()
             );
-            return refuse(token, cause);
+            return refuse(&job, token, names::INVALID_JOB, cause);
         }
     };
     let log_store = job.attini.as_ref().map(|a| {
@@ -136,10 +140,11 @@ fn job_credentials(grant: Grant) -> JobCredentials {
     }
 }
 
-fn refuse(token: String, cause: String) -> Admission {
+/// A refusal of `job` named `name` (as its format is told: see [`names::for_format`]).
+fn refuse(job: &JobSpec, token: String, name: &str, cause: String) -> Admission {
     Admission::Fail {
         token,
-        report: Report::failure(RUNTIME_ERROR, cause),
+        report: names::for_format(Report::failure(name, cause), job.format),
     }
 }
 

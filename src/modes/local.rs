@@ -137,10 +137,11 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
             &stop.shutdown,
         )
         .await;
+    let report = crate::engine::names::for_format(result.report, job.format);
     // A closed stdout must not turn a finished job into a panic.
-    let _ = writeln!(std::io::stdout(), "{}", result_line(&result.report));
+    let _ = writeln!(std::io::stdout(), "{}", result_line(&report));
     engine.settled().await;
-    Ok(result.report)
+    Ok(report)
 }
 
 /// Reads and parses the job file (`-`: standard input).

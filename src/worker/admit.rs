@@ -89,7 +89,10 @@ pub fn parse_message(message: &Message) -> Result<(JobSpec, String), Admission> 
         Err(e) => Err(match job::salvage_token(&message.body) {
             Some(token) => Admission::Fail {
                 token,
-                report: Report::failure(RUNTIME_ERROR, format!("The job message is invalid: {e}")),
+                report: Report::failure(
+                    invalid_message_name(&message.body),
+                    format!("The job message is invalid: {e}"),
+                ),
             },
             None => Admission::Delete(format!(
                 "the message is not a job ({e}) and carries no task token to answer; its body is {}, \
@@ -98,6 +101,17 @@ pub fn parse_message(message: &Message) -> Result<(JobSpec, String), Admission> 
                 describe_body(&message.body)
             )),
         }),
+    }
+}
+
+/// The name an invalid message is refused with: an Attini plan's (it names
+/// `deploymentPlanExecutionMetadata`) gets `RuntimeError`, as its plans expect; any other
+/// `Job.Invalid`.
+fn invalid_message_name(body: &str) -> &'static str {
+    if body.contains("deploymentPlanExecutionMetadata") {
+        RUNTIME_ERROR
+    } else {
+        crate::engine::names::INVALID_JOB
     }
 }
 

@@ -106,7 +106,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             }
             Ok(result) => {
                 tracing::info!(job_id = result.job_id, "job ended");
-                Ending::Report(result.report)
+                let format = self.admitted.job.format;
+                Ending::Report(crate::engine::names::for_format(result.report, format))
             }
             Err(report) => Ending::Report(report),
         };

@@ -299,7 +299,11 @@ async fn a_download_that_never_ends_fails_its_job_at_the_workspace_timeout() {
     let mut runner = serve_binary(&world, &queue, &env);
     let hung = world.start(&machine, "h1", &json!({})).await;
     let done = world.finished(&hung).await;
-    assert_eq!(done.error.as_deref(), Some("RuntimeError"), "{done:?}");
+    assert_eq!(
+        done.error.as_deref(),
+        Some("Runner.Distribution"),
+        "{done:?}"
+    );
     let cause = done.cause.unwrap_or_default();
     assert!(
         cause.contains("took longer than 10 s (ATTINI_WORKSPACE_TIMEOUT)"),

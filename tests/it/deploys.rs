@@ -216,7 +216,7 @@ async fn a_missing_tool_fails_the_job_before_it_starts_and_a_named_one_is_used()
     let job = json!({"kind": "sam", "properties": {"StackName": "never"}});
     let result = run_local(&world, &job, &bash_only).await;
     assert_eq!(result["status"], "FAILED", "{result}");
-    assert_eq!(result["error"], "RuntimeError");
+    assert_eq!(result["error"], "Runner.MissingTool");
     let cause = result["cause"].as_str().unwrap();
     assert!(
         cause.contains("`sam` is not on the job's PATH") && cause.contains("ATTINI_SAM_CLI"),

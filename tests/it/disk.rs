@@ -1,7 +1,7 @@
 //! A small disk with the real binary: the runner's work directory is an 80 MiB tmpfs in a mount
 //! namespace of its own (`unshare -rm`). Distributions that fit run, one that needs evicting
 //! an unused cached one runs after the eviction, one that cannot fit fails its job with
-//! `RuntimeError` naming the space needed and free, and the runner keeps serving.
+//! `Runner.Disk` naming the space needed and free, and the runner keeps serving.
 
 use std::io::Write;
 
@@ -99,7 +99,7 @@ async fn a_distribution_that_does_not_fit_fails_its_job_and_the_runner_keeps_ser
         "{outcomes:#?}\n{log}"
     );
     let big = &outcomes[2];
-    assert_eq!(big.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(big.error.as_deref(), Some("Runner.Disk"));
     let cause = big.cause.as_deref().unwrap_or_default();
     assert!(
         cause.contains(

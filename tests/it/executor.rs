@@ -132,7 +132,7 @@ async fn output_over_the_step_functions_limit_fails_clearly() {
     ]}));
     let (result, _) = h.run(&job, None).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "RuntimeError");
+    assert_eq!(error, "Job.InvalidOutput");
     assert!(cause.contains("at most 262144 bytes"), "{cause}");
     let fits = native(json!({"commands": [
         "printf '\"%s\"' \"$(head -c 262142 /dev/zero | tr '\\0' y)\" > \"$ATTINI_OUTPUT\"",
@@ -181,7 +181,7 @@ async fn a_missing_working_directory_is_a_clear_runtime_error() {
     let job = native(json!({"commands": ["true"], "workingDirectory": "not/there"}));
     let (result, _) = h.run(&job, None).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "RuntimeError");
+    assert_eq!(error, "Job.Invalid");
     assert!(
         cause.contains("workingDirectory \"not/there\" is not a folder"),
         "{cause}"
@@ -195,7 +195,7 @@ async fn an_environment_over_the_kernels_limit_says_so_and_not_that_bash_is_miss
     let job = native(json!({"commands": ["true"], "environment": {"BIG": "x".repeat(200_000)}}));
     let (result, _) = h.run(&job, None).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "RuntimeError");
+    assert_eq!(error, "Job.Invalid");
     assert!(cause.contains("more than the kernel allows"), "{cause}");
     assert!(!cause.contains("Is bash installed"), "{cause}");
     let (next, _) = h.run(&native(json!({"commands": ["true"]})), None).await;
@@ -213,7 +213,7 @@ async fn an_output_file_that_is_not_a_regular_file_fails_clearly_and_the_next_jo
         let job = native(json!({"commands": ["rm \"$ATTINI_OUTPUT\"", make]}));
         let (result, _) = h.run(&job, None).await;
         let (error, cause) = failure(&result);
-        assert_eq!(error, "RuntimeError");
+        assert_eq!(error, "Job.InvalidOutput");
         assert!(
             cause.contains(&format!("is not a regular file but {kind}")),
             "{cause}"

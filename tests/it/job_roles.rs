@@ -115,7 +115,7 @@ async fn a_job_runs_as_its_own_role_and_reaches_none_of_the_runners_keys() {
         .finished(&world.start(&denied, "denied", &json!({})).await)
         .await;
     assert_eq!(denied.status, "FAILED", "{denied:?}");
-    assert_eq!(denied.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(denied.error.as_deref(), Some("Runner.Credentials"));
     let cause = denied.cause.unwrap_or_default();
     assert!(
         cause.contains(&who.untrusted_role)

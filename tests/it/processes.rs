@@ -19,7 +19,7 @@ async fn timeout_kills_the_whole_tree_including_grandchildren() {
     }));
     let (result, lines) = h.run(&job, None).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "ScriptExecutionError");
+    assert_eq!(error, "Runner.Timeout");
     assert!(
         cause.starts_with("Script timed out after 1 seconds"),
         "{cause}"

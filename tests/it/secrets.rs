@@ -68,7 +68,7 @@ async fn references_are_read_from_secrets_manager_and_ssm_and_never_shown() {
         .finished(&world.start(&machine, "missing", &json!({})).await)
         .await;
     assert_eq!(failed.status, "FAILED");
-    assert_eq!(failed.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(failed.error.as_deref(), Some("Runner.Credentials"));
     let cause = failed.cause.unwrap_or_default();
     assert!(
         cause.contains("secretEnvironment.DB_PASSWORD")
@@ -198,7 +198,7 @@ async fn literal_secrets_can_be_refused() {
     };
     let literal = run("literal", json!(LITERAL)).await;
     assert_eq!(literal.status, "FAILED", "{literal:?}");
-    assert_eq!(literal.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(literal.error.as_deref(), Some("Job.Invalid"));
     let cause = literal.cause.unwrap_or_default();
     assert!(
         cause.contains("secretEnvironment.DB_PASSWORD")

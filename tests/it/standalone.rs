@@ -78,7 +78,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         json!({}),
     )
     .await;
-    assert_eq!(slow.error.as_deref(), Some("ScriptExecutionError"));
+    assert_eq!(slow.error.as_deref(), Some("Runner.Timeout"));
     assert_eq!(
         slow.cause.as_deref(),
         Some("Script timed out after 1 seconds")
@@ -94,7 +94,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         json!({}),
     )
     .await;
-    assert_eq!(missing.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(missing.error.as_deref(), Some("Runner.Distribution"));
     let cause = missing.cause.unwrap();
     assert!(
         cause.contains(&format!("s3://{dist}/app/404.zip does not exist")),
@@ -109,7 +109,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         json!({}),
     )
     .await;
-    assert_eq!(bad.error.as_deref(), Some("RuntimeError"));
+    assert_eq!(bad.error.as_deref(), Some("Job.Invalid"));
     let cause = bad.cause.unwrap();
     assert!(
         cause.starts_with(

@@ -169,14 +169,14 @@ async fn a_transient_receive_error_is_retried_not_fatal() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_job_is_answered_then_its_message_deleted() {
     let rig = Rig::new(true, false);
-    // A token, but no commands: refused with a RuntimeError naming the field.
+    // A token, but no commands: refused as Job.Invalid, naming the field.
     let body = serde_json::json!({"taskToken": "t1"}).to_string();
     let id = rig.queue.push(&body);
     let worker = rig.start(config(1, None)).await;
     until("the queue is empty", || rig.queue.is_empty()).await;
     rig.shutdown.cancel();
     worker.await.unwrap();
-    let failed = rig.position(|e| matches!(e, Event::Failed(t, error, cause) if t == "t1" && error == RUNTIME_ERROR && cause.contains("commands")));
+    let failed = rig.position(|e| matches!(e, Event::Failed(t, error, cause) if t == "t1" && error == crate::engine::names::INVALID_JOB && cause.contains("commands")));
     assert!(failed < rig.position(|e| *e == Event::Deleted(id.clone())));
     assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 0);
 }
