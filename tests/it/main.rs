@@ -30,6 +30,7 @@ mod job_roles;
 mod layers;
 mod least_privilege;
 mod memory;
+mod names;
 mod ops;
 mod otlp;
 mod podman;

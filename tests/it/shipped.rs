@@ -65,7 +65,7 @@ fn stack_machine() -> Value {
 }
 
 /// The first ```json block after `heading` in the README.
-fn readme_json_after(heading: &str) -> Value {
+pub fn readme_json_after(heading: &str) -> Value {
     let readme = read("README.md");
     let at = readme.find(heading).expect("the README section");
     let block = &readme[at..];
