@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use crate::job::JobSpec;
 use distribution::{Distributions, ExtractLimits, Source};
 use executor::procs::ProcessTable;
-use executor::progress::Progress;
+use executor::progress::{Phase, Progress};
 use executor::{Execution, LogSink, ScriptRun, Termination};
 use failure::EngineFailure;
 use job_dir::JobDir;
@@ -238,6 +238,12 @@ impl Engine {
                  Retry on Runner.Interrupted to run it on another runner.",
             )
         };
+        let phase = |phase| {
+            if let Some(progress) = &options.progress {
+                progress.enter(phase);
+            }
+        };
+        phase(Phase::Workspace);
         // Preparing the workspace can take a while: a cancel or its bound ends it at once.
         let bound = self.config.workspace_timeout;
         let prepare = self
@@ -257,6 +263,7 @@ impl Engine {
         if let Some(progress) = &options.progress {
             progress.attach(dir.progress());
         }
+        phase(Phase::Commands);
         let commands = tracing::debug_span!("commands", count = job.commands.len());
         // The end is taken inside the span, so the last command ends within it.
         let (execution, ended) = async {
@@ -266,6 +273,7 @@ impl Engine {
         .instrument(commands.clone())
         .await;
         let execution = execution.map_err(EngineFailure::from)?;
+        phase(Phase::Output);
         command_spans::command_spans(&commands, dir.progress(), ended).await;
         drop(commands);
         let report = match execution.termination {

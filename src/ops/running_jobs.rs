@@ -1,7 +1,8 @@
 //! `GET /jobs`: the running jobs as JSON, from the worker's board:
-//! `{"jobs": [{"messageId", "jobId", "execution", "kind", "step", "started", "command",
-//! "commands"}]}`. `started` is RFC 3339 (UTC); `command` is the 1-based index of the
-//! command running now (`null` before the first), `commands` how many there are. Only names
+//! `{"jobs": [{"messageId", "jobId", "execution", "kind", "step", "started", "phase",
+//! "command", "commands"}]}`. `started` is RFC 3339 (UTC); `phase` is where the job is
+//! (`admission`, `workspace`, `commands`, `output`, `report`); `command` is the 1-based index
+//! of the command running now (`null` before the first), `commands` how many there are. Only names
 //! and times: no variable, input, command text or output of a job. Nothing to cancel.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct JobView {
     kind: &'static str,
     step: Option<String>,
     started: String,
+    phase: Option<&'static str>,
     command: Option<usize>,
     commands: usize,
 }
@@ -45,6 +47,7 @@ fn view(job: &RunningJob) -> JobView {
         started: OffsetDateTime::from(job.started)
             .format(&Rfc3339)
             .unwrap_or_default(),
+        phase: job.progress.phase().map(|p| p.label()),
         command: job.progress.current(),
         commands: job.commands,
     }

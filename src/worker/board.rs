@@ -1,5 +1,5 @@
 //! The running jobs as an operator sees them (`GET /jobs`): message, job id, execution,
-//! kind, step, start and the command running now. Only names and times are kept here, never
+//! kind, step, start, the phase it is in and the command running now. Only names and times are kept here, never
 //! a job's variables, input or commands, so nothing secret can be shown. Entries are added
 //! when a job task starts and removed by its slot guard; nothing to cancel.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::{Admitted, Message};
-use crate::engine::executor::progress::Progress;
+use crate::engine::executor::progress::{Phase, Progress};
 
 /// One running job.
 #[derive(Debug)]
@@ -55,7 +55,11 @@ impl RunningJob {
             step: job.step_name.clone(),
             started: SystemTime::now(),
             commands: job.commands.len(),
-            progress: Arc::default(),
+            progress: {
+                let progress = Progress::default();
+                progress.enter_at(Phase::Admission, message.received);
+                Arc::new(progress)
+            },
         })
     }
 }

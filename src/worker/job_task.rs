@@ -26,6 +26,7 @@ use super::running::{Receipt, SlotGuard};
 use super::shared::Parts;
 use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;
+use crate::engine::executor::progress::Phase;
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 use crate::engine::{JobResult, RunOptions};
 use crate::metrics::Outcome;
@@ -154,7 +155,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     }
 
     /// Finishes the log and, unless the task is gone, delivers the report at the same time;
-    /// logs `job finished` (outcome, error, cause, delivered, duration) and counts it. True
+    /// logs `job finished` (outcome, error, cause, delivered, duration, the time of each phase)
+    /// and counts it. True
     /// when Step Functions has its answer or needs none.
     async fn answer(
         &self,
@@ -171,6 +173,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
             Ending::Report(Report::Failure { .. }) => Outcome::Failed,
         };
         tracing::Span::current().record("outcome", outcome.label());
+        self.job.progress.enter(Phase::Report);
         let log_upload = tracing::debug_span!("log_upload");
         let (answered, delivered, failure) = match ending {
             Ending::TaskGone => {
@@ -201,12 +204,29 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         };
         let took = started.elapsed();
         let (error, cause) = failure.unzip();
+        let spent = self.job.progress.spent(tokio::time::Instant::now());
+        let ms = |phase: Phase| {
+            let total: Duration = spent
+                .iter()
+                .filter(|(p, _)| *p == phase)
+                .map(|(_, d)| *d)
+                .sum();
+            spent
+                .iter()
+                .any(|(p, _)| *p == phase)
+                .then_some(total.as_millis() as u64)
+        };
         tracing::info!(
             outcome = outcome.label(),
             error,
             cause,
             delivered,
             duration_ms = took.as_millis() as u64,
+            admission_ms = ms(Phase::Admission),
+            workspace_ms = ms(Phase::Workspace),
+            commands_ms = ms(Phase::Commands),
+            output_ms = ms(Phase::Output),
+            report_ms = ms(Phase::Report),
             "job finished"
         );
         self.parts

@@ -115,6 +115,7 @@ async fn readiness_turns_503_on_drain_while_liveness_stays_200_until_exit() {
         (Some(2), Some(3)),
         "{jobs}"
     );
+    assert_eq!(job["phase"], "commands", "{jobs}");
     assert!(
         job["started"].as_str().unwrap().ends_with('Z'),
         "RFC 3339 UTC: {jobs}"
@@ -158,6 +159,20 @@ async fn readiness_turns_503_on_drain_while_liveness_stays_200_until_exit() {
     assert!(answers > 0);
     assert!(runner.wait().await.unwrap().success());
     assert_eq!(world.finished(&execution).await.status, "SUCCEEDED");
+    // The `job finished` line says how long each phase took.
+    let log = std::fs::read_to_string(world.tmp.path().join(format!("runner-{}.log", addr.port())))
+        .unwrap();
+    let finished = log
+        .lines()
+        .find(|l| l.contains("job finished"))
+        .unwrap_or_else(|| panic!("no `job finished` line in\n{log}"));
+    let line: Value = serde_json::from_str(finished).unwrap();
+    for phase in ["admission", "workspace", "commands", "output", "report"] {
+        assert!(
+            line[format!("{phase}_ms")].is_u64(),
+            "no {phase}_ms in {finished}"
+        );
+    }
 }
 
 /// Every sample of `/metrics`, parsed by the Prometheus client's OpenMetrics parser.

@@ -1,4 +1,5 @@
-//! Which command of a job runs, and since when. The script notes the start of each command
+//! Where a job is ([`Phase`]: admission, workspace, commands, output, report) and which of its
+//! commands runs, and since when. The script notes the start of each command
 //! (its 1-based index and bash's `$EPOCHREALTIME`) as one line appended to a file in the job
 //! directory, on the command's own line so that bash's line numbers stay those of the Attini
 //! Runner. The runner reads that file only when asked: `/jobs` reads the last index
@@ -19,13 +20,76 @@ pub struct CommandStart {
     pub at: SystemTime,
 }
 
-/// A running job's progress file, shared with whoever wants to know (the ops server).
+/// Where a job is, from its receipt to its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Received; parsed, checked, its secrets, role and distribution looked up.
+    Admission,
+    /// Its workspace is being prepared (download, unpack, copy).
+    Workspace,
+    /// Its commands run.
+    Commands,
+    /// Its output is being read.
+    Output,
+    /// Its log is finished and its answer sent.
+    Report,
+}
+
+impl Phase {
+    /// The name `/jobs` and the log give it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Admission => "admission",
+            Phase::Workspace => "workspace",
+            Phase::Commands => "commands",
+            Phase::Output => "output",
+            Phase::Report => "report",
+        }
+    }
+}
+
+/// A running job's progress: its phases with when each began (told by the worker and the
+/// engine), and its progress file (which command runs), shared with whoever wants to know
+/// (the ops server, the `job finished` line).
 #[derive(Debug, Default)]
 pub struct Progress {
     file: OnceLock<PathBuf>,
+    phases: std::sync::Mutex<Vec<(Phase, tokio::time::Instant)>>,
 }
 
 impl Progress {
+    /// The job entered `phase` at `at`.
+    pub fn enter_at(&self, phase: Phase, at: tokio::time::Instant) {
+        self.lock().push((phase, at));
+    }
+
+    /// The job enters `phase` now.
+    pub fn enter(&self, phase: Phase) {
+        self.enter_at(phase, tokio::time::Instant::now());
+    }
+
+    /// The phase the job is in.
+    pub fn phase(&self) -> Option<Phase> {
+        self.lock().last().map(|(phase, _)| *phase)
+    }
+
+    /// How long each phase took, in order, the last one until `end`.
+    pub fn spent(&self, end: tokio::time::Instant) -> Vec<(Phase, Duration)> {
+        let phases = self.lock();
+        phases
+            .iter()
+            .enumerate()
+            .map(|(n, (phase, began))| {
+                let until = phases.get(n + 1).map_or(end, |(_, next)| *next);
+                (*phase, until.saturating_duration_since(*began))
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Phase, tokio::time::Instant)>> {
+        self.phases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Names the job's progress file (once, when its directory exists).
     pub fn attach(&self, file: PathBuf) {
         let _ = self.file.set(file);
