@@ -140,6 +140,8 @@ fn class_of(code: &str, text: &str, status: Option<u16>) -> ErrorClass {
         // KMS.ThrottlingException and the other throttles of any service.
         _ if code.contains("Throttl") => ErrorClass::Transient,
         _ if status.is_some_and(|s| s >= 500 || s == 429) => ErrorClass::Transient,
+        // A HEAD answer has no body to name its error.
+        _ if status == Some(403) => ErrorClass::Denied,
         _ => ErrorClass::Permanent,
     }
 }

@@ -142,6 +142,17 @@ pub const REPORT_DENIED_RETRY: Setting = Setting {
     kind: seconds(Some(300), 0, 3600),
     meaning: "AWS modes: how long a report Step Functions denies (AccessDenied, a missing resource) is retried while IAM changes propagate; then its message is left for redelivery or the dead-letter queue, never deleted unanswered.",
 };
+/// `ATTINI_MAX_RUNNER_FAILURES`.
+pub const MAX_RUNNER_FAILURES: Setting = Setting {
+    name: "ATTINI_MAX_RUNNER_FAILURES",
+    kind: Kind::Number {
+        default: Some(5),
+        min: 0,
+        max: 1000,
+        unit: "jobs",
+    },
+    meaning: "AWS modes: after this many jobs in a row fail on the runner's side (Runner.Distribution, Runner.Disk, Runner.Credentials, Runner.MissingTool, RuntimeError), the runner stops receiving, hands back what it holds, reports not ready and exits with status 3 so that ECS replaces it; a job's own failure resets the count; 0: never.",
+};
 /// `ATTINI_TASK_PROTECTION_MINUTES`.
 pub const TASK_PROTECTION_MINUTES: Setting = Setting {
     name: "ATTINI_TASK_PROTECTION_MINUTES",
@@ -299,6 +310,7 @@ pub const ALL: &[Setting] = &[
     IDLE_TTL,
     DRAIN_GRACE,
     REPORT_DENIED_RETRY,
+    MAX_RUNNER_FAILURES,
     TASK_PROTECTION_MINUTES,
     TASK_PROTECTION_MAX_MINUTES,
     STARTUP_COMMANDS_TIMEOUT,

@@ -149,6 +149,7 @@ impl Settings {
                 ..Default::default()
             },
             max_lease: crate::worker::SQS_MAX_LEASE,
+            max_runner_failures: number(&lookup, &MAX_RUNNER_FAILURES)?.unwrap_or(5) as u32,
         };
         let attini = AttiniSettings {
             deploy_data_table: get(&DEPLOY_DATA_TABLE),

@@ -59,11 +59,11 @@ pub enum EngineFailure {
 impl EngineFailure {
     /// The error name it is reported with ([`super::names`]).
     pub fn name(&self) -> &'static str {
-        use super::names::{DISK, DISTRIBUTION, INVALID_JOB, MISSING_TOOL};
+        use super::names::{DISTRIBUTION, INVALID_JOB, MISSING_TOOL};
         match self {
             EngineFailure::Tool(_) => MISSING_TOOL,
-            EngineFailure::Distribution(DistributionError::NoSpace(_)) => DISK,
-            EngineFailure::Distribution(_) | EngineFailure::WorkspaceTimeout(_) => DISTRIBUTION,
+            EngineFailure::Distribution(e) => super::names::of_distribution(e),
+            EngineFailure::WorkspaceTimeout(_) => DISTRIBUTION,
             EngineFailure::WorkingDirectory(_)
             | EngineFailure::Spawn(SpawnError::TooBig { .. }) => INVALID_JOB,
             EngineFailure::JobDir { .. }

@@ -6,20 +6,23 @@
 //! and `Runner.StaleExecution` are the same in both. The README's table of names is the
 //! contract. Pure; nothing to cancel.
 
+use super::distribution::{DistributionError, ExtractError, FetchError};
 use super::outcome::{RUNTIME_ERROR, Report, SCRIPT_EXECUTION_ERROR};
 use crate::job::JobFormat;
 
 /// The job ran longer than its timeout (`timeoutSeconds`, `ATTINI_JOB_TIMEOUT`).
 pub const TIMEOUT: &str = "Runner.Timeout";
-/// The distribution could not be read, downloaded, unpacked or copied in time.
+/// The runner could not get the distribution: denied, the download broke off or failed,
+/// unpacking or copying could not write, or it all took longer than the workspace timeout.
 pub const DISTRIBUTION: &str = "Runner.Distribution";
 /// The runner's volume has no room for the job's workspace.
 pub const DISK: &str = "Runner.Disk";
-/// The job's role could not be assumed, or a secret it refers to could not be read.
+/// The job's role could not be assumed, or the runner may not read a secret it refers to.
 pub const CREDENTIALS: &str = "Runner.Credentials";
 /// The job's kind needs a tool (`cdk`, `sam`) the runner does not have.
 pub const MISSING_TOOL: &str = "Runner.MissingTool";
-/// The job itself is wrong: a field, a working directory, an environment too large.
+/// The job itself is wrong: a field, a working directory, an environment too large, a
+/// distribution or secret that does not exist, a distribution too large or not a safe zip.
 pub const INVALID_JOB: &str = "Job.Invalid";
 /// The job's output is not what Step Functions takes (too large, not a regular file).
 pub const INVALID_OUTPUT: &str = "Job.InvalidOutput";
@@ -54,6 +57,39 @@ pub const ALL: [(&str, &str, bool); 11] = [
         false,
     ),
 ];
+
+/// The name of a distribution that could not be put into a workspace: the job's fault when
+/// what it names is missing, too large or not a safe zip; the runner's when it could not get
+/// or write it (denied, broken off, no room, too slow).
+pub fn of_distribution(e: &DistributionError) -> &'static str {
+    match e {
+        DistributionError::NoSpace(_) => DISK,
+        DistributionError::Fetch { problem, .. } => of_fetch(problem),
+        DistributionError::Extract(ExtractError::Io { .. } | ExtractError::Stopped) => DISTRIBUTION,
+        DistributionError::Extract(_) | DistributionError::Local { .. } => INVALID_JOB,
+        DistributionError::Workspace { .. } => DISTRIBUTION,
+    }
+}
+
+/// The name of a distribution download that failed: see [`of_distribution`].
+pub fn of_fetch(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::Missing { .. } | FetchError::TooLarge { .. } => INVALID_JOB,
+        FetchError::Denied { .. }
+        | FetchError::Write { .. }
+        | FetchError::BrokeOff(_)
+        | FetchError::Call(_) => DISTRIBUTION,
+    }
+}
+
+/// True for the names of failures on the runner's side, which the breaker counts
+/// (`ATTINI_MAX_RUNNER_FAILURES`); a job's own failures, its timeout and a stop never count.
+pub fn is_runner_fault(name: &str) -> bool {
+    matches!(
+        name,
+        DISTRIBUTION | DISK | CREDENTIALS | MISSING_TOOL | RUNTIME_ERROR
+    )
+}
 
 /// `report` as a job of `format` is told it: Attini jobs keep the names their plans match.
 pub fn for_format(report: Report, format: JobFormat) -> Report {

@@ -3,7 +3,7 @@
 //! metrics without an agent. Namespace [`NAMESPACE`]; every document has the dimension
 //! `Queue` (the job queue's name). Per interval:
 //!
-//! - `[Queue]`: `SlotsInUse`, `SlotsFree`, `Draining` (last values), `JobsSucceeded`,
+//! - `[Queue]`: `SlotsInUse`, `SlotsFree`, `Draining`, `Broken` (last values), `JobsSucceeded`,
 //!   `JobsFailed`, `JobsInterrupted`, `JobsCancelled`, `ReportsAccepted`, `ReportsTaskGone`,
 //!   `ReportsRejected`, `ReportsUndelivered`, `AwsErrors`, `DistributionCacheHits`, `DistributionCacheMisses`
 //!   (counts in the interval), `JobDuration` and `QueueWait` (up to 100 values, seconds);
@@ -65,6 +65,7 @@ struct Interval {
     /// Slots in use and in all.
     slots: (usize, usize),
     draining: usize,
+    broken: usize,
     jobs: BTreeMap<(String, String), u64>,
     job_seconds: Vec<f64>,
     queue_wait: Vec<f64>,
@@ -96,6 +97,7 @@ fn interval(now: &Reading, last: &Reading) -> Interval {
     let mut i = Interval {
         slots: (in_use, in_use + gauge("attini_runner_slots_free")),
         draining: gauge("attini_runner_draining"),
+        broken: gauge("attini_runner_broken"),
         ..Interval::default()
     };
     let grown = |name: &'static str| grown(now, last, name);
@@ -203,6 +205,7 @@ fn documents(i: &Interval, queue: &str, timestamp_ms: u64) -> Vec<Value> {
         ("SlotsInUse", "Count", json!(in_use)),
         ("SlotsFree", "Count", json!(total.saturating_sub(in_use))),
         ("Draining", "None", json!(i.draining)),
+        ("Broken", "None", json!(i.broken)),
         ("JobsSucceeded", "Count", json!(jobs(Outcome::Succeeded))),
         ("JobsFailed", "Count", json!(jobs(Outcome::Failed))),
         (

@@ -122,6 +122,7 @@ pub struct Figures {
     /// The job slots: running now (watchable), in all, at most.
     pub slots: std::sync::Arc<Slots>,
     draining: Gauge,
+    broken: Gauge,
     jobs: Family<JobLabels, Counter>,
     job_seconds: Family<KindLabels, Histogram, fn() -> Histogram>,
     queue_wait_seconds: Histogram,
@@ -163,6 +164,7 @@ impl Figures {
             registry: Registry::default(),
             slots: std::sync::Arc::default(),
             draining: Gauge::default(),
+            broken: Gauge::default(),
             jobs: Family::default(),
             job_seconds: Family::new_with_constructor(job_histogram as fn() -> Histogram),
             queue_wait_seconds: Histogram::new(WAIT_BUCKETS),
@@ -175,6 +177,11 @@ impl Figures {
             "draining",
             "1 while the runner drains (takes no new jobs), else 0",
             m.draining.clone(),
+        );
+        registry.register(
+            "broken",
+            "1 once the runner stopped as broken (jobs in a row failed on its side), else 0",
+            m.broken.clone(),
         );
         registry.register("jobs", "Jobs finished, by kind and outcome", m.jobs.clone());
         registry.register_with_unit(
@@ -230,6 +237,11 @@ impl Figures {
     /// The runner started (`true`) or stopped draining.
     pub fn set_draining(&self, draining: bool) {
         self.draining.set(i64::from(draining));
+    }
+
+    /// The runner stops as broken.
+    pub fn set_broken(&self) {
+        self.broken.set(1);
     }
 
     /// A job of `kind` ended with `outcome` after `took`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::aws::Clients;
 use crate::aws::s3::S3Zip;
 use crate::aws::s3_log::S3Log;
-use crate::aws::secrets;
+use crate::aws::secrets::{self, SecretProblem};
 use crate::credentials::{Grant, JobRoleConfig, JobRoles};
 use crate::engine::names;
 use crate::engine::outcome::Report;
@@ -76,7 +76,13 @@ pub async fn resolve(
     if !job.secret_references.is_empty() {
         match secrets::read_all(&clients.secrets, &job.secret_references).await {
             Ok(values) => job.secret_environment.extend(values),
-            Err(e) => return refuse(&job, token, names::CREDENTIALS, e.to_string()),
+            Err(e) => {
+                let name = match e.problem {
+                    SecretProblem::Denied { .. } | SecretProblem::Call(_) => names::CREDENTIALS,
+                    _ => names::INVALID_JOB,
+                };
+                return refuse(&job, token, name, e.to_string());
+            }
         }
     }
     let credentials = match admitter.roles.grant(&job).await {
@@ -97,8 +103,9 @@ pub async fn resolve(
             match zip.into_source(identity.clone()).await {
                 Ok(source) => Some(source),
                 Err(problem) => {
+                    let name = names::of_fetch(&problem);
                     let cause = format!("Could not get the distribution: {problem}");
-                    return refuse(&job, token, names::DISTRIBUTION, cause);
+                    return refuse(&job, token, name, cause);
                 }
             }
         }

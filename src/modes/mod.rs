@@ -40,6 +40,9 @@ pub enum ExitStatus {
     NoInput,
     /// 130: stopped at once by a second signal.
     Killed,
+    /// 3: the runner is broken (jobs in a row failed on its side, or its start checks
+    /// failed): ECS should replace the task.
+    Broken,
 }
 
 impl ExitStatus {
@@ -52,6 +55,7 @@ impl ExitStatus {
             ExitStatus::InvalidJob => 65,
             ExitStatus::NoInput => 66,
             ExitStatus::Killed => 130,
+            ExitStatus::Broken => 3,
         }
     }
 }

@@ -119,6 +119,10 @@ pub async fn run(args: ServeArgs, settings: Settings, stop: Stop) -> ExitStatus 
             tracing::error!(reason, "stopped");
             ExitStatus::Failure
         }
+        Exit::Broken(reason) => {
+            tracing::error!(reason, "broken; exiting with status 3");
+            ExitStatus::Broken
+        }
         Exit::Requested | Exit::Idle => ExitStatus::Success,
     }
 }

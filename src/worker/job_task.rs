@@ -194,6 +194,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 )
                 .instrument(tracing::debug_span!("report"));
                 let (_, delivery) = tokio::join!(log.finish().instrument(log_upload), delivery);
+                self.parts.stop.count(&self.parts.breaker, &report);
                 let failure = match report {
                     Report::Failure { error, cause } => Some((error, cause)),
                     Report::Success { .. } => None,

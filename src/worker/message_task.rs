@@ -143,6 +143,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
                 return parts.give_back(message, "the runner is stopping; the refusal is answered when the message comes back").await;
             }
         };
+        parts.stop.count(&parts.breaker, report);
         if !delivery.is_answered() {
             tracing::error!(
                 message_id = message.id,

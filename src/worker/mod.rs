@@ -18,6 +18,7 @@
 pub mod admit;
 pub mod answer;
 pub mod board;
+mod breaker;
 pub mod health;
 mod job_span;
 mod job_task;
@@ -153,6 +154,9 @@ pub struct WorkerConfig {
     /// How long a report is retried (`ATTINI_REPORT_DENIED_RETRY` for denials, default 300 s;
     /// transient errors 600 s).
     pub report_retries: answer::Retries,
+    /// Runner-side failures in a row after which the runner stops as broken
+    /// (`ATTINI_MAX_RUNNER_FAILURES`, default 5; 0: never).
+    pub max_runner_failures: u32,
     /// Longest a message may stay in flight from its receipt ([`SQS_MAX_LEASE`], 12 h). A job
     /// still running then has its message deleted shortly before, and from then on only the
     /// Step Functions heartbeat notices a crash (a `HeartbeatSeconds` on the state fails the
@@ -172,6 +176,8 @@ pub enum Exit {
     Idle,
     /// The policy or a fatal queue error stopped the runner; the reason.
     Stopped(String),
+    /// Jobs in a row failed on the runner's side ([`breaker`]): the runner is broken; why.
+    Broken(String),
 }
 
 /// What the ops server reads while the worker runs. The counts (jobs running, slots, jobs

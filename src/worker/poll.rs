@@ -66,7 +66,13 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         let stopping = shutdown.child_token();
         let exit = tokio::select! {
             exit = self.receive_loop(&policy, &shutdown, &stopping) => exit,
-            reason = self.parts.stop.requested() => Exit::Stopped(reason),
+            reason = self.parts.stop.requested() => match self.parts.stop.is_broken() {
+                true => {
+                    stats.figures.set_broken();
+                    Exit::Broken(reason)
+                }
+                false => Exit::Stopped(reason),
+            },
         };
         stopping.cancel();
         stats.health.draining();

@@ -42,6 +42,8 @@ pub struct Parts<Q, T, R> {
     pub registry: Arc<Registry>,
     /// A message's task asks the loop to stop here (the policy's shutdown).
     pub stop: StopRequest,
+    /// Counts runner-side failures in a row.
+    pub breaker: super::breaker::Breaker,
 }
 
 /// A request from a message's task that the runner stop, with the reason; the first wins.
@@ -49,6 +51,7 @@ pub struct Parts<Q, T, R> {
 pub struct StopRequest {
     requested: CancellationToken,
     reason: std::sync::Mutex<Option<String>>,
+    broken: AtomicBool,
 }
 
 impl StopRequest {
@@ -57,6 +60,32 @@ impl StopRequest {
         let mut first = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         first.get_or_insert(reason);
         self.requested.cancel();
+    }
+
+    /// Asks the loop to stop because the runner is broken ([`super::breaker`]).
+    pub fn request_broken(&self, reason: String) {
+        self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.request(reason);
+    }
+
+    /// True when the stop was asked because the runner is broken.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts `report` in `breaker` and, when it trips, asks the loop to stop as broken.
+    pub fn count(
+        &self,
+        breaker: &super::breaker::Breaker,
+        report: &crate::engine::outcome::Report,
+    ) {
+        if let Some(reason) = breaker.record(report) {
+            tracing::error!(
+                reason,
+                "stopping: the runner is broken; its task should be replaced"
+            );
+            self.request_broken(reason);
+        }
     }
 
     /// Resolves once a stop was requested; the reason.
@@ -90,6 +119,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             max_lease: config.max_lease,
             registry: Arc::default(),
             stop: StopRequest::default(),
+            breaker: super::breaker::Breaker::new(config.max_runner_failures),
         }
     }
 

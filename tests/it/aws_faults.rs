@@ -2,7 +2,8 @@
 //! the visibility window with a second runner waiting, a receive and a report that never
 //! answer, DynamoDB throttling and 5xx in Attini mode, a report refused as a closed token, a
 //! report denied while a permission propagates, hung and slow visibility extensions, a
-//! distribution download that breaks off, and one that never ends.
+//! distribution download that breaks off, one that never ends, and a bucket that denies every
+//! read (the runner takes itself out).
 
 use std::time::Duration;
 
@@ -316,4 +317,63 @@ async fn a_download_that_never_ends_fails_its_job_at_the_workspace_timeout() {
         Some(json!({"result": "a"}))
     );
     runner.start_kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_denies_every_read_takes_the_runner_out_after_three_jobs() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("broken").await;
+    let dist = world.bucket("denied").await;
+    world
+        .put(&dist, "app.zip", zip_bytes(&[("a.txt", "a", 0o644)]))
+        .await;
+    let job = json!({"commands": ["true"], "distribution": {"bucket": dist, "key": "app.zip"}});
+    let machine = world
+        .state_machine("broken", &native_machine(&queue, job))
+        .await;
+    let mut executions = Vec::new();
+    for n in 0..8 {
+        executions.push(world.start(&machine, &format!("b{n}"), &json!({})).await);
+    }
+    // The runner's role may not read the distributions' bucket.
+    let proxy =
+        DenyingProxy::start(&world.emulator.endpoint, &["HEAD /denied", "GET /denied"]).await;
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ("ATTINI_MAX_RUNNER_FAILURES", "3"),
+        ("ATTINI_MAX_CONCURRENT_JOBS", "1"),
+    ];
+    let log_path = world.tmp.path().join("runner.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut runner = serve_binary_to(&world, &queue, &env, log);
+    let status = tokio::time::timeout(Duration::from_secs(120), runner.wait())
+        .await
+        .expect("the broken runner did not exit")
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(log.contains("3 jobs in a row failed on its side"), "{log}");
+    let mut failed = Vec::new();
+    for execution in &executions {
+        if world.status(execution).await == "FAILED" {
+            failed.push(world.finished(execution).await);
+        }
+    }
+    assert_eq!(
+        failed.len(),
+        3,
+        "the runner failed other than its limit: {failed:?}"
+    );
+    for done in &failed {
+        assert_eq!(
+            done.error.as_deref(),
+            Some("Runner.Distribution"),
+            "{done:?}"
+        );
+    }
+    assert_eq!(
+        world.messages_left(&queue).await,
+        5,
+        "the rest were handed back"
+    );
 }

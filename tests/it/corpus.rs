@@ -143,7 +143,7 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
             name.to_string(),
             world.start(&machine, name, &json!({})).await,
             cause.to_string(),
-            "Runner.Distribution",
+            "Job.Invalid",
         ));
     }
     let missing =
@@ -155,7 +155,7 @@ async fn bad_messages_and_distributions_never_stop_the_runner() {
         "missing".into(),
         world.start(&machine, "missing", &json!({})).await,
         format!("s3://{dist}/missing.zip does not exist"),
-        "Runner.Distribution",
+        "Job.Invalid",
     ));
 
     let total = unanswerable.len() + executions.len();

@@ -1,7 +1,7 @@
 //! An HTTP proxy between the runner and the emulator that plays what real AWS does and the
 //! emulators do not: an IAM role lacking some permissions (requests for the denied operations
 //! are answered with access denied; an operation is an `X-Amz-Target`, e.g.
-//! `AmazonSQS.ChangeMessageVisibility`, or, for S3, `PUT <part of the path>`), and faults a test
+//! `AmazonSQS.ChangeMessageVisibility`, or, for S3, `PUT`, `GET` or `HEAD <part of the path>`), and faults a test
 //! adds while the runner runs ([`Fault`]: a slow answer, no answer at all, an AWS error), each
 //! for a number of requests. Everything else is forwarded and recorded ([`DenyingProxy::seen`]).
 
@@ -93,8 +93,11 @@ impl DenyingProxy {
 async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let s3_denied = up.denied.iter().any(|d| {
-        d.strip_prefix("PUT ")
-            .is_some_and(|part| request.method() == "PUT" && path.contains(part))
+        d.split_once(' ').is_some_and(|(method, part)| {
+            ["PUT", "GET", "HEAD"].contains(&method)
+                && request.method() == method
+                && path.contains(part)
+        })
     });
     if s3_denied {
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";

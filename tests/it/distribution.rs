@@ -169,14 +169,14 @@ async fn a_local_folder_is_copied_not_shared() {
     );
 }
 
-/// Runs a job on a hostile zip; returns the Runner.Distribution cause.
+/// Runs a job on a hostile zip; returns the Job.Invalid cause.
 async fn rejected(h: &Harness, name: &str, entries: &[Entry<'_>]) -> String {
     let path = h.path(name);
     write_zip(&path, entries);
     let job = native(json!({"commands": ["echo should-not-run"]}));
     let (result, lines) = h.run(&job, Some(zip_source(&path))).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "Runner.Distribution");
+    assert_eq!(error, "Job.Invalid");
     assert!(lines.is_empty(), "the job ran: {lines:?}");
     assert!(result.execution.is_none());
     assert!(h.leftover_job_dirs().await.is_empty());
@@ -278,7 +278,7 @@ async fn a_zip_bomb_whose_headers_lie_is_counted_while_writing() {
     let job = native(json!({"commands": ["echo should-not-run"]}));
     let (result, lines) = h.run(&job, Some(zip_source(&path))).await;
     let (error, cause) = failure(&result);
-    assert_eq!(error, "Runner.Distribution");
+    assert_eq!(error, "Job.Invalid");
     assert!(lines.is_empty(), "the job ran: {lines:?}");
     assert!(
         cause.contains("not a valid zip archive")
@@ -326,7 +326,7 @@ async fn a_zip_claiming_millions_of_entries_is_refused_before_it_is_parsed() {
         let job = native(json!({"commands": ["true"]}));
         let (result, _) = h.run(&job, Some(zip_source(&zip))).await;
         let (error, cause) = failure(&result);
-        assert_eq!(error, "Runner.Distribution");
+        assert_eq!(error, "Job.Invalid");
         assert!(
             cause.contains(&format!(
                 "the distribution has {entries} entries; at most 200000 are accepted"

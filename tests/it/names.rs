@@ -69,9 +69,26 @@ async fn every_name_a_native_job_can_get_here_is_produced() {
     let world = World::new().await;
     let queue = world.fifo_queue("names").await;
     let dist = world.bucket("dist").await;
+    let denied = world.bucket("denied").await;
     let mut config = world.engine_config();
     config.tools.sam = Some("/nonexistent/sam".into());
-    let runner = world.serve_with(&queue, 4, config);
+    // The runner's role may not read one bucket nor Secrets Manager.
+    let proxy = crate::deny::DenyingProxy::start(
+        &world.emulator.endpoint,
+        &[
+            "HEAD /denied",
+            "GET /denied",
+            "secretsmanager.GetSecretValue",
+        ],
+    )
+    .await;
+    let clients = attini_runner::aws::Clients::for_endpoint(
+        &proxy.url,
+        crate::emulator::REGION,
+        Default::default(),
+    )
+    .await;
+    let runner = world.serve_through(&queue, 4, config, clients);
     let cases = [
         (
             "script",
@@ -85,13 +102,18 @@ async fn every_name_a_native_job_can_get_here_is_produced() {
         ),
         (
             "distribution",
-            json!({"commands": ["true"], "distribution": {"bucket": dist, "key": "none.zip"}}),
+            json!({"commands": ["true"], "distribution": {"bucket": denied, "key": "any.zip"}}),
             "Runner.Distribution",
         ),
         (
             "credentials",
-            json!({"commands": ["true"], "secretEnvironment": {"X": {"secretsManager": "no/such"}}}),
+            json!({"commands": ["true"], "secretEnvironment": {"X": {"secretsManager": "any"}}}),
             "Runner.Credentials",
+        ),
+        (
+            "missing",
+            json!({"commands": ["true"], "distribution": {"bucket": dist, "key": "none.zip"}}),
+            "Job.Invalid",
         ),
         (
             "tool",

@@ -68,7 +68,7 @@ async fn references_are_read_from_secrets_manager_and_ssm_and_never_shown() {
         .finished(&world.start(&machine, "missing", &json!({})).await)
         .await;
     assert_eq!(failed.status, "FAILED");
-    assert_eq!(failed.error.as_deref(), Some("Runner.Credentials"));
+    assert_eq!(failed.error.as_deref(), Some("Job.Invalid"));
     let cause = failed.cause.unwrap_or_default();
     assert!(
         cause.contains("secretEnvironment.DB_PASSWORD")

@@ -94,7 +94,7 @@ async fn jobs_succeed_and_fail_as_the_execution_shows() {
         json!({}),
     )
     .await;
-    assert_eq!(missing.error.as_deref(), Some("Runner.Distribution"));
+    assert_eq!(missing.error.as_deref(), Some("Job.Invalid"));
     let cause = missing.cause.unwrap();
     assert!(
         cause.contains(&format!("s3://{dist}/app/404.zip does not exist")),

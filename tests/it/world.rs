@@ -331,6 +331,7 @@ impl World {
                 drain_grace: Duration::from_secs(90),
                 report_retries: Default::default(),
                 max_lease: attini_runner::worker::SQS_MAX_LEASE,
+                max_runner_failures: 5,
             },
             ecs_agent_uri: None,
             protection: ProtectionConfig {

@@ -92,10 +92,10 @@ pub async fn run(
             return status;
         }
     };
-    serve(&config, &runner, &clients, metadata, own, stop).await;
+    let status = serve(&config, &runner, &clients, metadata, own, stop).await;
     runner.stop().await;
     run_hook(&config, &clients).await;
-    ExitStatus::Success
+    status
 }
 
 /// The worker with the Attini policy, until it ends.
@@ -106,7 +106,7 @@ async fn serve(
     metadata: Option<Metadata>,
     own: Option<String>,
     stop: Stop,
-) {
+) -> ExitStatus {
     let policy = policy::AttiniPolicy::new(config.clone(), clients.clone(), metadata, own);
     let exit = runner
         .serve(
@@ -124,7 +124,12 @@ async fn serve(
         ),
         Exit::Requested => tracing::info!("stopped by signal"),
         Exit::Stopped(reason) => tracing::warn!(reason, "shutting down"),
+        Exit::Broken(reason) => {
+            tracing::error!(reason, "broken; exiting with status 3");
+            return ExitStatus::Broken;
+        }
     }
+    ExitStatus::Success
 }
 
 async fn run_hook(config: &AttiniConfig, clients: &Clients) {

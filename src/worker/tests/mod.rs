@@ -117,6 +117,7 @@ fn config(max_jobs: usize, idle_ttl: Option<u64>) -> WorkerConfig {
         drain_grace: Duration::from_secs(5),
         report_retries: Default::default(),
         max_lease: SQS_MAX_LEASE,
+        max_runner_failures: 5,
     }
 }
 
