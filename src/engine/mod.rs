@@ -179,6 +179,11 @@ impl Engine {
         self.cleanup.reopen();
     }
 
+    /// Bytes of the work directory's volume free for workspaces now ([`distribution::space`]).
+    pub fn disk_room(&self) -> u64 {
+        self.distributions.free_room()
+    }
+
     /// SIGKILL to every process of every running job (a second stop signal).
     pub fn kill_all(&self) {
         self.processes.kill_all();

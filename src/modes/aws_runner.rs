@@ -2,7 +2,9 @@
 //! the engine (its jobs killed by a second stop signal), the counters, the observers (ops
 //! server, EMF writer), and the worker over the SQS queue answering Step Functions tokens with
 //! the mode's [`Policy`]. Each mode keeps only what differs (its policy, its start, what it
-//! does after). Cancellation: the shutdown token given to [`AwsRunner::serve`] drains.
+//! does after). Before the first receive it checks that it can work ([`AwsRunner::serve`]:
+//! room on its volume); a failed check ends it as broken. Cancellation: the shutdown token
+//! given to [`AwsRunner::serve`] drains.
 
 use std::sync::Arc;
 
@@ -17,6 +19,9 @@ use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::metrics::Figures;
 use crate::worker::{Exit, Policy, Stats, Worker, WorkerConfig};
+
+/// Room a runner needs on its work volume to start: 16 MiB.
+pub const MIN_DISK_ROOM: u64 = 16 * 1024 * 1024;
 
 /// Why the machine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +96,31 @@ impl AwsRunner {
             figures.clone(),
         ));
         let tokens = Arc::new(SfnTokens::new(clients.sfn.clone(), figures));
+        if let Err(reason) = self.preflight() {
+            tracing::error!(reason, "a start check failed: the runner is broken");
+            self.stats.figures.set_broken();
+            return Exit::Broken(reason);
+        }
         let stats = self.stats.clone();
         let worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;
         worker.run(policy, shutdown).await
+    }
+
+    /// The checks before the first receive, beyond what starting the engine checked (its work
+    /// directory can be made): the volume has room for a workspace ([`MIN_DISK_ROOM`]). The
+    /// queue is checked by the first receive (a missing or denied queue stops the runner).
+    fn preflight(&self) -> Result<(), String> {
+        let room = self.engine.disk_room();
+        if room < MIN_DISK_ROOM {
+            return Err(format!(
+                "start check: the work directory's volume has {:.1} MiB free for workspaces, \
+                 less than the {} MiB a job needs at the least; give the task more ephemeral \
+                 storage or point ATTINI_WORK_DIR at a larger volume",
+                room as f64 / (1024.0 * 1024.0),
+                MIN_DISK_ROOM >> 20
+            ));
+        }
+        Ok(())
     }
 
     /// Stops the observers (the last EMF set is written).

@@ -23,7 +23,7 @@ fn zeros_zip(mib: usize) -> Vec<u8> {
 }
 
 /// The serve binary with its work directory on a `size` tmpfs of its own.
-fn serve_on_tmpfs(
+pub fn serve_on_tmpfs(
     world: &World,
     queue: &str,
     size: &str,
@@ -110,6 +110,29 @@ async fn a_distribution_that_does_not_fit_fails_its_job_and_the_runner_keeps_ser
     assert!(cause.contains("MiB free"), "{cause}");
     assert!(
         log.contains("evicting unused cached distributions"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_without_room_for_a_workspace_fails_the_start_check_with_status_3() {
+    let world = World::new().await;
+    let queue = world.fifo_queue("no-room").await;
+    let log_path = world.tmp.path().join("runner.log");
+    let mut runner = serve_on_tmpfs(
+        &world,
+        &queue,
+        "8m",
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), runner.wait())
+        .await
+        .expect("the runner did not stop after its start check")
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("start check: the work directory's volume has"),
         "{log}"
     );
 }

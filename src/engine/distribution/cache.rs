@@ -240,6 +240,12 @@ impl Distributions {
         }
     }
 
+    /// Bytes of the volume free for the cache and the workspaces now: free space less what
+    /// writes in progress hold and the headroom ([`super::space`]).
+    pub fn free_room(&self) -> u64 {
+        self.disk.room()
+    }
+
     /// The number of identities the cache holds a slot for (extracted or being extracted).
     pub fn slots(&self) -> usize {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()

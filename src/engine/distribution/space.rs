@@ -89,6 +89,13 @@ impl Disk {
         }
     }
 
+    /// Bytes free for new writes now: free space less what writes in progress hold and the
+    /// headroom.
+    pub fn room(&self) -> u64 {
+        let (free, kept) = self.measure();
+        free.saturating_sub(self.held()).saturating_sub(kept)
+    }
+
     /// Bytes held by writes in progress.
     pub fn held(&self) -> u64 {
         *self.held.lock().unwrap_or_else(|p| p.into_inner())
