@@ -206,8 +206,137 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
         );
     }
 
+    // Every runner metric of the dashboard is one the runner writes, in its namespace, with
+    // the same dimensions and the stack's queue as the value.
+    let dashboard = dashboard_body(
+        include_str!("../../cloudformation/runner-service.yaml"),
+        queue_name,
+    );
+    let mut seen = 0;
+    for (namespace, name, dimensions) in dashboard_metrics(&dashboard) {
+        match namespace.as_str() {
+            "AttiniRunner" => {
+                assert_eq!(dimensions, [("Queue".to_string(), queue_name.to_string())]);
+                let written = documents.iter().any(|doc| {
+                    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+                    directive["Dimensions"] == json!([["Queue"]])
+                        && directive["Metrics"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|m| m["Name"] == name.as_str())
+                });
+                assert!(
+                    written,
+                    "the dashboard's metric {name} is not one the runner writes"
+                );
+                seen += 1;
+            }
+            "AWS/SQS" => assert_eq!(name, "ApproximateAgeOfOldestMessage"),
+            "ECS/ContainerInsights" => assert_eq!(name, "RunningTaskCount"),
+            other => panic!("the dashboard reads {other}/{name}"),
+        }
+    }
+    assert!(seen >= 10, "{dashboard}");
+    // The AWS errors widget searches the dimension set the runner writes them with.
+    let search = dashboard.to_string();
+    let figures = attini_runner::metrics::Figures::new();
+    figures.aws_error(attini_runner::metrics::AwsErrorLabels {
+        service: "sqs",
+        operation: "ReceiveMessage",
+        class: "transient",
+    });
+    let docs = attini_runner::metrics::emf::EmfReader::default().read(&figures, queue_name, 1);
+    let by_class = docs
+        .iter()
+        .find(|d| d["Class"] == "transient")
+        .expect("an AwsErrors document by class");
+    let mut keys: Vec<String> = by_class["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    let wanted = format!(
+        "{{AttiniRunner,{}}} MetricName=\\\"AwsErrors\\\"",
+        keys.join(",")
+    );
+    assert!(search.contains(&wanted), "{wanted} not in {search}");
+
     runner.start_kill().unwrap();
     runner.wait().await.unwrap();
+}
+
+#[test]
+fn the_dashboard_picture_in_the_readme_is_the_stacks() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("python3")
+        .args([
+            &format!("{root}/scripts/render_dashboard.py"),
+            &format!("{root}/cloudformation/runner-service.yaml"),
+        ])
+        .output()
+        .expect("python3");
+    assert_exit(&out, 0);
+    let drawn = String::from_utf8(out.stdout).unwrap();
+    let committed = std::fs::read_to_string(format!("{root}/docs/dashboard.svg")).unwrap();
+    assert_eq!(
+        drawn, committed,
+        "docs/dashboard.svg is not the stack's dashboard: run scripts/render_dashboard.py cloudformation/runner-service.yaml docs/dashboard.svg"
+    );
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains("](docs/dashboard.svg)"),
+        "the README shows the picture"
+    );
+}
+
+/// The service stack's dashboard body (its `!Sub` text, the queue's name and placeholders
+/// put in), as JSON.
+fn dashboard_body(template: &str, queue_name: &str) -> Value {
+    let lines: Vec<&str> = template.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == "DashboardBody: !Sub |")
+        .expect("the dashboard");
+    let indent = lines[at].len() - lines[at].trim_start().len();
+    let body: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .copied()
+        .collect();
+    let text = body
+        .join("\n")
+        .replace("${JobQueue.QueueName}", queue_name)
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${Cluster}", "cluster")
+        .replace("${Service.Name}", "service");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Each metric of the dashboard's widgets: namespace, name and dimension pairs.
+fn dashboard_metrics(dashboard: &Value) -> Vec<(String, String, Vec<(String, String)>)> {
+    let mut metrics = Vec::new();
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let parts: Vec<&str> = metric
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            if parts.len() < 2 {
+                continue; // an expression
+            }
+            let dimensions = parts[2..]
+                .chunks(2)
+                .map(|pair| (pair[0].to_string(), pair[1].to_string()))
+                .collect();
+            metrics.push((parts[0].to_string(), parts[1].to_string(), dimensions));
+        }
+    }
+    metrics
 }
 
 /// The EMF documents in the runner's log once one holds the finished job.
