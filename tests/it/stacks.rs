@@ -315,8 +315,11 @@ fn dashboard_body(template: &str, queue_name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// Each metric of the dashboard's widgets: namespace, name and dimension pairs.
-fn dashboard_metrics(dashboard: &Value) -> Vec<(String, String, Vec<(String, String)>)> {
+/// A dashboard metric: namespace, name and dimension pairs.
+type DashboardMetric = (String, String, Vec<(String, String)>);
+
+/// Each metric of the dashboard's widgets.
+fn dashboard_metrics(dashboard: &Value) -> Vec<DashboardMetric> {
     let mut metrics = Vec::new();
     for widget in dashboard["widgets"].as_array().unwrap() {
         for metric in widget["properties"]["metrics"].as_array().unwrap() {
