@@ -207,6 +207,9 @@ mod tests {
         assert!(attini(&["attini-runner", TOKEN, "2.0.2"]));
         assert!(attini(&["attini-runner", TOKEN, "2"]));
         assert!(attini(&["attini-runner", TOKEN, "2.1.0-SNAPSHOT"]));
+        assert!(attini(&["attini-runner", TOKEN, "2.1.0-rc.1"]));
+        assert!(attini(&["attini-runner", TOKEN, "2.1.0-beta-2"]));
+        assert!(!attini(&["attini-runner", TOKEN, "2.1.0-rc_1"]));
         assert!(!attini(&["attini-runner", TOKEN, "latest"]));
         assert!(!attini(&["attini-runner", TOKEN, "2..1"]));
         assert!(!attini(&["attini-runner", TOKEN, "2.1-"]));

@@ -27,6 +27,35 @@ fn defaults_match_the_attini_runner() {
     assert_eq!(s.log_filter, None);
     assert_eq!(s.aws.timeouts, crate::aws::AwsTimeouts::default());
     assert_eq!(s.worker.max_lease, Duration::from_secs(43_200));
+    assert_eq!(s.worker.report_retries.refused, Duration::from_secs(300));
+    assert_eq!(s.worker.max_runner_failures, 5);
+    assert_eq!(s.engine.workspace_timeout, Duration::from_secs(900));
+    assert_eq!(s.emf_interval, None);
+}
+
+#[test]
+fn this_rounds_settings_are_read_from_the_lookup() {
+    let s = parse(&[
+        ("ATTINI_REPORT_DENIED_RETRY", "10"),
+        ("ATTINI_MAX_RUNNER_FAILURES", "0"),
+        ("ATTINI_WORKSPACE_TIMEOUT", "60"),
+        ("ATTINI_METRICS", " EMF "),
+        ("ATTINI_METRICS_INTERVAL", "7"),
+    ])
+    .unwrap();
+    assert_eq!(s.worker.report_retries.refused, Duration::from_secs(10));
+    assert_eq!(s.worker.report_retries.transient, Duration::from_secs(600));
+    assert_eq!(s.worker.max_runner_failures, 0);
+    assert_eq!(s.engine.workspace_timeout, Duration::from_secs(60));
+    assert_eq!(s.emf_interval, Some(Duration::from_secs(7)));
+    let off = parse(&[("ATTINI_METRICS", "off"), ("ATTINI_METRICS_INTERVAL", "7")]).unwrap();
+    assert_eq!(off.emf_interval, None);
+    let e = parse(&[("ATTINI_METRICS", "prometheus")]).unwrap_err();
+    assert_eq!(e.key, "ATTINI_METRICS");
+    assert!(
+        parse(&[("ATTINI_WORKSPACE_TIMEOUT", "5")]).is_err(),
+        "below 10 s"
+    );
 }
 
 #[test]

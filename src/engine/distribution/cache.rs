@@ -18,9 +18,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::task::TaskTracker;
 
+use super::blocking::{
+    RemoveOnDrop, StopOnDrop, blocking, copy_blocking, remove_blocking, remove_file,
+};
 use super::entry::{self, Entry};
 use super::space::{Disk, NoSpace, Reservation};
-use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, copy, extract};
+use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, extract};
 
 /// The extracted-zip cache. One per runner; share it between jobs.
 pub struct Distributions {
@@ -344,122 +347,6 @@ enum Origin<'a> {
     Remote(&'a dyn Fetch),
 }
 
-/// A flag set when dropped: tells blocking work that its caller is gone.
-#[derive(Default)]
-struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A file removed when dropped, unless kept.
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl RemoveOnDrop {
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take()
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(file = %path.display(), error = %e, "could not remove a partial download");
-        }
-    }
-}
-
-/// Runs `work` on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ExtractError> + Send + 'static,
-) -> Result<T, ExtractError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|join| {
-            Err(ExtractError::Io {
-                path: PathBuf::from("distribution"),
-                source: std::io::Error::other(join.to_string()),
-            })
-        })
-}
-
-async fn remove_file(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(file = %path.display(), error = %e, "could not remove a downloaded distribution");
-    }
-}
-
-async fn copy_blocking(from: PathBuf, to: PathBuf) -> Result<u64, DistributionError> {
-    let path = to.clone();
-    tokio::task::spawn_blocking(move || copy::copy_tree(&from, &to))
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-        .map_err(|source| DistributionError::Workspace { path, source })
-}
-
-async fn remove_blocking(dir: PathBuf) {
-    let shown = dir.clone();
-    let result =
-        tokio::task::spawn_blocking(move || crate::engine::job_dir::remove_tree(&dir)).await;
-    if let Ok(Err(e)) = result {
-        tracing::warn!(dir = %shown.display(), error = %e, "could not remove a directory");
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::{FetchError, FetchFuture};
-    use super::*;
-
-    struct Unreachable;
-
-    impl Fetch for Unreachable {
-        fn describe(&self) -> String {
-            "s3://b/k".into()
-        }
-        fn fetch<'a>(&'a self, _dest: &'a Path, _max: u64) -> FetchFuture<'a> {
-            Box::pin(async {
-                Err(FetchError::BrokeOff(std::sync::Arc::new(
-                    std::io::Error::other("the network is down"),
-                )))
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn a_failed_download_or_extraction_frees_its_slot() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cache = Distributions::new(
-            tmp.path().join("c"),
-            ExtractLimits::default(),
-            1 << 20,
-            TaskTracker::new(),
-            Arc::default(),
-        )
-        .unwrap();
-        let remote = Source::Remote {
-            identity: "id-1".into(),
-            fetch: Arc::new(Unreachable),
-        };
-        let workspace = tmp.path().join("w");
-        let e = cache.fill(&remote, &workspace).await.unwrap_err();
-        assert!(e.to_string().contains("the network is down"), "{e}");
-        let garbage = tmp.path().join("not.zip");
-        std::fs::write(&garbage, "not a zip").unwrap();
-        let local = Source::Zip {
-            path: garbage,
-            identity: "id-2".into(),
-        };
-        assert!(cache.fill(&local, &workspace).await.is_err());
-        assert_eq!(cache.slots(), 0);
-        // Nothing of either attempt is left in the cache folder.
-        assert_eq!(std::fs::read_dir(tmp.path().join("c")).unwrap().count(), 0);
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

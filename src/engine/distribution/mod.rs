@@ -10,6 +10,7 @@
 //! none the job fails saying what it needed and what was free. Cancellation: dropping a call leaves at worst a partial cache extraction under a
 //! temporary name, which is removed when the runner's work directory is.
 
+mod blocking;
 mod cache;
 mod copy;
 mod entry;
