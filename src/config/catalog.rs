@@ -69,7 +69,7 @@ pub const KILL_GRACE: Setting = Setting {
 pub const WORKSPACE_TIMEOUT: Setting = Setting {
     name: "ATTINI_WORKSPACE_TIMEOUT",
     kind: seconds(Some(900), 10, 86400),
-    meaning: "Longest a job's workspace may take to prepare (download, unpack and copy its distribution), before and apart from the job timeout; then the job fails with RuntimeError and nothing of it ran.",
+    meaning: "Longest a job's workspace may take to prepare (download, unpack and copy its distribution), before and apart from the job timeout; then the job fails with Runner.Distribution and nothing of it ran.",
 };
 /// `ATTINI_WORK_DIR`.
 pub const WORK_DIR: Setting = Setting {
@@ -109,7 +109,7 @@ pub const DISTRIBUTION_CACHE_BYTES: Setting = Setting {
         max: u64::MAX,
         unit: "bytes",
     },
-    meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does). Whatever the budget, every download, unpacking and copy first checks the volume's free space (less what writes in progress hold): short of room, unused entries are evicted, else the job fails with `RuntimeError` naming the space needed and free.",
+    meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does). Whatever the budget, every download, unpacking and copy first checks the volume's free space (less what writes in progress hold): short of room, unused entries are evicted, else the job fails with `Runner.Disk` naming the space needed and free.",
 };
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {
