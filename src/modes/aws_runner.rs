@@ -3,7 +3,7 @@
 //! server, EMF writer), and the worker over the SQS queue answering Step Functions tokens with
 //! the mode's [`Policy`]. Each mode keeps only what differs (its policy, its start, what it
 //! does after). Before the first receive it checks that it can work ([`AwsRunner::serve`]:
-//! room on its volume); a failed check ends it as broken. Cancellation: the shutdown token
+//! room on its volume, valid credentials); a failed check ends it as broken. Cancellation: the shutdown token
 //! given to [`AwsRunner::serve`] drains.
 
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::metrics::Figures;
 use crate::worker::{Exit, Policy, Stats, Worker, WorkerConfig};
 
+/// How long the credentials check is retried through transient errors.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Room a runner needs on its work volume to start: 16 MiB.
 pub const MIN_DISK_ROOM: u64 = 16 * 1024 * 1024;
 
@@ -96,7 +98,7 @@ impl AwsRunner {
             figures.clone(),
         ));
         let tokens = Arc::new(SfnTokens::new(clients.sfn.clone(), figures));
-        if let Err(reason) = self.preflight() {
+        if let Err(reason) = self.preflight(clients).await {
             tracing::error!(reason, "a start check failed: the runner is broken");
             self.stats.figures.set_broken();
             return Exit::Broken(reason);
@@ -107,9 +109,31 @@ impl AwsRunner {
     }
 
     /// The checks before the first receive, beyond what starting the engine checked (its work
-    /// directory can be made): the volume has room for a workspace ([`MIN_DISK_ROOM`]). The
-    /// queue is checked by the first receive (a missing or denied queue stops the runner).
-    fn preflight(&self) -> Result<(), String> {
+    /// directory can be made): the volume has room for a workspace ([`MIN_DISK_ROOM`]) and the
+    /// runner's credentials are valid (STS `GetCallerIdentity`; AWS unreachable is not a
+    /// failure here, the queue's readiness tells it). The queue is checked by the first
+    /// receive (a missing or denied queue stops the runner).
+    async fn preflight(&self, clients: &Clients) -> Result<(), String> {
+        let sts = aws_sdk_sts::Client::new(&clients.config);
+        let who = crate::calls::with_backoff(CHECK_DEADLINE, || async {
+            sts.get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| crate::aws::error::classify(&clients.figures, "GetCallerIdentity", e))
+        })
+        .await;
+        match who {
+            Ok(_) => {}
+            Err(e) if e.class == crate::calls::ErrorClass::Transient => {
+                tracing::warn!(error = %e, "start check: STS did not answer; going on (the queue's readiness will tell)");
+            }
+            Err(e) => {
+                return Err(format!(
+                    "start check: the runner's AWS credentials do not work ({e}); check the task \
+                     role, or the keys or profile the runner was given"
+                ));
+            }
+        }
         let room = self.engine.disk_room();
         if room < MIN_DISK_ROOM {
             return Err(format!(

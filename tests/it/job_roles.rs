@@ -237,3 +237,32 @@ async fn a_jobs_credential_token_stops_working_when_the_job_ends() {
     );
     stop_and_read(runner).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_that_do_not_work_fail_the_start_check_with_status_3() {
+    // Ministack enforcing IAM refuses keys it does not know.
+    let world = World::on(Emulator::with_iam().await).await;
+    let queue = world.fifo_queue("bad-keys").await;
+    let log_path = world.tmp.path().join("runner.log");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000"),
+        ("AWS_SECRET_ACCESS_KEY", "wrong"),
+    ];
+    let mut runner = serve_binary_to(
+        &world,
+        &queue,
+        &env,
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(90), runner.wait())
+        .await
+        .expect("the runner did not stop after its start check")
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("start check: the runner's AWS credentials do not work"),
+        "{log}"
+    );
+    assert!(log.contains("InvalidClientTokenId"), "{log}");
+}
