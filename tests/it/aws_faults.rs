@@ -346,12 +346,8 @@ async fn a_bucket_that_denies_every_read_takes_the_runner_out_after_three_jobs()
     let log_path = world.tmp.path().join("runner.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut runner = serve_binary_to(&world, &queue, &env, log);
-    let status = tokio::time::timeout(Duration::from_secs(120), runner.wait())
-        .await
-        .expect("the broken runner did not exit")
-        .unwrap();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
+    let (code, log) = exit_and_log(&mut runner, &log_path).await;
+    assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("3 jobs in a row failed on its side"), "{log}");
     let mut failed = Vec::new();
     for execution in &executions {

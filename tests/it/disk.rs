@@ -125,12 +125,8 @@ async fn a_volume_without_room_for_a_workspace_fails_the_start_check_with_status
         "8m",
         std::fs::File::create(&log_path).unwrap(),
     );
-    let status = tokio::time::timeout(std::time::Duration::from_secs(60), runner.wait())
-        .await
-        .expect("the runner did not stop after its start check")
-        .unwrap();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
+    let (code, log) = exit_and_log(&mut runner, &log_path).await;
+    assert_eq!(code, Some(3), "{log}");
     assert!(
         log.contains("start check: the work directory's volume has"),
         "{log}"

@@ -254,12 +254,8 @@ async fn credentials_that_do_not_work_fail_the_start_check_with_status_3() {
         &env,
         std::fs::File::create(&log_path).unwrap(),
     );
-    let status = tokio::time::timeout(std::time::Duration::from_secs(90), runner.wait())
-        .await
-        .expect("the runner did not stop after its start check")
-        .unwrap();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
+    let (code, log) = exit_and_log(&mut runner, &log_path).await;
+    assert_eq!(code, Some(3), "{log}");
     assert!(
         log.contains("start check: the runner's AWS credentials do not work"),
         "{log}"

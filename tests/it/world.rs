@@ -464,3 +464,16 @@ pub fn serve_binary(world: &World, queue: &str, extra: &[(&str, &str)]) -> tokio
         .spawn()
         .unwrap()
 }
+
+/// Waits (up to two minutes) for `runner` to exit by itself; its exit code and the log it
+/// wrote to `log_path`.
+pub async fn exit_and_log(
+    runner: &mut tokio::process::Child,
+    log_path: &std::path::Path,
+) -> (Option<i32>, String) {
+    let status = tokio::time::timeout(Duration::from_secs(120), runner.wait())
+        .await
+        .expect("the runner did not exit by itself")
+        .unwrap();
+    (status.code(), std::fs::read_to_string(log_path).unwrap())
+}
