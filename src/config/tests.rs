@@ -130,3 +130,125 @@ fn readme_settings_table_matches_the_code() {
 fn print_settings_table() {
     print!("{}", markdown_table());
 }
+
+#[test]
+fn aws_timeouts_region_and_endpoints_are_read_from_the_lookup() {
+    let s = parse(&[
+        ("ATTINI_AWS_CONNECT_TIMEOUT", "2"),
+        ("ATTINI_AWS_ATTEMPT_TIMEOUT", "7"),
+        ("ATTINI_AWS_OPERATION_TIMEOUT", "30"),
+        ("ATTINI_AWS_REGION", "eu-north-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+    ])
+    .unwrap();
+    assert_eq!(s.aws.timeouts.connect, Duration::from_secs(2));
+    assert_eq!(s.aws.timeouts.attempt, Duration::from_secs(7));
+    assert_eq!(s.aws.timeouts.operation, Duration::from_secs(30));
+    assert_eq!(
+        s.aws.region.as_deref(),
+        Some("eu-north-1"),
+        "no SDK region set"
+    );
+    assert_eq!(s.sdk_region, None);
+    assert!(s.aws.path_style);
+    assert_eq!(s.aws.ec2_endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+
+    // The SDK's own variables win; an empty one counts as unset.
+    let s = parse(&[
+        ("AWS_REGION", ""),
+        ("AWS_DEFAULT_REGION", "us-west-2"),
+        ("ATTINI_AWS_REGION", "eu-north-1"),
+        ("AWS_ENDPOINT_URL_S3", "http://s3.local"),
+        ("AWS_ENDPOINT_URL_EC2", "http://ec2.local"),
+    ])
+    .unwrap();
+    assert_eq!(s.sdk_region.as_deref(), Some("us-west-2"));
+    assert_eq!(s.aws.region, None);
+    assert!(s.aws.path_style, "an S3 endpoint alone means path style");
+    assert_eq!(s.aws.ec2_endpoint.as_deref(), Some("http://ec2.local"));
+    let s = parse(&[("AWS_REGION", "ap-south-1")]).unwrap();
+    assert_eq!(s.sdk_region.as_deref(), Some("ap-south-1"));
+    assert!(!s.aws.path_style);
+    assert_eq!(s.aws.ec2_endpoint, None);
+
+    // Even with a bad setting, the clients can be built (to report it).
+    let env = Environment::of([
+        ("ATTINI_AWS_ATTEMPT_TIMEOUT", "never"),
+        ("ATTINI_AWS_REGION", "eu-north-1"),
+        ("AWS_ENDPOINT_URL", "http://x"),
+    ]);
+    let lenient = aws_lenient(&env);
+    assert_eq!(lenient.region.as_deref(), Some("eu-north-1"));
+    assert!(lenient.path_style);
+    assert_eq!(lenient.timeouts, crate::aws::AwsTimeouts::default());
+}
+
+#[test]
+fn job_role_settings_are_checked_and_jobs_inherit_only_what_they_read() {
+    let s = parse(&[
+        (
+            "ATTINI_JOB_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/deploy",
+        ),
+        ("ATTINI_JOB_ROLE_SESSION_SECONDS", "1800"),
+        ("ATTINI_JOB_ROLE_REFRESH_SECONDS", "60"),
+        ("AWS_REGION", "eu-north-1"),
+    ])
+    .unwrap();
+    let roles = &s.job_roles;
+    assert_eq!(
+        roles.default_role.as_deref(),
+        Some("arn:aws:iam::123456789012:role/deploy")
+    );
+    assert_eq!(roles.session, Duration::from_secs(1800));
+    assert_eq!(roles.refresh_margin, Duration::from_secs(60));
+    assert_eq!(roles.region_set, ["AWS_REGION"]);
+    assert!(roles.withheld.iter().any(|n| n == "AWS_SECRET_ACCESS_KEY"));
+    assert!(roles.withheld.iter().any(|n| n == "ATTINI_QUEUE_URL"));
+    for read_by_jobs in FOR_JOBS {
+        assert!(
+            !roles.withheld.iter().any(|n| n == read_by_jobs),
+            "{read_by_jobs}"
+        );
+    }
+    assert_eq!(parse(&[]).unwrap().job_roles.default_role, None);
+    let e = parse(&[("ATTINI_JOB_ROLE_ARN", "deploy")]).unwrap_err();
+    assert_eq!(e.key, "ATTINI_JOB_ROLE_ARN");
+    let e = parse(&[
+        ("ATTINI_JOB_ROLE_SESSION_SECONDS", "900"),
+        ("ATTINI_JOB_ROLE_REFRESH_SECONDS", "900"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key, "ATTINI_JOB_ROLE_REFRESH_SECONDS");
+    let otel = job_role_withheld(["OTEL_EXPORTER_OTLP_ENDPOINT", "HOME"].into_iter());
+    assert!(otel.iter().any(|n| n == "OTEL_EXPORTER_OTLP_ENDPOINT"));
+    assert!(!otel.iter().any(|n| n == "HOME"));
+}
+
+#[test]
+fn flags_and_the_ops_address_accept_what_they_say() {
+    for (raw, want) in [
+        ("true", true),
+        ("1", true),
+        (" YES ", true),
+        ("false", false),
+        ("0", false),
+        ("no", false),
+    ] {
+        let s = parse(&[("ATTINI_REFUSE_LITERAL_SECRETS", raw)]).unwrap();
+        assert_eq!(s.refuse_literal_secrets, want, "{raw}");
+    }
+    assert!(!parse(&[]).unwrap().refuse_literal_secrets);
+    let e = parse(&[("ATTINI_REFUSE_LITERAL_SECRETS", "maybe")]).unwrap_err();
+    assert_eq!(e.expected, "`true` or `false`");
+
+    assert_eq!(ops_addr(None).unwrap(), Some(DEFAULT_OPS_ADDR));
+    assert_eq!(ops_addr(Some(" OFF ".into())).unwrap(), None);
+    assert_eq!(
+        ops_addr(Some("0.0.0.0:9000".into())).unwrap(),
+        Some("0.0.0.0:9000".parse().unwrap())
+    );
+    assert!(ops_addr(Some("localhost".into())).is_err());
+    let s = parse(&[("ATTINI_OPS_ADDR", "127.0.0.1:0")]).unwrap();
+    assert_eq!(s.ops_addr, Some("127.0.0.1:0".parse().unwrap()));
+}
