@@ -167,6 +167,21 @@ impl Hardening {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_environ_area_is_where_the_start_environment_lies() {
+        let (start, end) = super::environ_area().unwrap();
+        assert!(start > 0 && end > start, "{start}..{end}");
+        // The kernel shows the same bytes as /proc/self/environ.
+        let environ = std::fs::read("/proc/self/environ").unwrap();
+        assert_eq!(end - start, environ.len());
+        use std::io::{Read, Seek, SeekFrom};
+        let mut mem = std::fs::File::open("/proc/self/mem").unwrap();
+        mem.seek(SeekFrom::Start(start as u64)).unwrap();
+        let mut area = vec![0u8; end - start];
+        mem.read_exact(&mut area).unwrap();
+        assert_eq!(area, environ);
+    }
+
+    #[test]
     fn after_apply_no_capability_set_holds_ptrace() {
         // Runs on a thread of its own: capabilities are per thread, and the others stay as
         // they were.

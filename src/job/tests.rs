@@ -348,3 +348,13 @@ fn token_salvage_for_reporting_bad_jobs() {
     assert_eq!(salvage_token(r#"{"taskToken": ""}"#), None);
     assert_eq!(salvage_token("garbage"), None);
 }
+
+#[test]
+fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+    let job = r#"{"taskToken": "t", "commands": ["true"]}"#;
+    let exact = format!("{job}{}", " ".repeat(MAX_BODY_BYTES - job.len()));
+    assert_eq!(exact.len(), MAX_BODY_BYTES);
+    assert!(parse(&exact).is_ok());
+    let over = format!("{exact} ");
+    assert!(matches!(parse(&over), Err(ParseError::TooLarge { .. })));
+}
