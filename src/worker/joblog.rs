@@ -208,19 +208,19 @@ impl JobLog {
         if buffer.full {
             return;
         }
-        let mut entry = entry(line);
-        if buffer.total + entry.len() > self.max_bytes {
+        let mut line = entry(line);
+        if buffer.total + line.len() > self.max_bytes {
             buffer.full = true;
-            entry = entry_of(&format!(
+            line = entry(&format!(
                 "[attini-runner] the log is larger than {} bytes; later lines are in CloudWatch only",
                 self.max_bytes
             ));
-        } else if buffer.pending.len() + entry.len() > MAX_PENDING {
+        } else if buffer.pending.len() + line.len() > MAX_PENDING {
             buffer.skipped += 1;
             return;
         }
-        buffer.total += entry.len();
-        buffer.pending.extend_from_slice(&entry);
+        buffer.total += line.len();
+        buffer.pending.extend_from_slice(&line);
         buffer.dirty = true;
         let plenty = buffer.pending.len() >= FLUSH_AT;
         drop(buffer);
@@ -232,11 +232,7 @@ impl JobLog {
 }
 
 /// A line as the log object holds it: `{"timestamp": <epoch ms>, "data": <line>}` and a newline.
-fn entry(line: &str) -> Vec<u8> {
-    entry_of(line)
-}
-
-fn entry_of(data: &str) -> Vec<u8> {
+fn entry(data: &str) -> Vec<u8> {
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -249,7 +245,7 @@ fn entry_of(data: &str) -> Vec<u8> {
 }
 
 fn push_entry(buffer: &mut Buffer, data: &str) {
-    let entry = entry_of(data);
+    let entry = entry(data);
     buffer.total += entry.len();
     buffer.pending.extend_from_slice(&entry);
     buffer.dirty = true;
