@@ -16,6 +16,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::config::MAX_SECONDS;
 use crate::modes::Mode;
 use crate::modes::local::LocalArgs;
+use crate::modes::logs::LogsArgs;
+use crate::modes::replay::ReplayArgs;
 use crate::modes::serve::ServeArgs;
 
 /// Shortest word taken as a Step Functions task token. Real tokens are several hundred
@@ -82,6 +84,53 @@ enum Action {
         /// The ops server (default: ATTINI_OPS_ADDR, else 127.0.0.1:9464).
         #[arg(long, value_name = "IP:PORT")]
         addr: Option<std::net::SocketAddr>,
+    },
+    /// Print one execution's job lines in order, from the runner's log group or an Attini
+    /// step's S3 log object.
+    ///
+    /// Exit 0 when the job succeeded, 1 when it failed, 75 when it still runs (without
+    /// --follow), 64 for a bad ARN or flag, 66 when the execution, step or log is not there,
+    /// 69 when AWS could not be asked.
+    Logs {
+        /// The execution ARN (arn:aws:states:<region>:<account>:execution:<machine>:<name>).
+        execution_arn: String,
+        /// Only this step's job (each attempt of it).
+        #[arg(long, value_name = "NAME")]
+        step: Option<String>,
+        /// Keep printing until the job ends.
+        #[arg(long)]
+        follow: bool,
+        /// The runner's CloudWatch log group.
+        #[arg(long, value_name = "NAME", conflicts_with = "stack")]
+        log_group: Option<String>,
+        /// The runner-service stack; its output LogGroupName names the log group.
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
+    },
+    /// Run a job of an execution again on this machine and compare its outcome.
+    ///
+    /// The job is rebuilt from the execution's history with the distribution version it ran.
+    /// Exit 0 when the replay succeeded, 1 when it failed, 64 when the job cannot be rebuilt
+    /// (it says what is missing), 66 when the execution or step is not there, 69 when AWS
+    /// could not be asked.
+    Replay {
+        /// The execution ARN.
+        execution_arn: String,
+        /// The step to replay (its last attempt; default: the last failed runner step).
+        #[arg(long, value_name = "NAME")]
+        step: Option<String>,
+        /// Read the job's secret references (Secrets Manager, SSM) with your credentials.
+        #[arg(long)]
+        resolve_secrets: bool,
+        /// A variable for the job, KEY=VALUE, in place of its own or of a secret; may be repeated.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// A local zip or folder in place of the job's distribution.
+        #[arg(long, value_name = "PATH")]
+        distribution: Option<PathBuf>,
+        /// Run the distribution's current object even if it changed since the job ran.
+        #[arg(long)]
+        current_distribution: bool,
     },
     /// Helper subcommands that job scripts call through $ATTINI_RUNNER_EXEC.
     CommandMode {
@@ -188,6 +237,34 @@ impl Cli {
                 idle_ttl: idle_ttl.map(Duration::from_secs),
             }),
             Action::CommandMode { args } => Mode::CommandMode(args),
+            Action::Logs {
+                execution_arn,
+                step,
+                follow,
+                log_group,
+                stack,
+            } => Mode::Logs(LogsArgs {
+                execution: execution_arn,
+                step,
+                follow,
+                log_group,
+                stack,
+            }),
+            Action::Replay {
+                execution_arn,
+                step,
+                resolve_secrets,
+                env,
+                distribution,
+                current_distribution,
+            } => Mode::Replay(ReplayArgs {
+                execution: execution_arn,
+                step,
+                resolve_secrets,
+                env,
+                distribution,
+                current_distribution,
+            }),
         })
     }
 }
@@ -231,7 +308,7 @@ mod tests {
         let text = e.render().to_string();
         assert!(text.contains("unrecognized subcommand 'serv'"), "{text}");
         assert!(text.contains("serve"), "{text}");
-        assert!(parse(["attini-runner", "replay", "arn:aws:states:x"]).is_err());
+        assert!(parse(["attini-runner", "replays", "arn:aws:states:x"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `attini-runner` binary: parses the command line, runs the chosen mode and exits with
-//! its status (0 success, 1 job failed or runner stopped by an error, 64 bad job file, flag
-//! or setting, 65 `validate` found the job invalid, 66 `validate` could not read it, 130
-//! stopped at once by a second signal).
+//! its status (0 success, 1 job failed or runner stopped by an error, 3 broken runner, 64 bad
+//! job file, flag or setting, 65 `validate` found the job invalid, 66 `validate` could not
+//! read it or `logs`/`replay` found no such execution, 69 `logs`/`replay` could not ask AWS,
+//! 75 `logs` found the job still running, 130 stopped at once by a second signal).
 
 use std::process::ExitCode;
 

@@ -14,8 +14,10 @@ pub mod ecs;
 pub mod ecs_agent;
 pub mod error;
 pub mod group_commit;
+pub mod history;
 pub mod s3;
 pub mod s3_log;
+pub mod s3_versions;
 pub mod secrets;
 pub mod sfn;
 pub mod sqs;
@@ -87,8 +89,10 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// Distributions, job logs, artifacts.
     pub s3: aws_sdk_s3::Client,
-    /// Stack outputs and events (`command-mode`, the `sam` kind).
+    /// Stack outputs and events (`command-mode`, the `sam` kind, `logs --stack`).
     pub cloudformation: aws_sdk_cloudformation::Client,
+    /// The runner's log group (`attini-runner logs`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// Resource-state and deploy-data tables (Attini mode).
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Task tokens.
@@ -150,6 +154,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
             secrets: secrets::SecretClients {

@@ -29,6 +29,8 @@ pub struct S3Zip {
     figures: Arc<Figures>,
     /// Its size, when a `HeadObject` told it.
     size: Option<u64>,
+    /// The version read; `None`: the current one.
+    version: Option<String>,
 }
 
 impl S3Zip {
@@ -40,7 +42,14 @@ impl S3Zip {
             key: key.to_string(),
             figures,
             size: None,
+            version: None,
         }
+    }
+
+    /// The same object at version `version` (`attini-runner replay`: the version a job ran).
+    pub fn at_version(mut self, version: Option<String>) -> Self {
+        self.version = version;
+        self
     }
 
     /// A [`Source`] for this object. Without a known `identity`, the object's ETag is asked
@@ -54,6 +63,7 @@ impl S3Zip {
                         .head_object()
                         .bucket(&self.bucket)
                         .key(&self.key)
+                        .set_version_id(self.version.clone())
                         .send()
                         .await
                         .map_err(|e| classify(&self.figures, "HeadObject", e))
@@ -105,6 +115,7 @@ impl S3Zip {
                     .get_object()
                     .bucket(&self.bucket)
                     .key(&self.key)
+                    .set_version_id(self.version.clone())
                     .set_range(range.clone())
                     .set_if_match(etag.clone())
                     .send()
@@ -192,7 +203,10 @@ fn write_error(path: &Path, e: std::io::Error) -> FetchError {
 
 impl Fetch for S3Zip {
     fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
+        match &self.version {
+            Some(version) => format!("s3://{}/{} (version {version})", self.bucket, self.key),
+            None => format!("s3://{}/{}", self.bucket, self.key),
+        }
     }
 
     fn size(&self) -> Option<u64> {

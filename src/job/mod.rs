@@ -177,5 +177,23 @@ pub fn salvage_token(body: &str) -> Option<String> {
         .as_str()?;
     (!token.trim().is_empty()).then(|| token.to_string())
 }
+
+/// Hex digits in a [`task_id`].
+pub const TASK_ID_CHARS: usize = 12;
+
+/// A short public name of the task a token answers: the first [`TASK_ID_CHARS`] hex digits of
+/// the token's SHA-256. The runner tags every log line of the job with it (`span.task`, and
+/// `[step #<task id>]` on each output line), and `attini-runner logs` computes it from the
+/// token in the execution's history, so one job's lines are found in a shared log group
+/// without the token itself (a credential) being written anywhere.
+pub fn task_id(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest
+        .iter()
+        .take(TASK_ID_CHARS / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 #[cfg(test)]
 mod tests;

@@ -358,3 +358,11 @@ fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
     let over = format!("{exact} ");
     assert!(matches!(parse(&over), Err(ParseError::TooLarge { .. })));
 }
+
+#[test]
+fn a_task_id_is_the_start_of_the_tokens_sha256_in_hex() {
+    // sha256("abc") = ba7816bf8f01cfea...
+    assert_eq!(task_id("abc"), "ba7816bf8f01");
+    assert_eq!(task_id("abc").len(), TASK_ID_CHARS);
+    assert_ne!(task_id("abd"), task_id("abc"));
+}

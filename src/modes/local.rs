@@ -114,6 +114,20 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
         return Err(UsageError::Role(role.clone()));
     }
     let source = distribution(&job, &args)?;
+    let report = run_spec(&job, source, settings, &stop).await?;
+    // A closed stdout must not turn a finished job into a panic.
+    let _ = writeln!(std::io::stdout(), "{}", result_line(&report));
+    Ok(report)
+}
+
+/// Runs `job` on this machine from `source`, its output on stderr, and names its failure as
+/// its format is told (local mode and `replay`).
+pub(super) async fn run_spec(
+    job: &JobSpec,
+    source: Option<Source>,
+    settings: Settings,
+    stop: &Stop,
+) -> Result<Report, UsageError> {
     // One job: a cache would only add a copy.
     let mut config = settings.engine;
     config.cache_bytes = 0;
@@ -131,17 +145,14 @@ async fn run_job(args: LocalArgs, settings: Settings, stop: Stop) -> Result<Repo
     };
     let result = engine
         .run(
-            &job,
+            job,
             &options,
             Arc::new(StderrSink::default()),
             &stop.shutdown,
         )
         .await;
-    let report = crate::engine::names::for_format(result.report, job.format);
-    // A closed stdout must not turn a finished job into a panic.
-    let _ = writeln!(std::io::stdout(), "{}", result_line(&report));
     engine.settled().await;
-    Ok(report)
+    Ok(crate::engine::names::for_format(result.report, job.format))
 }
 
 /// Reads and parses the job file (`-`: standard input).
@@ -186,16 +197,29 @@ pub fn result_line(report: &Report) -> String {
 }
 
 fn apply_flags(job: &mut JobSpec, args: &LocalArgs) -> Result<(), UsageError> {
-    for pair in &args.env {
+    apply_env(job, &args.env)?;
+    if let Some(timeout) = args.timeout {
+        job.timeout = Some(timeout);
+    }
+    Ok(())
+}
+
+/// Adds each `KEY=VALUE` of `env` to the job's environment; a value given for one of its
+/// secrets (a value or a reference) takes the secret's place, masked as it would be.
+pub(super) fn apply_env(job: &mut JobSpec, env: &[String]) -> Result<(), UsageError> {
+    for pair in env {
         let Some((key, value)) = pair.split_once('=') else {
             return Err(UsageError::EnvFlag(pair.clone()));
         };
         job::check_variable_name(key, "--env").map_err(UsageError::EnvName)?;
-        job.secret_environment.remove(key);
-        job.environment.insert(key.to_string(), value.to_string());
-    }
-    if let Some(timeout) = args.timeout {
-        job.timeout = Some(timeout);
+        let was_secret = job.secret_environment.remove(key).is_some()
+            | job.secret_references.remove(key).is_some();
+        let into = if was_secret {
+            &mut job.secret_environment
+        } else {
+            &mut job.environment
+        };
+        into.insert(key.to_string(), value.to_string());
     }
     Ok(())
 }

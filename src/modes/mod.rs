@@ -11,8 +11,12 @@ mod admission;
 pub mod attini;
 mod aws_runner;
 pub mod command_mode;
+mod execution;
 pub mod local;
+pub mod logs;
 mod observers;
+mod recorded;
+pub mod replay;
 pub mod serve;
 pub mod validate;
 
@@ -43,6 +47,10 @@ pub enum ExitStatus {
     /// 3: the runner is broken (jobs in a row failed on its side, or its start checks
     /// failed): ECS should replace the task.
     Broken,
+    /// 69: `logs` or `replay` could not ask AWS (EX_UNAVAILABLE).
+    Unavailable,
+    /// 75: `logs` without `--follow` found the job still running (EX_TEMPFAIL).
+    Pending,
 }
 
 impl ExitStatus {
@@ -56,6 +64,8 @@ impl ExitStatus {
             ExitStatus::NoInput => 66,
             ExitStatus::Killed => 130,
             ExitStatus::Broken => 3,
+            ExitStatus::Unavailable => 69,
+            ExitStatus::Pending => 75,
         }
     }
 }
@@ -82,6 +92,10 @@ pub enum Mode {
     },
     /// `command-mode ...`: the helpers jobs call.
     CommandMode(Vec<String>),
+    /// `logs EXECUTION_ARN`: one execution's job lines.
+    Logs(logs::LogsArgs),
+    /// `replay EXECUTION_ARN`: a job of an execution run again here.
+    Replay(replay::ReplayArgs),
 }
 
 /// What every mode shares for stopping: the shutdown token, tripped by the first stop signal
@@ -143,7 +157,7 @@ pub fn run(mode: Mode) -> ExitStatus {
     let hardening = unsafe { crate::harden::apply() };
     let env = Environment::capture();
     let settings = Settings::from_environment(env.clone());
-    let default_level = if matches!(mode, Mode::Local(_)) {
+    let default_level = if matches!(mode, Mode::Local(_) | Mode::Logs(_) | Mode::Replay(_)) {
         "warn"
     } else {
         "info"
@@ -166,6 +180,8 @@ pub fn run(mode: Mode) -> ExitStatus {
             match mode {
                 Mode::Local(args) => with_settings(settings, |s| local::run(args, s, stop)).await,
                 Mode::Serve(args) => with_settings(settings, |s| serve::run(args, s, stop)).await,
+                Mode::Logs(args) => with_settings(settings, |s| logs::run(args, s, stop)).await,
+                Mode::Replay(args) => with_settings(settings, |s| replay::run(args, s, stop)).await,
                 Mode::Attini {
                     token,
                     required_version,

@@ -39,6 +39,7 @@ impl RunningJob {
         let job_id = uuid::Uuid::new_v4().to_string();
         let attini = job.attini.as_ref();
         span.record("job_id", job_id.as_str());
+        span.record("task", crate::job::task_id(&admitted.token).as_str());
         span.record("kind", job.kind.label());
         if let Some(step) = &job.step_name {
             span.record("step", step.as_str());

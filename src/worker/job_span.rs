@@ -37,6 +37,7 @@ pub fn job_span(message: &Message) -> tracing::Span {
         "job",
         message_id = %message.id,
         job_id = tracing::field::Empty,
+        task = tracing::field::Empty,
         kind = tracing::field::Empty,
         step = tracing::field::Empty,
         execution = tracing::field::Empty,

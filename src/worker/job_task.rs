@@ -92,11 +92,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         lease: &Lease,
     ) -> (Ending, JobLogHandle) {
         let admitted = &self.admitted;
-        let tag = admitted
-            .job
-            .step_name
-            .clone()
-            .unwrap_or_else(|| "job".into());
+        let step = admitted.job.step_name.as_deref().unwrap_or("job");
+        let tag = format!("{step} #{}", crate::job::task_id(&admitted.token));
         let log = JobLog::start(tag, admitted.log_store.clone());
         tracing::info!(lease = self.parts.lease.is_some(), "job started");
         let result = self.run_engine(log.sink(), job_cancel).await;

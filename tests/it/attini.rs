@@ -374,10 +374,17 @@ async fn an_attini_step_runs_with_its_distribution_log_and_startup_commands() {
     assert_eq!(a.item().await["started"], AttributeValue::Bool(true));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("[startup] installing tools"), "{stdout}");
-    assert!(
-        stdout.contains("[RunTests] deploying demo to dev (it's)"),
-        "{stdout}"
-    );
+    // Each job line is tagged with its step and task id (`attini-runner logs` finds it so).
+    let tagged = stdout.lines().any(|l| {
+        l.strip_prefix("[RunTests #")
+            .and_then(|rest| rest.split_once("] "))
+            .is_some_and(|(id, line)| {
+                id.len() == 12
+                    && id.chars().all(|c| c.is_ascii_hexdigit())
+                    && line == "deploying demo to dev (it's)"
+            })
+    });
+    assert!(tagged, "{stdout}");
 
     let key = format!("attini/deployment/logs/runner/dev/demo/{DIST_ID}/RunTests/exec-1");
     let log = a

@@ -256,7 +256,7 @@ fn a_word_that_is_no_command_is_refused_and_starts_nothing() {
     // A newer command this build does not know, with an argument, is not a dispatcher call.
     let out = Command::new(BIN)
         .args([
-            "replay",
+            "inspect",
             "arn:aws:states:eu-west-1:111122223333:execution:m:e",
         ])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -265,7 +265,7 @@ fn a_word_that_is_no_command_is_refused_and_starts_nothing() {
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("unrecognized subcommand 'replay'"),
+        stderr.contains("unrecognized subcommand 'inspect'"),
         "{stderr}"
     );
     assert!(!stderr.contains("SendTaskFailure"), "{stderr}");
