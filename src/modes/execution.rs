@@ -52,11 +52,14 @@ pub enum ExecutionError {
 
 impl ExecutionError {
     /// The exit status it ends the command with: 64 for a bad ARN or flag, 66 for something
-    /// that is not there, 69 when AWS could not be asked.
+    /// that is not there (a log group, a stack), 69 when AWS could not be asked.
     pub fn status(&self) -> ExitStatus {
         match self {
             ExecutionError::History(HistoryError::BadArn { .. }) => ExitStatus::Usage,
             ExecutionError::Refused(_) => ExitStatus::Usage,
+            ExecutionError::Call(e) if e.class == crate::calls::ErrorClass::Missing => {
+                ExitStatus::NoInput
+            }
             ExecutionError::History(HistoryError::Call(_)) | ExecutionError::Call(_) => {
                 ExitStatus::Unavailable
             }
@@ -145,5 +148,48 @@ impl Execution {
                 steps: names(&history.tasks.iter().collect::<Vec<_>>()),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::ErrorClass;
+
+    fn call(class: ErrorClass) -> CallError {
+        CallError {
+            operation: "FilterLogEvents",
+            class,
+            message: "x".into(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn each_error_ends_the_command_with_its_status() {
+        let bad = HistoryError::BadArn {
+            arn: "x".into(),
+            why: "y".into(),
+        };
+        let status = |e: ExecutionError| e.status().code();
+        assert_eq!(status(bad.into()), 64);
+        assert_eq!(status(ExecutionError::Refused("no".into())), 64);
+        let unknown = HistoryError::NoSuchExecution {
+            arn: "a".into(),
+            region: "r".into(),
+        };
+        assert_eq!(status(unknown.into()), 66);
+        let no_step = ExecutionError::NoStep {
+            arn: "a".into(),
+            step: "s".into(),
+            steps: "t".into(),
+        };
+        assert_eq!(status(no_step), 66);
+        assert_eq!(status(call(ErrorClass::Missing).into()), 66);
+        assert_eq!(status(call(ErrorClass::Denied).into()), 69);
+        assert_eq!(
+            status(HistoryError::Call(call(ErrorClass::Transient)).into()),
+            69
+        );
     }
 }
