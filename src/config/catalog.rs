@@ -133,8 +133,14 @@ pub const ATTINI_IDLE_TTL_DEFAULT: Duration = Duration::from_secs(3600);
 /// `ATTINI_DRAIN_GRACE`.
 pub const DRAIN_GRACE: Setting = Setting {
     name: "ATTINI_DRAIN_GRACE",
-    kind: seconds(Some(90), 0, 3600),
-    meaning: "AWS modes: time running jobs get to finish after SIGTERM/SIGINT (below Fargate's 120 s stop timeout).",
+    kind: seconds(None, 0, 3600),
+    meaning: "AWS modes: time running jobs get to finish after SIGTERM/SIGINT. Unset: `ATTINI_STOP_TIMEOUT` less `ATTINI_KILL_GRACE` less 5 s for the log and the answer (105 s by default). A job expected to need more is interrupted at once (see Stopping).",
+};
+/// `ATTINI_STOP_TIMEOUT`.
+pub const STOP_TIMEOUT: Setting = Setting {
+    name: "ATTINI_STOP_TIMEOUT",
+    kind: seconds(Some(120), 1, 3600),
+    meaning: "AWS modes: the task's `stopTimeout`, the time ECS gives between SIGTERM and SIGKILL (Fargate and Fargate Spot: at most 120 s). Every job is answered before it.",
 };
 /// `ATTINI_REPORT_DENIED_RETRY`.
 pub const REPORT_DENIED_RETRY: Setting = Setting {
@@ -309,6 +315,7 @@ pub const ALL: &[Setting] = &[
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
     DRAIN_GRACE,
+    STOP_TIMEOUT,
     REPORT_DENIED_RETRY,
     MAX_RUNNER_FAILURES,
     TASK_PROTECTION_MINUTES,

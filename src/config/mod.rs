@@ -94,6 +94,10 @@ pub struct Settings {
 pub const DEFAULT_OPS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
+/// What answering an interrupted job takes besides ending its processes: the last log
+/// upload and the report (the drain grace leaves it before the stop timeout).
+pub const ANSWER_TIME: Duration = Duration::from_secs(5);
+
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -143,7 +147,12 @@ impl Settings {
         let worker = WorkerConfig {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,
             idle_ttl: duration(&lookup, &IDLE_TTL)?,
-            drain_grace: duration(&lookup, &DRAIN_GRACE)?.unwrap_or_default(),
+            drain_grace: match duration(&lookup, &DRAIN_GRACE)? {
+                Some(grace) => grace,
+                None => duration(&lookup, &STOP_TIMEOUT)?
+                    .unwrap_or_default()
+                    .saturating_sub(engine.kill_grace + ANSWER_TIME),
+            },
             report_retries: crate::worker::answer::Retries {
                 refused: duration(&lookup, &REPORT_DENIED_RETRY)?.unwrap_or_default(),
                 ..Default::default()

@@ -20,7 +20,8 @@ fn defaults_match_the_attini_runner() {
     assert_eq!(s.engine.cache_bytes, 2 << 30);
     assert_eq!(s.worker.max_jobs, 5);
     assert_eq!(s.worker.idle_ttl, None);
-    assert_eq!(s.worker.drain_grace, Duration::from_secs(90));
+    // The stop timeout (120 s) less the kill grace (10 s) and the answer (5 s).
+    assert_eq!(s.worker.drain_grace, Duration::from_secs(105));
     assert_eq!(s.attini.startup_timeout, Duration::from_secs(3600));
     assert_eq!(s.attini.config_hash, 0);
     assert_eq!(s.queue_url, None);
@@ -31,6 +32,20 @@ fn defaults_match_the_attini_runner() {
     assert_eq!(s.worker.max_runner_failures, 5);
     assert_eq!(s.engine.workspace_timeout, Duration::from_secs(900));
     assert_eq!(s.emf_interval, None);
+}
+
+#[test]
+fn the_drain_grace_is_set_or_made_from_the_stop_timeout() {
+    let grace = |pairs: &[(&str, &str)]| parse(pairs).unwrap().worker.drain_grace;
+    assert_eq!(
+        grace(&[("ATTINI_DRAIN_GRACE", "30")]),
+        Duration::from_secs(30)
+    );
+    let spot = [("ATTINI_STOP_TIMEOUT", "60"), ("ATTINI_KILL_GRACE", "3")];
+    assert_eq!(grace(&spot), Duration::from_secs(52));
+    let short = [("ATTINI_STOP_TIMEOUT", "5"), ("ATTINI_KILL_GRACE", "10")];
+    assert_eq!(grace(&short), Duration::ZERO);
+    assert!(parse(&[("ATTINI_STOP_TIMEOUT", "0")]).is_err());
 }
 
 #[test]

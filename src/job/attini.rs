@@ -50,6 +50,8 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         working_directory: None,
         timeout: None,
         heartbeat: None,
+        expected: None,
+        interruptible: true,
         role: None,
         execution: Some(context.execution_arn.clone()),
         attini: Some(context),

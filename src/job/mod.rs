@@ -126,6 +126,12 @@ pub struct JobSpec {
     pub timeout: Option<Duration>,
     /// Step Functions heartbeat interval wanted by the job (native `heartbeatSeconds`).
     pub heartbeat: Option<Duration>,
+    /// How long the job is expected to run (native `expectedSeconds`); a stop lets it finish
+    /// when that fits before the stop deadline. `None`: learned from its recent runs here.
+    pub expected: Option<Duration>,
+    /// False (native `interruptible: false`, a migration): the job must not be cut short and
+    /// run again. A stop never interrupts it early and hands it back if it has not started.
+    pub interruptible: bool,
     /// The IAM role the job's commands run as (native `role`); `None`: the runner's default
     /// job role (`ATTINI_JOB_ROLE_ARN`), if any. See [`crate::credentials`].
     pub role: Option<String>,

@@ -34,6 +34,8 @@ struct NativeJob {
     working_directory: Option<String>,
     timeout_seconds: Option<u64>,
     heartbeat_seconds: Option<u64>,
+    expected_seconds: Option<u64>,
+    interruptible: Option<bool>,
     role: Option<String>,
     execution_arn: Option<String>,
 }
@@ -82,6 +84,8 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         working_directory,
         timeout: seconds(job.timeout_seconds, "timeoutSeconds")?,
         heartbeat: seconds(job.heartbeat_seconds, "heartbeatSeconds")?,
+        expected: seconds(job.expected_seconds, "expectedSeconds")?,
+        interruptible: job.interruptible.unwrap_or(true),
         role: job
             .role
             .map(|r| field_checks::role_arn(&r, "role"))

@@ -366,3 +366,17 @@ fn a_task_id_is_the_start_of_the_tokens_sha256_in_hex() {
     assert_eq!(task_id("abc").len(), TASK_ID_CHARS);
     assert_ne!(task_id("abd"), task_id("abc"));
 }
+
+#[test]
+fn expected_seconds_and_interruptible_are_read_and_checked() {
+    let job =
+        parse(r#"{"commands": ["x"], "expectedSeconds": 90, "interruptible": false}"#).unwrap();
+    assert_eq!(job.expected, Some(Duration::from_secs(90)));
+    assert!(!job.interruptible);
+    let job = parse(r#"{"commands": ["x"]}"#).unwrap();
+    assert_eq!((job.expected, job.interruptible), (None, true));
+    assert!(err(parse(r#"{"commands": ["x"], "expectedSeconds": 0}"#)).contains("expectedSeconds"));
+    assert!(err(parse(r#"{"commands": ["x"], "interruptible": "no"}"#)).contains("interruptible"));
+    let attini = parse(ATTINI).unwrap();
+    assert_eq!((attini.expected, attini.interruptible), (None, true));
+}

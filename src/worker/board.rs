@@ -5,8 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use tokio_util::sync::CancellationToken;
+
+use super::drain_plan::Decision;
+use super::durations::Basis;
 use super::{Admitted, Message};
 use crate::engine::executor::progress::{Phase, Progress};
 
@@ -29,12 +33,29 @@ pub struct RunningJob {
     pub commands: usize,
     /// Which of them runs.
     pub progress: Arc<Progress>,
+    /// Ends its processes.
+    pub cancel: CancellationToken,
+    /// When its task started (the drain's clock).
+    pub began: tokio::time::Instant,
+    /// How long it is expected to run in all, and why.
+    pub expected: Option<(Duration, Basis)>,
+    /// False: it must not be cut short.
+    pub interruptible: bool,
+    /// What the drain decided for it, once a stop came.
+    pub drained: Mutex<Option<Decision>>,
 }
 
 impl RunningJob {
-    /// The admitted job of `message` as the board shows it, with a new job id; its details
-    /// are recorded on its trace's root `span`.
-    pub fn admitted(message: &Message, admitted: &Admitted, span: &tracing::Span) -> Arc<Self> {
+    /// The admitted job of `message` as the board shows it, with a new job id, ended by
+    /// `cancel`, expected to run `expected`; its details are recorded on its trace's root
+    /// `span`.
+    pub fn admitted(
+        message: &Message,
+        admitted: &Admitted,
+        span: &tracing::Span,
+        cancel: CancellationToken,
+        expected: Option<(Duration, Basis)>,
+    ) -> Arc<Self> {
         let job = &admitted.job;
         let job_id = uuid::Uuid::new_v4().to_string();
         let attini = job.attini.as_ref();
@@ -61,7 +82,17 @@ impl RunningJob {
                 progress.enter_at(Phase::Admission, message.received);
                 Arc::new(progress)
             },
+            cancel,
+            began: tokio::time::Instant::now(),
+            expected,
+            interruptible: job.interruptible,
+            drained: Mutex::new(None),
         })
+    }
+
+    /// What the drain decided for it, if a stop came.
+    pub fn drained(&self) -> Option<Decision> {
+        *lock(&self.drained)
     }
 }
 

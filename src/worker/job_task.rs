@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::answer::{self, Delivery};
 use super::board::RunningJob;
+use super::drain_plan::Decision;
 use super::joblog::{JobLog, JobLogHandle};
 use super::lease::{Lease, beat_interval};
 use super::running::{Receipt, SlotGuard};
@@ -67,6 +68,28 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let started = tokio::time::Instant::now();
         let (lease, job_cancel) = (&self.lease, &self.job_cancel);
         let (ending, log) = self.execute(job_cancel, lease).await;
+        if self.handed_back() {
+            log.finish().await;
+            self.lease.end().await;
+            let mut message = self.message.clone();
+            message.receipt = self
+                .receipt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            tracing::info!(
+                "job handed back: the runner is stopping and its commands had not started"
+            );
+            return self
+                .parts
+                .give_back(&message, "the runner is stopping")
+                .await;
+        }
+        if let Ending::Report(Report::Success { .. }) = &ending {
+            self.parts
+                .durations
+                .record(&self.admitted.job, started.elapsed());
+        }
         lease.reporting();
         let answered = self.answer(ending, log, started).await;
         if answered {
@@ -85,6 +108,14 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         self.lease.end().await;
     }
 
+    /// Whether the drain handed the job back and its commands never started (its message goes
+    /// back unanswered: it never ran).
+    fn handed_back(&self) -> bool {
+        matches!(self.job.drained(), Some(Decision::HandBack))
+            && !self.job.progress.reached(Phase::Commands)
+            && !self.lease.released()
+    }
+
     /// Runs the job with its log; says how it ended and hands back the log to finish.
     async fn execute(
         &self,
@@ -99,9 +130,11 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let result = self.run_engine(log.sink(), job_cancel).await;
         let ending = match result {
             _ if lease.task_gone() => Ending::TaskGone,
-            Ok(result) if interrupted(&result) => {
-                Ending::Report(interrupted_report(self.parts.drain_grace, &result))
-            }
+            Ok(result) if interrupted(&result) => Ending::Report(interrupted_report(
+                self.parts.drain_grace,
+                self.job.drained(),
+                &result,
+            )),
             Ok(result) => {
                 tracing::info!(job_id = result.job_id, "job ended");
                 let format = self.admitted.job.format;
@@ -273,18 +306,29 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_string())
 }
 
-fn interrupted_report(grace: Duration, result: &JobResult) -> Report {
+/// The `Runner.Interrupted` report of a job the drain ended: at once (expected to outlast
+/// the grace) or when the grace was over.
+fn interrupted_report(grace: Duration, decision: Option<Decision>, result: &JobResult) -> Report {
     let tail = result
         .execution
         .as_ref()
         .map(|e| e.output.tail.join("\n"))
         .unwrap_or_default();
+    let why = match decision {
+        Some(Decision::InterruptNow(left)) => format!(
+            "The runner was stopping and the job was expected to need {} s more, past the {} s drain grace period, so its processes were ended at once.",
+            left.as_secs(),
+            grace.as_secs()
+        ),
+        _ => format!(
+            "The runner was stopping and the job did not finish within the {} s drain grace period, so its processes were ended.",
+            grace.as_secs()
+        ),
+    };
     Report::failure(
         INTERRUPTED_ERROR,
         format!(
-            "The runner was stopping and the job did not finish within the {} s drain grace period, so its processes were ended. \
-             Retry on Runner.Interrupted to run it on another runner.\nLast lines of output:\n{tail}",
-            grace.as_secs()
+            "{why} Retry on Runner.Interrupted to run it on another runner.\nLast lines of output:\n{tail}"
         ),
     )
 }

@@ -91,7 +91,9 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
                     parts.last_end.clone(),
                     self.permit,
                 );
-                let job = RunningJob::admitted(message, &admitted, &span);
+                let expected = parts.durations.expected(&admitted.job);
+                let job =
+                    RunningJob::admitted(message, &admitted, &span, job_cancel.clone(), expected);
                 parts.stats.board.add(job.clone());
                 let task = JobTask {
                     parts: parts.clone(),

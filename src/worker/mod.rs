@@ -19,6 +19,8 @@ pub mod admit;
 pub mod answer;
 pub mod board;
 mod breaker;
+mod drain_plan;
+mod durations;
 pub mod health;
 mod job_span;
 mod job_task;

@@ -25,6 +25,7 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::drain_plan;
 use super::message_task::MessageTask;
 use super::running::Seen;
 use super::shared::Parts;
@@ -215,7 +216,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         self.tracker.spawn(task.run());
     }
 
-    /// Waits for running jobs up to the drain grace, then ends them.
+    /// Decides about each running job ([`drain_plan`]), then waits for them up to the drain
+    /// grace and ends those still running.
     async fn drain(&self) {
         self.tracker.close();
         if self.tracker.is_empty() {
@@ -225,8 +227,36 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         tracing::info!(
             running = self.running(),
             grace_s = grace.as_secs(),
-            "draining: waiting for running jobs to finish"
+            "draining: jobs not started go back, jobs that fit the grace go on, jobs that do not are interrupted now"
         );
+        for job in self.parts.stats.board.jobs() {
+            let seen = drain_plan::Seen {
+                elapsed: job.began.elapsed(),
+                phase: job.progress.phase(),
+                expected: job.expected,
+                interruptible: job.interruptible,
+                can_hand_back: self.parts.lease.is_some(),
+            };
+            let decision = drain_plan::decide(&seen, grace);
+            *job.drained.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision);
+            tracing::info!(
+                message_id = job.message_id,
+                job_id = job.job_id,
+                step = job.step,
+                elapsed_s = seen.elapsed.as_secs(),
+                expected_s = job.expected.map(|(d, _)| d.as_secs()),
+                expected_from = job
+                    .expected
+                    .map(|(_, basis)| basis.label())
+                    .unwrap_or("unknown"),
+                interruptible = job.interruptible,
+                decision = decision.label(),
+                "drain decision"
+            );
+            if !matches!(decision, drain_plan::Decision::Continue(_)) {
+                job.cancel.cancel();
+            }
+        }
         if tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_err()

@@ -44,6 +44,8 @@ pub struct Parts<Q, T, R> {
     pub stop: StopRequest,
     /// Counts runner-side failures in a row.
     pub breaker: super::breaker::Breaker,
+    /// How long each job ran here lately (the drain's expectations).
+    pub durations: super::durations::Durations,
 }
 
 /// A request from a message's task that the runner stop, with the reason; the first wins.
@@ -120,6 +122,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             registry: Arc::default(),
             stop: StopRequest::default(),
             breaker: super::breaker::Breaker::new(config.max_runner_failures),
+            durations: Default::default(),
         }
     }
 

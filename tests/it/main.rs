@@ -45,6 +45,7 @@ mod scale;
 mod secrets;
 mod serve_cli;
 mod shipped;
+mod spot;
 mod sql_migration;
 mod stacks;
 mod standalone;

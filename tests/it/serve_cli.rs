@@ -196,7 +196,10 @@ async fn sigint_drains_like_sigterm() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
-        count(&out, "draining: waiting for running jobs to finish"),
+        count(
+            &out,
+            "draining: jobs not started go back, jobs that fit the grace go on, jobs that do not are interrupted now"
+        ),
         1
     );
     let done = world.finished(&execution).await;

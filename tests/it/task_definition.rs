@@ -156,16 +156,17 @@ fn every_variable_is_a_setting_at_its_default() {
 fn the_drain_and_kill_grace_end_before_the_stop_timeout() {
     let task: Value = serde_json::from_str(&rendered()).unwrap();
     let env = environment(&task);
-    let drain: u64 = env["ATTINI_DRAIN_GRACE"].parse().unwrap();
-    let kill: u64 = env["ATTINI_KILL_GRACE"].parse().unwrap();
     let stop = container(&task)["stopTimeout"].as_u64().unwrap();
     assert_eq!(stop, 120, "Fargate's longest stop timeout");
+    // The runner is told the task's stop timeout, and makes its drain grace from it.
+    assert_eq!(env["ATTINI_STOP_TIMEOUT"], stop.to_string());
+    let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
+    let drain = settings.worker.drain_grace;
+    let kill = settings.engine.kill_grace;
     // After the drain grace the runner ends the jobs (SIGTERM, then SIGKILL after the kill
-    // grace) and reports them; 10 s are left for those reports.
-    assert!(
-        drain + kill + 10 <= stop,
-        "drain {drain} + kill {kill} vs stop {stop}"
-    );
+    // grace) and reports them in the time left.
+    let answer = attini_runner::config::ANSWER_TIME;
+    assert_eq!(drain + kill + answer, std::time::Duration::from_secs(stop));
 }
 
 #[test]

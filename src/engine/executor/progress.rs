@@ -68,6 +68,11 @@ impl Progress {
         self.enter_at(phase, tokio::time::Instant::now());
     }
 
+    /// Whether the job ever entered `phase`.
+    pub fn reached(&self, phase: Phase) -> bool {
+        self.lock().iter().any(|(p, _)| *p == phase)
+    }
+
     /// The phase the job is in.
     pub fn phase(&self) -> Option<Phase> {
         self.lock().last().map(|(phase, _)| *phase)

@@ -154,6 +154,8 @@ async fn run_startup_commands(
         working_directory: None,
         timeout: Some(config.startup_timeout),
         heartbeat: None,
+        expected: None,
+        interruptible: true,
         role: None,
         execution: None,
         attini: None,

@@ -1,6 +1,7 @@
 //! The worker's ordering rules, with the in-memory queue and tokens under tokio's paused clock
 //! and a scripted stand-in for the engine: what each job does is its first command (`ok`,
-//! `sleep N` in seconds, `wait` for cancellation, `panic`).
+//! `sleep N` in seconds, `wait` for cancellation, `panic`, `workspace N`: N seconds preparing
+//! its workspace before a command runs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::memory::{Event, Journal, MemoryQueue, MemoryTokens};
 use super::*;
+use crate::engine::executor::progress::Phase;
 use crate::engine::executor::{Execution, OutputSummary, Sweep, Termination};
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 
@@ -47,12 +49,26 @@ impl JobRunner for Scripted {
     async fn run(
         &self,
         job: &JobSpec,
-        _options: &RunOptions,
+        options: &RunOptions,
         _sink: Arc<dyn LogSink>,
         cancel: &CancellationToken,
     ) -> JobResult {
         self.runs.fetch_add(1, Ordering::SeqCst);
         let command = job.commands[0].clone();
+        let progress = options.progress.as_ref();
+        if let Some(secs) = command.strip_prefix("workspace ") {
+            if let Some(p) = progress {
+                p.enter(Phase::Workspace);
+            }
+            let secs = secs.parse().expect("workspace takes seconds");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                _ = cancel.cancelled() => return cancelled(),
+            }
+        }
+        if let Some(p) = progress {
+            p.enter(Phase::Commands);
+        }
         if let Some(secs) = command.strip_prefix("sleep ") {
             let secs = secs.parse().expect("sleep takes seconds");
             tokio::select! {
@@ -137,7 +153,15 @@ impl Rig {
     }
 
     fn job(&self, token: &str, command: &str) -> String {
-        let body = serde_json::json!({"taskToken": token, "commands": [command]});
+        self.job_with(token, command, serde_json::json!({}))
+    }
+
+    /// A job with more fields (`expectedSeconds`, `stepName`, ...).
+    fn job_with(&self, token: &str, command: &str, extra: serde_json::Value) -> String {
+        let mut body = serde_json::json!({"taskToken": token, "commands": [command]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
         self.queue.push(&body.to_string())
     }
 
@@ -184,4 +208,5 @@ fn is_report(e: &Event) -> bool {
 }
 
 mod answers;
+mod drain;
 mod lease;
