@@ -15,6 +15,7 @@ pub mod ecs_agent;
 pub mod error;
 pub mod group_commit;
 pub mod history;
+pub mod lock_table;
 pub mod s3;
 pub mod s3_log;
 pub mod s3_versions;

@@ -283,6 +283,18 @@ pub const REFUSE_LITERAL_SECRETS: Setting = Setting {
     kind: text("`false`"),
     meaning: "AWS modes: `true` fails jobs whose `secretEnvironment` holds a value instead of a reference, so that no secret waits in a queue or dead-letter queue.",
 };
+/// `ATTINI_LOCK_TABLE`.
+pub const LOCK_TABLE: Setting = Setting {
+    name: "ATTINI_LOCK_TABLE",
+    kind: text("none: jobs with a `lock` are refused"),
+    meaning: "`serve`: the DynamoDB table of locks across runners (partition key `lock` S, sort key `ticket` N, TTL attribute `ttl`); the service stack makes it. Jobs naming one `lock` run one at a time, in arrival order, on every runner sharing it.",
+};
+/// `ATTINI_LOCK_LEASE`.
+pub const LOCK_LEASE: Setting = Setting {
+    name: "ATTINI_LOCK_LEASE",
+    kind: seconds(Some(60), 5, 3600),
+    meaning: "`serve`: the lease of a lock entry, renewed every quarter of it. A holder that cannot renew for three quarters of it ends its job; a dead runner's lock passes on within one lease and 2 s.",
+};
 /// `ATTINI_OPS_ADDR`.
 pub const OPS_ADDR: Setting = Setting {
     name: "ATTINI_OPS_ADDR",
@@ -336,6 +348,8 @@ pub const ALL: &[Setting] = &[
     JOB_ROLE_SESSION_SECONDS,
     JOB_ROLE_REFRESH_SECONDS,
     REFUSE_LITERAL_SECRETS,
+    LOCK_TABLE,
+    LOCK_LEASE,
     OPS_ADDR,
     METRICS,
     METRICS_INTERVAL,

@@ -84,6 +84,10 @@ pub struct Settings {
     pub job_roles: crate::credentials::JobRoleConfig,
     /// [`REFUSE_LITERAL_SECRETS`].
     pub refuse_literal_secrets: bool,
+    /// [`LOCK_TABLE`]; `None`: jobs with a `lock` are refused.
+    pub lock_table: Option<String>,
+    /// [`LOCK_LEASE`].
+    pub lock_lease: Duration,
     /// [`OPS_ADDR`]; `None` when `off`.
     pub ops_addr: Option<SocketAddr>,
     /// [`METRICS_INTERVAL`] when [`METRICS`] is `emf`; `None` when off.
@@ -188,6 +192,8 @@ impl Settings {
             },
             job_roles: job_roles(&lookup)?,
             refuse_literal_secrets: flag(&lookup, &REFUSE_LITERAL_SECRETS)?,
+            lock_table: get(&LOCK_TABLE),
+            lock_lease: duration(&lookup, &LOCK_LEASE)?.unwrap_or_default(),
             ops_addr: ops_addr(get(&OPS_ADDR))?,
             emf_interval: match get(&METRICS).map(|v| v.trim().to_ascii_lowercase()) {
                 None => None,

@@ -34,6 +34,9 @@ pub fn variables(job: &JobSpec, dir: &JobDir, runner_exec: Option<&Path>) -> Vec
     if let Some(step) = &job.step_name {
         set("ATTINI_STEP_NAME", step.clone());
     }
+    if let Some(lock) = &job.lock {
+        set("ATTINI_LOCK", lock.clone());
+    }
     for (k, v) in job.environment.iter().chain(&job.secret_environment) {
         set(k, v.clone());
     }
@@ -163,6 +166,10 @@ mod tests {
         assert_eq!(vars[7].1, "s3cr3t-value");
         let without = variables(&spec, &dir, None);
         assert!(without.iter().all(|(k, _)| k != "ATTINI_RUNNER_EXEC"));
+        assert!(vars.iter().all(|(k, _)| k != "ATTINI_LOCK"));
+        let locked = job(json!({"commands": ["true"], "lock": "db-1"}));
+        let vars = variables(&locked, &dir, None);
+        assert!(vars.contains(&("ATTINI_LOCK".to_string(), "db-1".to_string())));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         heartbeat: None,
         expected: None,
         interruptible: true,
+        lock: None,
         role: None,
         execution: Some(context.execution_arn.clone()),
         attini: Some(context),

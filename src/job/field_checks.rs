@@ -191,6 +191,23 @@ pub fn relative_dir(value: &str, path: &str) -> Result<String, ParseError> {
     Ok(value.to_string())
 }
 
+/// Longest lock name.
+pub const MAX_LOCK_CHARS: usize = 200;
+
+/// A lock name: 1 to [`MAX_LOCK_CHARS`] letters, digits and `_ . : / @ -`.
+pub fn lock_name(value: &str, path: &str) -> Result<String, ParseError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_.:/@-".contains(c);
+    if value.is_empty() || value.chars().count() > MAX_LOCK_CHARS || !value.chars().all(ok) {
+        return Err(ParseError::field(
+            path,
+            format!(
+                "must be 1 to {MAX_LOCK_CHARS} letters, digits and _ . : / @ - (for example \"db-orders\"), got {value:?}"
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// An IAM role ARN (`arn:<partition>:iam::<12-digit account>:role/<path/name>`), trimmed.
 pub fn role_arn(value: &str, path: &str) -> Result<String, ParseError> {
     let value = value.trim();

@@ -132,6 +132,9 @@ pub struct JobSpec {
     /// False (native `interruptible: false`, a migration): the job must not be cut short and
     /// run again. A stop never interrupts it early and hands it back if it has not started.
     pub interruptible: bool,
+    /// A lock across runners (native `lock`): jobs naming the same lock run one at a time, in
+    /// arrival order, on the runners sharing `ATTINI_LOCK_TABLE`.
+    pub lock: Option<String>,
     /// The IAM role the job's commands run as (native `role`); `None`: the runner's default
     /// job role (`ATTINI_JOB_ROLE_ARN`), if any. See [`crate::credentials`].
     pub role: Option<String>,

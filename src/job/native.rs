@@ -36,6 +36,7 @@ struct NativeJob {
     heartbeat_seconds: Option<u64>,
     expected_seconds: Option<u64>,
     interruptible: Option<bool>,
+    lock: Option<String>,
     role: Option<String>,
     execution_arn: Option<String>,
 }
@@ -86,6 +87,10 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
         heartbeat: seconds(job.heartbeat_seconds, "heartbeatSeconds")?,
         expected: seconds(job.expected_seconds, "expectedSeconds")?,
         interruptible: job.interruptible.unwrap_or(true),
+        lock: job
+            .lock
+            .map(|l| field_checks::lock_name(&l, "lock"))
+            .transpose()?,
         role: job
             .role
             .map(|r| field_checks::role_arn(&r, "role"))

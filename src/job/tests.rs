@@ -380,3 +380,21 @@ fn expected_seconds_and_interruptible_are_read_and_checked() {
     let attini = parse(ATTINI).unwrap();
     assert_eq!((attini.expected, attini.interruptible), (None, true));
 }
+
+#[test]
+fn a_lock_name_is_read_and_checked() {
+    let job = parse(r#"{"commands": ["x"], "lock": "db/orders:prod@eu-1_a.b"}"#).unwrap();
+    assert_eq!(job.lock.as_deref(), Some("db/orders:prod@eu-1_a.b"));
+    assert_eq!(parse(r#"{"commands": ["x"]}"#).unwrap().lock, None);
+    for bad in ["", "has space", "x#y"] {
+        let body = json!({"commands": ["x"], "lock": bad}).to_string();
+        assert!(
+            err(parse(&body)).contains("lock` must be 1 to 200 letters"),
+            "{bad}"
+        );
+    }
+    let long = json!({"commands": ["x"], "lock": "a".repeat(201)}).to_string();
+    assert!(err(parse(&long)).contains("lock"));
+    let max = json!({"commands": ["x"], "lock": "a".repeat(200)}).to_string();
+    assert!(parse(&max).is_ok());
+}

@@ -7,6 +7,7 @@
 //! given to [`AwsRunner::serve`] drains.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +19,7 @@ use crate::aws::sqs::SqsQueue;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::metrics::Figures;
+use crate::worker::locks::LockStore;
 use crate::worker::{Exit, Policy, Stats, Worker, WorkerConfig};
 
 /// How long the credentials check is retried through transient errors.
@@ -88,6 +90,7 @@ impl AwsRunner {
         queue_url: &str,
         worker: WorkerConfig,
         policy: Arc<P>,
+        locks: Option<(Arc<dyn LockStore>, Duration)>,
         shutdown: CancellationToken,
     ) -> Exit {
         let figures = self.stats.figures.clone();
@@ -104,7 +107,10 @@ impl AwsRunner {
             return Exit::Broken(reason);
         }
         let stats = self.stats.clone();
-        let worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;
+        let mut worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;
+        if let Some((store, lease)) = locks {
+            worker = worker.with_locks(store, lease);
+        }
         worker.run(policy, shutdown).await
     }
 

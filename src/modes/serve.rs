@@ -18,6 +18,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::credentials::JobRoleConfig;
 use crate::engine::EngineError;
 use crate::metrics::Figures;
+use crate::worker::locks::LockStore;
 use crate::worker::protection::{ProtectionConfig, keep_protected};
 use crate::worker::{self, Admission, Exit, Message, Policy, Stats, WorkerConfig};
 
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub job_roles: JobRoleConfig,
     /// Refuse literal `secretEnvironment` values.
     pub refuse_literal_secrets: bool,
+    /// The lock table and the lease of its entries; `None`: jobs with a `lock` are refused.
+    pub locks: Option<(String, Duration)>,
 }
 
 impl ServeConfig {
@@ -69,6 +72,10 @@ impl ServeConfig {
             protection: settings.task_protection,
             job_roles: settings.job_roles.clone(),
             refuse_literal_secrets: settings.refuse_literal_secrets,
+            locks: settings
+                .lock_table
+                .clone()
+                .map(|table| (table, settings.lock_lease)),
         })
     }
 }
@@ -174,8 +181,28 @@ async fn serve_with(
         (stop, task)
     });
     let policy = Arc::new(NativePolicy { admitter });
+    let locks = config.locks.map(|(table, lease)| {
+        tracing::info!(
+            table,
+            lease_s = lease.as_secs(),
+            "locks across runners in the lock table"
+        );
+        let store = crate::aws::lock_table::LockTable {
+            dynamodb: clients.dynamodb.clone(),
+            table,
+            figures: runner.stats.figures.clone(),
+        };
+        (Arc::new(store) as Arc<dyn LockStore>, lease)
+    });
     let exit = runner
-        .serve(&clients, &config.queue_url, config.worker, policy, shutdown)
+        .serve(
+            &clients,
+            &config.queue_url,
+            config.worker,
+            policy,
+            locks,
+            shutdown,
+        )
         .await;
     // Every job has ended: let the protection go.
     if let Some((stop, task)) = protection {

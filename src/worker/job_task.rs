@@ -23,6 +23,7 @@ use super::board::RunningJob;
 use super::drain_plan::Decision;
 use super::joblog::{JobLog, JobLogHandle};
 use super::lease::{Lease, beat_interval};
+use super::locks::Held;
 use super::running::{Receipt, SlotGuard};
 use super::shared::Parts;
 use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
@@ -47,8 +48,11 @@ pub struct JobTask<Q, T, R> {
     pub job: Arc<RunningJob>,
     /// The message's lease, held since it was received.
     pub lease: Lease,
-    /// Ends the job's processes (a child of `kill`; the lease trips it when the task is gone).
+    /// Ends the job's processes (a child of `kill`; the lease trips it when the task is gone,
+    /// the lock when it is lost).
     pub job_cancel: CancellationToken,
+    /// The job's lock, held until it is answered.
+    pub lock: Option<Held>,
 }
 
 /// How the job's run ended, as far as answering goes.
@@ -62,12 +66,20 @@ enum Ending {
 impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     /// Runs the job; see the module documentation. `guard` frees the slot when this ends,
     /// however it ends.
-    pub async fn run(self, mut guard: SlotGuard) {
+    pub async fn run(mut self, mut guard: SlotGuard) {
+        let lock = self.lock.take();
+        self.run_holding(&mut guard, lock.as_ref()).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+    }
+
+    async fn run_holding(self, guard: &mut SlotGuard, lock: Option<&Held>) {
         let interval = beat_interval(self.parts.lease, self.admitted.job.heartbeat);
         self.lease.admitted(self.admitted.token.clone(), interval);
         let started = tokio::time::Instant::now();
         let (lease, job_cancel) = (&self.lease, &self.job_cancel);
-        let (ending, log) = self.execute(job_cancel, lease).await;
+        let (ending, log) = self.execute(job_cancel, lease, lock).await;
         if self.handed_back() {
             log.finish().await;
             self.lease.end().await;
@@ -121,6 +133,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         &self,
         job_cancel: &CancellationToken,
         lease: &Lease,
+        lock: Option<&Held>,
     ) -> (Ending, JobLogHandle) {
         let admitted = &self.admitted;
         let step = admitted.job.step_name.as_deref().unwrap_or("job");
@@ -130,6 +143,15 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let result = self.run_engine(log.sink(), job_cancel).await;
         let ending = match result {
             _ if lease.task_gone() => Ending::TaskGone,
+            Ok(result) if interrupted(&result) && lock.is_some_and(Held::is_lost) => {
+                let name = lock.map(Held::name).unwrap_or_default();
+                Ending::Report(Report::failure(
+                    INTERRUPTED_ERROR,
+                    format!(
+                        "The job's lock {name:?} could not be renewed in time, so the job was ended before another holder could start (fencing). Retry on Runner.Interrupted to run it again."
+                    ),
+                ))
+            }
             Ok(result) if interrupted(&result) => Ending::Report(interrupted_report(
                 self.parts.drain_grace,
                 self.job.drained(),

@@ -12,13 +12,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::board::RunningJob;
 use super::job_task::JobTask;
 use super::lease::Lease;
+use super::locks::{self, Held};
 use super::running::SlotGuard;
 use super::shared::Parts;
 use super::{Admission, JobRunner, Message, Policy, Queue, TaskTokens, answer};
@@ -32,8 +33,10 @@ pub struct MessageTask<Q, T, R, P> {
     pub policy: Arc<P>,
     /// The message.
     pub message: Message,
-    /// Its slot.
-    pub permit: OwnedSemaphorePermit,
+    /// Its slot (taken by [`MessageTask::run`]).
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// The worker's slots (a job waiting for its lock gives its slot back meanwhile).
+    pub slots: Arc<Semaphore>,
     /// Tripped when the runner stops taking jobs.
     pub stopping: CancellationToken,
     /// Tripped when the drain grace is over.
@@ -43,7 +46,13 @@ pub struct MessageTask<Q, T, R, P> {
 impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
     /// Admits the message and runs its job or answers its refusal; see the module
     /// documentation.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let Some(permit) = self.permit.take() else {
+            return tracing::error!(
+                message_id = self.message.id,
+                "a message task came without its slot; the message reappears"
+            );
+        };
         let parts = &self.parts;
         let message = &self.message;
         if self.stopping.is_cancelled() {
@@ -75,6 +84,14 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
             return parts.give_back(message, "the runner is stopping").await;
         };
         record_outcome(&span, &admission);
+        let (admission, permit, held) = match self.lock_for(admission, permit, &job_cancel).await {
+            Locked::Go(admission, permit, held) => (admission, permit, held),
+            Locked::Stopped => {
+                lease.end().await;
+                parts.registry.finish(&message.id, false);
+                return parts.give_back(message, "the runner is stopping").await;
+            }
+        };
         match admission {
             Admission::Run(admitted) => {
                 if parts.lease.is_none()
@@ -89,7 +106,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
                     parts.registry.clone(),
                     parts.stats.clone(),
                     parts.last_end.clone(),
-                    self.permit,
+                    permit,
                 );
                 let expected = parts.durations.expected(&admitted.job);
                 let job =
@@ -103,6 +120,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
                     job,
                     lease,
                     job_cancel,
+                    lock: held,
                 };
                 return task.run(guard).instrument(span).await;
             }
@@ -155,6 +173,90 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
         }
         if let Err(e) = parts.delete(&message.receipt).await {
             tracing::error!(message_id = message.id, error = %e, "could not delete the refused message");
+        }
+    }
+}
+
+/// What waiting for a job's lock left.
+enum Locked {
+    /// Go on with this admission and slot (and the lock, if the job has one).
+    Go(Admission, OwnedSemaphorePermit, Option<Held>),
+    /// The runner stopped while the job waited.
+    Stopped,
+}
+
+impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
+    /// For an admitted job with a `lock`: gives its slot back, waits for the lock (its message
+    /// stays leased), then takes a slot again. A job with a lock on a runner without a lock
+    /// table, or a lock table that fails, is refused.
+    async fn lock_for(
+        &self,
+        admission: Admission,
+        permit: OwnedSemaphorePermit,
+        job_cancel: &CancellationToken,
+    ) -> Locked {
+        let Admission::Run(admitted) = &admission else {
+            return Locked::Go(admission, permit, None);
+        };
+        let Some(name) = admitted.job.lock.clone() else {
+            return Locked::Go(admission, permit, None);
+        };
+        let token = admitted.token.clone();
+        let job = admitted.job.clone();
+        let refuse = |cause: String| {
+            let report = Report::failure(crate::engine::names::INVALID_JOB, cause);
+            Admission::Fail {
+                token: token.clone(),
+                report: crate::engine::names::for_format(report, job.format),
+            }
+        };
+        let Some((store, lease)) = self.parts.locks.clone() else {
+            let cause = format!(
+                "the job names lock {name:?}, and this runner has no lock table: set ATTINI_LOCK_TABLE (the service stack does), or remove `lock`"
+            );
+            return Locked::Go(refuse(cause), permit, None);
+        };
+        let owner = format!("{}#{}", self.message.id, uuid::Uuid::new_v4().simple());
+        // Waiting holds no slot.
+        drop(permit);
+        let waited = locks::wait_for(
+            store,
+            &name,
+            &owner,
+            lease,
+            &self.stopping,
+            job_cancel.clone(),
+        )
+        .await;
+        let held = match waited {
+            Ok(Some(held)) => held,
+            Ok(None) => return Locked::Stopped,
+            Err(e) => {
+                tracing::error!(lock = name, error = %e, "the lock table could not be used; the message is left and comes back (the runner needs dynamodb:UpdateItem, PutItem, Query and DeleteItem on ATTINI_LOCK_TABLE)");
+                let permit = self.slots.clone().acquire_owned().await;
+                return match permit {
+                    Ok(permit) => Locked::Go(
+                        Admission::Leave("the lock table could not be used".into()),
+                        permit,
+                        None,
+                    ),
+                    Err(_) => Locked::Stopped,
+                };
+            }
+        };
+        let permit = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit,
+            _ = self.stopping.cancelled() => {
+                held.release().await;
+                return Locked::Stopped;
+            }
+        };
+        match permit {
+            Ok(permit) => Locked::Go(admission, permit, Some(held)),
+            Err(_) => {
+                held.release().await;
+                Locked::Stopped
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ mod job_span;
 mod job_task;
 pub mod joblog;
 mod lease;
+pub mod locks;
 pub mod memory;
 mod message_task;
 mod poll;
@@ -243,6 +244,16 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Worker<Q, T, R> {
             parts: Arc::new(parts),
             config,
         }
+    }
+
+    /// Lets jobs name a `lock`, kept in `store` with entries leased for `lease`.
+    pub fn with_locks(mut self, store: Arc<dyn locks::LockStore>, lease: Duration) -> Self {
+        match Arc::get_mut(&mut self.parts) {
+            Some(parts) => parts.locks = Some((store, lease)),
+            // The parts are shared only once the loop runs.
+            None => tracing::error!("locks set on a running worker; jobs with a lock are refused"),
+        }
+        self
     }
 
     /// Runs the loop until `shutdown`, the idle TTL or a fatal error, then drains and waits

@@ -209,7 +209,8 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             parts: self.parts.clone(),
             policy: policy.clone(),
             message,
-            permit,
+            permit: Some(permit),
+            slots: self.slots.clone(),
             stopping: stopping.clone(),
             kill: self.kill.clone(),
         };

@@ -46,6 +46,8 @@ pub struct Parts<Q, T, R> {
     pub breaker: super::breaker::Breaker,
     /// How long each job ran here lately (the drain's expectations).
     pub durations: super::durations::Durations,
+    /// The lock table and the lease of its entries, when the runner has one.
+    pub locks: Option<(Arc<dyn super::locks::LockStore>, Duration)>,
 }
 
 /// A request from a message's task that the runner stop, with the reason; the first wins.
@@ -123,6 +125,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
             stop: StopRequest::default(),
             breaker: super::breaker::Breaker::new(config.max_runner_failures),
             durations: Default::default(),
+            locks: None,
         }
     }
 

@@ -192,6 +192,42 @@ fn a_job_role_cannot_reach_the_queue_or_answer_task_tokens() {
     for s in &assumes {
         assert_eq!(s["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
     }
+
+    // The lock table: the runner's role only, the four calls of a lock's line, that table only.
+    for (name, _) in resources {
+        let reaches = identity_statements(&t, name)
+            .iter()
+            .any(|s| s["Effect"] == "Allow" && s["Resource"].to_string().contains("LockTable"));
+        assert_eq!(reaches, name == "TaskRole", "{name} reaches the lock table");
+    }
+    let locks: Vec<Value> = identity_statements(&t, "TaskRole")
+        .into_iter()
+        .filter(|s| s["Sid"] == "LocksAcrossRunners")
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(
+        locks[0]["Action"],
+        json!([
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:DeleteItem"
+        ])
+    );
+    assert_eq!(
+        locks[0]["Resource"],
+        json!({"Fn::GetAtt": ["LockTable", "Arn"]})
+    );
+    let dynamodb_anywhere = identity_statements(&t, "TaskRole").iter().any(|s| {
+        s["Sid"] != "LocksAcrossRunners"
+            && list(&s["Action"])
+                .iter()
+                .any(|a| a.as_str().unwrap_or_default().starts_with("dynamodb:"))
+    });
+    assert!(
+        !dynamodb_anywhere,
+        "the runner reaches DynamoDB beyond the lock table"
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub mod job_logs;
 mod job_roles;
 mod layers;
 mod least_privilege;
+mod locks;
 mod memory;
 mod names;
 mod ops;

@@ -137,7 +137,20 @@ async fn in_serve_the_password_comes_from_secrets_manager_and_is_never_shown() {
 
     let queue = world.fifo_queue("migrations").await;
     let path = Tools::path_with(&[tools.liquibase_bin()]);
-    let runner = serve_binary(&world, &queue, &[("PATH", &path)]);
+    // The job names a lock, as shipped: the runner has a lock table, as the stack gives it.
+    let locks = world
+        .table(
+            "locks",
+            "lock",
+            "ticket",
+            aws_sdk_dynamodb::types::ScalarAttributeType::N,
+        )
+        .await;
+    let env = [
+        ("PATH", path.as_str()),
+        ("ATTINI_LOCK_TABLE", locks.as_str()),
+    ];
+    let runner = serve_binary(&world, &queue, &env);
     let machine = world
         .state_machine("migrate", &native_machine(&queue, body))
         .await;
@@ -150,6 +163,17 @@ async fn in_serve_the_password_comes_from_secrets_manager_and_is_never_shown() {
         Some(json!({"changesetsRun": 2, "previouslyRun": 0}))
     );
     assert_eq!(db.query("select count(*) from databasechangelog"), "2");
+    // A migration killed mid-run leaves Liquibase's own lock set; under the runner's lock the
+    // next run clears it instead of waiting five minutes for it.
+    db.query("update databasechangeloglock set locked = true, lockgranted = now(), lockedby = 'a killed runner'");
+    let again = world
+        .finished(&world.start(&machine, "again", &json!({})).await)
+        .await;
+    assert_eq!(
+        again.output,
+        Some(json!({"changesetsRun": 0, "previouslyRun": 2})),
+        "{again:?}"
+    );
     let logs = crate::secrets::stop_and_read(runner).await;
     assert!(
         logs.contains("Running Changeset"),

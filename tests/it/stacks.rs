@@ -138,6 +138,8 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
         Some("reports"),
         "ArtifactStoreBucket names the jobs' artifact store"
     );
+    let lock_table = in_stack.remove("ATTINI_LOCK_TABLE").unwrap();
+    assert!(lock_table.contains("LockTable"), "{lock_table}");
     let job_role = in_stack.remove("ATTINI_JOB_ROLE_ARN").unwrap();
     assert_eq!(outputs["JobRoleArn"].as_str(), Some(job_role.as_str()));
     let file: Value = serde_json::from_str(include_str!("../../task-definition.json")).unwrap();

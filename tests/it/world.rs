@@ -340,6 +340,7 @@ impl World {
             },
             job_roles: Default::default(),
             refuse_literal_secrets: false,
+            locks: None,
         };
         let handle = tokio::spawn(standalone::serve(
             config,

@@ -114,6 +114,7 @@ async fn serve(
             &config.queue_url,
             config.worker,
             Arc::new(policy),
+            None,
             stop.shutdown,
         )
         .await;

@@ -156,6 +156,7 @@ async fn run_startup_commands(
         heartbeat: None,
         expected: None,
         interruptible: true,
+        lock: None,
         role: None,
         execution: None,
         attini: None,
