@@ -111,6 +111,17 @@ pub const DISTRIBUTION_CACHE_BYTES: Setting = Setting {
     },
     meaning: "Extracted distributions kept for later jobs, with one ready copy each for the next job (both count; least recently used go first); 0: none, each job extracts its own (local mode always does). Whatever the budget, every download, unpacking and copy first checks the volume's free space (less what writes in progress hold): short of room, unused entries are evicted, else the job fails with `Runner.Disk` naming the space needed and free.",
 };
+/// `ATTINI_TOOL_CACHE_BYTES`.
+pub const TOOL_CACHE_BYTES: Setting = Setting {
+    name: "ATTINI_TOOL_CACHE_BYTES",
+    kind: Kind::Number {
+        default: Some(4 << 30),
+        min: 0,
+        max: u64::MAX,
+        unit: "bytes",
+    },
+    meaning: "Bytes of tool caches (jobs' `caches`: `~/.npm`, `~/.m2`, ...) kept between jobs, in homes of their own, one job per home at a time; the least recently used home goes first. 0: jobs naming caches run with the runner's `HOME`.",
+};
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {
     name: "ATTINI_MAX_CONCURRENT_JOBS",
@@ -324,6 +335,7 @@ pub const ALL: &[Setting] = &[
     SAM_CLI,
     DISTRIBUTION_MAX_BYTES,
     DISTRIBUTION_CACHE_BYTES,
+    TOOL_CACHE_BYTES,
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
     DRAIN_GRACE,

@@ -132,6 +132,7 @@ impl Settings {
                 ..ExtractLimits::default()
             },
             cache_bytes: number(&lookup, &DISTRIBUTION_CACHE_BYTES)?.unwrap_or_default(),
+            tool_cache_bytes: number(&lookup, &TOOL_CACHE_BYTES)?.unwrap_or_default(),
             tools: ToolPaths {
                 cdk: get(&CDK_CLI),
                 sam: get(&SAM_CLI),

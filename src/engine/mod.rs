@@ -17,6 +17,7 @@ pub use env::withheld;
 mod command_spans;
 pub mod executor;
 mod failure;
+pub mod homes;
 pub mod job_dir;
 pub mod names;
 pub mod outcome;
@@ -61,6 +62,9 @@ pub struct EngineConfig {
     /// Bytes of extracted distributions kept in the cache. `ATTINI_DISTRIBUTION_CACHE_BYTES`,
     /// default 2 GiB.
     pub cache_bytes: u64,
+    /// Bytes of tool caches (jobs' `caches`) kept between jobs. `ATTINI_TOOL_CACHE_BYTES`,
+    /// default 4 GiB; 0: jobs naming caches run with the runner's `HOME`.
+    pub tool_cache_bytes: u64,
     /// The program jobs call as `$ATTINI_RUNNER_EXEC`: this binary; `None` when the runner's
     /// environment already sets that variable (the jobs inherit it).
     pub runner_exec: Option<PathBuf>,
@@ -122,6 +126,8 @@ pub struct Engine {
     config: EngineConfig,
     jobs: PathBuf,
     distributions: Distributions,
+    /// The homes of jobs that name tool caches.
+    homes: homes::Homes,
     processes: ProcessTable,
     /// Removals of finished jobs' directories and spare copies of cached distributions
     /// still under way (the distribution cache spawns its spares here).
@@ -161,10 +167,16 @@ impl Engine {
         )
         .map_err(err(&cache))?;
         executor::procs::become_subreaper();
+        let homes = homes::Homes::new(
+            root.path().join("homes"),
+            config.tool_cache_bytes,
+            cleanup.clone(),
+        );
         Ok(Engine {
             config,
             jobs,
             distributions,
+            homes,
             processes: ProcessTable::default(),
             cleanup,
             _root: root,
@@ -265,6 +277,13 @@ impl Engine {
         if cancel.is_cancelled() {
             return Err(not_started());
         }
+        let mut run = run;
+        let home = self.home_for(job).await?;
+        if let Some(home) = &home {
+            // First, so that the job's own HOME wins.
+            let path = home.path().display().to_string();
+            run.env.insert(0, ("HOME".to_string(), path));
+        }
         if let Some(progress) = &options.progress {
             progress.attach(dir.progress());
         }
@@ -281,6 +300,9 @@ impl Engine {
         phase(Phase::Output);
         command_spans::command_spans(&commands, dir.progress(), ended).await;
         drop(commands);
+        if let Some(home) = home {
+            home.give_back().await;
+        }
         let report = match execution.termination {
             Termination::Exited(0) => {
                 output_file::read_output(&dir.output(), &run.redactor)
@@ -296,6 +318,22 @@ impl Engine {
             ),
         };
         Ok((report, execution))
+    }
+
+    /// A home of the pool for a job that names tool caches (`None` without caches, or with
+    /// the tool caches off).
+    async fn home_for(&self, job: &JobSpec) -> Result<Option<homes::HomeLease>, EngineFailure> {
+        if job.caches.is_empty() || self.config.tool_cache_bytes == 0 {
+            return Ok(None);
+        }
+        self.homes
+            .take(&job.caches)
+            .await
+            .map(Some)
+            .map_err(|source| EngineFailure::WriteFile {
+                path: self.jobs.with_file_name("homes"),
+                source,
+            })
     }
 
     /// The workspace (the distribution), the input, output and script files, and how to run

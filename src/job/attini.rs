@@ -53,6 +53,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         expected: None,
         interruptible: true,
         lock: None,
+        caches: Vec::new(),
         role: None,
         execution: Some(context.execution_arn.clone()),
         attini: Some(context),

@@ -191,6 +191,41 @@ pub fn relative_dir(value: &str, path: &str) -> Result<String, ParseError> {
     Ok(value.to_string())
 }
 
+/// The tool caches a job may name, and their folders under `HOME`.
+pub const CACHE_NAMES: &[(&str, &str)] = &[
+    ("npm", ".npm"),
+    ("yarn", ".cache/yarn"),
+    ("pip", ".cache/pip"),
+    ("maven", ".m2"),
+    ("gradle", ".gradle"),
+    ("go", "go/pkg/mod"),
+    ("cargo", ".cargo/registry"),
+];
+
+/// A tool cache: a name of [`CACHE_NAMES`], or a folder under `HOME` (`~/.cache/x` or
+/// `.cache/x`: relative, no `..`).
+pub fn cache_folder(value: &str, path: &str) -> Result<String, ParseError> {
+    if let Some((_, folder)) = CACHE_NAMES.iter().find(|(name, _)| *name == value) {
+        return Ok(folder.to_string());
+    }
+    let folder = value.strip_prefix("~/").unwrap_or(value);
+    let p = std::path::Path::new(folder);
+    let inside = !folder.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        let names: Vec<&str> = CACHE_NAMES.iter().map(|(n, _)| *n).collect();
+        return Err(ParseError::field(
+            path,
+            format!(
+                "must be one of {} or a folder under the home directory such as \"~/.cache/tool\", got {value:?}",
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(folder.trim_end_matches('/').to_string())
+}
+
 /// Longest lock name.
 pub const MAX_LOCK_CHARS: usize = 200;
 

@@ -135,6 +135,9 @@ pub struct JobSpec {
     /// A lock across runners (native `lock`): jobs naming the same lock run one at a time, in
     /// arrival order, on the runners sharing `ATTINI_LOCK_TABLE`.
     pub lock: Option<String>,
+    /// Tool caches kept between jobs (native `caches`), as folders relative to `HOME`: `npm`
+    /// is `.npm`, `maven` `.m2`, and so on ([`field_checks::CACHE_NAMES`]).
+    pub caches: Vec<String>,
     /// The IAM role the job's commands run as (native `role`); `None`: the runner's default
     /// job role (`ATTINI_JOB_ROLE_ARN`), if any. See [`crate::credentials`].
     pub role: Option<String>,

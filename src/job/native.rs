@@ -37,6 +37,7 @@ struct NativeJob {
     expected_seconds: Option<u64>,
     interruptible: Option<bool>,
     lock: Option<String>,
+    caches: Option<Vec<String>>,
     role: Option<String>,
     execution_arn: Option<String>,
 }
@@ -91,6 +92,13 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
             .lock
             .map(|l| field_checks::lock_name(&l, "lock"))
             .transpose()?,
+        caches: job
+            .caches
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| field_checks::cache_folder(c, &format!("caches[{i}]")))
+            .collect::<Result<_, _>>()?,
         role: job
             .role
             .map(|r| field_checks::role_arn(&r, "role"))

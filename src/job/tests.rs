@@ -398,3 +398,20 @@ fn a_lock_name_is_read_and_checked() {
     let max = json!({"commands": ["x"], "lock": "a".repeat(200)}).to_string();
     assert!(parse(&max).is_ok());
 }
+
+#[test]
+fn caches_are_named_tools_or_folders_under_home() {
+    let job =
+        parse(r#"{"commands": ["x"], "caches": ["npm", "maven", "~/.cache/tool/", ".local/x"]}"#)
+            .unwrap();
+    assert_eq!(job.caches, [".npm", ".m2", ".cache/tool", ".local/x"]);
+    assert!(parse(r#"{"commands": ["x"]}"#).unwrap().caches.is_empty());
+    for bad in ["", "~/", "/etc", "../up", "~/a/../../b"] {
+        let body = json!({"commands": ["x"], "caches": ["npm", bad]}).to_string();
+        let e = err(parse(&body));
+        assert!(
+            e.contains("caches[1]` must be one of npm, yarn, pip, maven, gradle, go, cargo"),
+            "{bad}: {e}"
+        );
+    }
+}

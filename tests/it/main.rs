@@ -9,6 +9,7 @@ mod arm64;
 pub mod attini;
 mod attini_promises;
 mod aws_faults;
+mod caches;
 pub mod cli;
 mod command_mode;
 mod concurrency;

@@ -157,6 +157,7 @@ async fn run_startup_commands(
         expected: None,
         interruptible: true,
         lock: None,
+        caches: Vec::new(),
         role: None,
         execution: None,
         attini: None,

@@ -1,0 +1,84 @@
+"""B7, warm tool caches: the same `npm ci` job twice on one `serve` runner, the first on a cold
+cache (a fresh runner's new home), the second with the npm cache the first left (`"caches":
+["npm"]`). Prints figures; asserts nothing. Needs the npm
+registry (it downloads the test tools of scripts/tools: the AWS CDK CLI and Liquibase), npm,
+ministack and boto3 (./scripts/test installs them).
+
+    python3 scripts/bench_caches.py target/release/attini-runner
+
+Target: the warm run takes at most half the cold one."""
+import io, json, os, shutil, subprocess, sys, tempfile, time, zipfile
+
+import boto3
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
+from common import start_ministack  # noqa: E402
+
+RUNNER = os.path.abspath(sys.argv[1])
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools")
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
+os.makedirs(TARGET, exist_ok=True)
+WORK = tempfile.mkdtemp(prefix="attini-bench-caches-", dir=TARGET)
+emulator, port, endpoint = start_ministack()
+CREDS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+sqs, sfn, s3 = (boto3.client(k, endpoint_url=endpoint, **CREDS) for k in ("sqs", "stepfunctions", "s3"))
+
+
+def distribution():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("package.json", "package-lock.json"):
+            z.write(os.path.join(TOOLS, name), name)
+    s3.create_bucket(Bucket="b7-bench")
+    s3.put_object(Bucket="b7-bench", Key="app.zip", Body=buf.getvalue())
+    return {"bucket": "b7-bench", "key": "app.zip"}
+
+
+def machine(caches):
+    queue = sqs.create_queue(QueueName=f"b7-{len(caches)}.fifo",
+                             Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"})["QueueUrl"]
+    body = {"taskToken.$": "$$.Task.Token", "stepName": "Install", "distribution": DIST, "caches": caches,
+            "commands": ["npm ci --prefer-offline --no-audit --no-fund --loglevel=error",
+                         "echo '{\"ok\":true}' > $ATTINI_OUTPUT"]}
+    definition = {"StartAt": "Run", "States": {"Run": {"Type": "Task", "End": True,
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageGroupId.$": "$$.Execution.Name",
+                       "MessageDeduplicationId.$": "$$.Execution.Name", "MessageBody": body}}}}
+    arn = sfn.create_state_machine(name=f"b7-{len(caches)}", definition=json.dumps(definition),
+                                   roleArn="arn:aws:iam::000000000000:role/bench")["stateMachineArn"]
+    return queue, arn
+
+
+def run(arn, name):
+    """Seconds from the execution's start to its end."""
+    execution = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]
+    while True:
+        d = sfn.describe_execution(executionArn=execution)
+        if d["status"] != "RUNNING":
+            if d["status"] != "SUCCEEDED":
+                raise SystemExit(f"{name}: {d['status']} {d.get('cause', '')}")
+            return (d["stopDate"] - d["startDate"]).total_seconds()
+        time.sleep(0.05)
+
+
+def serve(queue):
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, "serve"))
+    env.pop("npm_config_cache", None)
+    return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+try:
+    DIST = distribution()
+    queue, arn = machine(["npm"])
+    proc = serve(queue)
+    cold = run(arn, "cold")
+    warm = run(arn, "warm")
+    proc.terminate()
+    proc.wait()
+    print(f"B7 npm ci of scripts/tools (aws-cdk, liquibase) in serve, caches [npm]: "
+          f"cold {cold:.1f} s, warm {warm:.1f} s, warm/cold {warm / cold:.2f} (target at most 0.5)")
+finally:
+    emulator.terminate()
+    shutil.rmtree(WORK, ignore_errors=True)

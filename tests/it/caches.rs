@@ -1,0 +1,65 @@
+//! Named tool caches with real bash through the engine: a job's cache is there for the next
+//! job that names it; two jobs at once never share a home, so neither sees what the other is
+//! writing; a job without caches keeps the runner's HOME; with the tool caches off, caches are
+//! ignored.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// A job naming the npm cache that runs `commands` (with `$HOME` in its output).
+fn npm_job(commands: &[String]) -> attini_runner::job::JobSpec {
+    native(json!({"commands": commands, "caches": ["npm"]}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_cache_is_there_for_the_next_job_that_names_it() {
+    let h = Harness::new();
+    let first = npm_job(&[
+        "echo downloaded > $HOME/.npm/package".into(),
+        "echo \"\\\"$HOME\\\"\" > $ATTINI_OUTPUT".into(),
+    ]);
+    let (result, _) = h.run(&first, None).await;
+    let first_home = output(&result);
+    let second = npm_job(&["echo \"\\\"$(cat $HOME/.npm/package)\\\"\" > $ATTINI_OUTPUT".into()]);
+    let (result, _) = h.run(&second, None).await;
+    assert_eq!(output(&result), json!("downloaded"));
+    // The runner's HOME is not the pool's.
+    let plain = native(json!({"commands": ["echo \"\\\"$HOME\\\"\" > $ATTINI_OUTPUT"]}));
+    let (result, _) = h.run(&plain, None).await;
+    assert_ne!(output(&result), first_home);
+    assert_eq!(output(&result), json!(std::env::var("HOME").unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_at_once_never_see_each_others_cache_being_written() {
+    let h = Harness::new();
+    let (gate, written) = (h.path("gate"), h.path("written"));
+    let writing = npm_job(&[
+        "echo partial > $HOME/.npm/half-written".into(),
+        format!("touch {}", written.display()),
+        format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display()),
+        "echo \"\\\"$HOME\\\"\" > $ATTINI_OUTPUT".into(),
+    ]);
+    // The reader looks once the writer has written, while it waits at its gate.
+    let reading = npm_job(&[
+        format!("while [ ! -e {} ]; do sleep 0.05; done", written.display()),
+        "if [ -e $HOME/.npm/half-written ]; then echo '\"saw it\"'; else echo \"\\\"$HOME\\\"\"; fi > $ATTINI_OUTPUT".into(),
+    ]);
+    let (writer, reader) = tokio::join!(h.run(&writing, None), async {
+        let read = h.run(&reading, None).await;
+        std::fs::write(&gate, "").unwrap();
+        read
+    });
+    let (writer_home, reader_home) = (output(&writer.0), output(&reader.0));
+    assert_ne!(reader_home, json!("saw it"));
+    assert_ne!(writer_home, reader_home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_tool_caches_off_a_job_keeps_the_runners_home() {
+    let h = Harness::with(|c| c.tool_cache_bytes = 0);
+    let job = npm_job(&["echo \"\\\"$HOME\\\"\" > $ATTINI_OUTPUT".into()]);
+    let (result, _) = h.run(&job, None).await;
+    assert_eq!(output(&result), json!(std::env::var("HOME").unwrap()));
+}
