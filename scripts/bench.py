@@ -1,7 +1,7 @@
 """The benchmark suite: every scenario of issue 12, each against a reference measured in the
 same run, printed as a table and written as JSON. Prints figures; asserts nothing.
 
-    python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE]
+    python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE] [--only b8]
 
 B1 handoff -> answer: from the moment a ReceiveMessage response carrying the job leaves the
    recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against a
@@ -16,6 +16,8 @@ B4 exec to first ReceiveMessage, and idle resident memory 3 s after start (B4m),
 B5 workspace from a 50 MB, 2,000-file zip (5 MB, 200 with --quick) in local mode, against
    `unzip -q` (the job's own time without a distribution is subtracted); B5c the same zip as
    the S3 distribution of `serve` jobs, cached: handoff -> answer with it less without it.
+B8 at scale: ten `serve` runners of 5 slots against 50 minimal loops (threads), 1,000 no-op jobs
+   (100 with --quick), seconds per job.
 B6 a job writing 1 GiB of short lines (16 MiB with --quick) in local mode, against the same
    command piped through `cat` to /dev/null (three of each, interleaved; medians); and the
    runner's peak memory over an idle job's.
@@ -199,6 +201,48 @@ def b3_requests(jobs, slots):
     return {k.split(".")[-1]: round(v / jobs, 2) for k, v in sorted(counts.items())}
 
 
+def b8():
+    """Ten `serve` runners of 5 slots on one queue against 50 minimal loops (threads): the same
+    50 slots, seconds per job of a burst, from the first StartExecution to the last answer."""
+    import threading
+    jobs, runners, slots = (100 if QUICK else 1000), 10, 5
+    times = {}
+    for label in ("minimal", "serve"):
+        queue, arn = machine(f"B8{label}")
+        start = time.monotonic()
+        executions = [sfn.start_execution(stateMachineArn=arn, name=f"B8-{i}", input="{}")["executionArn"]
+                      for i in range(jobs)]
+        if label == "serve":
+            procs = [serve(queue, endpoint, slots) for _ in range(runners)]
+            wait_done(executions)
+            for proc in procs:
+                stop(proc)
+        else:
+            left, lock = [jobs], threading.Lock()
+
+            def loop():
+                q = boto3.client("sqs", endpoint_url=endpoint, **CREDS)
+                s = boto3.client("stepfunctions", endpoint_url=endpoint, **CREDS)
+                while True:
+                    with lock:
+                        if left[0] <= 0:
+                            return
+                    for m in q.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", []):
+                        s.send_task_success(taskToken=json.loads(m["Body"])["taskToken"], output='{"ok":true}')
+                        q.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+                        with lock:
+                            left[0] -= 1
+            threads = [threading.Thread(target=loop) for _ in range(runners * slots)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wait_done(executions)
+        times[label] = (time.monotonic() - start) / jobs
+    record("B8", f"{runners} runners x {slots} slots, {jobs}-job burst, seconds per job", times["serve"],
+           times["minimal"], "s", "throughput at least 0.95x 50 minimal loops (ratio at most 1.05)")
+
+
 def b4():
     recorder = proxy.Recorder()
     server, pport = proxy.start(port, recorder)
@@ -314,8 +358,10 @@ def b6():
 
 try:
     print(f"runner {RUNNER}{' (quick)' if QUICK else ''}; figures: ours, the reference of the same run, ours / reference")
-    for scenario in (b1, b2_b3, b4, b5, b6):
-        scenario()
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    for scenario in (b1, b2_b3, b4, b5, b6, b8):
+        if only is None or scenario.__name__ == only:
+            scenario()
     os.makedirs(os.path.dirname(os.path.abspath(JSON_OUT)), exist_ok=True)
     with open(JSON_OUT, "w") as f:
         json.dump(results, f, indent=2)

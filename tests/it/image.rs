@@ -217,6 +217,7 @@ async fn serve_and_drain(podman: &Podman) {
     args.push(TAG.into());
     podman.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     health_checks_pass(podman, name);
+    print_cold_start(podman, name);
 
     let body = json!({"commands": ["echo \"uid $(id -u) in $PWD\" > $ATTINI_OUTPUT"]});
     let machine = world
@@ -242,6 +243,44 @@ async fn serve_and_drain(podman: &Podman) {
         describe(&logs)
     );
     podman.ok(&["rm", name]);
+}
+
+/// Prints (never asserts) the cold start: from the container's start to the runner's first
+/// receive (its `lease mode` line, logged when the queue was asked for its visibility, just
+/// before the first ReceiveMessage). The README quotes it.
+fn print_cold_start(podman: &Podman, name: &str) {
+    let nanos = |rfc3339: &str| -> Option<i128> {
+        let out = std::process::Command::new("date")
+            .args(["-d", rfc3339, "+%s%N"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    let started = podman.ok(&["inspect", "--format", "{{.State.StartedAt}}", name]);
+    // Go's time format: "2026-12-05 19:22:31.4 +0000 UTC"; date reads it without the zone name.
+    let started = started.trim_end_matches(" UTC").to_string();
+    let logs = podman.output(&["logs", name]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    let first_receive = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("lease mode"))
+        })
+        .and_then(|l| l["timestamp"].as_str().map(str::to_string));
+    match (nanos(&started), first_receive.as_deref().and_then(nanos)) {
+        (Some(start), Some(receive)) => println!(
+            "cold start in the image: container start -> first receive {} ms",
+            (receive - start) / 1_000_000
+        ),
+        _ => println!("cold start in the image: not measured (started {started:?}, logs {text:?})"),
+    }
 }
 
 /// The tool versions the Dockerfile installs are the ones the recipe tests run on the host

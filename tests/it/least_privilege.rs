@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::describe;
 
 /// The template as JSON, intrinsic functions as objects (`{"Fn::GetAtt": [...]}`).
-fn decoded(path: &str) -> Value {
+pub fn decoded(path: &str) -> Value {
     let python = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/target/test-tools/lint-venv/bin/python"

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod arm64;
+mod at_scale;
 pub mod attini;
 mod attini_promises;
 mod aws_faults;
@@ -30,7 +31,7 @@ pub mod integration_tests;
 pub mod job_logs;
 mod job_roles;
 mod layers;
-mod least_privilege;
+pub mod least_privilege;
 mod locks;
 mod memory;
 mod names;
@@ -44,12 +45,13 @@ mod protection;
 mod proxy;
 mod replay;
 mod scale;
+mod scale_to_zero;
 mod secrets;
 mod serve_cli;
 mod shipped;
 mod spot;
 mod sql_migration;
-mod stacks;
+pub mod stacks;
 mod standalone;
 mod task_definition;
 mod tools;

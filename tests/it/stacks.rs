@@ -53,7 +53,7 @@ fn the_stacks_pass_checkov() {
 
 /// Creates `template` on the emulator with `parameters`; returns its outputs (plus
 /// `_resources` and `_task_definition`, see `tests/tools/create_stack.py`).
-async fn create_stack(
+pub async fn create_stack(
     emulator: &Emulator,
     template: &str,
     name: &str,
