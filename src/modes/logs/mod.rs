@@ -181,13 +181,7 @@ async fn show(
             break;
         }
         if ending.is_none() {
-            ending = execution
-                .history()
-                .await?
-                .tasks
-                .into_iter()
-                .find(|t| same(t, task))
-                .and_then(|t| t.ending);
+            ending = ending_now(execution, task).await?;
         }
         let waited_out = ended_at.is_some_and(|at| at.elapsed() >= END_GRACE);
         if finished || waited_out || (ending.is_some() && matches!(source, Source::Object(_))) {
@@ -209,15 +203,19 @@ async fn show(
         )));
     }
     if ending.is_none() && follow {
-        ending = execution
-            .history()
-            .await?
-            .tasks
-            .into_iter()
-            .find(|t| same(t, task))
-            .and_then(|t| t.ending);
+        ending = ending_now(execution, task).await?;
     }
     Ok(ending)
+}
+
+/// How `task` ended, as the execution's history says now.
+async fn ending_now(execution: &Execution, task: &Task) -> Result<Option<Ending>, ExecutionError> {
+    let history = execution.history().await?;
+    Ok(history
+        .tasks
+        .into_iter()
+        .find(|t| same(t, task))
+        .and_then(|t| t.ending))
 }
 
 /// Whether `a` and `b` are the same task of a history read twice.
