@@ -227,3 +227,74 @@ fn verdict(original: Option<&Ending>, replay: &Report) -> String {
         "different: the replay did not end as the original did".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(ending: Option<Ending>) -> Task {
+        Task {
+            step: "Run".into(),
+            resource: String::new(),
+            parameters: String::new(),
+            scheduled_ms: 0,
+            ended_ms: None,
+            ending,
+        }
+    }
+
+    fn failed(error: &str, cause: Option<&str>) -> Option<Ending> {
+        Some(Ending::Failed {
+            error: error.into(),
+            cause: cause.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn the_task_replayed_is_the_steps_last_else_the_last_failed_else_the_last() {
+        let ok = task(Some(Ending::Succeeded {
+            output: "{}".into(),
+        }));
+        let bad = task(failed("E", None));
+        let running = task(None);
+        assert!(std::ptr::eq(chosen(&[&bad, &ok], true), &ok));
+        assert!(std::ptr::eq(chosen(&[&bad, &ok], false), &bad));
+        assert!(std::ptr::eq(chosen(&[&ok, &running], false), &running));
+    }
+
+    #[test]
+    fn the_original_is_shown_as_a_result_line_and_compared() {
+        let success = Report::Success {
+            output: r#"{"n": 1}"#.into(),
+        };
+        let ok = Some(Ending::Succeeded {
+            output: r#"{"n":1}"#.into(),
+        });
+        assert_eq!(
+            original_line(ok.as_ref()),
+            r#"{"status":"SUCCEEDED","output":{"n":1}}"#
+        );
+        assert!(verdict(ok.as_ref(), &success).starts_with("same"));
+        let other = Report::Success {
+            output: r#"{"n": 2}"#.into(),
+        };
+        assert!(verdict(ok.as_ref(), &other).starts_with("different"));
+        let failure = Report::failure("Job.Failed", "exit 3");
+        assert!(verdict(ok.as_ref(), &failure).starts_with("different"));
+        // Same error; a history without a cause compares the error alone.
+        assert!(
+            verdict(failed("Job.Failed", Some("exit 3")).as_ref(), &failure).starts_with("same")
+        );
+        assert!(verdict(failed("Job.Failed", None).as_ref(), &failure).starts_with("same"));
+        assert!(
+            verdict(failed("Job.Failed", Some("exit 4")).as_ref(), &failure)
+                .starts_with("different")
+        );
+        assert!(
+            verdict(failed("Other", Some("exit 3")).as_ref(), &failure).starts_with("different")
+        );
+        assert!(verdict(None, &failure).starts_with("different"));
+        assert!(original_line(failed("E", None).as_ref()).contains("(the history holds no cause)"));
+        assert_eq!(original_line(None), r#"{"status":"RUNNING"}"#);
+    }
+}

@@ -28,7 +28,11 @@ use super::CallError;
 
 /// The clock drift between runners that lock timing allows for.
 pub const SKEW: Duration = Duration::from_secs(2);
-/// How often a waiter looks at the line.
+
+#[cfg(test)]
+#[path = "locks_tests.rs"]
+mod tests;
+/// How often a waiter looks at the line (more often for leases under 8 s: a quarter lease).
 pub const POLL: Duration = Duration::from_secs(2);
 
 /// The future of a [`LockStore`] call.
@@ -159,7 +163,7 @@ pub async fn wait_for(
             store.renew(name, ticket, owner, entry.expires_ms).await?;
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(POLL.min(lease / 4)) => {}
             _ = stop.cancelled() => {
                 let _ = store.remove(name, ticket, Removal::Owned(owner)).await;
                 return Ok(None);

@@ -90,3 +90,13 @@ fn data(line: &str) -> String {
         .and_then(|v| v.get("data").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| line.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stored_line_gives_its_data_and_anything_else_itself() {
+        assert_eq!(super::data(r#"{"timestamp": 1, "data": "hello"}"#), "hello");
+        assert_eq!(super::data("plain text"), "plain text");
+        assert_eq!(super::data(r#"{"timestamp": 1}"#), r#"{"timestamp": 1}"#);
+    }
+}
