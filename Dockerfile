@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The runner's images. Five targets, each adding only what its tools need:
-#   runtime    the runner with bash, coreutils, ca-certificates, curl, git, jq and unzip (default)
+# The runner's images. Six targets, each adding only what its tools need:
+#   runtime    the runner with bash, coreutils, ca-certificates, curl, jq and unzip (default)
+#   tools      runtime + git and the OpenSSH client, for jobs that clone repositories
 #   cdk        runtime + Node.js, the AWS CDK CLI and Python with the CDK library, for `kind: "cdk"`
 #              jobs and AttiniCdk steps (TypeScript/JavaScript or Python apps)
 #   sam        runtime + Python and the AWS SAM CLI, for `kind: "sam"` jobs and AttiniSam steps
@@ -60,11 +61,13 @@ LABEL org.opencontainers.image.title="attini-runner" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE_URL}"
-# bash runs every job; uname (coreutils) and curl are used by the Attini start wrapper; git, jq and
-# unzip by common job scripts (SAM steps unzip their project).
+# bash runs every job; uname (coreutils) and curl are used by the Attini start wrapper; jq and
+# unzip by common job scripts (SAM steps unzip their project). git (and the perl it brings, 90 MB)
+# is in the `tools` target. No package archive or list is kept, whatever the base's apt settings.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash ca-certificates coreutils curl git jq unzip \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends bash ca-certificates coreutils curl jq unzip \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*
 RUN useradd --uid 10001 --user-group --home-dir /work/home --no-create-home --shell /bin/bash runner \
  && mkdir -p /work/home /work/tmp /work/runner \
  && chown -R runner:runner /work
@@ -89,7 +92,7 @@ ARG CONSTRUCTS_VERSION=10.8.1
 RUN --mount=type=secret,id=build-ca,required=false \
     apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm python3 python3-venv \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
  && if [ -s /run/secrets/build-ca ]; then \
       export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca \
       && cat /etc/ssl/certs/ca-certificates.crt /run/secrets/build-ca > /tmp/build-ca.pem \
@@ -110,7 +113,7 @@ ARG SAM_VERSION=1.170.0
 RUN --mount=type=secret,id=build-ca,required=false \
     apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
  && if [ -s /run/secrets/build-ca ]; then \
       cat /etc/ssl/certs/ca-certificates.crt /run/secrets/build-ca > /tmp/build-ca.pem \
       && export PIP_CERT=/tmp/build-ca.pem; fi \
@@ -128,7 +131,7 @@ ARG LIQUIBASE_VERSION=4.28.1
 RUN --mount=type=secret,id=build-ca,required=false \
     apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
  && if [ -s /run/secrets/build-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca; fi \
  && npm install --prefix /opt/liquibase-npm --no-fund --no-audit "liquibase@${LIQUIBASE_VERSION}"
 
@@ -139,7 +142,7 @@ FROM system AS liquibase-tools
 RUN mkdir -p /usr/share/man/man1 \
  && apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*
 COPY --from=liquibase-download /opt/liquibase-npm/node_modules/liquibase/dist/liquibase /opt/liquibase
 RUN ln -s /opt/liquibase/liquibase /usr/local/bin/liquibase \
  && liquibase --version >/dev/null
@@ -149,7 +152,7 @@ ENV JAVA_OPTS=-Djava.io.tmpdir=/work/tmp
 FROM system AS pytest-tools
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-pytest \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
  && python3 -m pytest --version
 
 FROM cdk-tools AS cdk
@@ -165,6 +168,18 @@ COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
 USER 10001:10001
 
 FROM pytest-tools AS pytest
+COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
+USER 10001:10001
+
+# git (with perl) and the OpenSSH client, for jobs that clone or push repositories.
+FROM system AS git-tools
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
+ && git --version
+
+FROM git-tools AS tools
 COPY --from=build --chmod=0755 /out/attini-runner /usr/local/bin/attini-runner
 USER 10001:10001
 

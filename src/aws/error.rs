@@ -202,4 +202,90 @@ mod tests {
             ErrorClass::Permanent
         );
     }
+
+    #[test]
+    fn every_operation_is_labelled_with_its_service_and_every_class_with_its_name() {
+        let services = [
+            ("ReceiveMessage", "sqs"),
+            ("DeleteMessage", "sqs"),
+            ("DeleteMessageBatch", "sqs"),
+            ("ChangeMessageVisibility", "sqs"),
+            ("ChangeMessageVisibilityBatch", "sqs"),
+            ("SendTaskSuccess", "sfn"),
+            ("SendTaskFailure", "sfn"),
+            ("SendTaskHeartbeat", "sfn"),
+            ("HeadObject", "s3"),
+            ("GetObject", "s3"),
+            ("PutObject", "s3"),
+            ("GetItem", "dynamodb"),
+            ("PutItem", "dynamodb"),
+            ("UpdateItem", "dynamodb"),
+            ("GetSecretValue", "secretsmanager"),
+            ("GetParameter", "ssm"),
+            ("FilterLogEvents", "other"),
+        ];
+        for (operation, service) in services {
+            assert_eq!(service_of(operation), service, "{operation}");
+        }
+        let labels = [
+            ErrorClass::Transient,
+            ErrorClass::TaskGone,
+            ErrorClass::Denied,
+            ErrorClass::Missing,
+            ErrorClass::Permanent,
+        ]
+        .map(class_label);
+        assert_eq!(
+            labels,
+            ["transient", "task_gone", "denied", "missing", "permanent"]
+        );
+    }
+
+    #[test]
+    fn every_denial_code_is_denied() {
+        for code in [
+            "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+            "KMS.AccessDeniedException",
+        ] {
+            assert_eq!(class_of(code, "", Some(400)), ErrorClass::Denied, "{code}");
+        }
+    }
+
+    #[test]
+    fn sdk_errors_are_classified_kept_as_their_source_and_counted() {
+        use aws_sdk_sqs::error::ErrorMetadata;
+        use aws_sdk_sqs::operation::receive_message::ReceiveMessageError;
+        use aws_smithy_types::body::SdkBody;
+        type Error = SdkError<ReceiveMessageError, HttpResponse>;
+        let figures = Figures::default();
+        let timeout: Error = SdkError::timeout_error("slow network");
+        let e = classify(&figures, "ReceiveMessage", timeout);
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert!(e.message.contains("slow network"), "{}", e.message);
+        assert!(e.source.is_some());
+        let meta = ErrorMetadata::builder()
+            .code("AccessDenied")
+            .message("no sqs:ReceiveMessage")
+            .build();
+        let raw = HttpResponse::new(403.try_into().unwrap(), SdkBody::empty());
+        let denied: Error = SdkError::service_error(ReceiveMessageError::generic(meta), raw);
+        let e = classify(&figures, "ReceiveMessage", denied);
+        assert_eq!(e.class, ErrorClass::Denied);
+        assert_eq!(e.message, "AccessDenied: no sqs:ReceiveMessage");
+        assert!(e.source.is_some());
+        let reading = figures.reading();
+        let counted = |class| {
+            reading.total(
+                "attini_runner_aws_errors_total",
+                &[
+                    ("service", "sqs"),
+                    ("operation", "ReceiveMessage"),
+                    ("class", class),
+                ],
+            )
+        };
+        assert_eq!((counted("transient"), counted("denied")), (1.0, 1.0));
+    }
 }

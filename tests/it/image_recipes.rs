@@ -177,3 +177,22 @@ async fn the_pytest_image_runs_the_integration_tests_and_stores_the_report() {
     let report = String::from_utf8(world.get(&store, &key).await.unwrap()).unwrap();
     assert!(report.contains("tests=\"3\""), "{report}");
 }
+
+/// The `tools` target adds git (with the OpenSSH client) to `runtime`: a job clones a
+/// repository, as user 10001 on a read-only root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tools_image_has_git_for_jobs_that_clone() {
+    let Some(podman) = Podman::if_installed() else {
+        return;
+    };
+    let tag = built(&podman, "tools");
+    let script = "set -e; cd \"$TMPDIR\"; git init -q origin; \
+                  git -C origin -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m first; \
+                  git clone -q origin copy; git -C copy log --format=%s; ssh -V 2>&1 | cut -c1-7";
+    let seen = crate::image::locked_down(&podman, &[&tag, "bash", "-c", script]);
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        ["first", "OpenSSH"],
+        "{seen}"
+    );
+}
