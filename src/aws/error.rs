@@ -288,4 +288,59 @@ mod tests {
         };
         assert_eq!((counted("transient"), counted("denied")), (1.0, 1.0));
     }
+
+    #[test]
+    fn throttles_and_server_errors_are_transient_and_a_bare_403_is_denied() {
+        for code in [
+            "Throttling",
+            "ThrottledException",
+            "RequestThrottled",
+            "TooManyRequestsException",
+            "ProvisionedThroughputExceededException",
+            "SlowDown",
+            "ServiceUnavailable",
+            "InternalError",
+            "InternalFailure",
+            "InternalServerError",
+            "RequestTimeout",
+            "RequestTimeoutException",
+            "KmsThrottled",
+        ] {
+            assert_eq!(
+                class_of(code, "", Some(400)),
+                ErrorClass::Transient,
+                "{code}"
+            );
+        }
+        assert_eq!(class_of("Odd", "", Some(429)), ErrorClass::Transient);
+        assert_eq!(class_of("", "", Some(403)), ErrorClass::Denied);
+        assert_eq!(class_of("Odd", "", Some(404)), ErrorClass::Permanent);
+        // Both halves of the denial text are needed.
+        assert_eq!(
+            class_of("Odd", "Access to the resource x", Some(400)),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            class_of("Odd", "it is denied", Some(400)),
+            ErrorClass::Permanent
+        );
+    }
+
+    #[test]
+    fn a_transport_errors_text_joins_its_sources() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(error_chain(&err), "dispatch failure: connection refused");
+    }
 }

@@ -257,3 +257,96 @@ pub async fn put_file(
         .map_err(|e| classify(figures, "PutObject", e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn copied(
+        body: &[u8],
+        already: u64,
+        max_bytes: u64,
+    ) -> (Result<(), Append>, u64, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("zip");
+        let mut file = tokio::fs::File::create(&dest).await.unwrap();
+        let mut written = already;
+        let mut reader = body;
+        let result = append(&mut reader, &mut file, &dest, &mut written, max_bytes).await;
+        file.flush().await.unwrap();
+        (result, written, std::fs::read(&dest).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_body_is_copied_and_counted_on_top_of_what_was_written() {
+        let (result, written, bytes) = copied(b"abcdef", 10, 16).await;
+        assert!(result.is_ok());
+        assert_eq!((written, bytes.as_slice()), (16, b"abcdef".as_slice()));
+        let (result, written, _) = copied(b"", 3, 3).await;
+        assert!(result.is_ok());
+        assert_eq!(written, 3);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_stops_as_too_large() {
+        // Exactly the limit is fine; one byte more is not.
+        let (result, written, _) = copied(b"abcdef", 10, 15).await;
+        assert!(matches!(result, Err(Append::TooLarge)));
+        assert_eq!(written, 16);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_off_says_so() {
+        struct Broken;
+        impl tokio::io::AsyncRead for Broken {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("zip");
+        let mut file = tokio::fs::File::create(&dest).await.unwrap();
+        let mut written = 0;
+        let result = append(&mut Broken, &mut file, &dest, &mut written, 100).await;
+        assert!(
+            matches!(result, Err(Append::Broke(e)) if e.kind() == std::io::ErrorKind::ConnectionReset)
+        );
+    }
+
+    #[test]
+    fn a_zip_names_its_object_and_version() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(config);
+        let zip = S3Zip::new(s3, "b", "k.zip", Arc::default());
+        assert_eq!(zip.describe(), "s3://b/k.zip");
+        assert_eq!(zip.size(), None);
+        let zip = zip.at_version(Some("v1".into()));
+        assert_eq!(zip.describe(), "s3://b/k.zip (version v1)");
+        let missing = CallError {
+            operation: "GetObject",
+            class: ErrorClass::Missing,
+            message: "NoSuchKey: gone".into(),
+            source: None,
+        };
+        assert!(matches!(
+            zip.explain(missing.clone()),
+            FetchError::Missing { .. }
+        ));
+        let denied = CallError {
+            class: ErrorClass::Denied,
+            ..missing.clone()
+        };
+        assert!(matches!(zip.explain(denied), FetchError::Denied { .. }));
+        let other = CallError {
+            class: ErrorClass::Transient,
+            ..missing
+        };
+        assert!(matches!(zip.explain(other), FetchError::Call(_)));
+    }
+}
