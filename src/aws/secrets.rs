@@ -196,4 +196,29 @@ mod tests {
         assert!(e.contains("not a JSON object"), "{e}");
         assert!(!e.contains("plain-text-pw"), "the value never shows: {e}");
     }
+
+    #[test]
+    fn a_missing_or_denied_secret_says_so_and_names_the_permission() {
+        let e = |class| CallError {
+            operation: "GetSecretValue",
+            class,
+            message: "detail".into(),
+            source: None,
+        };
+        assert!(matches!(
+            explain(e(ErrorClass::Missing), "secretsmanager:GetSecretValue"),
+            SecretProblem::Missing { .. }
+        ));
+        assert!(matches!(
+            explain(e(ErrorClass::Denied), "ssm:GetParameter"),
+            SecretProblem::Denied {
+                permission: "ssm:GetParameter",
+                ..
+            }
+        ));
+        assert!(matches!(
+            explain(e(ErrorClass::Transient), "ssm:GetParameter"),
+            SecretProblem::Call(_)
+        ));
+    }
 }

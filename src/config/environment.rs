@@ -58,3 +58,23 @@ impl std::fmt::Debug for Environment {
         f.debug_set().entries(self.names()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_read_blank_ones_count_as_unset_and_debug_shows_names_only() {
+        let env = Environment::of([("A", "1"), ("BLANK", "  "), ("SECRET", "s3cr3t")]);
+        assert_eq!(env.get("A"), Some("1"));
+        assert_eq!(env.get("NONE"), None);
+        assert_eq!(env.non_empty("A").as_deref(), Some("1"));
+        assert_eq!(env.non_empty("BLANK"), None);
+        assert_eq!(env.non_empty("NONE"), None);
+        assert_eq!(env.get("BLANK"), Some("  "));
+        assert_eq!(env.names().collect::<Vec<_>>(), ["A", "BLANK", "SECRET"]);
+        let shown = format!("{env:?}");
+        assert_eq!(shown, r#"{"A", "BLANK", "SECRET"}"#);
+        assert!(!shown.contains("s3cr3t"));
+    }
+}
