@@ -256,10 +256,12 @@ pub fn tasks(events: &[HistoryEvent]) -> Vec<Task> {
                 let index = up(&|id| task_of.contains_key(&id))
                     .and_then(|id| task_of.get(&id).copied())
                     .or_else(|| tasks.iter().rposition(|t| t.ending.is_none()));
-                if let Some(task) = index.and_then(|i| tasks.get_mut(i)) {
+                if let Some(i) = index
+                    && let Some(task) = tasks.get_mut(i)
+                {
                     task.ending = Some(ending);
                     task.ended_ms = Some(at);
-                    task_of.insert(event.id, index.unwrap_or_default());
+                    task_of.insert(event.id, i);
                 }
             }
         }

@@ -50,6 +50,11 @@ pub struct HomeLease {
 }
 
 impl Homes {
+    /// Where the homes are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A pool in `dir` (made when first needed) keeping at most `budget` bytes of idle homes;
     /// measurements and removals run on `cleanup`.
     pub fn new(dir: PathBuf, budget: u64, cleanup: TaskTracker) -> Self {

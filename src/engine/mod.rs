@@ -331,7 +331,7 @@ impl Engine {
             .await
             .map(Some)
             .map_err(|source| EngineFailure::WriteFile {
-                path: self.jobs.with_file_name("homes"),
+                path: self.homes.dir().to_path_buf(),
                 source,
             })
     }

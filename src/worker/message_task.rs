@@ -201,20 +201,16 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
         let Some(name) = admitted.job.lock.clone() else {
             return Locked::Go(admission, permit, None);
         };
-        let token = admitted.token.clone();
-        let job = admitted.job.clone();
-        let refuse = |cause: String| {
-            let report = Report::failure(crate::engine::names::INVALID_JOB, cause);
-            Admission::Fail {
-                token: token.clone(),
-                report: crate::engine::names::for_format(report, job.format),
-            }
-        };
         let Some((store, lease)) = self.parts.locks.clone() else {
             let cause = format!(
                 "the job names lock {name:?}, and this runner has no lock table: set ATTINI_LOCK_TABLE (the service stack does), or remove `lock`"
             );
-            return Locked::Go(refuse(cause), permit, None);
+            let report = Report::failure(crate::engine::names::INVALID_JOB, cause);
+            let refusal = Admission::Fail {
+                token: admitted.token.clone(),
+                report: crate::engine::names::for_format(report, admitted.job.format),
+            };
+            return Locked::Go(refusal, permit, None);
         };
         let owner = format!("{}#{}", self.message.id, uuid::Uuid::new_v4().simple());
         // Waiting holds no slot.

@@ -247,21 +247,14 @@ fn source(
     let job = recorded::job_body(task)
         .ok()
         .and_then(|body| crate::job::parse(&body).ok());
-    match job {
-        Some(job) if job.attini.is_some() => {
-            let bucket = job
-                .attini
-                .as_ref()
-                .map(|a| a.source_bucket.clone())
-                .unwrap_or_default();
-            Ok(Source::Object(ObjectReader::new(
-                clients.s3.clone(),
-                &bucket,
-                &super::admission::log_key(&job),
-                &task.step,
-            )))
-        }
-        _ => Err(ExecutionError::Refused(format!(
+    match job.as_ref().and_then(|j| j.attini.as_ref().map(|a| (j, a))) {
+        Some((job, attini)) => Ok(Source::Object(ObjectReader::new(
+            clients.s3.clone(),
+            &attini.source_bucket,
+            &super::admission::log_key(job),
+            &task.step,
+        ))),
+        None => Err(ExecutionError::Refused(format!(
             "step {} is a serve-mode job: its lines are in the runner's log group only. Give it with --log-group NAME, or --stack NAME (the runner-service stack; its output LogGroupName)",
             task.step
         ))),
