@@ -94,7 +94,7 @@ fn the_arm64_build_runs_the_hello_job_under_qemu() {
            CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
            bash -c 'cd /src && rustc --version && \
              cargo build --quiet --locked --ignore-rust-version --bin attini-runner --target aarch64-unknown-linux-gnu \
-               --config \"profile.dev.package.\\\"*\\\".opt-level=0\" --config profile.dev.debug=0 && \
+               --config \"profile.dev.package.\\\"*\\\".opt-level=0\" --config profile.dev.debug=0 --config profile.dev.incremental=false && \
              cd /tmp && ATTINI_WORK_DIR=/tmp/work qemu-aarch64 -L /usr/aarch64-linux-gnu \
                /build/aarch64-unknown-linux-gnu/debug/attini-runner local /src/examples/hello/job.json'\n",
         src = env!("CARGO_MANIFEST_DIR"),

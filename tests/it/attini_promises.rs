@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use nix::sys::signal::{Signal, kill};
 use serde_json::json;
 
 use crate::attini::*;
@@ -92,19 +93,31 @@ async fn the_distribution_cache_is_keyed_by_object_identifier() {
         .await;
     // No current-deployment record: every execution counts as current.
     let result = |done: Finished| done.output.unwrap()["output"]["Read"]["result"].clone();
-    let runner = a.run_runner("unused-start-token", "2.0.2", HASH, 5);
-    let jobs = async {
-        let first = a.world.start(&v1, "first", &json!({})).await;
-        let first = a.world.finished(&first).await;
-        // The object changes; its old identifier still names the cached content.
-        a.world.put(&a.bucket, &key, version("two")).await;
-        let again = a.world.start(&v1, "again", &json!({})).await;
-        let again = a.world.finished(&again).await;
-        let newer = a.world.start(&v2, "newer", &json!({})).await;
-        let newer = a.world.finished(&newer).await;
-        (result(first), result(again), result(newer))
-    };
-    let (out, (first, again, newer)) = tokio::join!(runner, jobs);
+    // A long idle TTL, so that a slow machine's gaps between the jobs never end the runner;
+    // SIGTERM ends it once the three jobs are answered.
+    let runner = a
+        .command("unused-start-token", "2.0.2", HASH, 600, &[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = a.world.start(&v1, "first", &json!({})).await;
+    let first = a.world.finished(&first).await;
+    // The object changes; its old identifier still names the cached content.
+    a.world.put(&a.bucket, &key, version("two")).await;
+    let again = a.world.start(&v1, "again", &json!({})).await;
+    let again = a.world.finished(&again).await;
+    let newer = a.world.start(&v2, "newer", &json!({})).await;
+    let newer = a.world.finished(&newer).await;
+    let (first, again, newer) = (result(first), result(again), result(newer));
+    kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
+        .await
+        .expect("the runner did not stop on SIGTERM")
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         (first, again, newer),
@@ -248,7 +261,6 @@ async fn the_idle_ttl_is_counted_from_the_end_of_the_last_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_startup_commands_ends_them_and_answers_runner_interrupted() {
-    use nix::sys::signal::{Signal, kill};
     let a = Attini::new().await;
     let started = a.world.tmp.path().join("startup-started");
     let commands = AttributeValue::L(vec![

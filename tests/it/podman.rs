@@ -150,6 +150,10 @@ impl Podman {
             ],
         ]
         .concat());
+        // The image this tag named before is left untagged: dropped here, so that the store
+        // stays one set of images however often the tests run (each build of a debug binary
+        // leaves some 300 MB otherwise). Layers that a tagged image is built on are kept.
+        self.ok(&["image", "prune", "--force"]);
         let bytes: u64 = self
             .ok(&["image", "inspect", "--format", "{{.Size}}", tag])
             .parse()
