@@ -42,8 +42,11 @@ RUN case "${TARGETARCH:-$(dpkg --print-architecture)}" in \
  && if [ "${triple%%-*}" != "$(uname -m)" ]; then \
       apt-get update && apt-get install -y --no-install-recommends "$gcc" "libc6-dev-${TARGETARCH}-cross" \
       && rm -rf /var/lib/apt/lists/*; fi
+COPY build.rs ./
 COPY src ./src
 COPY tests ./tests
+# The benchmarks' reference loop is a second binary of the package: cargo reads every target.
+COPY scripts/benchsuite/minimal_loop.rs ./scripts/benchsuite/
 RUN triple=$(cat /triple) cc=$(cat /cc) \
  && target_env=$(echo "$triple" | tr 'a-z-' 'A-Z_') \
  && export "CARGO_TARGET_${target_env}_LINKER=$cc" "CC_$(echo "$triple" | tr - _)=$cc" \

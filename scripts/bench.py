@@ -1,25 +1,32 @@
 """The benchmark suite: every scenario of issue 12, each against a reference measured in the
 same run, printed as a table and written as JSON. Prints figures; asserts nothing.
 
-    python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE] [--only b8]
+    python3 scripts/bench.py target/release/attini-runner [--quick] [--json FILE] [--only b1,b8]
 
 B1 handoff -> answer: from the moment a ReceiveMessage response carrying the job leaves the
-   recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against a
-   minimal boto3 loop through the same proxy (the floor); with the requests made in between.
+   recording proxy to the moment its SendTaskSuccess arrives, one job at a time, against the
+   floor: the minimal Rust loop (scripts/benchsuite/minimal-loop) running the same job as the
+   runner does (the same bash script, its output file read back) through the same proxy. The
+   difference is the runner's own part (B1own, B1a_own); with the requests made in between.
    In `serve` (B1) and in Attini mode (B1a: a deployment plan step with its distribution,
    tables and ECS metadata as on Fargate, scripts/benchsuite/attini.py), where the target
    allows one DynamoDB GetItem more (its median through the proxy in the same run).
 B2 end to end, JOBS jobs: `serve` (5 slots) against the minimal loop, seconds per job.
 B3 burst: 500 no-op jobs (30 with --quick) at 10 slots, throughput against the minimal loop.
+   The minimal loop of B2 and B3 is the Rust one (receive ten, answer and delete each, no job);
+   the same loop in Python with boto3 runs in the same run (`boto3_ratio`). B3's breakdown
+   (an untimed run through the proxy): requests per job, messages per receive, the runner's
+   hold of a job, the emulator's time per request and the gap between receives.
 B4 exec to first ReceiveMessage, and idle resident memory 3 s after start (B4m), against the
-   minimal loop's own process idle in a long poll.
+   minimal Rust loop's process idle in a long poll; B4j the same 3 s after one job has been
+   answered, with the ops server and EMF metrics on (what a `serve` task idles at).
 B5 workspace from a 50 MB, 2,000-file zip (5 MB, 200 with --quick) in local mode, against
    `unzip -q` (the job's own time without a distribution is subtracted); B5c the same zip as
    the S3 distribution of `serve` jobs, cached: handoff -> answer with it less without it.
 B8 at scale: ten `serve` runners of 5 slots against 50 minimal loops (threads), 1,000 no-op jobs
    (100 with --quick), seconds per job.
 B6 a job writing 1 GiB of short lines (16 MiB with --quick) in local mode, against the same
-   command piped through `cat` to /dev/null (three of each, interleaved; medians); and the
+   command piped through `cat` to /dev/null (five of each, interleaved; medians); and the
    runner's peak memory over an idle job's.
 
 Needs ministack and boto3 (./scripts/test installs them) and `unzip`."""
@@ -33,6 +40,11 @@ import proxy  # noqa: E402
 from common import free_port, start_ministack, status_mib  # noqa: E402
 
 RUNNER = os.path.abspath(sys.argv[1])
+# The minimal Rust loop, built beside the runner (scripts/bench builds both).
+LOOP = os.path.join(os.path.dirname(RUNNER), "minimal-loop")
+if not os.access(LOOP, os.X_OK):
+    sys.exit(f"{LOOP} is missing: build it beside the runner "
+             "(cargo build --release --bin attini-runner --bin minimal-loop)")
 QUICK = "--quick" in sys.argv
 JSON_OUT = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else "target/bench.json"
 # Under target/, beside the build: a place of this checkout, not whatever /tmp is today.
@@ -71,8 +83,17 @@ def wait_done(executions):
             time.sleep(0.005)
 
 
+def rust_loop(queue, jobs, url=endpoint, job=False):
+    """The minimal Rust loop until `jobs` are answered (with `job`, running each job as the
+    runner does), as a process."""
+    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_REGION="us-east-1")
+    return subprocess.Popen([LOOP, queue, str(jobs)] + (["--job"] if job else []), env=env)
+
+
 def minimal_loop(queue, jobs, url=endpoint):
-    """Receive, answer, delete: what any runner must do at least. Runs until `jobs` answered."""
+    """Receive, answer, delete in Python with boto3: the same loop as the Rust one. Runs until
+    `jobs` are answered."""
     q, s = boto3.client("sqs", endpoint_url=url, **CREDS), boto3.client("stepfunctions", endpoint_url=url, **CREDS)
     done = 0
     while done < jobs:
@@ -82,10 +103,10 @@ def minimal_loop(queue, jobs, url=endpoint):
             done += 1
 
 
-def serve(queue, url, slots, ops="off"):
+def serve(queue, url, slots, ops="off", metrics="off"):
     env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS=str(slots), ATTINI_OPS_ADDR=ops,
-               ATTINI_WORK_DIR=os.path.join(WORK, "serve"))
+               ATTINI_METRICS=metrics, ATTINI_WORK_DIR=os.path.join(WORK, "serve"))
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,26 +158,33 @@ def b1():
         if label == "serve":
             proc = serve(queue, url, 1)
         elif label == "floor":
-            import threading
-            proc = threading.Thread(target=minimal_loop, args=(queue, n, url), daemon=True)
-            proc.start()
+            proc = rust_loop(queue, n, url, job=True)
         before = len(recorder.events)
         for name in names:
             wait_done([sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]])
-        if label != "floor":
+        if label == "floor":
+            proc.wait()
+        else:
             stop(proc)
         sub = proxy.Recorder()
         sub.events = recorder.events[before:]
         spans, between = sub.handoffs()
+        if os.environ.get("BENCH_SPANS"):
+            print(f"    {label} spans (ms): {sorted(round(s * 1000, 2) for s in spans)}")
         figures[label] = (statistics.median(spans) * 1000 if spans else float("nan"),
                           {k.split(".")[-1]: round(v / max(len(spans), 1), 2) for k, v in between.items()})
     server.shutdown()
     get_item = statistics.median(recorder.upstream.get("DynamoDB_20120810.GetItem", [float("nan")])) * 1000
-    record("B1", "handoff -> answer, serve, median", figures["serve"][0], figures["floor"][0], "ms",
+    floor = figures["floor"][0]
+    record("B1", "handoff -> answer, serve, median", figures["serve"][0], floor, "ms",
            "within 2 ms of the floor", requests_per_job_between=figures["serve"][1])
-    record("B1a", "handoff -> answer, Attini mode, median", figures["attini"][0], figures["floor"][0], "ms",
+    record("B1own", "B1 less the floor: the runner's own part", figures["serve"][0] - floor, 0.5, "ms",
+           "at most 0.5 ms (ratio to the target at most 1)")
+    record("B1a", "handoff -> answer, Attini mode, median", figures["attini"][0], floor, "ms",
            f"within 2 ms + one GetItem ({get_item:.1f} ms) of the floor",
            get_item_ms=round(get_item, 2), requests_per_job_between=figures["attini"][1])
+    record("B1a_own", "B1a less the floor and one GetItem", figures["attini"][0] - floor - get_item, 2.0, "ms",
+           "at most 2 ms (ratio to the target at most 1)")
     for label in ("serve", "attini"):
         print(f"    requests per job between handoff and answer ({label}): {figures[label][1]}")
 
@@ -165,7 +193,7 @@ def b2_b3():
     for name, jobs, slots, what in (("B2", 3 if QUICK else 40, 5, "end to end, seconds per job"),
                                     ("B3", 30 if QUICK else 500, 10, "burst at 10 slots, seconds per job")):
         times = {}
-        for label in ("minimal", "serve"):
+        for label in ("minimal", "boto3", "serve"):
             queue, arn = machine(f"{name}{label}")
             start = time.monotonic()
             executions = [sfn.start_execution(stateMachineArn=arn, name=f"{name}-{i}", input="{}")["executionArn"]
@@ -174,20 +202,30 @@ def b2_b3():
                 proc = serve(queue, endpoint, slots)
                 wait_done(executions)
                 stop(proc)
+            elif label == "minimal":
+                rust_loop(queue, jobs).wait()
+                wait_done(executions)
             else:
                 minimal_loop(queue, jobs)
                 wait_done(executions)
             times[label] = (time.monotonic() - start) / jobs
-        target = "throughput at least 0.95x the minimal loop (ratio at most 1.05)" if name == "B3" else None
-        extra = {"requests_per_job": b3_requests(jobs // 5, slots)} if name == "B3" else {}
+        target = "throughput at least 1.0x the minimal Rust loop and ahead of boto3 (ratios at most 1)" \
+            if name == "B3" else None
+        extra = {"boto3_ratio": round(times["serve"] / times["boto3"], 3), "boto3": round(times["boto3"], 4)}
+        if name == "B3":
+            extra["breakdown"] = b3_breakdown(jobs // 5, slots)
         record(name, what + f" ({jobs} jobs)", times["serve"], times["minimal"], "s", target, **extra)
-        if extra:
-            print(f"    requests per job at {slots} slots (a run of {jobs // 5} through the proxy, not timed): "
-                  f"{extra['requests_per_job']}")
+        print(f"    the boto3 loop: {times['boto3']:.4g} s a job, ours / boto3 {extra['boto3_ratio']:.2f}")
+        if name == "B3":
+            print(f"    where a job's time goes at {slots} slots (a run of {jobs // 5} through the proxy, "
+                  f"not timed): {extra['breakdown']}")
 
 
-def b3_requests(jobs, slots):
-    """SQS and Step Functions requests per job of a burst, counted by the proxy."""
+def b3_breakdown(jobs, slots):
+    """Where a burst job's time goes, from a run through the proxy: requests per job, messages
+    per ReceiveMessage that carried any, the runner's hold of a job (handoff -> answer, median
+    ms), the emulator's median ms per operation, and the median gap (ms) from a ReceiveMessage
+    response to the runner's next ReceiveMessage."""
     recorder = proxy.Recorder()
     server, pport = proxy.start(port, recorder)
     queue, arn = machine("b3count")
@@ -198,7 +236,21 @@ def b3_requests(jobs, slots):
     stop(proc)
     server.shutdown()
     counts = recorder.requests_between(0, float("inf"))
-    return {k.split(".")[-1]: round(v / jobs, 2) for k, v in sorted(counts.items())}
+    held = recorder.handoffs()[0]
+    with recorder.lock:
+        events = list(recorder.events)
+    carried = [len(tokens) for _, op, kind, tokens in events if kind == "response" and op.endswith("ReceiveMessage")]
+    receives = sorted(t for t, op, kind, _ in events if kind == "request" and op.endswith("ReceiveMessage"))
+    responses = [t for t, op, kind, _ in events if kind == "response" and op.endswith("ReceiveMessage")]
+    gaps = [min((r for r in receives if r > t), default=t) - t for t in responses]
+    ms = lambda seconds: round(statistics.median(seconds) * 1000, 2) if seconds else None  # noqa: E731
+    return {
+        "requests_per_job": {k.split(".")[-1]: round(v / jobs, 2) for k, v in sorted(counts.items())},
+        "messages_per_receive": round(statistics.mean(carried), 2) if carried else None,
+        "held_ms": ms(held),
+        "emulator_ms": {k.split(".")[-1]: ms(v) for k, v in sorted(recorder.upstream.items())},
+        "receive_gap_ms": ms(gaps),
+    }
 
 
 def b8():
@@ -252,29 +304,30 @@ def b4():
     while recorder.first("AmazonSQS.ReceiveMessage") is None and time.monotonic() - start < 30:
         time.sleep(0.001)
     first = (recorder.first("AmazonSQS.ReceiveMessage") or float("nan")) - start
-    loop = subprocess.Popen([sys.executable, "-c", MINIMAL_IDLE, endpoint, queue])
+    idle_queue, _ = machine("b4idle")
+    loop = rust_loop(idle_queue, 1)
     time.sleep(3)  # a measurement: idle after startup
     idle, anon = status_mib(proc.pid, "VmRSS"), status_mib(proc.pid, "RssAnon")
     reference = status_mib(loop.pid, "VmRSS")
     stop(proc)
-    stop(loop)
     server.shutdown()
     record("B4", "exec -> first ReceiveMessage", first * 1000, 100, "ms", "within 100 ms")
-    record("B4m", "idle resident memory (ops server on)", idle, reference, "MiB",
-           "no more than the minimal loop's (ideally under 10 MiB)", anonymous_mib=round(anon, 1))
+    record("B4m", "idle resident memory after start (ops server on)", idle, reference, "MiB",
+           "at most 16 MiB", anonymous_mib=round(anon, 1))
     print(f"    of which anonymous (heap, stacks) {anon:.1f} MiB; the rest is the executable's pages")
-
-
-# The minimal loop of B2/B3 as a process of its own, idle in a long poll: its resident memory
-# is B4m's reference.
-MINIMAL_IDLE = """
-import sys, boto3
-creds = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-sqs = boto3.client("sqs", endpoint_url=sys.argv[1], **creds)
-boto3.client("stepfunctions", endpoint_url=sys.argv[1], **creds)
-while True:
-    sqs.receive_message(QueueUrl=sys.argv[2], WaitTimeSeconds=20)
-"""
+    # After one job, with the ops server and EMF on: what a serve task idles at between jobs.
+    queue, arn = machine("b4j")
+    proc = serve(queue, endpoint, 5, ops="127.0.0.1:0", metrics="emf")
+    wait_done([sfn.start_execution(stateMachineArn=arn, name="b4j", input="{}")["executionArn"]])
+    time.sleep(3)  # a measurement: idle after the job
+    after, anon = status_mib(proc.pid, "VmRSS"), status_mib(proc.pid, "RssAnon")
+    threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+    stop(proc)
+    stop(loop)
+    record("B4j", "idle resident memory after one job (ops, EMF on)", after, reference, "MiB",
+           "at most 16 MiB", anonymous_mib=round(anon, 1), threads=threads)
+    print(f"    of which anonymous {anon:.1f} MiB; {threads} threads; the reference is the minimal Rust "
+          "loop idle in a long poll")
 
 
 def local_job(commands, distribution=None):
@@ -344,7 +397,7 @@ def b6():
     command = f"(yes || true) | head -c {size}"
     idle = local_job(["true"])[1]
     refs, walls, peaks, codes = [], [], [], []
-    for _ in range(1 if QUICK else 3):  # interleaved, medians
+    for _ in range(1 if QUICK else 5):  # interleaved, medians
         refs.append(timed(["bash", "-c", f"{command} | cat > /dev/null"])[0])
         wall, peak, code = local_job([command])
         walls.append(wall)
@@ -358,9 +411,9 @@ def b6():
 
 try:
     print(f"runner {RUNNER}{' (quick)' if QUICK else ''}; figures: ours, the reference of the same run, ours / reference")
-    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     for scenario in (b1, b2_b3, b4, b5, b6, b8):
-        if only is None or scenario.__name__ == only:
+        if only is None or scenario.__name__ in only:
             scenario()
     os.makedirs(os.path.dirname(os.path.abspath(JSON_OUT)), exist_ok=True)
     with open(JSON_OUT, "w") as f:

@@ -1,13 +1,14 @@
 """B7, warm tool caches: the same `npm ci` job twice on one `serve` runner, the first on a cold
 cache (a fresh runner's new home), the second with the npm cache the first left (`"caches":
-["npm"]`). Prints figures; asserts nothing. Needs the npm
+["npm"]`); five such pairs, each on a runner of its own, and their medians. Prints figures and
+writes them to target/bench-caches.json (the keys of scripts/bench.py); asserts nothing. Needs the npm
 registry (it downloads the test tools of scripts/tools: the AWS CDK CLI and Liquibase), npm,
 ministack and boto3 (./scripts/test installs them).
 
     python3 scripts/bench_caches.py target/release/attini-runner
 
 Target: the warm run takes at most half the cold one."""
-import io, json, os, shutil, subprocess, sys, tempfile, time, zipfile
+import io, json, os, shutil, statistics, subprocess, sys, tempfile, time, zipfile
 
 import boto3
 
@@ -34,8 +35,8 @@ def distribution():
     return {"bucket": "b7-bench", "key": "app.zip"}
 
 
-def machine(caches):
-    queue = sqs.create_queue(QueueName=f"b7-{len(caches)}.fifo",
+def machine(caches, pair):
+    queue = sqs.create_queue(QueueName=f"b7-{pair}.fifo",
                              Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"})["QueueUrl"]
     body = {"taskToken.$": "$$.Task.Token", "stepName": "Install", "distribution": DIST, "caches": caches,
             "commands": ["npm ci --prefer-offline --no-audit --no-fund --loglevel=error",
@@ -44,7 +45,7 @@ def machine(caches):
         "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         "Parameters": {"QueueUrl": queue, "MessageGroupId.$": "$$.Execution.Name",
                        "MessageDeduplicationId.$": "$$.Execution.Name", "MessageBody": body}}}}
-    arn = sfn.create_state_machine(name=f"b7-{len(caches)}", definition=json.dumps(definition),
+    arn = sfn.create_state_machine(name=f"b7-{pair}", definition=json.dumps(definition),
                                    roleArn="arn:aws:iam::000000000000:role/bench")["stateMachineArn"]
     return queue, arn
 
@@ -61,9 +62,9 @@ def run(arn, name):
         time.sleep(0.05)
 
 
-def serve(queue):
+def serve(queue, pair):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, "serve"))
+               AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, f"serve-{pair}"))
     env.pop("npm_config_cache", None)
     return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,14 +72,26 @@ def serve(queue):
 
 try:
     DIST = distribution()
-    queue, arn = machine(["npm"])
-    proc = serve(queue)
-    cold = run(arn, "cold")
-    warm = run(arn, "warm")
-    proc.terminate()
-    proc.wait()
-    print(f"B7 npm ci of scripts/tools (aws-cdk, liquibase) in serve, caches [npm]: "
-          f"cold {cold:.1f} s, warm {warm:.1f} s, warm/cold {warm / cold:.2f} (target at most 0.5)")
+    colds, warms = [], []
+    for pair in range(5):
+        queue, arn = machine(["npm"], pair)
+        proc = serve(queue, pair)  # a new work folder: a cold home
+        colds.append(run(arn, "cold"))
+        warms.append(run(arn, "warm"))
+        proc.terminate()
+        proc.wait()
+        print(f"    pair {pair + 1}: cold {colds[-1]:.1f} s, warm {warms[-1]:.1f} s, "
+              f"warm/cold {warms[-1] / colds[-1]:.2f}", flush=True)
+    cold, warm = statistics.median(colds), statistics.median(warms)
+    ratios = sorted(w / c for w, c in zip(warms, colds))
+    print(f"B7 npm ci of scripts/tools (aws-cdk, liquibase) in serve, caches [npm], medians of five: "
+          f"cold {cold:.1f} s, warm {warm:.1f} s, warm/cold {warm / cold:.2f} (target at most 0.5; "
+          f"pairs {ratios[0]:.2f} to {ratios[-1]:.2f})")
+    with open(os.path.join(TARGET, "bench-caches.json"), "w") as f:
+        json.dump({"B7": dict(what="npm ci with a warm npm cache against a cold one (serve), median of five",
+                              ours=round(warm, 3), reference=round(cold, 3), unit="s",
+                              ratio=round(warm / cold, 3), target="at most 0.5x the cold run",
+                              pair_ratios=[round(r, 3) for r in ratios])}, f, indent=2)
 finally:
     emulator.terminate()
     shutil.rmtree(WORK, ignore_errors=True)

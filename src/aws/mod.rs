@@ -3,7 +3,8 @@
 //! objects, artifacts), [`dynamodb`] (the Attini tables), [`ecs`] (container metadata),
 //! [`ec2`] (the terminate hook), and [`error`] (SDK errors into the worker's classes).
 //!
-//! This file is the one place AWS clients are built: aws-config's default chain (ECS container
+//! This file is the one place AWS clients are configured, each built on its first use
+//! ([`lazy::Lazy`]): aws-config's default chain (ECS container
 //! credentials in production), the region from the environment, and the endpoint overrides
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` that the SDK honours, which is how tests
 //! and emulators are reached. Building clients does no I/O worth cancelling.
@@ -15,6 +16,7 @@ pub mod ecs_agent;
 pub mod error;
 pub mod group_commit;
 pub mod history;
+pub mod lazy;
 pub mod lock_table;
 pub mod s3;
 pub mod s3_log;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Figures;
+use lazy::Lazy;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
@@ -87,17 +90,17 @@ pub struct AwsConfig {
 #[derive(Debug, Clone)]
 pub struct Clients {
     /// Job queue.
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: Lazy<aws_sdk_sqs::Client>,
     /// Distributions, job logs, artifacts.
-    pub s3: aws_sdk_s3::Client,
+    pub s3: Lazy<aws_sdk_s3::Client>,
     /// Stack outputs and events (`command-mode`, the `sam` kind, `logs --stack`).
-    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub cloudformation: Lazy<aws_sdk_cloudformation::Client>,
     /// The runner's log group (`attini-runner logs`).
-    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub logs: Lazy<aws_sdk_cloudwatchlogs::Client>,
     /// Resource-state and deploy-data tables (Attini mode).
-    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub dynamodb: Lazy<aws_sdk_dynamodb::Client>,
     /// Task tokens.
-    pub sfn: aws_sdk_sfn::Client,
+    pub sfn: Lazy<aws_sdk_sfn::Client>,
     /// Secret references of jobs (Secrets Manager, SSM Parameter Store).
     pub secrets: secrets::SecretClients,
     /// The shared configuration (region, credentials) for signed calls made by hand.
@@ -148,19 +151,22 @@ impl Clients {
         timeouts: AwsTimeouts,
         figures: Arc<Figures>,
     ) -> Clients {
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(path_style)
-            .build();
+        // A function pointer each (no capture): path style is the one S3 setting of ours.
+        let s3: fn(&aws_config::SdkConfig) -> aws_sdk_s3::Client = if path_style {
+            |config| s3_client(config, true)
+        } else {
+            |config| s3_client(config, false)
+        };
         Clients {
-            sqs: aws_sdk_sqs::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            cloudformation: aws_sdk_cloudformation::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sfn: aws_sdk_sfn::Client::new(&config),
+            sqs: Lazy::new(&config, aws_sdk_sqs::Client::new),
+            s3: Lazy::new(&config, s3),
+            cloudformation: Lazy::new(&config, aws_sdk_cloudformation::Client::new),
+            logs: Lazy::new(&config, aws_sdk_cloudwatchlogs::Client::new),
+            dynamodb: Lazy::new(&config, aws_sdk_dynamodb::Client::new),
+            sfn: Lazy::new(&config, aws_sdk_sfn::Client::new),
             secrets: secrets::SecretClients {
-                secrets_manager: aws_sdk_secretsmanager::Client::new(&config),
-                ssm: aws_sdk_ssm::Client::new(&config),
+                secrets_manager: Lazy::new(&config, aws_sdk_secretsmanager::Client::new),
+                ssm: Lazy::new(&config, aws_sdk_ssm::Client::new),
                 figures: figures.clone(),
             },
             config,
@@ -169,4 +175,13 @@ impl Clients {
             figures,
         }
     }
+}
+
+/// The S3 client of `config`, addressing buckets by path when `path_style`.
+fn s3_client(config: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build(),
+    )
 }

@@ -20,9 +20,9 @@ pub const SECRET_DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SecretClients {
     /// Secrets Manager.
-    pub secrets_manager: aws_sdk_secretsmanager::Client,
+    pub secrets_manager: super::lazy::Lazy<aws_sdk_secretsmanager::Client>,
     /// Systems Manager (Parameter Store).
-    pub ssm: aws_sdk_ssm::Client,
+    pub ssm: super::lazy::Lazy<aws_sdk_ssm::Client>,
     /// Where failed calls are counted.
     pub figures: std::sync::Arc<crate::metrics::Figures>,
 }

@@ -99,7 +99,7 @@ pub async fn resolve(
             key,
             identity,
         }) => {
-            let zip = S3Zip::new(s3.clone(), bucket, key, clients.figures.clone());
+            let zip = S3Zip::new(s3.built(), bucket, key, clients.figures.clone());
             match zip.into_source(identity.clone()).await {
                 Ok(source) => Some(source),
                 Err(problem) => {
@@ -120,7 +120,7 @@ pub async fn resolve(
     let log_store = job.attini.as_ref().map(|a| {
         let figures = clients.figures.clone();
         Arc::new(S3Log::new(
-            s3.clone(),
+            s3.built(),
             &a.source_bucket,
             &log_key(&job),
             figures,

@@ -95,12 +95,12 @@ impl AwsRunner {
     ) -> Exit {
         let figures = self.stats.figures.clone();
         let queue = Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
+            clients.sqs.built(),
             queue_url.to_string(),
             clients.timeouts,
             figures.clone(),
         ));
-        let tokens = Arc::new(SfnTokens::new(clients.sfn.clone(), figures));
+        let tokens = Arc::new(SfnTokens::new(clients.sfn.built(), figures));
         if let Err(reason) = self.preflight(clients).await {
             tracing::error!(reason, "a start check failed: the runner is broken");
             self.stats.figures.set_broken();

@@ -48,13 +48,22 @@ pub enum ExecutionError {
     /// A call failed.
     #[error("{0}")]
     Call(#[from] CallError),
+    /// The job's distribution could not be fetched.
+    #[error("could not get the distribution: {0}")]
+    Distribution(#[from] crate::engine::distribution::FetchError),
 }
 
 impl ExecutionError {
     /// The exit status it ends the command with: 64 for a bad ARN or flag, 66 for something
-    /// that is not there (a log group, a stack), 69 when AWS could not be asked.
+    /// that is not there (a log group, a stack, a distribution), 69 when AWS could not be
+    /// asked or refused (a distribution denied, a download that broke off).
     pub fn status(&self) -> ExitStatus {
+        use crate::engine::distribution::FetchError;
         match self {
+            ExecutionError::Distribution(FetchError::Missing { .. }) => ExitStatus::NoInput,
+            ExecutionError::Distribution(FetchError::TooLarge { .. }) => ExitStatus::Usage,
+            ExecutionError::Distribution(FetchError::Write { .. }) => ExitStatus::Failure,
+            ExecutionError::Distribution(_) => ExitStatus::Unavailable,
             ExecutionError::History(HistoryError::BadArn { .. }) => ExitStatus::Usage,
             ExecutionError::Refused(_) => ExitStatus::Usage,
             ExecutionError::Call(e) if e.class == crate::calls::ErrorClass::Missing => {
@@ -190,6 +199,42 @@ mod tests {
         assert_eq!(
             status(HistoryError::Call(call(ErrorClass::Transient)).into()),
             69
+        );
+    }
+
+    #[test]
+    fn a_distribution_that_cannot_be_fetched_ends_the_command_with_its_status() {
+        use crate::engine::distribution::FetchError;
+        let status = |e: FetchError| ExecutionError::from(e).status().code();
+        let what = || "s3://b/k".to_string();
+        let detail = || "d".to_string();
+        assert_eq!(
+            status(FetchError::Denied {
+                what: what(),
+                detail: detail()
+            }),
+            69,
+            "AWS refused: not a usage error"
+        );
+        assert_eq!(status(call(ErrorClass::Transient).into()), 69);
+        let broke = std::sync::Arc::new(std::io::Error::other("reset"));
+        assert_eq!(status(FetchError::BrokeOff(broke)), 69);
+        assert_eq!(
+            status(FetchError::Missing {
+                what: what(),
+                detail: detail()
+            }),
+            66
+        );
+        let large = FetchError::TooLarge {
+            what: what(),
+            size: 2,
+            limit: 1,
+        };
+        assert!(
+            ExecutionError::from(large)
+                .to_string()
+                .starts_with("could not get the distribution: s3://b/k is 2 bytes")
         );
     }
 }

@@ -186,11 +186,8 @@ async fn distribution(
             )));
         }
     };
-    let zip = S3Zip::new(clients.s3.clone(), bucket, key, figures.clone()).at_version(version);
-    zip.into_source(None)
-        .await
-        .map(Some)
-        .map_err(|e| ExecutionError::Refused(format!("could not get the distribution: {e}")))
+    let zip = S3Zip::new(clients.s3.built(), bucket, key, figures.clone()).at_version(version);
+    Ok(Some(zip.into_source(None).await?))
 }
 
 /// The original outcome as a result line; a history without a cause says so.

@@ -188,7 +188,7 @@ async fn serve_with(
             "locks across runners in the lock table"
         );
         let store = crate::aws::lock_table::LockTable {
-            dynamodb: clients.dynamodb.clone(),
+            dynamodb: clients.dynamodb.built(),
             table,
             figures: runner.stats.figures.clone(),
         };

@@ -5,8 +5,9 @@
 //! [`crate::config`]), else the mode's default. Whatever the filter, other crates (the AWS SDK,
 //! the HTTP stack) log at most at INFO ([`wire_logs_off`]): their DEBUG and TRACE lines print
 //! request and response bodies, which hold the jobs' literal secrets. Lines are written by a thread of their own
-//! through a bounded buffer: a stderr that blocks (a log driver in blocking mode, a pipe
-//! nobody reads) never stalls the runner; past the buffer, lines are dropped. Keep the
+//! through a bounded buffer of [`BUFFERED_LINES`]: a stderr that blocks (a log driver in
+//! blocking mode, a pipe nobody reads) never stalls the runner; past the buffer, lines are
+//! dropped. Keep the
 //! returned [`LogGuard`] until exit: dropping it flushes what is buffered. Nothing to cancel.
 
 pub mod traces;
@@ -21,6 +22,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{ConfigError, Environment};
+
+/// Log lines the writer thread may be behind by before lines are dropped: some 50 jobs' worth
+/// of the runner's own lines (job output goes to stdout directly). The buffer's slots are
+/// written when it is made, so its size is resident memory: 8,192 slots are 256 KiB, where
+/// the library's default of 128,000 was 4 MiB, a sixth of the idle runner.
+pub const BUFFERED_LINES: usize = 8_192;
 
 /// Keep until exit: dropping it flushes the buffered log lines and the last trace spans.
 pub struct LogGuard {
@@ -57,7 +64,9 @@ pub fn init(filter: &str, env: &Environment) -> Result<LogGuard, TelemetryError>
         expected: format!("a tracing filter ({e})"),
     })?;
     let terminal = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .finish(std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = if terminal {
         fmt.boxed()

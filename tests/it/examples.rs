@@ -75,7 +75,9 @@ async fn the_benchmark_suite_runs_every_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let figures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for scenario in ["B1", "B1a", "B2", "B3", "B4", "B4m", "B5", "B5c", "B6"] {
+    for scenario in [
+        "B1", "B1own", "B1a", "B1a_own", "B2", "B3", "B4", "B4m", "B4j", "B5", "B5c", "B6",
+    ] {
         let figure = &figures[scenario];
         assert!(
             figure["ours"].as_f64().is_some_and(f64::is_finite),
@@ -90,6 +92,19 @@ async fn the_benchmark_suite_runs_every_scenario() {
             "{scenario} not printed:\n{stdout}"
         );
     }
+    // The reference loop in Python ran beside the Rust one, and the burst's breakdown was read.
+    assert!(
+        figures["B3"]["boto3_ratio"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    );
+    assert!(
+        figures["B3"]["breakdown"]["requests_per_job"]["SendTaskSuccess"]
+            .as_f64()
+            .is_some_and(|n| n >= 1.0),
+        "{}",
+        figures["B3"]
+    );
     assert_eq!(
         figures["B6"]["exit"], 0,
         "the output job succeeded: {}",

@@ -66,6 +66,48 @@ fn the_dockerfile_builds_for_the_target_architecture() {
     }
 }
 
+/// The build stage copies every file cargo reads of the package: the manifest's targets (the
+/// runner, the benchmarks' loop, the tests) and the build script. Tests feed that stage a
+/// binary already built, so a file missing there would show only in a real image build.
+#[test]
+fn the_build_stage_copies_every_file_cargo_reads() {
+    let dockerfile = include_str!("../../Dockerfile");
+    let build = &dockerfile[..dockerfile
+        .find("FROM ${BASE_IMAGE}")
+        .expect("the stages after the build")];
+    let copied: Vec<&str> = build
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .flat_map(|args| {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    let manifest = include_str!("../../Cargo.toml");
+    let mut read: Vec<String> = manifest
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("path = \""))
+        .map(|rest| rest.trim_end_matches('"').to_string())
+        .collect();
+    read.extend(
+        [
+            "build.rs",
+            "Cargo.toml",
+            "Cargo.lock",
+            "rust-toolchain.toml",
+        ]
+        .map(String::from),
+    );
+    assert!(read.len() >= 7, "{read:?}");
+    for path in &read {
+        assert!(
+            copied.iter().any(|copy| path == copy
+                || path.starts_with(&format!("{}/", copy.trim_end_matches('/')))),
+            "the build stage does not copy {path} (it copies {copied:?})"
+        );
+    }
+}
+
 /// The image's configuration: user, stop signal, health check, labels, volume, no entrypoint.
 fn check_config(podman: &Podman) {
     let config: Value = serde_json::from_str(&podman.ok(&["image", "inspect", TAG])).unwrap();

@@ -102,8 +102,9 @@ impl Podman {
         name
     }
 
-    /// Builds `target` of the project's Dockerfile as `tag`, from the test binary, and prints
-    /// the image's size.
+    /// Builds `target` of the project's Dockerfile as `tag`, from the test binary (or the one
+    /// `ATTINI_IMAGE_BINARY` names: scripts/bench_image.sh measures the release binary's image
+    /// with it), and prints the image's size.
     pub fn build(&self, target: &str, tag: &str) {
         let lock = std::fs::File::create(self.dir.join("build.lock")).unwrap();
         lock.lock().unwrap();
@@ -114,11 +115,8 @@ impl Podman {
             .unwrap();
         let out = context.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_attini-runner"),
-            out.join("attini-runner"),
-        )
-        .unwrap();
+        let binary = image_binary();
+        std::fs::copy(&binary, out.join("attini-runner")).unwrap();
         let build_context = format!("build={}", context.path().display());
         // The CAs this machine trusts, for npm and pip inside the build (a TLS-inspecting proxy
         // in front of the registries needs its CA there too).
@@ -158,11 +156,9 @@ impl Podman {
             .ok(&["image", "inspect", "--format", "{{.Size}}", tag])
             .parse()
             .unwrap();
-        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_attini-runner"))
-            .unwrap()
-            .len();
+        let binary = std::fs::metadata(&binary).unwrap().len();
         eprintln!(
-            "image {target}: {:.0} MB, {:.0} MB without the runner binary (this test build's is {:.0} MB)",
+            "image {target}: {:.0} MB, {:.0} MB without the runner binary (the binary is {:.0} MB)",
             bytes as f64 / 1e6,
             bytes.saturating_sub(binary) as f64 / 1e6,
             binary as f64 / 1e6
@@ -189,6 +185,13 @@ impl Drop for Podman {
             let _ = self.output(&["rm", "--force", "--time", "0", name]);
         }
     }
+}
+
+/// The runner binary the images get: `ATTINI_IMAGE_BINARY`, else the test build's.
+fn image_binary() -> PathBuf {
+    std::env::var_os("ATTINI_IMAGE_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_attini-runner")))
 }
 
 /// A stable hash of `bytes` (FNV-1a), for a folder name.

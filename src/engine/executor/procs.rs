@@ -101,17 +101,28 @@ impl JobProcesses {
         }
     }
 
-    /// Live (non-zombie) processes of the job, excluding `except` (the main child, which
-    /// tokio waits for). Reaps zombies of the job that are our children on the way.
+    /// Processes of the job not yet gone, excluding `except` (the main child, which tokio
+    /// waits for). Reaps zombies of the job that are our children on the way. A zombie that
+    /// is not our child yet counts as not gone when this runner is the subreaper: its parent,
+    /// killed with it, is still exiting, and the moment it has, the zombie is ours to reap (a
+    /// job whose sweep ended before that left a zombie in its group).
     pub fn live(&self, except: Option<Pid>) -> Vec<Pid> {
+        let subreaper = SUBREAPER.load(Ordering::Relaxed);
         let mut live = Vec::new();
         for (pid, zombie) in self.scan() {
             if Some(pid) == except {
                 continue;
             }
             if zombie {
-                // Not our child (ECHILD) or already gone: nothing to do either way.
-                let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+                // Ours: reaped now. Not ours (ECHILD): its parent may reap it, or it becomes
+                // ours; the next scan tells.
+                let reaped = matches!(
+                    waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+                    Ok(status) if status != nix::sys::wait::WaitStatus::StillAlive
+                );
+                if !reaped && subreaper {
+                    live.push(pid);
+                }
             } else {
                 live.push(pid);
             }

@@ -74,7 +74,7 @@ impl AttiniConfig {
     /// The runner's resource-state item.
     pub fn runner_item(&self, clients: &Clients) -> RunnerItem {
         RunnerItem {
-            dynamodb: clients.dynamodb.clone(),
+            dynamodb: clients.dynamodb.built(),
             table: self.resource_state_table.clone(),
             name: self.resource_name.clone(),
             figures: clients.figures.clone(),

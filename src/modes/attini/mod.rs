@@ -47,7 +47,7 @@ pub async fn run(
         let (clients, token) = (clients.clone(), token.clone());
         async move {
             tracing::error!(error, cause, "the runner could not start");
-            let tokens = SfnTokens::new(clients.sfn, clients.figures.clone());
+            let tokens = SfnTokens::new(clients.sfn.built(), clients.figures.clone());
             let report = Report::failure(error, cause);
             let retries = answer::Retries::default();
             answer::deliver(&tokens, &token, &report, &clients.figures, retries).await;

@@ -237,7 +237,7 @@ fn source(
     let clients = &execution.clients;
     if let Some(group) = group {
         return Ok(Source::Group(GroupReader::new(
-            clients.logs.clone(),
+            clients.logs.built(),
             group,
             &task_id(task)?,
             &task.step,
@@ -249,7 +249,7 @@ fn source(
         .and_then(|body| crate::job::parse(&body).ok());
     match job.as_ref().and_then(|j| j.attini.as_ref().map(|a| (j, a))) {
         Some((job, attini)) => Ok(Source::Object(ObjectReader::new(
-            clients.s3.clone(),
+            clients.s3.built(),
             &attini.source_bucket,
             &super::admission::log_key(job),
             &task.step,
