@@ -55,8 +55,14 @@ impl SqsQueue {
             url,
             timeouts,
             figures,
-            deletes: Arc::new(GroupCommit::new(DELETE_BATCH)),
-            visibility: Arc::new(GroupCommit::new(VISIBILITY_BATCH)),
+            deletes: Arc::new(GroupCommit::new(
+                DELETE_BATCH,
+                crate::aws::group_commit::DELETES_IN_FLIGHT,
+            )),
+            visibility: Arc::new(GroupCommit::new(
+                VISIBILITY_BATCH,
+                crate::aws::group_commit::IN_FLIGHT,
+            )),
         }
     }
 

@@ -64,17 +64,18 @@ enum Ending {
 }
 
 impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
-    /// Runs the job; see the module documentation. `guard` frees the slot when this ends,
+    /// Runs the job; see the module documentation. `guard` frees the slot once the job is
+    /// answered (its message's delete, bookkeeping, holds no slot), or when this ends,
     /// however it ends.
-    pub async fn run(mut self, mut guard: SlotGuard) {
+    pub async fn run(mut self, guard: SlotGuard) {
         let lock = self.lock.take();
-        self.run_holding(&mut guard, lock.as_ref()).await;
+        self.run_holding(guard, lock.as_ref()).await;
         if let Some(lock) = lock {
             lock.release().await;
         }
     }
 
-    async fn run_holding(self, guard: &mut SlotGuard, lock: Option<&Held>) {
+    async fn run_holding(self, mut guard: SlotGuard, lock: Option<&Held>) {
         let interval = beat_interval(self.parts.lease, self.admitted.job.heartbeat);
         self.lease.admitted(self.admitted.token.clone(), interval);
         let started = tokio::time::Instant::now();
@@ -107,6 +108,9 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         if answered {
             guard.set_answered();
         }
+        // The next job may start while this one's message is deleted (the task, and with it
+        // the drain, still waits for the delete).
+        drop(guard);
         if self.parts.lease.is_some() && !lease.released() {
             if answered {
                 self.delete().await;
