@@ -109,15 +109,7 @@ async fn the_distribution_cache_is_keyed_by_object_identifier() {
     let newer = a.world.start(&v2, "newer", &json!({})).await;
     let newer = a.world.finished(&newer).await;
     let (first, again, newer) = (result(first), result(again), result(newer));
-    kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
-        .await
-        .expect("the runner did not stop on SIGTERM")
-        .unwrap();
+    let out = stop_with_sigterm(runner).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         (first, again, newer),
@@ -277,15 +269,7 @@ async fn sigterm_during_startup_commands_ends_them_and_answers_runner_interrupte
         .spawn()
         .unwrap();
     wait_for_file(&started).await;
-    kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
-        .await
-        .expect("the runner did not stop")
-        .unwrap();
+    let out = stop_with_sigterm(runner).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let done = a.world.finished(&starter).await;
     assert_eq!(done.error.as_deref(), Some("Runner.Interrupted"));
@@ -294,4 +278,17 @@ async fn sigterm_during_startup_commands_ends_them_and_answers_runner_interrupte
         cause.starts_with("The runner was stopped while its startup commands ran"),
         "{cause}"
     );
+}
+
+/// Sends the runner SIGTERM and returns what it printed once it exited (within a minute).
+async fn stop_with_sigterm(runner: tokio::process::Child) -> std::process::Output {
+    kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
+        .await
+        .expect("the runner did not stop on SIGTERM")
+        .unwrap()
 }
