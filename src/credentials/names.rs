@@ -90,6 +90,8 @@ mod tests {
         );
         assert_eq!(session_name(None, Some(ARN)), "run-42");
         assert_eq!(session_name(Some("S"), None), "attini-runner-job");
+        // STS takes names of two characters or more.
+        assert_eq!(session_name(Some("ab"), None), "ab");
         assert_eq!(session_name(None, None), "attini-runner-job");
         let long = session_name(Some(&"s".repeat(100)), Some(&"e".repeat(100)));
         assert_eq!(long.len(), 64);
