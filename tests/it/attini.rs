@@ -779,3 +779,16 @@ async fn an_attini_step_runs_as_the_job_role() {
         "{output}"
     );
 }
+
+/// Sends the runner SIGTERM and returns what it printed once it exited (within a minute).
+pub async fn stop_with_sigterm(runner: tokio::process::Child) -> std::process::Output {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
+        .await
+        .expect("the runner did not stop on SIGTERM")
+        .unwrap()
+}

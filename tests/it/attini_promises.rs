@@ -6,7 +6,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use nix::sys::signal::{Signal, kill};
 use serde_json::json;
 
 use crate::attini::*;
@@ -278,17 +277,4 @@ async fn sigterm_during_startup_commands_ends_them_and_answers_runner_interrupte
         cause.starts_with("The runner was stopped while its startup commands ran"),
         "{cause}"
     );
-}
-
-/// Sends the runner SIGTERM and returns what it printed once it exited (within a minute).
-async fn stop_with_sigterm(runner: tokio::process::Child) -> std::process::Output {
-    kill(
-        nix::unistd::Pid::from_raw(runner.id().unwrap() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(60), runner.wait_with_output())
-        .await
-        .expect("the runner did not stop on SIGTERM")
-        .unwrap()
 }

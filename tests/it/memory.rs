@@ -34,26 +34,45 @@ async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
     let machine = a.world.state_machine("logs", &definition).await;
     let execution = a.world.start(&machine, "exec-1", &json!({})).await;
     a.current(&[&execution]).await;
-    let mut runner = a
-        .command("unused-start-token", "2.0.2", HASH, 5, &[])
+    // A long idle TTL, so that a slow machine's gaps never end the runner before the last
+    // branch's job; SIGTERM ends it once the execution is done. Its log goes to a file, told
+    // on failure.
+    let log_path = a.world.tmp.path().join("runner.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let runner = a
+        .command("unused-start-token", "2.0.2", HASH, 600, &[])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let pid = runner.id().unwrap();
     let mut peak = 0;
-    let status = loop {
-        if let Some(now) = peak_mib(pid) {
-            peak = peak.max(now);
-        }
-        tokio::select! {
-            status = runner.wait() => break status.unwrap(),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+    let done = {
+        let finished = a.world.finished(&execution);
+        tokio::pin!(finished);
+        loop {
+            if let Some(now) = peak_mib(pid) {
+                peak = peak.max(now);
+            }
+            tokio::select! {
+                done = &mut finished => break done,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
     };
-    assert!(status.success(), "{status:?}");
-    let done = a.world.finished(&execution).await;
-    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+    let out = stop_with_sigterm(runner).await;
+    let told = || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    assert_eq!(
+        done.status,
+        "SUCCEEDED",
+        "{done:?}\nthe runner's log:\n{}",
+        told()
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", told());
     for i in 0..5 {
         let key = format!("attini/deployment/logs/runner/dev/demo/{DIST_ID}/Log{i}/exec-1");
         let object = a.world.get(&a.bucket, &key).await.expect("the log object");
