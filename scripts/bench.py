@@ -170,8 +170,6 @@ def b1():
         sub = proxy.Recorder()
         sub.events = recorder.events[before:]
         spans, between = sub.handoffs()
-        if os.environ.get("BENCH_SPANS"):
-            print(f"    {label} spans (ms): {sorted(round(s * 1000, 2) for s in spans)}")
         figures[label] = (statistics.median(spans) * 1000 if spans else float("nan"),
                           {k.split(".")[-1]: round(v / max(len(spans), 1), 2) for k, v in between.items()})
     server.shutdown()
