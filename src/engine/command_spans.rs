@@ -26,13 +26,51 @@ pub async fn command_spans(parent: &tracing::Span, progress: PathBuf, end: Syste
         .await
         .unwrap_or_default();
     let tracer = opentelemetry::global::tracer("attini-runner");
-    for (n, start) in starts.iter().enumerate() {
-        let until = starts.get(n + 1).map_or(end, |next| next.at).max(start.at);
+    for (index, from, until) in bounds(&starts, end) {
         let mut span = tracer
             .span_builder("command")
-            .with_start_time(start.at)
-            .with_attributes(vec![KeyValue::new("command.index", start.index as i64)])
+            .with_start_time(from)
+            .with_attributes(vec![KeyValue::new("command.index", index as i64)])
             .start_with_context(&tracer, &cx);
         span.end_with_timestamp(until);
+    }
+}
+
+/// Each command's (index, start, end): it lasts until the next one starts, the last until
+/// `end`, and never ends before it started (a clock step back gives a span of no length).
+fn bounds(
+    starts: &[progress::CommandStart],
+    end: SystemTime,
+) -> Vec<(usize, SystemTime, SystemTime)> {
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, start)| {
+            let until = starts.get(n + 1).map_or(end, |next| next.at).max(start.at);
+            (start.index, start.at, until)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_command_lasts_until_the_next_one_starts_and_the_last_until_the_end() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let start = |index, s| progress::CommandStart { index, at: t(s) };
+        let starts = [start(1, 10), start(2, 13), start(3, 12), start(4, 20)];
+        assert_eq!(
+            bounds(&starts, t(25)),
+            [
+                (1, t(10), t(13)),
+                (2, t(13), t(13)),
+                (3, t(12), t(20)),
+                (4, t(20), t(25)),
+            ]
+        );
+        assert!(bounds(&[], t(1)).is_empty());
     }
 }

@@ -130,6 +130,89 @@ mod tests {
         );
     }
 
+    /// Each file of the layout has its own name under the job's directory, so that removing
+    /// the directory removes them all.
+    #[test]
+    fn the_layout_is_five_distinct_paths_under_the_job_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = JobDir::create(tmp.path(), "j1").unwrap();
+        let root = tmp.path().join("j1");
+        let paths = [
+            (dir.workspace(), "workspace"),
+            (dir.input(), "input.json"),
+            (dir.output(), "output.json"),
+            (dir.progress(), "progress"),
+            (dir.script(), "script.sh"),
+        ];
+        for (path, name) in &paths {
+            assert_eq!(path, &root.join(name));
+        }
+        assert!(dir.workspace().is_dir());
+    }
+
+    /// A failure other than "not there" is an error (here the path is a file, not a tree).
+    #[test]
+    fn a_tree_that_cannot_be_removed_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let err = remove_tree(&file).expect_err("a file is not a tree");
+        assert_ne!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// Without root, read-only folders refuse removal of what they hold (EACCES) until they
+    /// are made writable again: run as an unprivileged user (`nobody`, in a forked child
+    /// when the tests run as root, as they do in CI).
+    #[test]
+    fn an_unprivileged_runner_removes_a_tree_with_read_only_folders() {
+        use nix::sys::wait::{WaitStatus, waitpid};
+        use nix::unistd::{ForkResult, fork};
+        use std::os::unix::fs::PermissionsExt;
+        let work = |base: &Path| {
+            let outer = base.join("outer");
+            let inner = outer.join("inner");
+            std::fs::create_dir_all(&inner).unwrap();
+            std::fs::write(inner.join("f"), "x").unwrap();
+            for dir in [&inner, &outer] {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+            }
+            let direct = std::fs::remove_dir_all(&outer).expect_err("read-only folders");
+            assert_eq!(direct.kind(), io::ErrorKind::PermissionDenied);
+            remove_tree(&outer).unwrap();
+            assert!(!outer.exists());
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let root = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        };
+        if !root {
+            return work(tmp.path());
+        }
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        // Safety: the child only makes system calls and allocates (glibc keeps its allocator
+        // usable in a forked child), then leaves with `_exit`, running nothing of the parent's.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let nobody = 65534;
+                let dropped =
+                    unsafe { nix::libc::setgid(nobody) == 0 && nix::libc::setuid(nobody) == 0 };
+                let passed = dropped
+                    && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tmp.path())))
+                        .is_ok();
+                unsafe { nix::libc::_exit(if passed { 0 } else { 1 }) }
+            }
+            ForkResult::Parent { child } => {
+                let status = waitpid(child, None).unwrap();
+                assert_eq!(
+                    status,
+                    WaitStatus::Exited(child, 0),
+                    "the child as nobody failed"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_dropped_job_dir_is_removed() {
         let tmp = tempfile::tempdir().unwrap();

@@ -140,4 +140,31 @@ mod tests {
             matches!(timeout, Report::Failure { error, .. } if error == SCRIPT_EXECUTION_ERROR)
         );
     }
+
+    /// A download that names nothing there or something too large is the job's fault (not
+    /// retried); one the runner could not make is the runner's (retried, counted).
+    #[test]
+    fn a_failed_download_is_named_by_whose_fault_it_is() {
+        let what = || "s3://b/k".to_string();
+        let missing = FetchError::Missing {
+            what: what(),
+            detail: "NoSuchKey".into(),
+        };
+        let too_large = FetchError::TooLarge {
+            what: what(),
+            size: 2,
+            limit: 1,
+        };
+        let denied = FetchError::Denied {
+            what: what(),
+            detail: "AccessDenied".into(),
+        };
+        let broke = FetchError::BrokeOff(std::sync::Arc::new(std::io::Error::other("reset")));
+        assert_eq!(of_fetch(&missing), INVALID_JOB);
+        assert_eq!(of_fetch(&too_large), INVALID_JOB);
+        assert_eq!(of_fetch(&denied), DISTRIBUTION);
+        assert_eq!(of_fetch(&broke), DISTRIBUTION);
+        assert!(!is_runner_fault(of_fetch(&missing)));
+        assert!(is_runner_fault(of_fetch(&denied)));
+    }
 }

@@ -139,3 +139,34 @@ pub async fn execute(
         pgid,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size reported for an environment the kernel refused is what `execve` counts for
+    /// it: `NAME=value` and its terminating NUL per variable.
+    #[test]
+    fn a_refused_environment_is_reported_with_its_size_in_bytes() {
+        let run = ScriptRun {
+            script: PathBuf::from("script.sh"),
+            cwd: PathBuf::from("."),
+            env: vec![("AB".into(), "xyz".into()), ("C".into(), String::new())],
+            withheld: Vec::new(),
+            job_id: "j".into(),
+            timeout: Duration::from_secs(1),
+            grace: Duration::from_secs(1),
+            redactor: Redactor::default(),
+        };
+        let refused = std::io::Error::from_raw_os_error(nix::libc::E2BIG);
+        let SpawnError::TooBig { bytes, .. } = SpawnError::of(refused, &run) else {
+            panic!("E2BIG is a job too big");
+        };
+        assert_eq!(bytes, ("AB=xyz".len() + 1) + ("C=".len() + 1));
+        let other = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        assert!(matches!(
+            SpawnError::of(other, &run),
+            SpawnError::Other { .. }
+        ));
+    }
+}
