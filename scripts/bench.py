@@ -8,6 +8,8 @@ B1 handoff -> answer: from the moment a ReceiveMessage response carrying the job
    floor: the minimal Rust loop (scripts/benchsuite/minimal-loop) running the same job as the
    runner does (the same bash script, its output file read back) through the same proxy. The
    difference is the runner's own part (B1own, B1a_own); with the requests made in between.
+   The three sides run at once, each through its own proxy, and take turns job by job (30
+   rounds, the order rotating), so that a drift of the machine touches all three alike.
    In `serve` (B1) and in Attini mode (B1a: a deployment plan step with its distribution,
    tables and ECS metadata as on Fargate, scripts/benchsuite/attini.py), where the target
    allows one DynamoDB GetItem more (its median through the proxy in the same run).
@@ -143,36 +145,48 @@ def record(name, what, ours, reference, unit, target=None, **extra):
 
 
 def b1():
-    n = 3 if QUICK else 20
-    recorder = proxy.Recorder()
-    server, pport = proxy.start(port, recorder)
-    url = f"http://127.0.0.1:{pport}"
-    figures = {}
-    for label in ("floor", "serve", "attini"):
-        names = [f"b1-{label}-{i}" for i in range(n)]
-        if label == "attini":
-            plan = attini.Plan(CLIENTS, f"b1attini{counter[0]}", names)
-            arn = plan.machine
-            proc = plan.runner(RUNNER, url, os.path.join(WORK, "attini"), METADATA)
-        else:
-            queue, arn = machine(f"b1{label}")
-        if label == "serve":
-            proc = serve(queue, url, 1)
-        elif label == "floor":
-            proc = rust_loop(queue, n, url, job=True)
-        before = len(recorder.events)
-        for name in names:
-            wait_done([sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]])
-        if label == "floor":
-            proc.wait()
-        else:
-            stop(proc)
-        sub = proxy.Recorder()
-        sub.events = recorder.events[before:]
-        spans, between = sub.handoffs()
-        figures[label] = (statistics.median(spans) * 1000 if spans else float("nan"),
-                          {k.split(".")[-1]: round(v / max(len(spans), 1), 2) for k, v in between.items()})
-    server.shutdown()
+    """The three sides (floor, serve, Attini mode) run at once, each through its own proxy, and
+    take turns: one job each per round, in a rotating order, so that all three sample the same
+    stretch of the machine's time. One job each first, not counted (first connections, lazy
+    clients)."""
+    n = 3 if QUICK else 30
+    labels = ("floor", "serve", "attini")
+    recorders = {label: proxy.Recorder() for label in labels}
+    proxies = {label: proxy.start(port, recorders[label]) for label in labels}
+    urls = {label: f"http://127.0.0.1:{proxies[label][1]}" for label in labels}
+    names = {label: [f"b1-{label}-{counter[0]}-{i}" for i in range(n + 1)] for label in labels}
+    arns, procs = {}, {}
+    plan = attini.Plan(CLIENTS, f"b1attini{counter[0]}", names["attini"])
+    arns["attini"] = plan.machine
+    procs["attini"] = plan.runner(RUNNER, urls["attini"], os.path.join(WORK, "attini"), METADATA)
+    queue, arns["serve"] = machine("b1serve")
+    procs["serve"] = serve(queue, urls["serve"], 1)
+    queue, arns["floor"] = machine("b1floor")
+    procs["floor"] = rust_loop(queue, n + 1, urls["floor"], job=True)
+    spans = {label: [] for label in labels}
+    between = {label: {} for label in labels}
+    for i in range(n + 1):
+        for label in labels[i % 3:] + labels[:i % 3]:
+            before = len(recorders[label].events)
+            name = names[label][i]
+            wait_done([sfn.start_execution(stateMachineArn=arns[label], name=name, input="{}")["executionArn"]])
+            if i == 0:
+                continue
+            sub = proxy.Recorder()
+            sub.events = recorders[label].events[before:]
+            got, made = sub.handoffs()
+            spans[label] += got
+            for op, count in made.items():
+                between[label][op] = between[label].get(op, 0) + count
+    procs["floor"].wait()
+    stop(procs["serve"])
+    stop(procs["attini"])
+    figures = {label: (statistics.median(spans[label]) * 1000 if spans[label] else float("nan"),
+                       {k.split(".")[-1]: round(v / max(len(spans[label]), 1), 2) for k, v in between[label].items()})
+               for label in labels}
+    for server, _ in proxies.values():
+        server.shutdown()
+    recorder = recorders["attini"]
     get_item = statistics.median(recorder.upstream.get("DynamoDB_20120810.GetItem", [float("nan")])) * 1000
     floor = figures["floor"][0]
     record("B1", "handoff -> answer, serve, median", figures["serve"][0], floor, "ms",
