@@ -105,14 +105,10 @@ impl Redactor {
             let spanning = self
                 .secrets
                 .iter()
-                .map(|s| s.as_bytes())
-                .chain([b"AKIA".as_slice(), b"ASIA".as_slice()])
-                .filter_map(|needle| {
-                    let len = if needle.len() == 4 {
-                        ACCESS_KEY_LEN
-                    } else {
-                        needle.len()
-                    };
+                .map(|s| (s.as_bytes(), s.len()))
+                // An access key id is known by its prefix and covers ACCESS_KEY_LEN bytes.
+                .chain([b"AKIA", b"ASIA"].map(|prefix| (prefix.as_slice(), ACCESS_KEY_LEN)))
+                .filter_map(|(needle, len)| {
                     let from = cut.saturating_sub(len - 1);
                     (from..cut)
                         .find(|&p| bytes[p..].starts_with(needle) && p + len > cut)
@@ -242,6 +238,10 @@ mod tests {
         // Never inside a UTF-8 character.
         assert_eq!(Redactor::new([]).safe_cut("aé".as_bytes(), 2), 1);
         assert_eq!(r.reach(), 20);
+        // A secret of four bytes, the length of a key id's prefix, spans only its own four.
+        let short = Redactor::new(["pw42"]);
+        assert_eq!(short.safe_cut(b"0123pw42 and more", 10), 10);
+        assert_eq!(short.safe_cut(b"0123pw42 and more", 6), 4);
     }
 
     #[test]
