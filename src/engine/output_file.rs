@@ -65,7 +65,6 @@ enum Read {
 }
 
 fn read_regular(path: &std::path::Path) -> Read {
-    use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt;
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -87,8 +86,16 @@ fn read_regular(path: &std::path::Path) -> Read {
     if !meta.file_type().is_file() {
         return Read::NotRegular(describe_file_type(&meta.file_type()));
     }
-    if meta.len() > READ_LIMIT {
-        return Read::TooLarge(meta.len());
+    read_bounded(file, meta.len())
+}
+
+/// At most [`READ_LIMIT`] bytes of a file whose size was given as `len` bytes: one said to be
+/// larger is refused unread, and one that turns out larger than it said (it grew, or it is a
+/// file whose size says nothing) is refused once the limit is passed.
+fn read_bounded(file: impl std::io::Read, len: u64) -> Read {
+    use std::io::Read as _;
+    if len > READ_LIMIT {
+        return Read::TooLarge(len);
     }
     let mut bytes = Vec::new();
     match file.take(READ_LIMIT + 1).read_to_end(&mut bytes) {
@@ -110,5 +117,57 @@ fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
         "a socket"
     } else {
         "a device"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn spaces(n: u64) -> Cursor<Vec<u8>> {
+        Cursor::new(vec![b' '; n as usize])
+    }
+
+    /// The limit is the Step Functions payload limit with 64 KiB to spare for the whitespace
+    /// around a payload, which the output rules trim.
+    #[test]
+    fn an_output_is_read_up_to_the_payload_limit_and_64_kib_more() {
+        let limit = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
+        assert!(
+            matches!(read_bounded(spaces(limit), limit), Read::Content(b) if b.len() as u64 == limit)
+        );
+        assert!(
+            matches!(read_bounded(spaces(limit + 1), limit + 1), Read::TooLarge(n) if n == limit + 1)
+        );
+    }
+
+    /// A file said to be larger is refused by its size, unread (a sparse file of a GiB is not
+    /// read); one that says less than it holds is cut off one byte past the limit.
+    #[test]
+    fn a_file_larger_than_it_says_or_said_to_be_too_large_is_refused() {
+        let limit = MAX_OUTPUT_BYTES as u64 + 64 * 1024;
+        assert!(matches!(read_bounded(spaces(0), 1 << 30), Read::TooLarge(n) if n == 1 << 30));
+        assert!(matches!(read_bounded(spaces(2 * limit), 0), Read::TooLarge(n) if n == limit + 1));
+        assert!(matches!(read_bounded(spaces(limit), 0), Read::Content(_)));
+    }
+
+    /// Only a link is reported as a link; another failure to open says what it was.
+    #[test]
+    fn an_output_path_that_cannot_be_opened_is_a_failure_not_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        match read_regular(&file.join("output.json")) {
+            Read::Failed(e) => assert_eq!(e.raw_os_error(), Some(nix::libc::ENOTDIR)),
+            _ => panic!("a path under a file cannot be opened"),
+        }
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(matches!(read_regular(&link), Read::NotRegular("a symlink")));
+        assert!(matches!(
+            read_regular(&tmp.path().join("none")),
+            Read::Missing
+        ));
     }
 }
