@@ -238,6 +238,10 @@ mod tests {
         assert_eq!(r.safe_cut(b"my-long-secret-value and more", 5), 20);
         // Never inside a UTF-8 character.
         assert_eq!(Redactor::new([]).safe_cut("aé".as_bytes(), 2), 1);
+        // The ends: all of it, and nothing of output that is not UTF-8 at all.
+        assert_eq!(Redactor::new([]).safe_cut(b"abc", 3), 3);
+        assert_eq!(Redactor::new([]).safe_cut(b"abc", 9), 3);
+        assert_eq!(Redactor::new([]).safe_cut(&[0x80, 0x80], 0), 0);
         assert_eq!(r.reach(), 20);
         // A secret of four bytes, the length of a key id's prefix, spans only its own four.
         let short = Redactor::new(["pw42"]);

@@ -126,4 +126,44 @@ mod tests {
         assert!(!live_path.exists() && !next_path.exists());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
+
+    /// The sweep looks at `run-*` folders only: other folders and the lock files themselves
+    /// are left, however old.
+    #[test]
+    fn what_is_not_a_runner_folder_is_left_alone_however_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = WorkDir::claim(tmp.path()).unwrap();
+        let other = tmp.path().join("cache");
+        std::fs::create_dir_all(&other).unwrap();
+        let stray = tmp.path().join("notes.lock");
+        std::fs::write(&stray, "x").unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for path in [&other, &stray, &live.lock_path, &live.root] {
+            File::open(path).unwrap().set_modified(hour_ago).unwrap();
+        }
+        let _next = WorkDir::claim(tmp.path()).unwrap();
+        for path in [&other, &stray, &live.lock_path, &live.root] {
+            assert!(path.exists(), "{} was removed", path.display());
+        }
+    }
+
+    /// A folder without a lock file may be a runner starting right now: it is removed only
+    /// once it is older than a minute.
+    #[test]
+    fn a_folder_without_a_lock_is_removed_only_once_a_minute_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let starting = tmp.path().join("run-starting");
+        let abandoned = tmp.path().join("run-abandoned");
+        for dir in [&starting, &abandoned] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        File::open(&abandoned)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let _claim = WorkDir::claim(tmp.path()).unwrap();
+        assert!(starting.exists(), "a runner starting now lost its folder");
+        assert!(!abandoned.exists(), "an abandoned folder was kept");
+    }
 }

@@ -85,6 +85,10 @@ pub struct LineSplitter {
     redactor: Redactor,
     pending: Vec<u8>,
     tail: VecDeque<String>,
+    /// The last [`TAIL_LINES`] lines (each ending with `\n`) of the last block sent whole,
+    /// newer than `tail`: one copy per block instead of a string per line. Moved into `tail`
+    /// before a line is added there.
+    recent: String,
     bytes: u64,
 }
 
@@ -95,6 +99,7 @@ impl LineSplitter {
             redactor,
             pending: Vec::new(),
             tail: VecDeque::with_capacity(TAIL_LINES),
+            recent: String::new(),
             bytes: 0,
         }
     }
@@ -138,6 +143,14 @@ impl LineSplitter {
             return false;
         }
         sink.lines(text);
+        // The start of the block's last TAIL_LINES lines, when it has that many.
+        let body = &text[..text.len() - 1];
+        if let Some((at, _)) = body.rmatch_indices('\n').nth(TAIL_LINES - 1) {
+            self.recent.clear();
+            self.recent.push_str(&text[at + 1..]);
+            return true;
+        }
+        self.settle_recent();
         let mut last = text
             .rsplit_terminator('\n')
             .take(TAIL_LINES)
@@ -149,6 +162,20 @@ impl LineSplitter {
         }
         self.tail.extend(last.into_iter().map(str::to_string));
         true
+    }
+
+    /// Moves the lines of `recent` into `tail`.
+    fn settle_recent(&mut self) {
+        if self.recent.is_empty() {
+            return;
+        }
+        for line in self.recent.split_terminator('\n') {
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line.to_string());
+        }
+        self.recent.clear();
     }
 
     /// Emits the pending line, whole now, in pieces of at most [`MAX_LINE_BYTES`].
@@ -172,6 +199,7 @@ impl LineSplitter {
         if !self.pending.is_empty() {
             self.flush_line(sink);
         }
+        self.settle_recent();
         OutputSummary {
             tail: self.tail.into(),
             bytes: self.bytes,
@@ -184,6 +212,7 @@ impl LineSplitter {
         let text = text.strip_suffix('\r').unwrap_or(&text);
         let line = self.redactor.redact(text);
         sink.line(&line);
+        self.settle_recent();
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }
@@ -311,8 +340,11 @@ mod tests {
     fn blocks_and_lines_give_the_same_output_for_any_chunking() {
         let secret = "hunter2-secret";
         let long = "z".repeat(MAX_LINE_BYTES + 10);
+        // Runs of more lines than the tail keeps, so that whole blocks hold the tail too.
+        let many = |tag: &str| (0..40).map(|i| format!("{tag}{i}\n")).collect::<String>();
+        let (before, after) = (many("b"), many("a"));
         let text = format!(
-            "plain\nwith {secret} inside\ncr line\r\n{long}\nkey AKIAIOSFODNN7EXAMPLE\n@?\nlast\nno newline"
+            "{before}plain\nwith {secret} inside\ncr line\r\n{long}\nkey AKIAIOSFODNN7EXAMPLE\n@?\n{after}last\nno newline"
         );
         // Not UTF-8: one byte 0xFF.
         let owned: Vec<u8> = text
@@ -330,7 +362,9 @@ mod tests {
             (sink.0.into_inner().unwrap(), summary.tail)
         };
         assert!(expected.0.iter().all(|l| !l.contains(secret)));
-        for size in [1, 2, 7, 64, 1000, MAX_LINE_BYTES, bytes.len()] {
+        assert_eq!(expected.1.len(), TAIL_LINES);
+        assert_eq!(expected.1[0], "a12");
+        for size in [1, 2, 7, 64, 300, 1000, MAX_LINE_BYTES, bytes.len()] {
             let sink = Collect::default();
             let mut s = LineSplitter::new(Redactor::new([secret]));
             for chunk in bytes.chunks(size) {
@@ -340,6 +374,34 @@ mod tests {
             let got = (sink.0.into_inner().unwrap(), summary.tail);
             assert_eq!(got, expected, "chunks of {size}");
         }
+    }
+
+    /// A block of more lines than the tail keeps leaves its last lines as the tail, in order
+    /// with what the line-by-line path adds before and after.
+    #[test]
+    fn the_tail_keeps_its_order_across_whole_blocks_and_single_lines() {
+        let many = |tag: &str, n: usize| (0..n).map(|i| format!("{tag}{i}\n")).collect::<String>();
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(many("a", 40).as_bytes(), &sink);
+        s.push(b"cr\r\n", &sink);
+        s.push(many("b", 10).as_bytes(), &sink);
+        s.push(b"end", &sink);
+        let tail = s.finish(&sink).tail;
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!((tail[0].as_str(), tail[17].as_str()), ("a22", "a39"));
+        assert_eq!((tail[18].as_str(), tail[19].as_str()), ("cr", "b0"));
+        assert_eq!(tail[29], "end");
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(many("a", 40).as_bytes(), &sink);
+        let tail = s.finish(&sink).tail;
+        assert_eq!((tail[0].as_str(), tail[29].as_str()), ("a10", "a39"));
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(many("a", 40).as_bytes(), &sink);
+        s.push(many("b", 10).as_bytes(), &sink);
+        let tail = s.finish(&sink).tail;
+        assert_eq!((tail[0].as_str(), tail[19].as_str()), ("a20", "a39"));
+        assert_eq!((tail[20].as_str(), tail[29].as_str()), ("b0", "b9"));
     }
 
     #[test]
