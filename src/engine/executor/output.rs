@@ -109,19 +109,19 @@ impl LineSplitter {
         self.bytes += chunk.len() as u64;
         // A line begun in an earlier chunk ends first, on its own.
         if !self.pending.is_empty()
-            && let Some(pos) = chunk.iter().position(|&b| b == b'\n')
+            && let Some(pos) = memchr::memchr(b'\n', chunk)
         {
             self.pending.extend_from_slice(&chunk[..pos]);
             self.flush_line(sink);
             chunk = &chunk[pos + 1..];
         }
         if self.pending.is_empty()
-            && let Some(last) = chunk.iter().rposition(|&b| b == b'\n')
+            && let Some(last) = memchr::memrchr(b'\n', chunk)
             && self.push_block(&chunk[..=last], sink)
         {
             chunk = &chunk[last + 1..];
         }
-        while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', chunk) {
             self.pending.extend_from_slice(&chunk[..pos]);
             self.flush_line(sink);
             chunk = &chunk[pos + 1..];
@@ -139,7 +139,10 @@ impl LineSplitter {
         let Ok(text) = std::str::from_utf8(block) else {
             return false;
         };
-        if block.contains(&b'\r') || has_long_line(block) || self.redactor.finds(text) {
+        if memchr::memchr(b'\r', block).is_some()
+            || has_long_line(block)
+            || self.redactor.finds(text)
+        {
             return false;
         }
         sink.lines(text);
@@ -226,7 +229,7 @@ fn has_long_line(block: &[u8]) -> bool {
     let mut start = 0;
     while block.len() - start > MAX_LINE_BYTES {
         let window = &block[start..start + MAX_LINE_BYTES + 1];
-        match window.iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', window) {
             Some(at) => start += at + 1,
             None => return true,
         }
