@@ -135,6 +135,10 @@ fn attini_errors_name_the_field() {
             "field `taskConfigHashCode` must be an integer",
         ),
         (
+            Box::new(|v| v["taskConfigHashCode"] = json!(1.5)),
+            "field `taskConfigHashCode` must be an integer",
+        ),
+        (
             Box::new(|v| v["Properties"]["Environment"] = json!({"A": "nul\u{0}byte"})),
             "contains a NUL character",
         ),
