@@ -77,6 +77,11 @@ fn attini_tolerates_nulls_numbers_and_extra_keys() {
         attini_with(|v| v["Properties"]["Environment"] = json!({"N": 5, "B": false})).unwrap();
     assert_eq!(job.environment["N"], "5");
     assert_eq!(job.environment["B"], "false");
+    // The configuration hash as a number or a numeric string.
+    for hash in [json!(-42), json!(" -42 ")] {
+        let job = attini_with(|v| v["taskConfigHashCode"] = hash).unwrap();
+        assert_eq!(job.attini.unwrap().config_hash, -42);
+    }
 }
 
 #[test]
