@@ -272,3 +272,35 @@ pub fn role_arn(value: &str, path: &str) -> Result<String, ParseError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each part of a role ARN is checked on its own: the partition, the twelve digits of the
+    /// account, and the role name's length and characters.
+    #[test]
+    fn a_role_arn_is_refused_for_any_one_wrong_part() {
+        for good in [
+            "arn:aws:iam::123456789012:role/deploy-dev",
+            " arn:aws-cn:iam::123456789012:role/path/to+deploy=,.@_-1 ",
+        ] {
+            assert_eq!(role_arn(good, "role").unwrap(), good.trim());
+        }
+        let long = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(513));
+        for bad in [
+            "arn:aws:iam::123456789012:role/",
+            long.as_str(),
+            "arn:aws:iam::123456789012:role/bad name",
+            "arn:gcp:iam::123456789012:role/deploy",
+            "arn:aws:iam::12345678901:role/deploy",
+            "arn:aws:iam::12345678901x:role/deploy",
+            "arn:aws:iam::123456789012:user/deploy",
+        ] {
+            let err = role_arn(bad, "role").expect_err(bad).to_string();
+            assert!(err.contains("must be an IAM role ARN"), "{bad}: {err}");
+        }
+        let longest = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(512));
+        assert!(role_arn(&longest, "role").is_ok());
+    }
+}
