@@ -251,6 +251,12 @@ fn native_minimal_job_has_defaults() {
     assert_eq!(job.input, json!({}));
     assert_eq!(job.distribution, None);
     assert_eq!(job.timeout, None);
+    assert_eq!(job.execution, None);
+    // The execution ARN is trimmed, and a blank one is none.
+    let job = parse(r#"{"commands": ["true"], "executionArn": "   "}"#).unwrap();
+    assert_eq!(job.execution, None);
+    let job = parse(r#"{"commands": ["true"], "executionArn": " arn:aws:states:x "}"#).unwrap();
+    assert_eq!(job.execution.as_deref(), Some("arn:aws:states:x"));
 }
 
 #[test]
@@ -265,6 +271,14 @@ fn native_errors_name_the_field() {
             "field `commands` must be a list of commands, got a string",
         ),
         (r#"{"commands": []}"#, "field `commands` is empty"),
+        (
+            r#"{"commands": ["x"], "distribution": {"bucket": "", "key": "k"}}"#,
+            "with non-empty values",
+        ),
+        (
+            r#"{"commands": ["x"], "distribution": {"bucket": "b", "key": ""}}"#,
+            "with non-empty values",
+        ),
         (r#"{"environment": {}}"#, "field `commands` is missing"),
         (
             r#"{"commands": ["x"], "environment": {"A": [1]}}"#,
