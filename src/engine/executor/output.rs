@@ -153,17 +153,11 @@ impl LineSplitter {
             self.recent.push_str(&text[at + 1..]);
             return true;
         }
+        // Fewer lines than the tail keeps: each one is remembered.
         self.settle_recent();
-        let mut last = text
-            .rsplit_terminator('\n')
-            .take(TAIL_LINES)
-            .collect::<Vec<_>>();
-        last.reverse();
-        let keep = TAIL_LINES - last.len();
-        while self.tail.len() > keep {
-            self.tail.pop_front();
+        for line in text.split_terminator('\n') {
+            remember(&mut self.tail, line.to_string());
         }
-        self.tail.extend(last.into_iter().map(str::to_string));
         true
     }
 
@@ -173,10 +167,7 @@ impl LineSplitter {
             return;
         }
         for line in self.recent.split_terminator('\n') {
-            if self.tail.len() == TAIL_LINES {
-                self.tail.pop_front();
-            }
-            self.tail.push_back(line.to_string());
+            remember(&mut self.tail, line.to_string());
         }
         self.recent.clear();
     }
@@ -216,11 +207,16 @@ impl LineSplitter {
         let line = self.redactor.redact(text);
         sink.line(&line);
         self.settle_recent();
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line);
+        remember(&mut self.tail, line);
     }
+}
+
+/// Adds `line` to the tail, dropping its oldest line once it holds [`TAIL_LINES`].
+fn remember(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == TAIL_LINES {
+        tail.pop_front();
+    }
+    tail.push_back(line);
 }
 
 /// True when a line of `block` (whole lines) is longer than [`MAX_LINE_BYTES`]: jumps from
