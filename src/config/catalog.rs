@@ -122,6 +122,12 @@ pub const TOOL_CACHE_BYTES: Setting = Setting {
     },
     meaning: "Bytes of tool caches (jobs' `caches`: `~/.npm`, `~/.m2`, ...) kept between jobs, in homes of their own, one job per home at a time; the least recently used home goes first. 0: jobs naming caches run with the runner's `HOME`.",
 };
+/// `ATTINI_TOOL_CACHE_SEED`.
+pub const TOOL_CACHE_SEED: Setting = Setting {
+    name: "ATTINI_TOOL_CACHE_SEED",
+    kind: text("none"),
+    meaning: "`s3://BUCKET/KEY` of a zip of cache folders under a home (`.npm/...`, `.m2/...`), unpacked into the first tool cache home when the runner starts (AWS modes), so that the first jobs naming those caches start warm; jobs naming caches wait for it, others never do. A seed that cannot be read or unpacked is a warning, and the caches start empty. Needs `s3:GetObject` on the object.",
+};
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {
     name: "ATTINI_MAX_CONCURRENT_JOBS",
@@ -336,6 +342,7 @@ pub const ALL: &[Setting] = &[
     DISTRIBUTION_MAX_BYTES,
     DISTRIBUTION_CACHE_BYTES,
     TOOL_CACHE_BYTES,
+    TOOL_CACHE_SEED,
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
     DRAIN_GRACE,

@@ -88,6 +88,8 @@ pub struct Settings {
     pub lock_table: Option<String>,
     /// [`LOCK_LEASE`].
     pub lock_lease: Duration,
+    /// [`TOOL_CACHE_SEED`] as (bucket, key); `None` when unset.
+    pub tool_cache_seed: Option<(String, String)>,
     /// [`OPS_ADDR`]; `None` when `off`.
     pub ops_addr: Option<SocketAddr>,
     /// [`METRICS_INTERVAL`] when [`METRICS`] is `emf`; `None` when off.
@@ -195,6 +197,7 @@ impl Settings {
             refuse_literal_secrets: flag(&lookup, &REFUSE_LITERAL_SECRETS)?,
             lock_table: get(&LOCK_TABLE),
             lock_lease: duration(&lookup, &LOCK_LEASE)?.unwrap_or_default(),
+            tool_cache_seed: get(&TOOL_CACHE_SEED).map(s3_object).transpose()?,
             ops_addr: ops_addr(get(&OPS_ADDR))?,
             emf_interval: match get(&METRICS).map(|v| v.trim().to_ascii_lowercase()) {
                 None => None,
@@ -336,6 +339,25 @@ pub fn ops_addr(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError
         value,
         expected: "an IP address and port such as 127.0.0.1:9464 or 0.0.0.0:9464, or `off`".into(),
     })
+}
+
+/// `s3://BUCKET/KEY` as (bucket, key), for [`TOOL_CACHE_SEED`].
+pub fn s3_object(value: String) -> Result<(String, String), ConfigError> {
+    let parts = value
+        .trim()
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'));
+    match parts {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        _ => Err(ConfigError {
+            key: TOOL_CACHE_SEED.name.into(),
+            value,
+            expected: "an S3 object as s3://BUCKET/KEY, such as s3://my-bucket/caches/npm.zip"
+                .into(),
+        }),
+    }
 }
 
 /// A value that must be present: `Err` names the setting and says where it comes from.

@@ -267,3 +267,25 @@ fn flags_and_the_ops_address_accept_what_they_say() {
     let s = parse(&[("ATTINI_OPS_ADDR", "127.0.0.1:0")]).unwrap();
     assert_eq!(s.ops_addr, Some("127.0.0.1:0".parse().unwrap()));
 }
+
+#[test]
+fn the_tool_cache_seed_is_an_s3_object() {
+    assert_eq!(parse(&[]).unwrap().tool_cache_seed, None);
+    let s = parse(&[("ATTINI_TOOL_CACHE_SEED", " s3://b/caches/npm.zip ")]).unwrap();
+    assert_eq!(
+        s.tool_cache_seed,
+        Some(("b".to_string(), "caches/npm.zip".to_string()))
+    );
+    for bad in [
+        "b/key.zip",
+        "s3://b",
+        "s3://b/",
+        "s3:///key.zip",
+        "https://b/k",
+    ] {
+        let e = parse(&[("ATTINI_TOOL_CACHE_SEED", bad)]).unwrap_err();
+        assert_eq!(e.key, "ATTINI_TOOL_CACHE_SEED", "{bad}");
+        assert_eq!(e.value, bad);
+        assert!(e.expected.contains("s3://BUCKET/KEY"), "{bad}");
+    }
+}

@@ -6,7 +6,8 @@
 //! caches it names, the most recently used first, and a new one when none is idle. When a job
 //! gives its home back, the home's size is measured and, while all homes together pass the
 //! budget (`ATTINI_TOOL_CACHE_BYTES`), the least recently used idle home is removed. Homes
-//! live in the runner's own folder and go with it.
+//! live in the runner's own folder and go with it. A seed from S3 can warm the first home at a
+//! cold start ([`Homes::seed`], in `homes_seed.rs`).
 //!
 //! Cancellation: a [`HomeLease`] dropped without [`HomeLease::give_back`] (a job whose run
 //! was dropped) still frees its home, measured on a blocking thread.
@@ -41,6 +42,8 @@ pub struct Homes {
     budget: u64,
     pool: Arc<Mutex<Pool>>,
     cleanup: TaskTracker,
+    /// Held while a seed is put in place ([`Homes::seed`]): jobs wait for it before choosing.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A home lent to one job.
@@ -63,6 +66,7 @@ impl Homes {
             budget,
             pool: Arc::default(),
             cleanup,
+            gate: Arc::default(),
         }
     }
 
@@ -71,6 +75,8 @@ impl Homes {
     /// # Errors
     /// The home or a cache folder cannot be made.
     pub async fn take(&self, caches: &[String]) -> std::io::Result<HomeLease> {
+        // A seed being put in place is waited for, so that the first jobs find it.
+        drop(self.gate.lock().await);
         let path = {
             let mut pool = lock(&self.pool);
             let warmth = |home: &Home| {
@@ -200,6 +206,10 @@ fn size_of(path: &Path) -> u64 {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[path = "homes_seed.rs"]
+mod seed;
+pub use seed::SeedError;
 
 #[cfg(test)]
 #[path = "homes_tests.rs"]

@@ -90,3 +90,90 @@ fn size_counts_files_in_nested_folders_and_not_links() {
     assert_eq!(size_of(tmp.path()), 15);
     assert_eq!(size_of(&tmp.path().join("missing")), 0);
 }
+
+/// A seed held back until `release` is notified (a stand-in for S3, for the pool's part).
+struct HeldSeed {
+    zip: Vec<u8>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl crate::engine::distribution::Fetch for HeldSeed {
+    fn describe(&self) -> String {
+        "the held seed".into()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        dest: &'a Path,
+        _max_bytes: u64,
+    ) -> crate::engine::distribution::FetchFuture<'a> {
+        Box::pin(async move {
+            self.release.notified().await;
+            std::fs::write(dest, &self.zip).unwrap();
+            Ok(())
+        })
+    }
+}
+
+fn zip_of(name: &str, content: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(content).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// Seeds `homes` with a zip of `.npm/seeded` holding `content`; a job asking for `.npm`
+/// while the seed is held back waits, and gets its home once the seed is released.
+async fn take_after_seed(homes: Homes, content: &[u8]) -> (HomeLease, Homes) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let seed = HeldSeed {
+        zip: zip_of(".npm/seeded", content),
+        release: release.clone(),
+    };
+    homes.seed(Arc::new(seed));
+    let homes = Arc::new(homes);
+    let taking = tokio::spawn({
+        let homes = homes.clone();
+        async move { homes.take(&caches(&[".npm"])).await.unwrap() }
+    });
+    // Current-thread runtime: the seed task and the take have both run up to their waits.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!taking.is_finished(), "a take must wait for the seed");
+    release.notify_one();
+    let lease = taking.await.unwrap();
+    let homes = Arc::try_unwrap(homes).unwrap_or_else(|_| unreachable!("one owner left"));
+    (lease, homes)
+}
+
+#[tokio::test]
+async fn a_job_waits_for_the_seed_and_gets_the_seeded_home() {
+    let (_tmp, homes) = pool(1 << 30);
+    let (lease, homes) = take_after_seed(homes, b"warm").await;
+    assert_eq!(
+        std::fs::read(lease.path().join(".npm/seeded")).unwrap(),
+        b"warm"
+    );
+    assert!(
+        !homes.dir().join("seed.zip").exists(),
+        "the downloaded zip is removed"
+    );
+    // The seeded home counts in the pool with its size.
+    let pool = lock(&homes.pool);
+    assert_eq!(pool.homes.len(), 1);
+    assert_eq!(pool.homes[0].bytes, 4);
+}
+
+#[tokio::test]
+async fn a_seed_past_the_budget_is_not_kept_and_the_job_gets_an_empty_home() {
+    let (_tmp, homes) = pool(3);
+    let (lease, homes) = take_after_seed(homes, b"too large").await;
+    assert!(lease.path().join(".npm").is_dir());
+    assert!(!lease.path().join(".npm/seeded").exists());
+    let pool = lock(&homes.pool);
+    assert_eq!(pool.homes.len(), 1, "only the job's own home");
+    assert_eq!(lease.path().file_name().unwrap(), "home-2");
+}

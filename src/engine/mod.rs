@@ -196,6 +196,19 @@ impl Engine {
         self.distributions.free_room()
     }
 
+    /// Starts putting the tool caches' seed in place ([`homes::Homes::seed`]); with the tool
+    /// caches off (`ATTINI_TOOL_CACHE_BYTES` 0) it is ignored, with a warning.
+    pub fn seed_tool_caches(&self, fetch: Arc<dyn distribution::Fetch>) {
+        if self.config.tool_cache_bytes == 0 {
+            tracing::warn!(
+                seed = fetch.describe(),
+                "ATTINI_TOOL_CACHE_SEED is ignored: the tool caches are off (ATTINI_TOOL_CACHE_BYTES=0)"
+            );
+            return;
+        }
+        self.homes.seed(fetch);
+    }
+
     /// SIGKILL to every process of every running job (a second stop signal).
     pub fn kill_all(&self) {
         self.processes.kill_all();

@@ -219,6 +219,35 @@ mod tests {
         );
     }
 
+    /// Overrides alone, or tags alone, still get the config file and the flag that reads it.
+    #[test]
+    fn sam_overrides_or_tags_alone_write_the_config_file() {
+        for (properties, line) in [
+            (
+                json!({"StackName": "a", "ParameterOverrides": {"Stage": "dev"}}),
+                "parameter_overrides = \"Stage=dev\"",
+            ),
+            (
+                json!({"StackName": "a", "Tags": {"team": "x"}}),
+                "tags = \"team=x\"",
+            ),
+        ] {
+            let c = sam(properties).unwrap();
+            let printf = c.iter().find(|c| c.starts_with("printf '%s' "));
+            assert!(printf.is_some_and(|p| p.contains(line)), "{c:?}");
+            let deploy = c.iter().find(|c| c.starts_with("sam deploy")).unwrap();
+            assert!(deploy.contains("--config-file"), "{deploy}");
+        }
+        // A control character goes into the TOML file escaped, never raw.
+        let c = sam(json!({"StackName": "a", "Tags": {"team": "x\u{1}y"}})).unwrap();
+        let printf = c.iter().find(|c| c.starts_with("printf")).unwrap();
+        // (In the shell word, the TOML escape's backslash is doubled.)
+        assert!(
+            printf.contains(r"x\\u0001y") && !printf.contains('\u{1}'),
+            "{printf}"
+        );
+    }
+
     #[test]
     fn sam_refusals_name_the_field() {
         let e = |v| sam(v).unwrap_err().to_string();

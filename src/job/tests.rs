@@ -279,6 +279,10 @@ fn native_errors_name_the_field() {
             r#"{"commands": ["x"], "distribution": {"bucket": "b", "key": ""}}"#,
             "with non-empty values",
         ),
+        (
+            r#"{"commands": ["x"], "distribution": {"path": ""}}"#,
+            "with non-empty values",
+        ),
         (r#"{"environment": {}}"#, "field `commands` is missing"),
         (
             r#"{"commands": ["x"], "environment": {"A": [1]}}"#,

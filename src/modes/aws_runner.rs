@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Stop;
 use super::observers::{self, Observers};
 use crate::aws::Clients;
+use crate::aws::s3::S3Zip;
 use crate::aws::sfn::SfnTokens;
 use crate::aws::sqs::SqsQueue;
 use crate::config::Settings;
@@ -45,6 +46,8 @@ pub struct AwsRunner {
     /// The counters the observers show.
     pub stats: Arc<Stats>,
     observers: Option<Observers>,
+    /// Where the tool caches' seed is (bucket, key), put in place once the start checks pass.
+    seed: Option<(String, String)>,
 }
 
 impl AwsRunner {
@@ -69,6 +72,7 @@ impl AwsRunner {
             engine,
             stats,
             observers: Some(observers),
+            seed: settings.tool_cache_seed.clone(),
         })
     }
 
@@ -79,6 +83,7 @@ impl AwsRunner {
             engine: Arc::new(Engine::with_figures(engine, figures)?),
             stats,
             observers: None,
+            seed: None,
         })
     }
 
@@ -105,6 +110,11 @@ impl AwsRunner {
             tracing::error!(reason, "a start check failed: the runner is broken");
             self.stats.figures.set_broken();
             return Exit::Broken(reason);
+        }
+        if let Some((bucket, key)) = &self.seed {
+            let figures = self.stats.figures.clone();
+            let zip = S3Zip::new(clients.s3.built(), bucket, key, figures);
+            self.engine.seed_tool_caches(Arc::new(zip));
         }
         let stats = self.stats.clone();
         let mut worker = Worker::new(self.engine.clone(), queue, tokens, worker, stats).await;

@@ -10,6 +10,7 @@ mod at_scale;
 pub mod attini;
 mod attini_promises;
 mod aws_faults;
+mod cache_seed;
 mod caches;
 pub mod cli;
 mod command_mode;

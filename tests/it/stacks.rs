@@ -108,6 +108,7 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
             "Subnets=SUBNET",
             "DistributionBucket=artifacts",
             "ArtifactStoreBucket=reports",
+            "ToolCacheSeed=s3://caches/tools/npm.zip",
             "ExtraSecurityGroups=sg-0123456789abcdef0",
             "Architecture=ARM64",
         ],
@@ -137,6 +138,27 @@ async fn the_service_stack_runs_its_example_state_machine_through_the_runner() {
         in_stack.remove("ATTINI_ARTIFACT_STORE").as_deref(),
         Some("reports"),
         "ArtifactStoreBucket names the jobs' artifact store"
+    );
+    assert_eq!(
+        in_stack.remove("ATTINI_TOOL_CACHE_SEED").as_deref(),
+        Some("s3://caches/tools/npm.zip"),
+        "ToolCacheSeed names the tool caches' seed"
+    );
+    // ... and the runner may read that one object.
+    let runner_policy = &outputs["_role_policies"]["TaskRole"]["runner"];
+    let seed_read: Vec<&Value> = runner_policy["Statement"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{runner_policy}"))
+        .iter()
+        .filter(|s| s["Sid"] == "ReadToolCacheSeed")
+        .collect();
+    assert_eq!(
+        seed_read,
+        [
+            &json!({"Sid": "ReadToolCacheSeed", "Effect": "Allow", "Action": ["s3:GetObject"],
+                 "Resource": "arn:aws:s3:::caches/tools/npm.zip"})
+        ],
+        "{runner_policy}"
     );
     let lock_table = in_stack.remove("ATTINI_LOCK_TABLE").unwrap();
     assert!(lock_table.contains("LockTable"), "{lock_table}");

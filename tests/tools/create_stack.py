@@ -1,10 +1,11 @@
 """Creates a CloudFormation stack from a template on the AWS endpoint in AWS_ENDPOINT_URL (an
 emulator), waits until it is created and prints its outputs as one JSON object. Parameters come
-as NAME=VALUE arguments; the values VPC and SUBNET are replaced by a VPC and a subnet made for
+as NAME=VALUE arguments (`_resources`, `_task_definition` and `_role_policies` are added); the values VPC and SUBNET are replaced by a VPC and a subnet made for
 the stack. State machines are made runnable on moto (see make_executable). Exit 2 with the stack's events when it does not reach CREATE_COMPLETE.
 
 Usage: python3 create_stack.py TEMPLATE STACK_NAME [NAME=VALUE ...]
 """
+import ast
 import json
 import os
 import sys
@@ -14,6 +15,16 @@ import urllib.request
 import boto3
 
 REGION = "us-east-1"
+
+
+def document(policy):
+    """A policy document as a dict: moto keeps one made by CloudFormation as Python's text of it."""
+    if isinstance(policy, str):
+        try:
+            return json.loads(policy)
+        except ValueError:
+            return ast.literal_eval(policy)
+    return policy
 
 
 def main() -> int:
@@ -55,6 +66,15 @@ def main() -> int:
         if r["ResourceType"] == "AWS::ECS::TaskDefinition":
             described = ecs.describe_task_definition(taskDefinition=r["PhysicalResourceId"])
             outputs["_task_definition"] = described["taskDefinition"]
+    # Inline policies of the stack's roles, as IAM holds them after CloudFormation's functions.
+    iam = boto3.client("iam", region_name=REGION)
+    outputs["_role_policies"] = {
+        r["LogicalResourceId"]: {
+            name: document(iam.get_role_policy(RoleName=r["PhysicalResourceId"], PolicyName=name)["PolicyDocument"])
+            for name in iam.list_role_policies(RoleName=r["PhysicalResourceId"])["PolicyNames"]
+        }
+        for r in resources if r["ResourceType"] == "AWS::IAM::Role"
+    }
     print(json.dumps(outputs))
     return 0
 
