@@ -126,7 +126,7 @@ pub const TOOL_CACHE_BYTES: Setting = Setting {
 pub const TOOL_CACHE_SEED: Setting = Setting {
     name: "ATTINI_TOOL_CACHE_SEED",
     kind: text("none"),
-    meaning: "`s3://BUCKET/KEY` of a zip of cache folders under a home (`.npm/...`, `.m2/...`), unpacked into the first tool cache home when the runner starts (AWS modes), so that the first jobs naming those caches start warm; jobs naming caches wait for it, others never do. A seed that cannot be read or unpacked is a warning, and the caches start empty. Needs `s3:GetObject` on the object.",
+    meaning: "`s3://BUCKET/KEY` of a zip of cache folders under a home (`.npm/...`, `.m2/...`), unpacked into the first tool cache home when the runner starts (AWS modes), so that the first jobs naming those caches start warm; jobs naming caches wait for it (2 minutes at most), others never do. A seed that cannot be read or unpacked is a warning, and the caches start empty. Needs `s3:GetObject` on the object.",
 };
 /// `ATTINI_MAX_CONCURRENT_JOBS`.
 pub const MAX_CONCURRENT_JOBS: Setting = Setting {

@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::task::TaskTracker;
 
+/// Longest a job naming caches waits for the seed being put in place: 2 minutes.
+pub const SEED_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// One home of the pool.
 #[derive(Debug)]
 struct Home {
@@ -75,8 +78,17 @@ impl Homes {
     /// # Errors
     /// The home or a cache folder cannot be made.
     pub async fn take(&self, caches: &[String]) -> std::io::Result<HomeLease> {
-        // A seed being put in place is waited for, so that the first jobs find it.
-        drop(self.gate.lock().await);
+        // A seed being put in place is waited for, so that the first jobs find it; a seed
+        // slower than that is not waited for (it lands later, as an idle home).
+        if tokio::time::timeout(SEED_WAIT, self.gate.lock())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                waited_s = SEED_WAIT.as_secs(),
+                "the tool caches' seed is still on its way: this job starts with a home of its own"
+            );
+        }
         let path = {
             let mut pool = lock(&self.pool);
             let warmth = |home: &Home| {

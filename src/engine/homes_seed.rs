@@ -1,8 +1,8 @@
 //! Seeding the tool caches at a cold start (`ATTINI_TOOL_CACHE_SEED`): a zip of a home's
 //! cache folders (`.npm/...`, `.m2/...`) is downloaded once when the runner starts and
 //! unpacked into the pool's first home, so that the first jobs naming those caches start
-//! warm. Until the seed is in place, a job asking for a home waits for it (jobs without
-//! caches never wait); a seed that cannot be had is logged as a warning and the caches start
+//! warm. Until the seed is in place, a job asking for a home waits for it, at most
+//! [`super::SEED_WAIT`] (jobs without caches never wait); a seed that cannot be had is logged as a warning and the caches start
 //! empty, as without a seed: a seed never stops the runner. The zip is unpacked with the
 //! distributions' checks (no paths out of the home, no links out of it), within the tool
 //! caches' byte budget.

@@ -177,3 +177,19 @@ async fn a_seed_past_the_budget_is_not_kept_and_the_job_gets_an_empty_home() {
     assert_eq!(pool.homes.len(), 1, "only the job's own home");
     assert_eq!(lease.path().file_name().unwrap(), "home-2");
 }
+
+/// A seed that never arrives holds a job back [`SEED_WAIT`] at most (paused clock).
+#[tokio::test(start_paused = true)]
+async fn a_job_waits_for_a_stalled_seed_two_minutes_at_most() {
+    let (_tmp, homes) = pool(1 << 30);
+    let never = HeldSeed {
+        zip: Vec::new(),
+        release: Arc::new(tokio::sync::Notify::new()),
+    };
+    homes.seed(Arc::new(never));
+    let started = tokio::time::Instant::now();
+    let lease = homes.take(&caches(&[".npm"])).await.unwrap();
+    assert_eq!(started.elapsed(), SEED_WAIT);
+    assert!(lease.path().join(".npm").is_dir());
+    assert!(!lease.path().join(".npm/seeded").exists());
+}
