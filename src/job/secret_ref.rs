@@ -148,4 +148,22 @@ mod tests {
             assert!(e.contains(field) && e.contains(says), "{value}: {e}");
         }
     }
+
+    /// Messages name where a value comes from, each kind in its own words.
+    #[test]
+    fn a_reference_is_described_by_its_source() {
+        let described = |value| SecretRef::parse(&value, "p").unwrap().describe();
+        assert_eq!(
+            described(json!({"secretsManager": "db"})),
+            "Secrets Manager secret \"db\""
+        );
+        assert_eq!(
+            described(json!({"secretsManager": "db", "jsonKey": "password"})),
+            "key \"password\" of Secrets Manager secret \"db\""
+        );
+        assert_eq!(
+            described(json!({"ssmParameter": "/app/token"})),
+            "SSM parameter \"/app/token\""
+        );
+    }
 }
