@@ -1,6 +1,9 @@
 """B7, warm tool caches: the same `npm ci` job twice on one `serve` runner, the first on a cold
 cache (a fresh runner's new home), the second with the npm cache the first left (`"caches":
-["npm"]`); five such pairs, each on a runner of its own, and their medians. Prints figures and
+["npm"]`); five such pairs, each on a runner of its own, and their medians. B7s: a third runner,
+new, seeded from S3 with the npm cache the pair's runner held (`ATTINI_TOOL_CACHE_SEED`, the
+job sent as it starts, so that its time includes the seed's download and unpacking), its first
+`npm ci` against the cold one. Prints figures and
 writes them to target/bench-caches.json (the keys of scripts/bench.py); asserts nothing. Needs the npm
 registry (it downloads the test tools of scripts/tools: the AWS CDK CLI and Liquibase), npm,
 ministack and boto3 (./scripts/test installs them).
@@ -62,36 +65,68 @@ def run(arn, name):
         time.sleep(0.05)
 
 
-def serve(queue, pair):
+def serve(queue, pair, **extra):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, f"serve-{pair}"))
+               AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, f"serve-{pair}"),
+               **extra)
     env.pop("npm_config_cache", None)
     return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def upload_seed(pair):
+    """The npm cache of the pair's runner (its one home), zipped as a seed; its S3 location."""
+    work = os.path.join(WORK, f"serve-{pair}")
+    homes = [os.path.join(root, ".npm") for root, dirs, _ in os.walk(work) if ".npm" in dirs]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for root, _, files in os.walk(homes[0]):
+            for name in files:
+                path = os.path.join(root, name)
+                z.write(path, os.path.relpath(path, os.path.dirname(homes[0])))
+    s3.put_object(Bucket="b7-bench", Key=f"seed-{pair}.zip", Body=buf.getvalue())
+    return f"s3://b7-bench/seed-{pair}.zip", len(buf.getvalue())
+
+
 try:
     DIST = distribution()
-    colds, warms = [], []
+    colds, warms, seeded = [], [], []
     for pair in range(5):
         queue, arn = machine(["npm"], pair)
         proc = serve(queue, pair)  # a new work folder: a cold home
         colds.append(run(arn, "cold"))
         warms.append(run(arn, "warm"))
+        seed, seed_bytes = upload_seed(pair)
+        proc.terminate()
+        proc.wait()
+        # A queue of its own: the stopped runner's last long poll may still take a message.
+        queue, arn = machine(["npm"], f"{pair}-seeded")
+        proc = serve(queue, f"{pair}-seeded", ATTINI_TOOL_CACHE_SEED=seed)
+        seeded.append(run(arn, "seeded"))
         proc.terminate()
         proc.wait()
         print(f"    pair {pair + 1}: cold {colds[-1]:.1f} s, warm {warms[-1]:.1f} s, "
-              f"warm/cold {warms[-1] / colds[-1]:.2f}", flush=True)
+              f"warm/cold {warms[-1] / colds[-1]:.2f}; a new runner seeded from S3 "
+              f"({seed_bytes / 1e6:.0f} MB zip) {seeded[-1]:.1f} s, seeded/cold {seeded[-1] / colds[-1]:.2f}",
+              flush=True)
     cold, warm = statistics.median(colds), statistics.median(warms)
     ratios = sorted(w / c for w, c in zip(warms, colds))
     print(f"B7 npm ci of scripts/tools (aws-cdk, liquibase) in serve, caches [npm], medians of five: "
           f"cold {cold:.1f} s, warm {warm:.1f} s, warm/cold {warm / cold:.2f} (target at most 0.5; "
           f"pairs {ratios[0]:.2f} to {ratios[-1]:.2f})")
+    seed_median = statistics.median(seeded)
+    seed_ratios = sorted(s / c for s, c in zip(seeded, colds))
+    print(f"B7s the first npm ci of a new runner seeded from S3, against the cold one: {seed_median:.1f} s, "
+          f"seeded/cold {seed_median / cold:.2f} (pairs {seed_ratios[0]:.2f} to {seed_ratios[-1]:.2f})")
     with open(os.path.join(TARGET, "bench-caches.json"), "w") as f:
         json.dump({"B7": dict(what="npm ci with a warm npm cache against a cold one (serve), median of five",
                               ours=round(warm, 3), reference=round(cold, 3), unit="s",
                               ratio=round(warm / cold, 3), target="at most 0.5x the cold run",
-                              pair_ratios=[round(r, 3) for r in ratios])}, f, indent=2)
+                              pair_ratios=[round(r, 3) for r in ratios]),
+                   "B7s": dict(what="a new runner's first npm ci, seeded from S3, against a cold one, median of five",
+                               ours=round(seed_median, 3), reference=round(cold, 3), unit="s",
+                               ratio=round(seed_median / cold, 3), pair_ratios=[round(r, 3) for r in seed_ratios])},
+                  f, indent=2)
 finally:
     emulator.terminate()
     shutil.rmtree(WORK, ignore_errors=True)
