@@ -65,6 +65,8 @@ pub struct MemoryQueue {
     extend_faults: Mutex<std::collections::VecDeque<ExtendFault>>,
     next_id: Mutex<u64>,
     journal: Arc<Journal>,
+    /// Receives begun.
+    polls: std::sync::atomic::AtomicUsize,
 }
 
 /// What an extension meets instead of an answer at once.
@@ -89,6 +91,7 @@ impl MemoryQueue {
             extend_faults: Mutex::default(),
             next_id: Mutex::new(0),
             journal: Arc::default(),
+            polls: Default::default(),
         }
     }
 
@@ -112,6 +115,11 @@ impl MemoryQueue {
             deliveries: 0,
         });
         id
+    }
+
+    /// How many receives have begun (a long poll in progress counts).
+    pub fn polls(&self) -> usize {
+        self.polls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every receive from now on fails with `error` (a queue gone, access denied).
@@ -213,6 +221,7 @@ impl Queue for MemoryQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, CallError> {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(error) = lock(&self.receive_error).clone() {
             return Err(error);
         }

@@ -22,6 +22,7 @@ mod breaker;
 mod drain_plan;
 mod durations;
 pub mod health;
+mod in_flight;
 mod job_span;
 mod job_task;
 pub mod joblog;

@@ -11,8 +11,9 @@
 //! refusal), when the queue cannot be used, or after `idle_ttl` without jobs or admissions
 //! (counted from the end of the last job).
 //!
-//! Then the drain: no more receiving; admissions and refusals in progress stop and their
-//! messages go back to the queue; running jobs get `drain_grace` to finish and report; after
+//! Then the drain: no more receiving (a receive in flight is not dropped: what it still
+//! brings goes back to the queue at once, [`InFlight`]); admissions and refusals in progress
+//! stop and their messages go back to the queue; running jobs get `drain_grace` to finish and report; after
 //! that their processes are ended and they are reported as `Runner.Interrupted`.
 //! Cancellation: trip `shutdown`.
 
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::drain_plan;
+use super::in_flight::InFlight;
 use super::message_task::MessageTask;
 use super::running::Seen;
 use super::shared::Parts;
@@ -41,6 +43,8 @@ pub struct Poll<Q, T, R> {
     config: WorkerConfig,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
+    /// The receives in flight ([`InFlight`]), waited for before the loop's end.
+    polls: TaskTracker,
     /// Tripped when the drain grace is over: running jobs are ended.
     kill: CancellationToken,
 }
@@ -53,6 +57,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
             config,
             tracker: TaskTracker::new(),
+            polls: TaskTracker::new(),
             kill: CancellationToken::new(),
         }
     }
@@ -79,6 +84,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         stats.health.draining();
         stats.figures.set_draining(true);
         self.beating(self.drain()).await;
+        self.beating(self.last_poll()).await;
         stats.health.stopped();
         exit
     }
@@ -102,12 +108,12 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             let Some(mut permits) = self.beating(self.take_slots(shutdown)).await else {
                 return Exit::Requested;
             };
-            let receive = self
-                .parts
-                .queue
-                .receive(permits.len(), self.poll_wait(idle_left));
+            let wait = self.poll_wait(idle_left);
+            let mut receive = InFlight::start(&self.parts, &self.polls, permits.len(), wait);
             let received = tokio::select! {
-                r = self.beating(receive) => r,
+                biased;
+                r = self.beating(receive.received()) => r,
+                // The poll goes on in its task; what it brings goes back (InFlight).
                 _ = shutdown.cancelled() => return Exit::Requested,
             };
             match received {
@@ -130,6 +136,18 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
                     tokio::select! { _ = sleep(delay) => {}, _ = shutdown.cancelled() => return Exit::Requested }
                 }
             }
+        }
+    }
+
+    /// Waits for a receive still in flight, so that what it brings goes back to the queue
+    /// before the runner exits (at most the poll's wait, 20 s, and its call's bounds).
+    async fn last_poll(&self) {
+        self.polls.close();
+        if !self.polls.is_empty() {
+            tracing::info!(
+                "waiting for the last long poll to end, so that a message it brings goes back to the queue at once"
+            );
+            self.polls.wait().await;
         }
     }
 

@@ -243,3 +243,60 @@ async fn a_stderr_nobody_reads_does_not_stall_the_runner() {
     }
     runner.start_kill().unwrap();
 }
+
+/// SQS (and the emulator) keep a long poll open to its end even when the runner has gone,
+/// and hand it what is sent meanwhile: a message sent just after a stop would stay invisible
+/// for the queue's visibility timeout (300 s here). The runner keeps its last poll and gives
+/// what it brings back at once, so the next consumer gets it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_as_an_idle_runner_stops_goes_back_to_the_queue_at_once() {
+    let world = World::new().await;
+    let queue = world.fifo_queue_with("last-poll", 300).await;
+    let proxy = DenyingProxy::start(&world.emulator.endpoint, &[]).await;
+    // Recorded as it arrives (a fault of no delay), not when its long poll ends.
+    let receive = "AmazonSQS.ReceiveMessage";
+    proxy.fault(receive, crate::deny::Fault::Delay(Duration::ZERO), 1);
+    let log_path = world.tmp.path().join("runner.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut runner = serve_binary_to(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)], log);
+    for _ in 0..1200 {
+        if proxy.count(receive) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.count(receive), 1, "the runner never polled");
+    kill(Pid::from_raw(runner.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let sent = world
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(r#"{"taskToken": "late", "commands": ["true"]}"#)
+        .message_group_id("g")
+        .message_deduplication_id("late")
+        .send()
+        .await
+        .unwrap();
+    let (code, log) = exit_and_log(&mut runner, &log_path).await;
+    assert_eq!(code, Some(0), "{log}");
+    let got = world
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&queue)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = got
+        .messages()
+        .iter()
+        .filter_map(|m| m.message_id())
+        .collect();
+    assert_eq!(ids, [sent.message_id().unwrap()], "{log}");
+    assert!(
+        log.contains("the runner stopped during the long poll that received it"),
+        "{log}"
+    );
+}

@@ -110,3 +110,25 @@ async fn a_job_that_must_not_be_interrupted_runs_until_the_grace_is_over() {
     );
     assert!(stopped.elapsed() >= Duration::from_secs(100));
 }
+
+/// SQS keeps a long poll open to its end even when the runner has stopped listening, and hands
+/// it what is sent meanwhile (the in-memory queue's poll goes on likewise once begun): a stop
+/// mid-poll waits for the poll, and what it brings goes back to the queue at once.
+#[tokio::test(start_paused = true)]
+async fn a_message_the_last_long_poll_brings_after_a_stop_goes_back_at_once() {
+    let rig = Rig::new(true, false);
+    let worker = rig.start(config(1, None)).await;
+    until("the runner is in its long poll", || rig.queue.polls() == 1).await;
+    rig.shutdown.cancel();
+    let late = rig.job("late", "ok");
+    assert_eq!(worker.await.unwrap(), Exit::Requested);
+    let events = rig.events();
+    assert!(
+        events.contains(&Event::Received(late.clone())),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::Released(late)), "{events:?}");
+    assert_eq!(rig.tokens.answers("late"), 0, "{events:?}");
+    assert_eq!(rig.queue.len(), 1, "the message is still in the queue");
+    assert_eq!(rig.queue.polls(), 1, "no receive after the stop");
+}
