@@ -235,6 +235,44 @@ fn each_reading_gives_what_changed_since_the_last_and_gauges_keep_their_value() 
     assert_eq!(second[0]["SlotsInUse"], 1, "a gauge keeps its value");
     assert!(second[0].get("JobDuration").is_none());
     assert_eq!(second.len(), 1);
+    // Counts are the interval's: one more report, none more cache lookups.
+    m.report(ReportResult::Accepted);
+    let third = reader.read(&m, "q", 4);
+    assert_eq!(third[0]["ReportsAccepted"], 1);
+    assert_eq!(third[0]["DistributionCacheMisses"], 0);
+}
+
+#[test]
+fn draining_broken_and_each_failing_operation_are_reported() {
+    use crate::metrics::{AwsErrorLabels, Figures};
+    let m = Figures::new();
+    let mut reader = EmfReader::default();
+    let calm = reader.read(&m, "q", 1);
+    assert_eq!(
+        (&calm[0]["Draining"], &calm[0]["Broken"]),
+        (&json!(0), &json!(0))
+    );
+    m.set_draining(true);
+    m.set_broken();
+    let throttled = AwsErrorLabels {
+        service: "sqs",
+        operation: "ReceiveMessage",
+        class: "transient",
+    };
+    m.aws_error(throttled.clone());
+    m.aws_error(throttled);
+    let docs = reader.read(&m, "q", 2);
+    assert_eq!(
+        (&docs[0]["Draining"], &docs[0]["Broken"]),
+        (&json!(1), &json!(1))
+    );
+    let errors: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d.get("Operation").is_some())
+        .collect();
+    assert_eq!(errors.len(), 1, "{docs:?}");
+    assert_eq!(errors[0]["Operation"], "ReceiveMessage");
+    assert_eq!(errors[0]["AwsErrors"], 2);
 }
 
 #[test]
@@ -257,6 +295,10 @@ fn durations_in_one_bucket_keep_their_mean_and_spread_ones_their_bucket_bounds()
         "upper bounds; the open bucket gives the last finite one"
     );
     assert_eq!(spread[0]["JobsFailed"], 3);
+    // One observation in one bucket: its own value, not one diluted by earlier intervals.
+    m.job_finished("commands", Outcome::Failed, Duration::from_millis(3000));
+    let one = reader.read(&m, "q", 3);
+    assert_eq!(one[0]["JobDuration"], json!([3.0]));
 }
 
 #[test]
