@@ -145,6 +145,12 @@ pub const IDLE_TTL: Setting = Setting {
     kind: seconds(None, 1, MAX_SECONDS),
     meaning: "AWS modes: exit after this long without jobs, counted from the end of the last one. Unset: 3600 in Attini mode, never in `serve` (`--idle-ttl` wins).",
 };
+/// `ATTINI_RECEIVE_WAIT`.
+pub const RECEIVE_WAIT: Setting = Setting {
+    name: "ATTINI_RECEIVE_WAIT",
+    kind: seconds(Some(20), 1, 20),
+    meaning: "AWS modes: longest wait of one `ReceiveMessage` long poll (SQS allows 20). A stop keeps the poll in flight to its end, so that a message SQS hands it meanwhile goes back to the queue at once rather than after its visibility timeout: an idle runner's stop takes up to this long. Lower: a quicker stop, at one more request every this many seconds while idle.",
+};
 /// The idle TTL of Attini mode when [`IDLE_TTL`] is unset (CONTRACT.md 3.3).
 pub const ATTINI_IDLE_TTL_DEFAULT: Duration = Duration::from_secs(3600);
 /// `ATTINI_DRAIN_GRACE`.
@@ -345,6 +351,7 @@ pub const ALL: &[Setting] = &[
     TOOL_CACHE_SEED,
     MAX_CONCURRENT_JOBS,
     IDLE_TTL,
+    RECEIVE_WAIT,
     DRAIN_GRACE,
     STOP_TIMEOUT,
     REPORT_DENIED_RETRY,

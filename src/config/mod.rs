@@ -154,6 +154,7 @@ impl Settings {
         let worker = WorkerConfig {
             max_jobs: number(&lookup, &MAX_CONCURRENT_JOBS)?.unwrap_or(5) as usize,
             idle_ttl: duration(&lookup, &IDLE_TTL)?,
+            receive_wait: duration(&lookup, &RECEIVE_WAIT)?.unwrap_or_default(),
             drain_grace: match duration(&lookup, &DRAIN_GRACE)? {
                 Some(grace) => grace,
                 None => duration(&lookup, &STOP_TIMEOUT)?

@@ -153,6 +153,9 @@ pub struct WorkerConfig {
     pub max_jobs: usize,
     /// Exit after this long without jobs (`ATTINI_RUNNER_IDLE_TTL`); `None` never.
     pub idle_ttl: Option<Duration>,
+    /// Longest long poll (`ATTINI_RECEIVE_WAIT`, default 20 s, at most 20 s); a stop waits for
+    /// the one in flight.
+    pub receive_wait: Duration,
     /// Time running jobs get to finish after a stop (`ATTINI_DRAIN_GRACE`, default 90 s).
     pub drain_grace: Duration,
     /// How long a report is retried (`ATTINI_REPORT_DENIED_RETRY` for denials, default 300 s;

@@ -34,7 +34,7 @@ use super::shared::Parts;
 use super::{ErrorClass, Exit, JobRunner, Message, Policy, Queue, TaskTokens, WorkerConfig};
 
 /// Longest long poll the queue allows.
-const MAX_WAIT: Duration = Duration::from_secs(20);
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// Most messages one receive returns.
 const MAX_BATCH: usize = 10;
 /// One run of the loop.
@@ -169,10 +169,14 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     /// As the Attini Runner: never wait longer than the idle TTL, so that an idle runner
     /// notices its TTL soon after its last job ended.
     fn poll_wait(&self, idle_left: Option<Duration>) -> Duration {
+        let most = self
+            .config
+            .receive_wait
+            .clamp(Duration::from_secs(1), MAX_WAIT);
         match (self.config.idle_ttl, idle_left) {
-            (Some(ttl), Some(left)) if self.running() == 0 => left.min(ttl).min(MAX_WAIT),
-            (Some(ttl), _) => ttl.min(MAX_WAIT),
-            (None, _) => MAX_WAIT,
+            (Some(ttl), Some(left)) if self.running() == 0 => left.min(ttl).min(most),
+            (Some(ttl), _) => ttl.min(most),
+            (None, _) => most,
         }
     }
 

@@ -292,6 +292,10 @@ impl Attini {
             .env("ECS_CONTAINER_METADATA_URI_V4", &self.metadata)
             .env("ATTINI_WORK_DIR", self.world.tmp.path().join("work"))
             .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
+            .env(
+                "ATTINI_RECEIVE_WAIT",
+                TEST_RECEIVE_WAIT.as_secs().to_string(),
+            )
             // Tests run side by side: any free port for the ops server.
             .env("ATTINI_OPS_ADDR", "127.0.0.1:0")
             .current_dir(self.world.tmp.path())

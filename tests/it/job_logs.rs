@@ -126,6 +126,10 @@ pub fn cli(world: &World, args: &[&str]) -> tokio::process::Command {
         .args(args)
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("cli-work"))
+        .env(
+            "ATTINI_RECEIVE_WAIT",
+            TEST_RECEIVE_WAIT.as_secs().to_string(),
+        )
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command

@@ -20,6 +20,10 @@ async fn serve_to_exit(world: &World, queue: &str, args: &[&str], env: &[(&str, 
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
         .env("ATTINI_JOB_TIMEOUT", "120")
+        .env(
+            "ATTINI_RECEIVE_WAIT",
+            TEST_RECEIVE_WAIT.as_secs().to_string(),
+        )
         // Tests run side by side: any free port for the ops server.
         .env("ATTINI_OPS_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
@@ -258,7 +262,12 @@ async fn a_message_sent_as_an_idle_runner_stops_goes_back_to_the_queue_at_once()
     proxy.fault(receive, crate::deny::Fault::Delay(Duration::ZERO), 1);
     let log_path = world.tmp.path().join("runner.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut runner = serve_binary_to(&world, &queue, &[("AWS_ENDPOINT_URL", &proxy.url)], log);
+    // SQS's longest poll, as shipped, so the message surely comes while it is open.
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ("ATTINI_RECEIVE_WAIT", "20"),
+    ];
+    let mut runner = serve_binary_to(&world, &queue, &env, log);
     for _ in 0..1200 {
         if proxy.count(receive) >= 1 {
             break;

@@ -22,6 +22,10 @@ use crate::emulator::Emulator;
 /// The job timeout of every runner a test starts (the default is an hour).
 pub const TEST_JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The long poll of every runner a test starts (`ATTINI_RECEIVE_WAIT`; 20 s as shipped): a
+/// stop waits for the poll in flight, and a test stops many idle runners.
+pub const TEST_RECEIVE_WAIT: Duration = Duration::from_secs(2);
+
 /// Any role: the emulators do not check it.
 pub const ROLE: &str = "arn:aws:iam::000000000000:role/attini-runner-test";
 
@@ -328,6 +332,7 @@ impl World {
             worker: WorkerConfig {
                 max_jobs,
                 idle_ttl: None,
+                receive_wait: TEST_RECEIVE_WAIT,
                 drain_grace: Duration::from_secs(90),
                 report_retries: Default::default(),
                 max_lease: attini_runner::worker::SQS_MAX_LEASE,
@@ -448,6 +453,10 @@ pub fn serve_command(
         .envs(world.emulator.env())
         .env("ATTINI_WORK_DIR", world.tmp.path().join("work"))
         .env("ATTINI_KILL_GRACE", "1")
+        .env(
+            "ATTINI_RECEIVE_WAIT",
+            TEST_RECEIVE_WAIT.as_secs().to_string(),
+        )
         .env("ATTINI_JOB_TIMEOUT", TEST_JOB_TIMEOUT.as_secs().to_string())
         // Tests run side by side: any free port for the ops server.
         .env("ATTINI_OPS_ADDR", "127.0.0.1:0")

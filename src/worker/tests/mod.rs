@@ -130,6 +130,7 @@ fn config(max_jobs: usize, idle_ttl: Option<u64>) -> WorkerConfig {
     WorkerConfig {
         max_jobs,
         idle_ttl: idle_ttl.map(Duration::from_secs),
+        receive_wait: Duration::from_secs(20),
         drain_grace: Duration::from_secs(5),
         report_retries: Default::default(),
         max_lease: SQS_MAX_LEASE,
