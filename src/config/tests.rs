@@ -292,7 +292,10 @@ fn the_tool_cache_seed_is_an_s3_object() {
 
 #[test]
 fn the_receive_wait_is_sqss_longest_poll_unless_set_lower() {
-    assert_eq!(parse(&[]).unwrap().worker.receive_wait, Duration::from_secs(20));
+    assert_eq!(
+        parse(&[]).unwrap().worker.receive_wait,
+        Duration::from_secs(20)
+    );
     let s = parse(&[("ATTINI_RECEIVE_WAIT", "2")]).unwrap();
     assert_eq!(s.worker.receive_wait, Duration::from_secs(2));
     for bad in ["0", "21"] {
