@@ -68,6 +68,7 @@ def run(arn, name):
 def serve(queue, pair, **extra):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_REGION="us-east-1", ATTINI_OPS_ADDR="off", ATTINI_WORK_DIR=os.path.join(WORK, f"serve-{pair}"),
+               ATTINI_RECEIVE_WAIT="2",  # a quick stop (see scripts/bench.py's QUICK_STOP)
                **extra)
     env.pop("npm_config_cache", None)
     return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,

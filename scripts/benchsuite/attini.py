@@ -101,7 +101,9 @@ class Plan:
                    ATTINI_RESOURCE_STATE_TABLE=self.resource_table, ATTINI_CONFIGURATION_HASH=str(HASH),
                    ATTINI_RUNNER_RESOURCE_NAME=RUNNER_NAME, ATTINI_AWS_ACCOUNT="000000000000",
                    ATTINI_AWS_REGION="us-east-1", ATTINI_ARTIFACT_STORE=self.bucket, ATTINI_RUNNER_IDLE_TTL="3600",
-                   ECS_CONTAINER_METADATA_URI_V4=metadata, ATTINI_WORK_DIR=work, ATTINI_OPS_ADDR="off")
+                   ECS_CONTAINER_METADATA_URI_V4=metadata, ATTINI_WORK_DIR=work, ATTINI_OPS_ADDR="off",
+                   # A quick stop, as scripts/bench.py's runners (QUICK_STOP there).
+                   ATTINI_RECEIVE_WAIT="2")
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         return subprocess.Popen([binary, "bench-start-token", "2.0.2"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -183,9 +183,11 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
     /// Waits for one free slot, then takes every other free one (up to a batch); `None` when
     /// shutdown came first.
     async fn take_slots(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+        // A stop wins over a free slot: no poll may begin after it (the loop would wait it out).
         let first = tokio::select! {
-            permit = self.slots.clone().acquire_owned() => permit.ok()?,
+            biased;
             _ = shutdown.cancelled() => return None,
+            permit = self.slots.clone().acquire_owned() => permit.ok()?,
         };
         let mut permits = vec![first];
         while permits.len() < MAX_BATCH {
