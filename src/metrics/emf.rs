@@ -311,6 +311,30 @@ pub async fn write_every(
     queue: String,
     stop: CancellationToken,
 ) {
+    emit_every(figures, every, queue, stop, |out: String| async move {
+        // A blocked stdout must not hold up a runtime thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush());
+        })
+        .await;
+    })
+    .await;
+}
+
+/// As [`write_every`], each set (its documents as lines) given to `emit`.
+async fn emit_every<F, Fut>(
+    figures: std::sync::Arc<super::Figures>,
+    every: Duration,
+    queue: String,
+    stop: CancellationToken,
+    mut emit: F,
+) where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut reader = EmfReader::default();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
@@ -323,14 +347,7 @@ pub async fn write_every(
             out.push_str(&doc.to_string());
             out.push('\n');
         }
-        // A blocked stdout must not hold up a runtime thread.
-        let _ = tokio::task::spawn_blocking(move || {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout
-                .write_all(out.as_bytes())
-                .and_then(|()| stdout.flush());
-        })
-        .await;
+        emit(out).await;
         if last {
             return;
         }

@@ -317,3 +317,49 @@ fn more_than_a_hundred_observations_keep_each_buckets_share() {
     assert_eq!((short, waits.len() - short), (75, 25));
     assert_eq!(violation(&docs[0]), None);
 }
+
+/// A set every interval, the first one interval in, and a last one at the stop; each
+/// document stamped with the time it was read.
+#[tokio::test(start_paused = true)]
+async fn a_set_is_written_every_interval_and_a_last_one_at_the_stop() {
+    use std::sync::{Arc, Mutex};
+    let sets: Arc<Mutex<Vec<(Duration, String)>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let start = tokio::time::Instant::now();
+    // Read from the clock here, not through now_ms (the function under test).
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = wall();
+    let writer = tokio::spawn(emit_every(
+        Arc::new(crate::metrics::Figures::new()),
+        Duration::from_secs(60),
+        "q".into(),
+        stop.clone(),
+        {
+            let sets = sets.clone();
+            move |out: String| {
+                sets.lock().unwrap().push((start.elapsed(), out));
+                async {}
+            }
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    stop.cancel();
+    writer.await.unwrap();
+    let sets = sets.lock().unwrap().clone();
+    let at: Vec<u64> = sets.iter().map(|(t, _)| t.as_secs()).collect();
+    assert_eq!(at, [60, 120, 150]);
+    let after = wall();
+    for (_, out) in &sets {
+        let doc: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        let stamp = doc["_aws"]["Timestamp"].as_u64().unwrap();
+        assert!(
+            (before..=after).contains(&stamp),
+            "{stamp} not in {before}..={after}"
+        );
+    }
+}
