@@ -1,6 +1,6 @@
 //! Every setting of the runner, parsed once at start from an injected lookup (the process
 //! environment, or a map in tests). Each setting's name, default, accepted range and meaning
-//! live in one [`Setting`] below; the parsers read them from there, and the README's settings
+//! live in one [`Setting`] below; the parsers (`values.rs`) read them from there, and the README's settings
 //! table is rendered from them ([`markdown_table`], kept in sync by a test). A bad value is a
 //! [`ConfigError`] naming the variable, the value and what is accepted (exit code 64).
 //! Command-line flags override the environment after parsing. Pure; nothing to cancel.
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod catalog;
 mod environment;
+mod values;
 
 use crate::aws::ecs_agent::AGENT_VAR;
 use crate::aws::{AwsConfig, AwsTimeouts};
@@ -22,6 +23,8 @@ use crate::worker::protection::ProtectionConfig;
 
 pub use catalog::*;
 pub use environment::Environment;
+use values::{duration, flag};
+pub use values::{number, ops_addr, required, s3_object};
 
 /// Why the configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -309,108 +312,6 @@ fn job_roles(
             .map(str::to_string)
             .collect(),
     })
-}
-
-/// A yes/no setting: `true`/`false` (also `1`/`0`, `yes`/`no`); false when unset.
-fn flag(lookup: &impl Fn(&str) -> Option<String>, setting: &Setting) -> Result<bool, ConfigError> {
-    let Some(raw) = lookup(setting.name).filter(|v| !v.trim().is_empty()) else {
-        return Ok(false);
-    };
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError {
-            key: setting.name.into(),
-            value: raw,
-            expected: "`true` or `false`".into(),
-        }),
-    }
-}
-
-/// The ops server's address: [`DEFAULT_OPS_ADDR`] when unset, `None` for `off`.
-pub fn ops_addr(value: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
-    let Some(value) = value else {
-        return Ok(Some(DEFAULT_OPS_ADDR));
-    };
-    if value.trim().eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    value.trim().parse().map(Some).map_err(|_| ConfigError {
-        key: OPS_ADDR.name.into(),
-        value,
-        expected: "an IP address and port such as 127.0.0.1:9464 or 0.0.0.0:9464, or `off`".into(),
-    })
-}
-
-/// `s3://BUCKET/KEY` as (bucket, key), for [`TOOL_CACHE_SEED`].
-pub fn s3_object(value: String) -> Result<(String, String), ConfigError> {
-    let parts = value
-        .trim()
-        .strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'));
-    match parts {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-            Ok((bucket.to_string(), key.to_string()))
-        }
-        _ => Err(ConfigError {
-            key: TOOL_CACHE_SEED.name.into(),
-            value,
-            expected: "an S3 object as s3://BUCKET/KEY, such as s3://my-bucket/caches/npm.zip"
-                .into(),
-        }),
-    }
-}
-
-/// A value that must be present: `Err` names the setting and says where it comes from.
-pub fn required(
-    value: &Option<String>,
-    setting: &Setting,
-    hint: &str,
-) -> Result<String, ConfigError> {
-    value.clone().ok_or_else(|| ConfigError {
-        key: setting.name.into(),
-        value: String::new(),
-        expected: hint.into(),
-    })
-}
-
-/// The number of a [`Kind::Number`] setting, its default when unset or empty.
-pub fn number(
-    lookup: &impl Fn(&str) -> Option<String>,
-    setting: &Setting,
-) -> Result<Option<u64>, ConfigError> {
-    let Kind::Number {
-        default, min, max, ..
-    } = setting.kind
-    else {
-        return Ok(None);
-    };
-    let Some(raw) = lookup(setting.name).filter(|v| !v.trim().is_empty()) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(ConfigError {
-            key: setting.name.to_string(),
-            value: raw,
-            expected: range_text(min, max),
-        }),
-    }
-}
-
-fn duration(
-    lookup: &impl Fn(&str) -> Option<String>,
-    setting: &Setting,
-) -> Result<Option<Duration>, ConfigError> {
-    Ok(number(lookup, setting)?.map(Duration::from_secs))
-}
-
-fn range_text(min: u64, max: u64) -> String {
-    if max == u64::MAX {
-        format!("a whole number of at least {min}")
-    } else {
-        format!("a whole number from {min} to {max}")
-    }
 }
 
 /// The tracing filter: `RUST_LOG` as it is, else [`LOG_LEVEL`] mapped to a level.

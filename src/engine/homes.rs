@@ -221,7 +221,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[path = "homes_seed.rs"]
 mod seed;
-pub use seed::SeedError;
 
 #[cfg(test)]
 #[path = "homes_tests.rs"]

@@ -2,10 +2,10 @@
 //! cache folders (`.npm/...`, `.m2/...`) is downloaded once when the runner starts and
 //! unpacked into the pool's first home, so that the first jobs naming those caches start
 //! warm. Until the seed is in place, a job asking for a home waits for it, at most
-//! [`super::SEED_WAIT`] (jobs without caches never wait); a seed that cannot be had is logged as a warning and the caches start
-//! empty, as without a seed: a seed never stops the runner. The zip is unpacked with the
-//! distributions' checks (no paths out of the home, no links out of it), within the tool
-//! caches' byte budget.
+//! [`super::SEED_WAIT`] (jobs without caches never wait). A seed that cannot be had is logged
+//! as a warning and the caches start empty, as without a seed: a seed never stops the runner.
+//! The zip is unpacked with the distributions' checks (no paths out of the home, no links out
+//! of it), within the tool caches' byte budget.
 //!
 //! Cancellation: the seeding task holds the pool's gate; if the runner stops mid-way, the
 //! task is dropped with the runtime and what it unpacked goes with the runner's folder.
@@ -91,24 +91,19 @@ async fn unpack(fetch: &dyn Fetch, dir: &Path, home: &Path, budget: u64) -> Resu
     };
     tokio::fs::create_dir_all(home).await.map_err(write(home))?;
     let zip = dir.join("seed.zip");
-    let fetched = fetch.fetch(&zip, budget).await;
-    let unpacked = match fetched {
-        Ok(()) => {
-            let (zip, home) = (zip.clone(), home.to_path_buf());
-            let limits = ExtractLimits {
-                max_bytes: budget,
-                ..ExtractLimits::default()
-            };
-            match tokio::task::spawn_blocking(move || extract::extract(&zip, &home, limits)).await {
-                Ok(extracted) => extracted.map_err(SeedError::from),
-                Err(e) => Err(SeedError::Write {
-                    path: dir.to_path_buf(),
-                    source: std::io::Error::other(e),
-                }),
-            }
-        }
-        Err(e) => Err(e.into()),
-    };
+    let unpacked = async {
+        fetch.fetch(&zip, budget).await?;
+        let (zip, home) = (zip.clone(), home.to_path_buf());
+        let limits = ExtractLimits {
+            max_bytes: budget,
+            ..ExtractLimits::default()
+        };
+        tokio::task::spawn_blocking(move || extract::extract(&zip, &home, limits))
+            .await
+            .map_err(|e| write(dir)(std::io::Error::other(e)))?
+            .map_err(SeedError::from)
+    }
+    .await;
     let _ = tokio::fs::remove_file(&zip).await;
     let bytes = unpacked?;
     // The pool measures homes by their files, as it will when this one is given back.
