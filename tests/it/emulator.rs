@@ -111,16 +111,30 @@ fn spawn(choice: &str, port: u16, env: &[(&str, &str)]) -> Child {
         }
         other => panic!("ATTINI_TEST_EMULATOR={other:?}: use ministack, moto or an http:// URL"),
     };
+    let (stdout, stderr) = log_to(choice, port);
     command
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| {
             panic!("cannot start {choice}: {e}; run ./scripts/test, which installs it")
         })
+}
+
+/// Where the emulator's output goes: nowhere, or with `ATTINI_TEST_EMULATOR_LOG=FOLDER` to
+/// `FOLDER/<emulator>-<port>.log` (its tracebacks tell where an emulator itself failed).
+fn log_to(choice: &str, port: u16) -> (Stdio, Stdio) {
+    let Some(folder) = std::env::var_os("ATTINI_TEST_EMULATOR_LOG") else {
+        return (Stdio::null(), Stdio::null());
+    };
+    std::fs::create_dir_all(&folder).unwrap();
+    let file =
+        std::fs::File::create(std::path::Path::new(&folder).join(format!("{choice}-{port}.log")))
+            .unwrap();
+    (file.try_clone().unwrap().into(), file.into())
 }
 
 /// A loopback port no other test of this checkout uses while the lease is held: found free,

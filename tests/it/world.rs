@@ -280,19 +280,32 @@ impl World {
 
     /// Waits (up to two minutes) for the execution to leave RUNNING.
     pub async fn finished(&self, execution: &str) -> Finished {
-        for _ in 0..1200 {
+        match self
+            .finished_within(execution, Duration::from_secs(120))
+            .await
+        {
+            Some(done) => done,
+            None => panic!("execution {execution} still RUNNING after two minutes"),
+        }
+    }
+
+    /// How an execution ended, or `None` while it is still running after `limit` (polled
+    /// every 100 ms).
+    pub async fn finished_within(&self, execution: &str, limit: Duration) -> Option<Finished> {
+        let polls = limit.as_millis() / 100;
+        for _ in 0..polls.max(1) {
             let d = self.describe(execution).await;
             if d.status.as_str() != "RUNNING" {
-                return Finished {
+                return Some(Finished {
                     status: d.status.as_str().to_string(),
                     output: d.output.map(|o| serde_json::from_str(&o).unwrap()),
                     error: d.error,
                     cause: d.cause,
-                };
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("execution {execution} still RUNNING after two minutes");
+        None
     }
 
     /// Engine settings with the work directory in the temporary folder.
