@@ -212,3 +212,37 @@ async fn serve_with(
     tracing::info!(?exit, "stopped serving");
     exit
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(queue: Option<&str>) -> Settings {
+        let queue = queue.map(str::to_string);
+        Settings::from_lookup(|name| (name == config::QUEUE_URL.name).then(|| queue.clone())?)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_setting_and_a_blank_url_is_refused() {
+        let flag = ServeArgs {
+            queue_url: Some("https://sqs.example/flag".into()),
+            max_jobs: Some(3),
+            ..ServeArgs::default()
+        };
+        let config =
+            ServeConfig::resolve(flag, &settings(Some("https://sqs.example/env"))).unwrap();
+        assert_eq!(config.queue_url, "https://sqs.example/flag");
+        assert_eq!(config.worker.max_jobs, 3);
+        let config = ServeConfig::resolve(
+            ServeArgs::default(),
+            &settings(Some("https://sqs.example/env")),
+        )
+        .unwrap();
+        assert_eq!(config.queue_url, "https://sqs.example/env");
+        for blank in [None, Some(""), Some("  ")] {
+            let err = ServeConfig::resolve(ServeArgs::default(), &settings(blank)).unwrap_err();
+            assert!(err.to_string().contains("--queue-url"), "{blank:?}: {err}");
+        }
+    }
+}

@@ -218,6 +218,64 @@ async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
     );
 }
 
+/// A task may start before its network can reach AWS (a VPC endpoint or NAT still coming up).
+/// The runner's credentials check retries for its 30 s, then warns and goes on instead of
+/// refusing to start; once AWS answers, the job is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_started_while_aws_is_unreachable_serves_once_it_is_back() {
+    let world = World::new().await;
+    let proxy = crate::proxy::Proxy::start(
+        world
+            .emulator
+            .endpoint
+            .trim_start_matches("http://")
+            .to_string(),
+    )
+    .await;
+    proxy.down();
+    let queue = world.fifo_queue("late-aws").await;
+    let machine = world
+        .state_machine(
+            "late-aws",
+            &native_machine(
+                &queue,
+                json!({"commands": ["echo '\"served\"' > $ATTINI_OUTPUT"]}),
+            ),
+        )
+        .await;
+    let log_path = world.tmp.path().join("runner.log");
+    let mut runner = serve_binary_to(
+        &world,
+        &queue,
+        &[("AWS_ENDPOINT_URL", proxy.url.as_str())],
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // The check gives up after 30 s of retries; two minutes leave room for a slow machine.
+    for _ in 0..1200 {
+        if log().contains("STS did not answer") {
+            break;
+        }
+        assert!(
+            runner.try_wait().unwrap().is_none(),
+            "the runner exited while AWS was unreachable:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(log().contains("STS did not answer"), "{}", log());
+    proxy.up();
+    let execution = world.start(&machine, "l1", &json!({})).await;
+    let done = world.finished(&execution).await;
+    assert_eq!(done.output, Some(json!("served")), "{done:?}\n{}", log());
+    crate::harness::sigterm(&runner);
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.wait())
+        .await
+        .expect("the runner did not stop on SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_stop_signal_kills_the_jobs_and_exits_at_once() {
     use tokio::io::{AsyncBufReadExt, BufReader};

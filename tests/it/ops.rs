@@ -216,11 +216,15 @@ async fn metrics_parse_as_openmetrics_and_count_the_jobs_run() {
     let queue = world.fifo_queue("ops-metrics").await;
     let (mut runner, addr) = runner(&world, &queue, &[("ATTINI_MAX_CONCURRENT_JOBS", "3")]);
     until_status(addr, "/readyz", 200).await;
+    // The succeeding jobs unpack a distribution, so that the engine's own figures (its
+    // distribution cache) are in the same registry as the worker's.
+    let dist = world.bucket("ops-dist").await;
+    world
+        .put(&dist, "app.zip", zip_bytes(&[("run.sh", "true", 0o755)]))
+        .await;
+    let job = json!({"commands": ["true"], "distribution": {"bucket": dist, "key": "app.zip"}});
     let ok = world
-        .state_machine(
-            "ops-ok",
-            &native_machine(&queue, json!({"commands": ["true"]})),
-        )
+        .state_machine("ops-ok", &native_machine(&queue, job))
         .await;
     let failing = world
         .state_machine(
@@ -260,6 +264,15 @@ async fn metrics_parse_as_openmetrics_and_count_the_jobs_run() {
         ),
         Some(3.0)
     );
+    let lookups = |result: &str| {
+        sample(
+            &samples,
+            "attini_runner_distribution_cache_lookups_total",
+            json!({"result": result}),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(lookups("hit") + lookups("miss"), 2.0, "{samples:?}");
     assert_eq!(
         sample(
             &samples,
