@@ -158,14 +158,7 @@ async fn stopping_the_execution_ends_the_job_and_reports_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
     let world = World::new().await;
-    let proxy = crate::proxy::Proxy::start(
-        world
-            .emulator
-            .endpoint
-            .trim_start_matches("http://")
-            .to_string(),
-    )
-    .await;
+    let proxy = crate::proxy::Proxy::before(&world.emulator.endpoint).await;
     let through_proxy = attini_runner::aws::Clients::for_endpoint(
         &proxy.url,
         crate::emulator::REGION,
@@ -224,14 +217,7 @@ async fn aws_unreachable_for_fifteen_seconds_mid_job_is_ridden_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_started_while_aws_is_unreachable_serves_once_it_is_back() {
     let world = World::new().await;
-    let proxy = crate::proxy::Proxy::start(
-        world
-            .emulator
-            .endpoint
-            .trim_start_matches("http://")
-            .to_string(),
-    )
-    .await;
+    let proxy = crate::proxy::Proxy::before(&world.emulator.endpoint).await;
     proxy.down();
     let queue = world.fifo_queue("late-aws").await;
     let machine = world

@@ -17,6 +17,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of the emulator at `endpoint` (`http://host:port`).
+    pub async fn before(endpoint: &str) -> Proxy {
+        Proxy::start(endpoint.trim_start_matches("http://").to_string()).await
+    }
+
     /// Forwards 127.0.0.1:<new port> to `target` (`host:port`).
     pub async fn start(target: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
