@@ -64,3 +64,27 @@ pub fn summary(job: &JobSpec) -> String {
     }
     parts.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_secret_references_only_when_there_are_some() {
+        let plain = job::parse(r#"{"commands": ["true"], "taskToken": "t"}"#).unwrap();
+        assert_eq!(
+            summary(&plain),
+            "a valid native job of kind commands with 1 command(s)"
+        );
+        let with = job::parse(
+            r#"{"commands": ["true"], "taskToken": "t",
+                "secretEnvironment": {"A": {"ssmParameter": "/a"}, "B": {"ssmParameter": "/b"}}}"#,
+        )
+        .unwrap();
+        assert!(
+            summary(&with).ends_with("; 2 secret reference(s), read in AWS modes only"),
+            "{}",
+            summary(&with)
+        );
+    }
+}

@@ -89,5 +89,34 @@ mod tests {
         assert!(matches!(target(None), Err(CheckError::Off)));
         let zero: SocketAddr = "127.0.0.1:0".parse().unwrap();
         assert!(matches!(target(Some(zero)), Err(CheckError::AnyPort)));
+        // A listener on one address is asked there.
+        for one in ["10.0.0.5:9464", "[fd00::5]:9464"] {
+            let addr: SocketAddr = one.parse().unwrap();
+            assert_eq!(target(Some(addr)).unwrap(), addr);
+        }
+    }
+
+    /// A server on loopback whose `/livez` answers `status` with `body`.
+    async fn server(status: u16, body: &'static str) -> SocketAddr {
+        let code = axum::http::StatusCode::from_u16(status).unwrap();
+        let app = axum::Router::new().route(
+            "/livez",
+            axum::routing::get(move || async move { (code, body) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn livez_is_healthy_on_200_only_and_tells_the_answer_otherwise() {
+        livez(server(200, "ok").await).await.unwrap();
+        match livez(server(503, "broken: the queue is gone").await).await {
+            Err(CheckError::Unhealthy { status, body, .. }) => {
+                assert_eq!((status, body.as_str()), (503, "broken: the queue is gone"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
