@@ -166,6 +166,40 @@ mod tests {
     }
 
     #[test]
+    fn the_task_metadata_endpoint_is_read_for_the_attributes() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/v4/abc", listener.local_addr().unwrap());
+        // One answer, as the ECS agent gives it; the request's first line is sent back.
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap();
+            let body = r#"{"TaskARN": "arn:t", "LaunchType": "FARGATE"}"#;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close";
+            write!(
+                stream,
+                "{head}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            request.lines().next().unwrap_or_default().to_string()
+        });
+        let attributes =
+            ecs_attributes(&|k| (k == "ECS_CONTAINER_METADATA_URI_V4").then(|| base.clone()));
+        let task = attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "aws.ecs.task.arn")
+            .map(|kv| kv.value.to_string());
+        assert_eq!(task.as_deref(), Some("arn:t"));
+        assert_eq!(server.join().unwrap(), "GET /v4/abc/task HTTP/1.1");
+        // Outside ECS (no variable, or a blank one) nothing is asked.
+        assert!(ecs_attributes(&|_| None).is_empty());
+        assert!(ecs_attributes(&|_| Some(String::new())).is_empty());
+    }
+
+    #[test]
     fn only_an_endpoint_turns_traces_on() {
         assert!(!configured(&|_| None));
         assert!(!configured(&|_| Some(" ".into())));
