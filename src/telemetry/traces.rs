@@ -200,6 +200,18 @@ mod tests {
     }
 
     #[test]
+    fn the_service_is_named_attini_runner_unless_the_user_named_it() {
+        let name = |lookup: &dyn Fn(&str) -> Option<String>| {
+            resource(&lookup)
+                .get(&opentelemetry::Key::new("service.name"))
+                .map(|v| v.to_string())
+        };
+        assert_eq!(name(&|_| None).as_deref(), Some("attini-runner"));
+        let named = |k: &str| (k == "OTEL_SERVICE_NAME").then(|| "deployments".to_string());
+        assert_ne!(name(&named).as_deref(), Some("attini-runner"));
+    }
+
+    #[test]
     fn only_an_endpoint_turns_traces_on() {
         assert!(!configured(&|_| None));
         assert!(!configured(&|_| Some(" ".into())));
