@@ -209,6 +209,16 @@ mod tests {
         assert_eq!(name(&|_| None).as_deref(), Some("attini-runner"));
         let named = |k: &str| (k == "OTEL_SERVICE_NAME").then(|| "deployments".to_string());
         assert_ne!(name(&named).as_deref(), Some("attini-runner"));
+        let in_attributes = |k: &str| {
+            (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "team=a,service.name=deployments".to_string())
+        };
+        assert_ne!(name(&in_attributes).as_deref(), Some("attini-runner"));
+    }
+
+    #[test]
+    fn no_exporter_is_built_without_an_endpoint() {
+        let env = crate::config::Environment::of([("OTEL_SERVICE_NAME", "x")]);
+        assert!(provider(&env).unwrap().is_none());
     }
 
     #[test]

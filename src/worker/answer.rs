@@ -79,7 +79,8 @@ pub async fn deliver(
 ) -> Delivery {
     let delivery = send(tokens, token, report, retries).await;
     let delivery = match (&delivery, report) {
-        (Delivery::Rejected(e), Report::Success { .. }) if e.class == ErrorClass::Permanent => {
+        // `Rejected` is only ever a permanent refusal (see `send`), such as an output too large.
+        (Delivery::Rejected(e), Report::Success { .. }) => {
             let failure = Report::failure(
                 RUNTIME_ERROR,
                 format!("The job succeeded but Step Functions refused its output: {e}"),
