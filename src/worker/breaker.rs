@@ -3,8 +3,9 @@
 //! a role or a secret, had no disk or tool, or failed internally), with no job in between that
 //! succeeded or failed by its own fault, the loop is asked to stop as broken: it stops
 //! receiving, hands back what it holds, reports not ready, and the mode exits with its own
-//! status so that ECS replaces the task. A job's own failures, its timeout and a stop never
-//! count, and reset the run. Atomics only; nothing to cancel.
+//! status so that ECS replaces the task. A job's own failures and its timeout never count, and
+//! reset the run; a job interrupted by a stop neither counts nor resets it. Atomics only;
+//! nothing to cancel.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -71,5 +72,15 @@ mod tests {
         assert!(tripped.contains("3 jobs in a row"), "{tripped}");
         assert_eq!(breaker.record(&runner), None, "it trips once");
         assert_eq!(Breaker::new(0).record(&runner), None, "0: never");
+    }
+
+    #[test]
+    fn a_job_interrupted_by_a_stop_neither_counts_nor_resets_the_run() {
+        let breaker = Breaker::new(2);
+        let runner = Report::failure(names::DISTRIBUTION, "denied");
+        let stopped = Report::failure(crate::engine::outcome::INTERRUPTED_ERROR, "stopped");
+        assert_eq!(breaker.record(&runner), None);
+        assert_eq!(breaker.record(&stopped), None);
+        assert!(breaker.record(&runner).is_some(), "the run was reset");
     }
 }

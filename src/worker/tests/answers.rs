@@ -133,6 +133,12 @@ async fn a_report_to_a_closed_token_counts_as_answered_and_the_message_goes() {
         1,
         "a closed token is not retried"
     );
+    let figures = rig.stats.figures.reading();
+    assert_eq!(
+        figures.total("attini_runner_reports_total", &[("result", "task_gone")]),
+        1.0,
+        "a closed token is counted as gone, not as refused"
+    );
 }
 
 #[tokio::test(start_paused = true)]
