@@ -79,6 +79,10 @@ async fn a_denied_report_is_retried_until_the_permission_arrives_and_the_job_run
     worker.await.unwrap();
     assert_eq!(rig.tokens.answers("t1"), 1);
     assert_eq!(rig.tokens.report_attempts().len(), 4);
+    assert!(
+        rig.stats.board.jobs().is_empty(),
+        "an answered job is still on the board (/jobs, the drain)"
+    );
     assert_eq!(
         rig.runner.runs.load(Ordering::SeqCst),
         1,
