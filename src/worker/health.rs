@@ -199,7 +199,13 @@ mod tests {
         );
         assert_eq!(h.live(), Ok(()));
         h.stopped();
-        assert_eq!(h.live(), Ok(()), "alive until the process exits");
+        assert_eq!(h.ready(), Err(NotReady::Stopped));
+        tokio::time::advance(LIVENESS_BOUND * 2).await;
+        assert_eq!(
+            h.live(),
+            Ok(()),
+            "alive until the process exits, beats or not"
+        );
     }
 
     #[tokio::test(start_paused = true)]
