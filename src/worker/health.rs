@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_queue_failing_for_exactly_the_bound_still_counts_as_ready() {
+        let h = Health::default();
+        h.running();
+        h.receive_failed("dispatch failure");
+        tokio::time::advance(UNREACHABLE_BOUND).await;
+        h.beat();
+        assert_eq!(h.ready(), Ok(()));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(matches!(h.ready(), Err(NotReady::QueueUnreachable { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_loop_that_stops_beating_is_not_alive() {
         let h = Health::default();
         h.running();

@@ -45,3 +45,31 @@ pub fn job_span(message: &Message) -> tracing::Span {
         outcome = tracing::field::Empty,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TracerProvider;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn a_job_gets_the_traceparent_of_its_span_only_when_traces_are_on() {
+        assert!(job_variables(&tracing::info_span!("job")).is_empty());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("job");
+            let variables = job_variables(&span);
+            assert_eq!(variables.len(), 1, "{variables:?}");
+            let (name, value) = &variables[0];
+            assert_eq!(name, "TRACEPARENT");
+            // 00-<32 hex trace id>-<16 hex span id>-<flags>
+            let parts: Vec<&str> = value.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [2, 32, 16, 2]
+            );
+        });
+    }
+}
