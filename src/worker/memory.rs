@@ -67,6 +67,8 @@ pub struct MemoryQueue {
     journal: Arc<Journal>,
     /// Receives begun.
     polls: std::sync::atomic::AtomicUsize,
+    /// Deletes asked, with a valid receipt or not.
+    deletes: std::sync::atomic::AtomicUsize,
 }
 
 /// What an extension meets instead of an answer at once.
@@ -92,6 +94,7 @@ impl MemoryQueue {
             next_id: Mutex::new(0),
             journal: Arc::default(),
             polls: Default::default(),
+            deletes: Default::default(),
         }
     }
 
@@ -120,6 +123,11 @@ impl MemoryQueue {
     /// How many receives have begun (a long poll in progress counts).
     pub fn polls(&self) -> usize {
         self.polls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many deletes were asked, including those with a receipt no longer valid.
+    pub fn deletes(&self) -> usize {
+        self.deletes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every receive from now on fails with `error` (a queue gone, access denied).
@@ -256,6 +264,8 @@ impl Queue for MemoryQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), CallError> {
+        self.deletes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.with_receipt("DeleteMessage", receipt, |all, i| {
             let gone = all.remove(i);
             self.journal.push(Event::Deleted(gone.id.clone()));

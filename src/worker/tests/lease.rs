@@ -300,6 +300,11 @@ async fn a_job_longer_than_sqs_allows_a_lease_has_its_message_deleted_before_the
     assert!(deleted < rig.position(is_report), "{:?}", rig.events());
     assert_eq!(rig.count(|e| *e == Event::Deleted(id.clone())), 1);
     assert_eq!(
+        rig.queue.deletes(),
+        1,
+        "the message deleted at the cap was deleted again after the report"
+    );
+    assert_eq!(
         rig.count(|e| *e == Event::Received(id.clone())),
         1,
         "the job came back"
