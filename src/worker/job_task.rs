@@ -28,7 +28,7 @@ use super::running::{Receipt, SlotGuard};
 use super::shared::Parts;
 use super::{Admitted, JobRunner, Message, Queue, TaskTokens};
 use crate::engine::executor::Termination;
-use crate::engine::executor::progress::Phase;
+use crate::engine::executor::progress::{Phase, Progress};
 use crate::engine::outcome::{INTERRUPTED_ERROR, RUNTIME_ERROR, Report};
 use crate::engine::{JobResult, RunOptions};
 use crate::metrics::Outcome;
@@ -262,17 +262,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         let took = started.elapsed();
         let (error, cause) = failure.unzip();
         let spent = self.job.progress.spent(tokio::time::Instant::now());
-        let ms = |phase: Phase| {
-            let total: Duration = spent
-                .iter()
-                .filter(|(p, _)| *p == phase)
-                .map(|(_, d)| *d)
-                .sum();
-            spent
-                .iter()
-                .any(|(p, _)| *p == phase)
-                .then_some(total.as_millis() as u64)
-        };
+        let ms = |phase: Phase| Progress::total_ms(&spent, phase);
         tracing::info!(
             outcome = outcome.label(),
             error,

@@ -91,6 +91,14 @@ impl Progress {
             .collect()
     }
 
+    /// The milliseconds `spent` (from [`Progress::spent`]) gives `phase`, all its spells
+    /// together; `None` when the job never entered it.
+    pub fn total_ms(spent: &[(Phase, Duration)], phase: Phase) -> Option<u64> {
+        let mut spells = spent.iter().filter(|(p, _)| *p == phase).peekable();
+        spells.peek()?;
+        Some(spells.map(|(_, d)| *d).sum::<Duration>().as_millis() as u64)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Phase, tokio::time::Instant)>> {
         self.phases.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -177,6 +185,19 @@ pub fn parse(text: &str) -> Vec<CommandStart> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_totals_its_spells_and_one_never_entered_is_none() {
+        let ms = Duration::from_millis;
+        let spent = [
+            (Phase::Admission, ms(3)),
+            (Phase::Commands, ms(40)),
+            (Phase::Admission, ms(2)),
+        ];
+        assert_eq!(Progress::total_ms(&spent, Phase::Admission), Some(5));
+        assert_eq!(Progress::total_ms(&spent, Phase::Commands), Some(40));
+        assert_eq!(Progress::total_ms(&spent, Phase::Workspace), None);
+    }
 
     #[test]
     fn a_fifo_a_link_or_a_huge_file_is_not_read_whole_or_at_all() {

@@ -70,6 +70,13 @@ async fn a_stop_finishes_what_fits_interrupts_what_does_not_and_hands_back_what_
         "{:?}",
         stopped.elapsed()
     );
+    // Counted apart from failures: two interrupted, one succeeded, none failed.
+    let figures = rig.stats.figures.reading();
+    let jobs = |outcome: &str| figures.total("attini_runner_jobs_total", &[("outcome", outcome)]);
+    assert_eq!(
+        (jobs("interrupted"), jobs("succeeded"), jobs("failed")),
+        (2.0, 1.0, 0.0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
