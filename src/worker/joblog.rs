@@ -56,8 +56,8 @@ pub type PutFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CallError>> + Se
 struct Buffer {
     /// The whole object while it is under [`APPEND_FROM`]; empty once it is appended to.
     head: Vec<u8>,
-    /// Bytes in the object once it is appended to (0 before).
-    appended: usize,
+    /// The object has reached [`APPEND_FROM`]: new lines are appended to it.
+    appending: bool,
     /// Lines not yet stored.
     pending: Vec<u8>,
     /// Bytes the object holds once every pending line is stored (for the size limit).
@@ -127,7 +127,9 @@ impl JobLog {
     async fn sync_loop(&self) {
         loop {
             // A failed upload left its lines dirty: try again without waiting for a new one.
-            if !self.lock().dirty {
+            // A wake-up may be stale (a line stored by the last upload also left one), so
+            // the lines are looked at again after each.
+            while !self.lock().dirty {
                 tokio::select! {
                     _ = self.changed.notified() => {}
                     _ = self.closing.cancelled() => return,
@@ -157,8 +159,8 @@ impl JobLog {
             }
             buffer.dirty = false;
             let sending = Bytes::from(std::mem::take(&mut buffer.pending));
-            let whole = (buffer.appended == 0)
-                .then(|| Bytes::from([&buffer.head[..], &sending[..]].concat()));
+            let whole =
+                (!buffer.appending).then(|| Bytes::from([&buffer.head[..], &sending[..]].concat()));
             (sending, whole)
         };
         let bytes = sending.len();
@@ -177,11 +179,11 @@ impl JobLog {
             Ok(()) => {
                 match whole {
                     Some(body) if body.len() >= APPEND_FROM => {
-                        buffer.appended = body.len();
+                        buffer.appending = true;
                         buffer.head = Vec::new();
                     }
                     Some(body) => buffer.head = Vec::from(body),
-                    None => buffer.appended += sending.len(),
+                    None => {}
                 }
                 if buffer.skipped > 0 {
                     let note = format!(

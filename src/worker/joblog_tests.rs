@@ -165,3 +165,76 @@ async fn a_failed_upload_keeps_its_lines_for_the_next_one() {
     assert_eq!(data(&store.last()), ["one", "two", "three"]);
     assert_eq!(*store.1.lock().unwrap(), 0, "both failures were met");
 }
+
+/// Upload times in whole seconds since `begin`.
+fn upload_times(store: &Recorder, begin: Instant) -> Vec<u64> {
+    let puts = store.0.lock().unwrap();
+    puts.iter().map(|(t, _)| (*t - begin).as_secs()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_after_a_quiet_spell_is_stored_at_once() {
+    let store = Arc::new(Recorder::default());
+    let begin = Instant::now();
+    let log = JobLog::start("quiet".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    sink.line("first");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    sink.line("after a pause");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(upload_times(&store, begin), [0, 15]);
+    log.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_mib_waiting_are_stored_before_the_interval() {
+    let store = Arc::new(Recorder::default());
+    let begin = Instant::now();
+    let log = JobLog::start("burst".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    sink.line("first");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let filler = "x".repeat(1000);
+    // About 2 MiB waiting: not yet.
+    for _ in 0..2000 {
+        sink.line(&filler);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        upload_times(&store, begin),
+        [0],
+        "stored before 4 MiB were waiting"
+    );
+    // About 4.1 MiB waiting: at once.
+    for _ in 0..2100 {
+        sink.line(&filler);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(upload_times(&store, begin), [0, 2]);
+    log.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn lines_past_what_may_wait_are_left_out_with_a_note() {
+    let store = Arc::new(Recorder::default());
+    let log = JobLog::start("flood".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    // More than MAX_PENDING at once, before the uploader can take any.
+    let filler = "y".repeat(1000);
+    let lines = MAX_PENDING / 1000 + 500;
+    for _ in 0..lines {
+        sink.line(&filler);
+    }
+    log.finish().await;
+    let stored = data(&store.last());
+    let note = stored.last().unwrap();
+    assert!(
+        note.contains("lines are missing here") && note.contains("CloudWatch"),
+        "{note}"
+    );
+    assert!(
+        stored.len() < lines,
+        "{} of {lines} lines stored",
+        stored.len()
+    );
+}

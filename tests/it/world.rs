@@ -74,22 +74,26 @@ impl World {
         format!("{name}-{}", self.id)
     }
 
+    /// A standard queue with the given visibility timeout in seconds.
+    pub async fn standard_queue_with(&self, name: &str, visibility: u32) -> String {
+        self.queue_of(self.unique(name), false, visibility).await
+    }
+
     /// A FIFO queue with the given visibility timeout in seconds.
     pub async fn fifo_queue_with(&self, name: &str, visibility: u32) -> String {
-        self.clients
-            .sqs
-            .create_queue()
-            .queue_name(format!("{}.fifo", self.unique(name)))
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                visibility.to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap()
+        let name = format!("{}.fifo", self.unique(name));
+        self.queue_of(name, true, visibility).await
+    }
+
+    async fn queue_of(&self, name: String, fifo: bool, visibility: u32) -> String {
+        let mut request = self.clients.sqs.create_queue().queue_name(name).attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        );
+        if fifo {
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        request.send().await.unwrap().queue_url.unwrap()
     }
 
     /// Messages in a queue, visible and in flight.
