@@ -237,4 +237,105 @@ async fn lines_past_what_may_wait_are_left_out_with_a_note() {
         "{} of {lines} lines stored",
         stored.len()
     );
+    let missing: usize = note
+        .trim_start_matches("[attini-runner] ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {note}"));
+    assert_eq!(missing + stored.len() - 1, lines, "{note}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn lines_filling_what_may_wait_to_the_byte_are_all_kept() {
+    let store = Arc::new(Recorder::default());
+    let log = JobLog::start("full".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    // Lines of exactly 1 KiB as stored: 8192 of them fill MAX_PENDING to the byte.
+    let filler = "w".repeat(1024 - entry("").len());
+    assert_eq!(entry(&filler).len(), 1024);
+    let lines = MAX_PENDING / 1024;
+    for _ in 0..lines {
+        sink.line(&filler);
+    }
+    log.finish().await;
+    let stored = data(&store.last());
+    assert_eq!(stored.len(), lines);
+    assert!(stored.iter().all(|line| *line == filler), "a note came");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_that_fills_its_limit_to_the_byte_has_no_note() {
+    let store = Arc::new(Recorder::default());
+    let limit = 3 * entry("abc").len();
+    let log = JobLog::start_with_limit("s".into(), Some(store.clone() as Arc<dyn LogStore>), limit);
+    let sink = log.sink();
+    for _ in 0..3 {
+        sink.line("abc");
+    }
+    log.finish().await;
+    assert_eq!(data(&store.last()), ["abc", "abc", "abc"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_note_of_lines_left_out_counts_toward_the_size_limit() {
+    let store = Arc::new(Recorder::default());
+    let limit = MAX_PENDING + 1024 * 1024;
+    let log = JobLog::start_with_limit(
+        "flood".into(),
+        Some(store.clone() as Arc<dyn LogStore>),
+        limit,
+    );
+    let sink = log.sink();
+    let filler = "y".repeat(1000);
+    for _ in 0..MAX_PENDING / 1000 + 10 {
+        sink.line(&filler);
+    }
+    // The uploader stores what waited and notes the lines left out.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let note = data(&store.last()).pop().unwrap();
+    assert!(note.contains("lines are missing here"), "{note}");
+    // Then small lines until the limit.
+    let small = entry("z").len();
+    for _ in 0..2 * (limit - MAX_PENDING) / small {
+        sink.line("z");
+    }
+    log.finish().await;
+    let last = store.last();
+    let kept = last.len() - last.lines().last().unwrap().len() - 1;
+    assert!(
+        last.ends_with(&format!(
+            "larger than {limit} bytes; later lines are in CloudWatch only\"}}\n"
+        )),
+        "{}",
+        &last[last.len() - 200..]
+    );
+    assert!(
+        kept <= limit && kept > limit - small,
+        "{kept} bytes kept under a limit of {limit}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_dropped_without_finishing_stores_nothing_more() {
+    let store = Arc::new(Recorder::default());
+    let log = JobLog::start("dropped".into(), Some(store.clone() as Arc<dyn LogStore>));
+    let sink = log.sink();
+    sink.line("first");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(data(&store.last()), ["first"]);
+    drop(log);
+    sink.line("after");
+    tokio::time::sleep(3 * SYNC_INTERVAL).await;
+    assert_eq!(store.0.lock().unwrap().len(), 1, "stored after the drop");
+}
+
+#[test]
+fn a_flush_writes_out_the_lines_waiting_for_stdout() {
+    let log = JobLog::start("out".into(), None);
+    let sink = log.sink();
+    sink.line("waiting");
+    assert_eq!(sink.stdout.waiting(), "[out] waiting\n".len());
+    sink.flush();
+    assert_eq!(sink.stdout.waiting(), 0);
 }

@@ -53,6 +53,12 @@ impl Batch {
         }
     }
 
+    /// Bytes waiting for the next flush.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.bytes.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Writes out what is waiting.
     pub fn flush(&self) {
         let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
