@@ -72,6 +72,8 @@ pub struct MemoryQueue {
     polls: std::sync::atomic::AtomicUsize,
     /// Deletes asked, with a valid receipt or not.
     deletes: std::sync::atomic::AtomicUsize,
+    /// Extensions asked, answered or not.
+    extends: std::sync::atomic::AtomicUsize,
 }
 
 /// What an extension meets instead of an answer at once.
@@ -81,6 +83,8 @@ pub enum ExtendFault {
     Hang,
     /// It answers after this long (and takes effect then).
     Slow(Duration),
+    /// It fails at once with an error of this class (a throttle, a denial).
+    Fail(ErrorClass),
 }
 
 impl MemoryQueue {
@@ -98,6 +102,7 @@ impl MemoryQueue {
             journal: Arc::default(),
             polls: Default::default(),
             deletes: Default::default(),
+            extends: Default::default(),
         }
     }
 
@@ -131,6 +136,11 @@ impl MemoryQueue {
     /// How many deletes were asked, including those with a receipt no longer valid.
     pub fn deletes(&self) -> usize {
         self.deletes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many extensions were asked, answered or not.
+    pub fn extends(&self) -> usize {
+        self.extends.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every receive from now on fails with `error` (a queue gone, access denied).
@@ -247,10 +257,20 @@ impl Queue for MemoryQueue {
     }
 
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), CallError> {
+        self.extends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let fault = lock(&self.extend_faults).pop_front();
         match fault {
             Some(ExtendFault::Hang) => std::future::pending::<()>().await,
             Some(ExtendFault::Slow(delay)) => sleep(delay).await,
+            Some(ExtendFault::Fail(class)) => {
+                return Err(CallError {
+                    operation: "ChangeMessageVisibility",
+                    class,
+                    message: format!("{class:?} (injected)"),
+                    source: None,
+                });
+            }
             None => {}
         }
         self.with_receipt("ChangeMessageVisibility", receipt, |all, i| {
