@@ -274,4 +274,12 @@ mod tests {
         assert_eq!(beat_interval(None, None), DEFAULT_BEAT);
         assert_eq!(beat_interval(Some(s(2)), None), s(1));
     }
+
+    #[test]
+    fn a_call_may_take_half_a_beat_and_at_least_half_a_second() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert_eq!(call_bound(s(10)), s(5));
+        assert_eq!(call_bound(s(1)), ms(500));
+        assert_eq!(call_bound(ms(600)), ms(500));
+    }
 }

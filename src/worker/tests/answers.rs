@@ -174,6 +174,9 @@ async fn a_transient_receive_error_is_retried_not_fatal() {
     let worker = rig.start(config(1, Some(60))).await;
     // It keeps trying until its idle TTL ends it, not the error.
     assert_eq!(worker.await.unwrap(), Exit::Idle);
+    // Backing off, from half a second doubling to 30 s: tries at 0, 0.5, 1.5, 3.5, 7.5, 15.5
+    // and 31.5 s; the next would be at 61.5 s, past the TTL.
+    assert_eq!(rig.queue.polls(), 7);
 }
 
 #[tokio::test(start_paused = true)]

@@ -347,6 +347,40 @@ async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
     assert_eq!(rig.tokens.answers("t1"), 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_idle_ttl_waits_for_a_job_still_running_while_slots_are_free() {
+    let rig = Rig::new(true, false);
+    rig.job("t1", "sleep 50");
+    let begin = tokio::time::Instant::now();
+    // A free slot keeps the loop polling while the job runs past the TTL.
+    let worker = rig.start(config(2, Some(30))).await;
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+    let lived = begin.elapsed();
+    assert!(
+        lived >= Duration::from_secs(80) && lived < Duration::from_secs(81),
+        "the worker lived {lived:?}"
+    );
+    assert_eq!(rig.tokens.answers("t1"), 1);
+    // Polls of the TTL's length at most (20 s, SQS's longest) while the job ran, not a spin.
+    assert!(rig.queue.polls() <= 6, "{} polls", rig.queue.polls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_receive_takes_as_many_messages_as_there_are_free_slots() {
+    let rig = Rig::new(true, false);
+    for i in 0..3 {
+        rig.job(&format!("t{i}"), "sleep 10");
+    }
+    let worker = rig.start(config(3, None)).await;
+    until("the three jobs run", || {
+        rig.runner.runs.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    assert_eq!(rig.queue.polls(), 1);
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+}
+
 /// Runs one 100 s job to its answer on `rig`, with a second slot free to receive it again;
 /// asserts it ran once and its message was received once (never came back while it ran);
 /// returns the message id.
