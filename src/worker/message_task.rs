@@ -267,3 +267,7 @@ fn record_outcome(span: &tracing::Span, admission: &Admission) {
     };
     span.record("outcome", outcome);
 }
+
+#[cfg(test)]
+#[path = "message_task_tests.rs"]
+mod tests;
