@@ -331,36 +331,32 @@ async fn a_denied_heartbeat_is_not_tried_again() {
     assert_eq!(rig.tokens.heartbeat_calls(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
+/// Runs a 50 s job on a worker of `slots` with a 30 s idle TTL; asserts the worker left 30 s
+/// after the job ended, not before; returns the rig.
+async fn a_job_longer_than_the_idle_ttl(slots: usize) -> Rig {
     let rig = Rig::new(true, false);
     rig.job("t1", "sleep 50");
     let begin = tokio::time::Instant::now();
-    let worker = rig.start(config(1, Some(30))).await;
+    let worker = rig.start(config(slots, Some(30))).await;
     assert_eq!(worker.await.unwrap(), Exit::Idle);
-    // The job ran 50 s, longer than the TTL: the runner left 30 s after it ended, not before.
     let lived = begin.elapsed();
     assert!(
         lived >= Duration::from_secs(80) && lived < Duration::from_secs(81),
         "the worker lived {lived:?}"
     );
     assert_eq!(rig.tokens.answers("t1"), 1);
+    rig
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_ttl_runs_from_the_end_of_the_last_job() {
+    a_job_longer_than_the_idle_ttl(1).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_idle_ttl_waits_for_a_job_still_running_while_slots_are_free() {
-    let rig = Rig::new(true, false);
-    rig.job("t1", "sleep 50");
-    let begin = tokio::time::Instant::now();
     // A free slot keeps the loop polling while the job runs past the TTL.
-    let worker = rig.start(config(2, Some(30))).await;
-    assert_eq!(worker.await.unwrap(), Exit::Idle);
-    let lived = begin.elapsed();
-    assert!(
-        lived >= Duration::from_secs(80) && lived < Duration::from_secs(81),
-        "the worker lived {lived:?}"
-    );
-    assert_eq!(rig.tokens.answers("t1"), 1);
+    let rig = a_job_longer_than_the_idle_ttl(2).await;
     // Polls of the TTL's length at most (20 s, SQS's longest) while the job ran, not a spin.
     assert!(rig.queue.polls() <= 6, "{} polls", rig.queue.polls());
 }
