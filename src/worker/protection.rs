@@ -252,6 +252,14 @@ mod tests {
         let times: Vec<Instant> = agent.calls.lock().unwrap().iter().map(|c| c.1).collect();
         let last = *times.last().unwrap() - times[0];
         assert_eq!(last, Duration::from_secs(55 * 60), "the last renewal");
+        // Another job starts, still never idle: not protected again.
+        busy.send_replace(2);
+        settle().await;
+        assert_eq!(
+            agent.calls().len(),
+            12,
+            "protected again without being idle"
+        );
         // Idle once: nothing to clear (it lapsed); busy again: protected again.
         busy.send_replace(0);
         settle().await;
