@@ -1,6 +1,148 @@
-//! The cache: a failed download or extraction leaves nothing behind.
+//! The cache: a download or extraction that failed, ended or was dropped half-way leaves
+//! nothing behind.
+use std::io::Write;
+use std::time::Duration;
+
 use super::super::{FetchError, FetchFuture};
 use super::*;
+
+/// A cache in `tmp/c` with a budget of 1 MiB.
+fn cache_in(tmp: &Path) -> Distributions {
+    Distributions::new(
+        tmp.join("c"),
+        ExtractLimits::default(),
+        1 << 20,
+        TaskTracker::new(),
+        Arc::default(),
+    )
+    .unwrap()
+}
+
+/// The names in the cache folder.
+fn left_in(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp.join("c"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Waits (polling every 5 ms, at most a minute) until `condition` holds.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..12_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+/// Writes a zip of `files` stored files of `size` bytes each at `path`.
+fn zip_of(path: &Path, files: usize, size: usize) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..files {
+        zip.start_file(format!("f{i}.txt"), options).unwrap();
+        zip.write_all(&vec![b'a'; size]).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A download that copies a local zip, or writes half of it and never ends.
+struct Copied {
+    zip: PathBuf,
+    stall_half_way: bool,
+}
+
+impl Fetch for Copied {
+    fn describe(&self) -> String {
+        "s3://b/k".into()
+    }
+    fn fetch<'a>(&'a self, dest: &'a Path, _max: u64) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let bytes = std::fs::read(&self.zip).unwrap();
+            if self.stall_half_way {
+                std::fs::write(dest, &bytes[..bytes.len() / 2]).unwrap();
+                std::future::pending::<()>().await;
+            }
+            std::fs::write(dest, &bytes).unwrap();
+            Ok(())
+        })
+    }
+}
+
+fn remote(zip: &Path, stall_half_way: bool) -> Source {
+    Source::Remote {
+        identity: "id-1".into(),
+        fetch: Arc::new(Copied {
+            zip: zip.to_path_buf(),
+            stall_half_way,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_remote_zip_is_extracted_and_its_download_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let workspace = tmp.path().join("w");
+    cache.fill(&remote(&zip, false), &workspace).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("f2.txt")).unwrap(),
+        "a".repeat(10)
+    );
+    let left = left_in(tmp.path());
+    assert!(
+        left.iter().all(|name| !name.starts_with("download-")),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_download_dropped_half_way_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let (workspace, stalled) = (tmp.path().join("w"), remote(&zip, true));
+    tokio::select! {
+        _ = cache.fill(&stalled, &workspace) => panic!("a stalled download ended"),
+        _ = until("half the zip is downloaded", || !left_in(tmp.path()).is_empty()) => {}
+    }
+    // The fill, dropped, removed its partial download.
+    assert!(left_in(tmp.path()).is_empty(), "{:?}", left_in(tmp.path()));
+}
+
+#[tokio::test]
+async fn an_extraction_dropped_half_way_stops_and_removes_what_it_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 5000, 16);
+    let local = Source::Zip {
+        path: zip,
+        identity: "id-1".into(),
+    };
+    let workspace = tmp.path().join("w");
+    let writing = || {
+        left_in(tmp.path()).iter().any(|entry| {
+            std::fs::read_dir(tmp.path().join("c").join(entry))
+                .is_ok_and(|mut files| files.next().is_some())
+        })
+    };
+    tokio::select! {
+        _ = cache.fill(&local, &workspace) => panic!("the extraction ended before it was dropped"),
+        _ = until("the extraction is writing", writing) => {}
+    }
+    // The blocking extraction stops before its next entry and removes its folder.
+    until("the partial extraction is removed", || {
+        left_in(tmp.path()).is_empty()
+    })
+    .await;
+}
 
 struct Unreachable;
 
@@ -20,14 +162,7 @@ impl Fetch for Unreachable {
 #[tokio::test]
 async fn a_failed_download_or_extraction_frees_its_slot() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = Distributions::new(
-        tmp.path().join("c"),
-        ExtractLimits::default(),
-        1 << 20,
-        TaskTracker::new(),
-        Arc::default(),
-    )
-    .unwrap();
+    let cache = cache_in(tmp.path());
     let remote = Source::Remote {
         identity: "id-1".into(),
         fetch: Arc::new(Unreachable),
@@ -44,5 +179,5 @@ async fn a_failed_download_or_extraction_frees_its_slot() {
     assert!(cache.fill(&local, &workspace).await.is_err());
     assert_eq!(cache.slots(), 0);
     // Nothing of either attempt is left in the cache folder.
-    assert_eq!(std::fs::read_dir(tmp.path().join("c")).unwrap().count(), 0);
+    assert!(left_in(tmp.path()).is_empty());
 }
