@@ -198,8 +198,11 @@ mod tests {
         assert!(!finished.ids.contains("m1") && finished.ids.contains("m4"));
         finished.insert("m4", start, 3);
         assert_eq!(finished.order.len(), 3, "an id is remembered once");
-        finished.insert("late", start + REMEMBER, 3);
-        assert_eq!(finished.ids.len(), 1, "{:?}", finished.ids);
-        assert!(finished.ids.contains("late"));
+        let twelve_hours = Duration::from_secs(12 * 3600);
+        finished.insert("almost", start + twelve_hours - Duration::from_secs(1), 3);
+        assert!(finished.ids.contains("m4"), "forgotten before twelve hours");
+        finished.insert("late", start + twelve_hours, 3);
+        assert_eq!(finished.ids.len(), 2, "{:?}", finished.ids);
+        assert!(finished.ids.contains("late") && finished.ids.contains("almost"));
     }
 }

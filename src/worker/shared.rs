@@ -148,3 +148,20 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Parts<Q, T, R> {
         calls::with_backoff(DELETE_DEADLINE, || self.queue.delete(receipt)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_stop_reason_wins_and_says_whether_the_runner_is_broken() {
+        let stop = StopRequest::default();
+        stop.request("another runner took over".into());
+        stop.request_broken("five failures".into());
+        assert_eq!(stop.requested().await, "another runner took over");
+        assert!(stop.is_broken());
+        let plain = StopRequest::default();
+        plain.request("told to".into());
+        assert!(!plain.is_broken());
+    }
+}

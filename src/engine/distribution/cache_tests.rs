@@ -8,10 +8,15 @@ use super::*;
 
 /// A cache in `tmp/c` with a budget of 1 MiB.
 fn cache_in(tmp: &Path) -> Distributions {
+    cache_of(tmp, 1 << 20)
+}
+
+/// A cache in `tmp/c` with a budget of `budget` bytes (0: no cache, as in local mode).
+fn cache_of(tmp: &Path, budget: u64) -> Distributions {
     Distributions::new(
         tmp.join("c"),
         ExtractLimits::default(),
-        1 << 20,
+        budget,
         TaskTracker::new(),
         Arc::default(),
     )
@@ -49,10 +54,11 @@ fn zip_of(path: &Path, files: usize, size: usize) {
     zip.finish().unwrap();
 }
 
-/// A download that copies a local zip, or writes half of it and never ends.
+/// A download that copies a local zip, or writes half of it and never ends; counts its calls.
 struct Copied {
     zip: PathBuf,
     stall_half_way: bool,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Fetch for Copied {
@@ -60,6 +66,7 @@ impl Fetch for Copied {
         "s3://b/k".into()
     }
     fn fetch<'a>(&'a self, dest: &'a Path, _max: u64) -> FetchFuture<'a> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             let bytes = std::fs::read(&self.zip).unwrap();
             if self.stall_half_way {
@@ -78,7 +85,50 @@ fn remote(zip: &Path, stall_half_way: bool) -> Source {
         fetch: Arc::new(Copied {
             zip: zip.to_path_buf(),
             stall_half_way,
+            calls: Default::default(),
         }),
+    }
+}
+
+#[tokio::test]
+async fn a_remote_zip_is_downloaded_once_for_the_jobs_that_use_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let copied = Arc::new(Copied {
+        zip,
+        stall_half_way: false,
+        calls: Default::default(),
+    });
+    let source = Source::Remote {
+        identity: "id-1".into(),
+        fetch: copied.clone(),
+    };
+    for job in ["w1", "w2"] {
+        let workspace = tmp.path().join(job);
+        cache.fill(&source, &workspace).await.unwrap();
+        assert!(workspace.join("f0.txt").is_file());
+    }
+    assert_eq!(copied.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn without_a_budget_a_zip_is_extracted_straight_into_the_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_of(tmp.path(), 0);
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let local = Source::Zip {
+        path: zip.clone(),
+        identity: "id-1".into(),
+    };
+    for (source, job) in [(local, "w1"), (remote(&zip, false), "w2")] {
+        let workspace = tmp.path().join(job);
+        cache.fill(&source, &workspace).await.unwrap();
+        assert!(workspace.join("f2.txt").is_file());
+        // No cache entry, no spare copy, no download left.
+        assert!(left_in(tmp.path()).is_empty(), "{:?}", left_in(tmp.path()));
     }
 }
 

@@ -166,6 +166,47 @@ async fn a_queue_that_may_not_be_read_stops_the_worker_with_its_reason() {
     }
 }
 
+/// How `worker` ended, failing the test when it runs on for ten minutes of virtual time.
+async fn stops_within_ten_minutes(worker: JoinHandle<Exit>) -> Exit {
+    tokio::time::timeout(Duration::from_secs(600), worker)
+        .await
+        .expect("the worker did not stop by itself")
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_stop_ends_the_runner_with_its_reason_and_leaves_the_message() {
+    let rig = Rig::new(true, false);
+    rig.job_with("t1", "ok", serde_json::json!({"note": "policy-stop"}));
+    let worker = rig.start(config(1, None)).await;
+    assert_eq!(
+        stops_within_ten_minutes(worker).await,
+        Exit::Stopped("the policy says stop".into())
+    );
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 0);
+    assert_eq!(rig.tokens.answers("t1"), 0);
+    assert!(!rig.queue.is_empty(), "the message was deleted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_failing_on_the_runners_side_in_a_row_stop_it_as_broken() {
+    let rig = Rig::new(true, false);
+    // A panic is answered as a runtime error: the runner's side, not the job's.
+    for i in 0..6 {
+        rig.job(&format!("t{i}"), "panic");
+    }
+    let worker = rig.start(config(1, None)).await;
+    match stops_within_ten_minutes(worker).await {
+        Exit::Broken(reason) => assert!(
+            reason.contains("5 jobs in a row failed on its side"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rig.runner.runs.load(Ordering::SeqCst), 5);
+    assert_eq!(rig.tokens.answers("t5"), 0, "the sixth job ran");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_transient_receive_error_is_retried_not_fatal() {
     let rig = Rig::new(true, false);

@@ -90,7 +90,8 @@ impl JobRunner for Scripted {
 
 /// Admits every parsable job; the message whose body contains `stop-now` trips `shutdown`
 /// while it is admitted (a signal arriving mid-batch), one with `slow-admission` takes 100 s
-/// to admit (DynamoDB throttling, say).
+/// to admit (DynamoDB throttling, say), one with `policy-stop` stops the runner (another
+/// runner took over, say).
 struct TestPolicy {
     shutdown: CancellationToken,
 }
@@ -102,6 +103,9 @@ impl Policy for TestPolicy {
         }
         if message.body.contains("slow-admission") {
             tokio::time::sleep(Duration::from_secs(100)).await;
+        }
+        if message.body.contains("policy-stop") {
+            return Admission::Shutdown("the policy says stop".into());
         }
         match admit::parse_message(message) {
             Ok((job, token)) => Admission::Run(Box::new(Admitted {
