@@ -98,6 +98,9 @@ async fn the_cache_evicts_the_least_recently_used_entry_beyond_its_budget() {
     assert_eq!(data_of(&h, &b).await, "B");
     assert_eq!(data_of(&h, &a).await, "A"); // a is now used more recently than b
     assert_eq!(data_of(&h, &c).await, "C"); // over budget: b, the least recently used, goes
+    // b's folder and its spare are gone from the disk: a and c remain, one spare each at most.
+    assert_eq!(in_cache(&h, "entry-").len(), 2, "{:?}", in_cache(&h, ""));
+    assert!(spares(&h).len() <= 2, "{:?}", spares(&h));
     // Rewrite every zip under the same identity: a cached entry still shows the old content.
     for name in ["a", "b", "c"] {
         padded_zip(&h, name, "new");
@@ -112,13 +115,18 @@ async fn the_cache_evicts_the_least_recently_used_entry_beyond_its_budget() {
 
 /// The spare folders in the engine's cache.
 fn spares(h: &Harness) -> Vec<PathBuf> {
+    in_cache(h, "spare-")
+}
+
+/// The folders and files in the engine's cache whose names start with `prefix`.
+fn in_cache(h: &Harness, prefix: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for run in std::fs::read_dir(h.path("work")).unwrap().flatten() {
         let Ok(cache) = std::fs::read_dir(run.path().join("cache")) else {
             continue;
         };
         for entry in cache.flatten() {
-            if entry.file_name().to_string_lossy().starts_with("spare-") {
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
                 found.push(entry.path());
             }
         }
