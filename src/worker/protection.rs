@@ -276,8 +276,28 @@ mod tests {
         task.await.unwrap();
     }
 
+    /// Counts the WARN events of the tasks on this thread while installed.
+    #[derive(Clone, Default)]
+    struct Warnings(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_refusal_is_final_and_a_failure_is_retried() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warnings = Warnings::default();
+        let _logs =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
         let refused = Agent::new(Err(ProtectionError::Refused("AccessDenied".into())));
         let (busy, watch) = watch::channel(1usize);
         let task = tokio::spawn(keep_protected(
@@ -300,6 +320,8 @@ mod tests {
             [true, true, true, true],
             "retried every 10 s"
         );
+        // The refusal and the first of the four failures.
+        assert_eq!(warnings.0.load(std::sync::atomic::Ordering::SeqCst), 2);
         *failing.answer.lock().unwrap() = Ok(());
         tokio::time::sleep(RETRY_AFTER).await;
         assert_eq!(failing.calls().len(), 5);
