@@ -54,19 +54,22 @@ fn zip_of(path: &Path, files: usize, size: usize) {
     zip.finish().unwrap();
 }
 
-/// A download that copies a local zip, or writes half of it and never ends; counts its calls.
+/// A download that copies a local zip, or writes half of it and never ends; counts its calls
+/// and keeps the size limit it was given.
 struct Copied {
     zip: PathBuf,
     stall_half_way: bool,
     calls: std::sync::atomic::AtomicUsize,
+    max: AtomicU64,
 }
 
 impl Fetch for Copied {
     fn describe(&self) -> String {
         "s3://b/k".into()
     }
-    fn fetch<'a>(&'a self, dest: &'a Path, _max: u64) -> FetchFuture<'a> {
+    fn fetch<'a>(&'a self, dest: &'a Path, max: u64) -> FetchFuture<'a> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.max.store(max, Ordering::SeqCst);
         Box::pin(async move {
             let bytes = std::fs::read(&self.zip).unwrap();
             if self.stall_half_way {
@@ -86,6 +89,7 @@ fn remote(zip: &Path, stall_half_way: bool) -> Source {
             zip: zip.to_path_buf(),
             stall_half_way,
             calls: Default::default(),
+            max: Default::default(),
         }),
     }
 }
@@ -100,6 +104,7 @@ async fn a_remote_zip_is_downloaded_once_for_the_jobs_that_use_it() {
         zip,
         stall_half_way: false,
         calls: Default::default(),
+        max: Default::default(),
     });
     let source = Source::Remote {
         identity: "id-1".into(),
@@ -111,6 +116,69 @@ async fn a_remote_zip_is_downloaded_once_for_the_jobs_that_use_it() {
         assert!(workspace.join("f0.txt").is_file());
     }
     assert_eq!(copied.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.slots(), 1);
+    // A zip may be its content's limit and a margin of that limit again, at most 64 MiB.
+    let limit = ExtractLimits::default().max_bytes;
+    assert!(limit > 64 << 20);
+    assert_eq!(copied.max.load(Ordering::SeqCst), limit + (64 << 20));
+}
+
+/// A download whose first call fails after giving way once (so that a second job gets to
+/// wait on the same slot); later calls copy the zip.
+struct FailsFirst {
+    zip: PathBuf,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Fetch for FailsFirst {
+    fn describe(&self) -> String {
+        "s3://b/k".into()
+    }
+    fn fetch<'a>(&'a self, dest: &'a Path, _max: u64) -> FetchFuture<'a> {
+        let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                tokio::task::yield_now().await;
+                return Err(FetchError::BrokeOff(Arc::new(std::io::Error::other(
+                    "reset",
+                ))));
+            }
+            std::fs::copy(&self.zip, dest).unwrap();
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_extraction_with_a_job_waiting_keeps_its_slot_for_that_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let fetch = Arc::new(FailsFirst {
+        zip,
+        calls: Default::default(),
+    });
+    let source = Source::Remote {
+        identity: "id-1".into(),
+        fetch: fetch.clone(),
+    };
+    // The first job's download fails while the second waits on the same slot; the second
+    // downloads again and its entry serves the third.
+    let (w1, w2, w3) = (
+        tmp.path().join("w1"),
+        tmp.path().join("w2"),
+        tmp.path().join("w3"),
+    );
+    let (first, second) = tokio::join!(cache.fill(&source, &w1), cache.fill(&source, &w2));
+    assert!(first.is_err() && second.is_ok(), "{first:?} {second:?}");
+    cache.fill(&source, &w3).await.unwrap();
+    assert_eq!(
+        fetch.calls.load(Ordering::SeqCst),
+        2,
+        "the third job missed the cache"
+    );
+    assert_eq!(cache.slots(), 1);
 }
 
 #[tokio::test]
