@@ -94,6 +94,113 @@ mod tests {
         assert_eq!(claimed_entries(&mut empty).unwrap(), Some(0));
     }
 
+    /// A file holding `bytes`, rewound.
+    fn file_of(bytes: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file
+    }
+
+    /// A classic record: entries on this disk and in all, the directory's size and offset,
+    /// and a comment of `comment` bytes.
+    fn eocd(disk: u16, total: u16, size: u32, offset: u32, comment: usize) -> Vec<u8> {
+        let mut b = EOCD.to_vec();
+        b.extend([0u8; 4]);
+        b.extend(disk.to_le_bytes());
+        b.extend(total.to_le_bytes());
+        b.extend(size.to_le_bytes());
+        b.extend(offset.to_le_bytes());
+        b.extend((comment as u16).to_le_bytes());
+        b
+    }
+
+    /// A ZIP64 locator pointing at a record at `record_at`.
+    fn locator(record_at: u64) -> Vec<u8> {
+        let mut b = LOCATOR.to_vec();
+        b.extend([0u8; 4]);
+        b.extend(record_at.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b
+    }
+
+    /// A ZIP64 record claiming `total` entries.
+    fn record64(total: u64) -> Vec<u8> {
+        let mut b = EOCD64.to_vec();
+        b.extend(44u64.to_le_bytes());
+        b.extend([0u8; 12]);
+        b.extend(total.to_le_bytes());
+        b.extend(total.to_le_bytes());
+        b.extend([0u8; 16]);
+        assert_eq!(b.len(), 56);
+        b
+    }
+
+    /// Ten bytes of padding, a ZIP64 record claiming `zip64` entries, its locator, then `eocd`.
+    fn zip64_file(zip64: u64, eocd: Vec<u8>) -> File {
+        let mut bytes = vec![0u8; 10];
+        bytes.extend(record64(zip64));
+        bytes.extend(locator(10));
+        bytes.extend(eocd);
+        file_of(&bytes)
+    }
+
+    #[test]
+    fn a_record_marked_in_any_field_takes_the_zip64_count() {
+        for (total, size, offset) in [(0xFFFF, 100, 100), (3, u32::MAX, 100), (3, 100, u32::MAX)] {
+            let mut file = zip64_file(5_000_000, eocd(total, total, size, offset, 0));
+            assert_eq!(
+                claimed_entries(&mut file).unwrap(),
+                Some(5_000_000),
+                "marked by {total} {size} {offset}"
+            );
+            assert_eq!(file.stream_position().unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn an_unmarked_record_keeps_its_count_whatever_precedes_it() {
+        let mut file = zip64_file(9, eocd(3, 3, 100, 100, 0));
+        assert_eq!(claimed_entries(&mut file).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn a_locator_pointing_at_no_record_leaves_the_classic_count() {
+        // At byte 10, 56 bytes that are no ZIP64 record (and would claim 2^64 - 1 entries).
+        let mut bytes = vec![0xFFu8; 66];
+        bytes.extend(locator(10));
+        bytes.extend(eocd(0xFFFF, 0xFFFF, 100, 100, 0));
+        assert_eq!(claimed_entries(&mut file_of(&bytes)).unwrap(), Some(0xFFFF));
+        let mut past_the_end = locator(1 << 40);
+        past_the_end.extend(eocd(0xFFFF, 0xFFFF, 100, 100, 0));
+        assert_eq!(
+            claimed_entries(&mut file_of(&past_the_end)).unwrap(),
+            Some(0xFFFF)
+        );
+    }
+
+    #[test]
+    fn a_record_too_near_the_start_for_a_locator_keeps_its_count() {
+        let mut bytes = vec![0u8; 5];
+        bytes.extend(eocd(0xFFFF, 0xFFFF, 100, 100, 0));
+        assert_eq!(claimed_entries(&mut file_of(&bytes)).unwrap(), Some(0xFFFF));
+    }
+
+    #[test]
+    fn a_locator_at_the_very_start_of_the_file_is_read() {
+        // The locator, then the record whose comment holds the ZIP64 record at byte 42.
+        let mut bytes = locator(42);
+        bytes.extend(eocd(0xFFFF, 0xFFFF, 100, 100, 56));
+        bytes.extend(record64(70_000));
+        assert_eq!(claimed_entries(&mut file_of(&bytes)).unwrap(), Some(70_000));
+    }
+
+    #[test]
+    fn the_count_in_all_is_read_not_this_disks() {
+        let bytes = eocd(0, 300, 100, 100, 0);
+        assert_eq!(claimed_entries(&mut file_of(&bytes)).unwrap(), Some(300));
+    }
+
     #[test]
     fn a_file_without_the_record_claims_nothing() {
         let mut file = tempfile::tempfile().unwrap();
