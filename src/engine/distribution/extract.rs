@@ -325,6 +325,44 @@ fn set_mode(path: &Path, mode: Option<u32>) -> Result<(), ExtractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// A zip of `files` stored files of 10 bytes each, in `dir`.
+    fn zip_in(dir: &Path, files: usize) -> PathBuf {
+        let path = dir.join(format!("{files}.zip"));
+        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        for i in 0..files {
+            let options = zip::write::SimpleFileOptions::default();
+            zip.start_file(format!("f{i}"), options).unwrap();
+            zip.write_all(b"0123456789").unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_zip_declares_the_sum_of_its_entries_sizes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opened = open(&zip_in(tmp.path(), 3), ExtractLimits::default()).unwrap();
+        assert_eq!(opened.declared_bytes(), 30);
+    }
+
+    #[test]
+    fn a_zip_of_exactly_the_entry_limit_opens_and_one_more_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = ExtractLimits {
+            max_entries: 3,
+            ..ExtractLimits::default()
+        };
+        assert!(open(&zip_in(tmp.path(), 3), limits).is_ok());
+        match open(&zip_in(tmp.path(), 4), limits) {
+            Err(ExtractError::TooManyEntries { count, limit }) => {
+                assert_eq!((count, limit), (4, 3))
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("four entries opened under a limit of three"),
+        }
+    }
 
     #[test]
     fn names_are_checked() {
