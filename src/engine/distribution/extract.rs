@@ -365,6 +365,25 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_limit_counts_every_entry_and_admits_a_zip_that_fills_it_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = zip_in(tmp.path(), 3);
+        let limit = |max_bytes| ExtractLimits {
+            max_bytes,
+            ..ExtractLimits::default()
+        };
+        let exact = tmp.path().join("exact");
+        fs::create_dir(&exact).unwrap();
+        assert_eq!(extract(&zip, &exact, limit(30)).unwrap(), 30);
+        let over = tmp.path().join("over");
+        fs::create_dir(&over).unwrap();
+        match extract(&zip, &over, limit(25)) {
+            Err(ExtractError::TooLarge { limit, .. }) => assert_eq!(limit, 25),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn names_are_checked() {
         assert_eq!(safe_relative("a/./b/").unwrap(), Some(PathBuf::from("a/b")));
         assert_eq!(safe_relative("./").unwrap(), None);
