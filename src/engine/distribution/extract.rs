@@ -384,6 +384,22 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_is_reported_as_the_disks_not_as_a_corrupt_zip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = zip_in(tmp.path(), 1);
+        let dest = tmp.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        // The entry's file is a full disk: every write fails with ENOSPC.
+        std::os::unix::fs::symlink("/dev/full", dest.join("f0")).unwrap();
+        match extract(&zip, &dest, ExtractLimits::default()) {
+            Err(ExtractError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn names_are_checked() {
         assert_eq!(safe_relative("a/./b/").unwrap(), Some(PathBuf::from("a/b")));
         assert_eq!(safe_relative("./").unwrap(), None);
