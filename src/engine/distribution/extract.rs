@@ -417,5 +417,31 @@ mod tests {
         assert!(check_link_target("bin/tool", rel, "../../etc").is_err());
         assert!(check_link_target("bin/tool", rel, "/etc/passwd").is_err());
         assert!(check_link_target("top", Path::new("top"), "..").is_err());
+        // Down, then up past where it went down: still inside.
+        assert!(check_link_target("bin/tool", rel, "sub/../../etc/x").is_ok());
+        assert!(check_link_target("bin/tool", rel, "").is_err());
+        assert!(check_link_target("bin/tool", rel, "a\0b").is_err());
+    }
+
+    #[test]
+    fn modes_are_kept_and_the_owner_may_always_read_and_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("modes.zip");
+        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        for (name, mode) in [("plain", 0o644), ("tool", 0o755), ("locked", 0o400)] {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+            zip.start_file(name, options).unwrap();
+            zip.write_all(b"x").unwrap();
+        }
+        zip.finish().unwrap();
+        let dest = tmp.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        extract(&path, &dest, ExtractLimits::default()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| fs::metadata(dest.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            [mode("plain"), mode("tool"), mode("locked")],
+            [0o644, 0o755, 0o600]
+        );
     }
 }

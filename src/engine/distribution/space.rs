@@ -160,4 +160,19 @@ mod tests {
         assert_eq!(disk.held(), 0);
         assert!(disk.reserve(1, "c").is_ok());
     }
+
+    #[test]
+    fn the_headroom_is_32_mib_or_a_twentieth_of_a_smaller_volume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stat = nix::sys::statvfs::statvfs(tmp.path()).unwrap();
+        let size = stat.blocks() * stat.fragment_size();
+        let free = stat.blocks_available() * stat.fragment_size();
+        let (measured, kept) = Disk::new(tmp.path()).measure();
+        assert_eq!(kept, (32 * 1024 * 1024).min(size / 20));
+        // Free space moves with other writers; the same volume's figure within 1 GiB.
+        assert!(
+            measured.abs_diff(free) < 1 << 30,
+            "{measured} against {free}"
+        );
+    }
 }
