@@ -167,12 +167,31 @@ mod tests {
         let stat = nix::sys::statvfs::statvfs(tmp.path()).unwrap();
         let size = stat.blocks() * stat.fragment_size();
         let free = stat.blocks_available() * stat.fragment_size();
-        let (measured, kept) = Disk::new(tmp.path()).measure();
+        let disk = Disk::new(tmp.path());
+        let (measured, kept) = disk.measure();
         assert_eq!(kept, (32 * 1024 * 1024).min(size / 20));
         // Free space moves with other writers; the same volume's figure within 1 GiB.
-        assert!(
-            measured.abs_diff(free) < 1 << 30,
-            "{measured} against {free}"
+        for figure in [measured, disk.free()] {
+            assert!(figure.abs_diff(free) < 1 << 30, "{figure} against {free}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_what_was_needed_what_is_free_and_what_to_do() {
+        let refusal = NoSpace {
+            what: "the distribution's unpacked files",
+            needed: 3 * 1024 * 1024 / 2,
+            free: 10 * 1024 * 1024,
+            held: 9 * 1024 * 1024,
+            kept: 512 * 1024,
+            path: PathBuf::from("/work/cache"),
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "not enough disk space for the distribution's unpacked files: it needs 1.5 MiB, and \
+             /work/cache has 10.0 MiB free (9.0 MiB of it held by other jobs' downloads and \
+             workspaces being written, 0.5 MiB kept free); give the task more ephemeral storage, \
+             lower ATTINI_DISTRIBUTION_CACHE_BYTES, or make the distribution smaller"
         );
     }
 }
