@@ -55,6 +55,12 @@ pub struct NoSpace {
     pub path: PathBuf,
 }
 
+/// The bytes kept free on a volume of `size` bytes: [`HEADROOM`], or a twentieth of a volume
+/// smaller than 640 MiB.
+fn headroom(size: u64) -> u64 {
+    HEADROOM.min(size / 20)
+}
+
 /// `bytes` as MiB for people, one decimal.
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -83,7 +89,7 @@ impl Disk {
                 let block = stat.fragment_size();
                 let size = stat.blocks().saturating_mul(block);
                 let free = stat.blocks_available().saturating_mul(block);
-                (free, HEADROOM.min(size / 20))
+                (free, headroom(size))
             }
             Err(_) => (u64::MAX, 0),
         }
@@ -147,6 +153,7 @@ mod tests {
         assert!(free > kept, "the test needs a little free space");
         let room = free - kept;
         let first = disk.reserve(room / 2, "a").unwrap();
+        assert_eq!(disk.held(), room / 2);
         // Fits the volume alone, not beside the first.
         let refused = disk.reserve(room, "b").unwrap_err();
         assert_eq!(refused.held, room / 2);
@@ -174,6 +181,14 @@ mod tests {
         for figure in [measured, disk.free()] {
             assert!(figure.abs_diff(free) < 1 << 30, "{figure} against {free}");
         }
+    }
+
+    #[test]
+    fn a_small_volume_keeps_a_twentieth_of_itself_free() {
+        let mib = 1024 * 1024;
+        assert_eq!(headroom(100 * mib), 5 * mib);
+        assert_eq!(headroom(640 * mib), 32 * mib);
+        assert_eq!(headroom(1 << 40), 32 * mib);
     }
 
     #[test]

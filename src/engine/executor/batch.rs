@@ -90,3 +90,20 @@ impl Batch {
 fn write_each(out: &mut impl Write, parts: &[&[u8]]) -> std::io::Result<()> {
     parts.iter().try_for_each(|part| out.write_all(part))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_wait_until_256_kib_are_gathered() {
+        let batch = Batch::new(Stream::Stderr);
+        let line = [b'.'; 1023];
+        for _ in 0..255 {
+            batch.push(&[&line, b"\n"]);
+        }
+        assert_eq!(batch.waiting(), 255 * 1024);
+        batch.push(&[&line, b"\n"]);
+        assert_eq!(batch.waiting(), 0, "256 KiB gathered and not written");
+    }
+}
