@@ -213,5 +213,6 @@ fn is_report(e: &Event) -> bool {
 }
 
 mod answers;
+mod beats;
 mod drain;
 mod lease;
