@@ -1,6 +1,5 @@
 //! The cache: a download or extraction that failed, ended or was dropped half-way leaves
 //! nothing behind.
-use std::io::Write;
 use std::time::Duration;
 
 use super::super::{FetchError, FetchFuture};
@@ -42,17 +41,7 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
     panic!("gave up waiting until {what}");
 }
 
-/// Writes a zip of `files` stored files of `size` bytes each at `path`.
-fn zip_of(path: &Path, files: usize, size: usize) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for i in 0..files {
-        zip.start_file(format!("f{i}.txt"), options).unwrap();
-        zip.write_all(&vec![b'a'; size]).unwrap();
-    }
-    zip.finish().unwrap();
-}
+use super::super::extract::test_zip as zip_of;
 
 /// A download that copies a local zip, or writes half of it and never ends; counts its calls
 /// and keeps the size limit it was given.

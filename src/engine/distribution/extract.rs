@@ -322,21 +322,30 @@ fn set_mode(path: &Path, mode: Option<u32>) -> Result<(), ExtractError> {
     fs::set_permissions(path, perms).map_err(io_err(path))
 }
 
+/// Test support: writes at `path` a zip of `files` stored files `f0.txt`, `f1.txt`, ... of
+/// `size` bytes of `a` each.
+#[cfg(test)]
+pub(super) fn test_zip(path: &Path, files: usize, size: usize) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..files {
+        zip.start_file(format!("f{i}.txt"), options).unwrap();
+        zip.write_all(&vec![b'a'; size]).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A zip of `files` stored files of 10 bytes each, in `dir`.
+    /// A zip of `files` files of 10 bytes each, in `dir`.
     fn zip_in(dir: &Path, files: usize) -> PathBuf {
         let path = dir.join(format!("{files}.zip"));
-        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
-        for i in 0..files {
-            let options = zip::write::SimpleFileOptions::default();
-            zip.start_file(format!("f{i}"), options).unwrap();
-            zip.write_all(b"0123456789").unwrap();
-        }
-        zip.finish().unwrap();
+        test_zip(&path, files, 10);
         path
     }
 
@@ -390,7 +399,7 @@ mod tests {
         let dest = tmp.path().join("dest");
         fs::create_dir(&dest).unwrap();
         // The entry's file is a full disk: every write fails with ENOSPC.
-        std::os::unix::fs::symlink("/dev/full", dest.join("f0")).unwrap();
+        std::os::unix::fs::symlink("/dev/full", dest.join("f0.txt")).unwrap();
         match extract(&zip, &dest, ExtractLimits::default()) {
             Err(ExtractError::Io { source, .. }) => {
                 assert_eq!(source.kind(), io::ErrorKind::StorageFull)
