@@ -59,6 +59,15 @@ impl Batch {
         self.bytes.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Bytes the batch holds memory for.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .capacity()
+    }
+
     /// Writes out what is waiting.
     pub fn flush(&self) {
         let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,5 +114,30 @@ mod tests {
         assert_eq!(batch.waiting(), 255 * 1024);
         batch.push(&[&line, b"\n"]);
         assert_eq!(batch.waiting(), 0, "256 KiB gathered and not written");
+    }
+
+    /// A batch keeps up to 512 KiB of memory between heavy writes, and gives back what a
+    /// larger one took once it is written. (Newlines only, so the captured stderr stays short
+    /// to read.)
+    #[test]
+    fn a_batch_keeps_at_most_twice_its_size_once_written() {
+        let batch = Batch::new(Stream::Stderr);
+        batch.push(&[b"\n"]);
+        batch.push(&[&vec![b'\n'; 2 * FLUSH_AT - 1]]);
+        assert_eq!(batch.waiting(), 0);
+        assert_eq!(batch.capacity(), 2 * FLUSH_AT, "512 KiB kept");
+        let batch = Batch::new(Stream::Stderr);
+        batch.push(&[b"\n"]);
+        batch.push(&[&vec![b'\n'; 3 * FLUSH_AT / 2]]);
+        assert_eq!(batch.waiting(), 0);
+        assert_eq!(batch.capacity(), 3 * FLUSH_AT / 2 + 1, "384 KiB kept");
+        batch.push(&[b"\n"]);
+        batch.push(&[&vec![b'\n'; 3 * FLUSH_AT]]);
+        assert_eq!(batch.waiting(), 0);
+        assert!(
+            batch.capacity() <= FLUSH_AT,
+            "{} bytes kept",
+            batch.capacity()
+        );
     }
 }

@@ -72,3 +72,52 @@ fn has_terminal() -> bool {
     static TERMINAL: LazyLock<bool> = LazyLock::new(|| std::fs::File::open("/dev/tty").is_ok());
     *TERMINAL
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::redact::Redactor;
+    use nix::unistd::{Pid, getpgid, getsid};
+    use std::time::Duration;
+
+    /// The job's output pipe is asked to hold 1 MiB; the job leads a process group of its own,
+    /// in the runner's session without a terminal (CI, ECS) and in a session of its own with
+    /// one. The terminal is looked up here, not through `has_terminal`, so that the test
+    /// checks that function too.
+    #[tokio::test]
+    async fn a_job_gets_a_1_mib_pipe_and_a_process_group_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("job.sh");
+        std::fs::write(&script, "exec sleep 30\n").unwrap();
+        let run = ScriptRun {
+            script,
+            cwd: dir.path().to_path_buf(),
+            env: Vec::new(),
+            withheld: Vec::new(),
+            job_id: "command-test".into(),
+            timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(1),
+            redactor: Redactor::default(),
+        };
+        let mut spawned = spawn(&run).unwrap();
+        let pid = Pid::from_raw(spawned.child.id().expect("running") as i32);
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let size = nix::fcntl::fcntl(&spawned.output, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
+        if max >= 1 << 20 {
+            assert_eq!(size, 1 << 20, "the output pipe's capacity in bytes");
+        }
+        assert_eq!(getpgid(Some(pid)).unwrap(), pid, "its own process group");
+        let terminal = std::fs::File::open("/dev/tty").is_ok();
+        let session = getsid(Some(pid)).unwrap();
+        if terminal {
+            assert_eq!(session, pid, "a session of its own under a terminal");
+        } else {
+            assert_eq!(session, getsid(None).unwrap(), "the runner's session");
+        }
+        spawned.child.kill().await.unwrap();
+    }
+}

@@ -403,6 +403,125 @@ mod tests {
         assert_eq!((tail[20].as_str(), tail[29].as_str()), ("b0", "b9"));
     }
 
+    /// What a sink was called with.
+    #[derive(Debug, PartialEq)]
+    enum Call {
+        Line(String),
+        Block(String),
+        Flush,
+    }
+
+    /// Records each call, to see which lines went as a block.
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<Call>>);
+    impl LogSink for Calls {
+        fn line(&self, line: &str) {
+            self.0.lock().unwrap().push(Call::Line(line.to_string()));
+        }
+        fn lines(&self, block: &str) {
+            self.0.lock().unwrap().push(Call::Block(block.to_string()));
+        }
+        fn flush(&self) {
+            self.0.lock().unwrap().push(Call::Flush);
+        }
+    }
+
+    impl Calls {
+        fn take(&self) -> Vec<Call> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    /// Whole lines that need no change go to the sink as one block, also after a line begun
+    /// in an earlier chunk has ended on its own.
+    #[test]
+    fn whole_lines_of_one_chunk_reach_the_sink_as_one_block() {
+        let sink = Calls::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(b"a\nb\nc\n", &sink);
+        assert_eq!(sink.take(), [Call::Block("a\nb\nc\n".into())]);
+        s.push(b"par", &sink);
+        s.push(b"t\nd\ne\nf", &sink);
+        assert_eq!(
+            sink.take(),
+            [Call::Line("part".into()), Call::Block("d\ne\n".into())]
+        );
+    }
+
+    /// A block holding a secret, or a line over the limit, is not sent whole: the secret is
+    /// masked and the line cut, each found alone.
+    #[test]
+    fn a_block_with_a_secret_or_an_overlong_line_goes_line_by_line() {
+        let sink = Calls::default();
+        let mut s = LineSplitter::new(Redactor::new(["hunter2-secret"]));
+        s.push(b"one\nsay hunter2-secret\n", &sink);
+        assert_eq!(
+            sink.take(),
+            [Call::Line("one".into()), Call::Line("say ***".into())]
+        );
+        let long = "x".repeat(MAX_LINE_BYTES + 1);
+        s.push(format!("{long}\nend\n").as_bytes(), &sink);
+        assert_eq!(
+            sink.take(),
+            [
+                Call::Line(long[..MAX_LINE_BYTES].into()),
+                Call::Line("x".into()),
+                Call::Line("end".into())
+            ]
+        );
+    }
+
+    /// Lines up to 16 KiB come whole; one byte more and the rest comes as a second line.
+    #[test]
+    fn a_16_kib_line_comes_whole_and_a_longer_one_in_16_kib_pieces() {
+        let sink = Collect::default();
+        let mut s = LineSplitter::new(Redactor::default());
+        s.push(format!("{}\n", "x".repeat(16_384)).as_bytes(), &sink);
+        s.push(format!("{}\n", "y".repeat(16_385)).as_bytes(), &sink);
+        s.finish(&sink);
+        let lengths: Vec<usize> = sink.0.lock().unwrap().iter().map(String::len).collect();
+        assert_eq!(lengths, [16_384, 16_384, 1]);
+    }
+
+    /// A line without its newline yet goes out in pieces as it comes, once enough follows a
+    /// cut to see a secret across it: memory holds a piece, not the whole line.
+    #[test]
+    fn a_long_line_goes_out_in_pieces_while_it_is_still_coming() {
+        let sink = Collect::default();
+        let redactor = Redactor::default();
+        let reach = redactor.reach();
+        let mut s = LineSplitter::new(redactor);
+        s.push(&vec![b'x'; MAX_LINE_BYTES + reach - 1], &sink);
+        assert!(sink.0.lock().unwrap().is_empty(), "too early to cut");
+        s.push(b"x", &sink);
+        assert_eq!(sink.0.lock().unwrap().len(), 1, "the first piece");
+    }
+
+    /// One read takes up to 256 KiB: 512 KiB of lines waiting in the pipe reach the sink as
+    /// two blocks, each followed by a flush, and the end's flush.
+    #[test]
+    fn a_read_takes_up_to_256_kib_and_flushes_once() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20)).unwrap();
+        let line = format!("{}\n", ".".repeat(1023));
+        std::io::Write::write_all(&mut writer, line.repeat(512).as_bytes()).unwrap();
+        drop(writer);
+        let sink = Calls::default();
+        let summary = pump(reader, Redactor::default(), &sink);
+        assert_eq!(summary.bytes, 512 * 1024);
+        let calls: Vec<&str> = sink
+            .take()
+            .iter()
+            .map(|c| match c {
+                Call::Block(b) if b.len() == 256 * 1024 => "256 KiB",
+                Call::Block(_) => "block",
+                Call::Line(_) => "line",
+                Call::Flush => "flush",
+            })
+            .collect();
+        assert_eq!(calls, ["256 KiB", "flush", "256 KiB", "flush", "flush"]);
+    }
+
     #[test]
     fn a_block_of_many_short_lines_keeps_every_line_and_the_tail() {
         let sink = Collect::default();
