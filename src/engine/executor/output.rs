@@ -472,15 +472,18 @@ mod tests {
     }
 
     /// Lines up to 16 KiB come whole; one byte more and the rest comes as a second line.
+    /// Whole in one chunk (the block path) or begun in an earlier one (line by line).
     #[test]
     fn a_16_kib_line_comes_whole_and_a_longer_one_in_16_kib_pieces() {
         let sink = Collect::default();
         let mut s = LineSplitter::new(Redactor::default());
         s.push(format!("{}\n", "x".repeat(16_384)).as_bytes(), &sink);
+        s.push(b"x", &sink);
+        s.push(format!("{}\n", "x".repeat(16_383)).as_bytes(), &sink);
         s.push(format!("{}\n", "y".repeat(16_385)).as_bytes(), &sink);
         s.finish(&sink);
         let lengths: Vec<usize> = sink.0.lock().unwrap().iter().map(String::len).collect();
-        assert_eq!(lengths, [16_384, 16_384, 1]);
+        assert_eq!(lengths, [16_384, 16_384, 16_384, 1]);
     }
 
     /// A line without its newline yet goes out in pieces as it comes, once enough follows a
