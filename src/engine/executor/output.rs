@@ -525,6 +525,25 @@ mod tests {
         assert_eq!(calls, ["256 KiB", "flush", "256 KiB", "flush", "flush"]);
     }
 
+    /// The long-line check at its edges: a block of exactly 16 KiB, and a line one byte too
+    /// long after a short one (the jump past a window's last newline).
+    #[test]
+    fn a_long_line_is_found_after_short_ones_and_only_when_too_long() {
+        let x = |n: usize| "x".repeat(n);
+        assert!(!has_long_line(
+            format!("{}\n", x(MAX_LINE_BYTES - 1)).as_bytes()
+        ));
+        assert!(!has_long_line(
+            format!("a\n{}\n", x(MAX_LINE_BYTES)).as_bytes()
+        ));
+        assert!(has_long_line(
+            format!("a\n{}\n", x(MAX_LINE_BYTES + 1)).as_bytes()
+        ));
+        assert!(has_long_line(
+            format!("a\nb\n{}\nc\n", x(MAX_LINE_BYTES + 1)).as_bytes()
+        ));
+    }
+
     #[test]
     fn a_block_of_many_short_lines_keeps_every_line_and_the_tail() {
         let sink = Collect::default();

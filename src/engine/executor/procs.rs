@@ -233,3 +233,52 @@ impl JobProcesses {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    /// A `sleep` leading a process group of its own, as a job's bash does.
+    fn job(id: &str) -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .env(MARKER_VAR, id)
+            .spawn()
+            .unwrap()
+    }
+
+    fn pid(child: &std::process::Child) -> Pid {
+        Pid::from_raw(child.id() as i32)
+    }
+
+    /// `kill_all` sends SIGKILL to every job remembered and not forgotten. Each job gets a
+    /// SIGTERM afterwards: the signal it died of tells whether `kill_all` reached it (a
+    /// SIGKILL sent first wins), without waiting on a job it spared.
+    #[test]
+    fn kill_all_kills_the_jobs_remembered_and_spares_the_forgotten() {
+        let (mut a, mut b, mut c) = (job("a"), job("b"), job("c"));
+        let table = ProcessTable::default();
+        table.remember(pid(&a), "a");
+        table.remember(pid(&b), "b");
+        table.remember(pid(&c), "c");
+        table.forget(pid(&b));
+        table.kill_all();
+        let died_of = |child: &mut std::process::Child| {
+            let _ = kill(pid(child), Signal::SIGTERM);
+            child.wait().unwrap().signal()
+        };
+        assert_eq!(
+            died_of(&mut a),
+            Some(Signal::SIGKILL as i32),
+            "a remembered"
+        );
+        assert_eq!(died_of(&mut b), Some(Signal::SIGTERM as i32), "b forgotten");
+        assert_eq!(
+            died_of(&mut c),
+            Some(Signal::SIGKILL as i32),
+            "c remembered"
+        );
+    }
+}
