@@ -97,6 +97,28 @@ async fn processes_that_left_the_group_are_found_by_their_marker() {
     );
 }
 
+/// A process that left the group with an empty environment (`setsid env -i`) shows no marker.
+/// The sweep reads it again for a moment (it could be in the middle of `exec`), then takes it
+/// for not the job's, and the job ends: it escapes the sweep, as the README says. The test
+/// ends it.
+#[tokio::test]
+async fn a_process_without_environment_that_left_the_group_stalls_no_sweep() {
+    let h = Harness::new();
+    let job = native(json!({"commands": ["setsid env -i sleep 1000 & echo escaped=$!"]}));
+    let (result, lines) = h.run(&job, None).await;
+    let escaped = printed(&lines, "escaped");
+    let still_there = exists(escaped);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(escaped),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(result.report.is_success(), "{:?}", result.report);
+    assert!(
+        still_there,
+        "the process without a marker was found after all"
+    );
+}
+
 #[tokio::test]
 async fn output_held_open_by_a_background_process_does_not_hang_the_job() {
     let h = Harness::new();
