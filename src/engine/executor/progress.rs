@@ -186,6 +186,33 @@ pub fn parse(text: &str) -> Vec<CommandStart> {
 mod tests {
     use super::*;
 
+    /// Phases as the worker and the engine enter them: the one the job is in, those it
+    /// reached, how long each spell took (the last until the end given), and the names
+    /// `/jobs` and the log give them.
+    #[tokio::test(start_paused = true)]
+    async fn phases_entered_give_the_phase_now_and_each_spell_in_order() {
+        use Phase::*;
+        let ms = Duration::from_millis;
+        let progress = Progress::default();
+        assert_eq!(progress.phase(), None);
+        let t0 = tokio::time::Instant::now();
+        progress.enter_at(Admission, t0);
+        tokio::time::advance(ms(5)).await;
+        progress.enter(Workspace);
+        assert_eq!(progress.phase(), Some(Workspace));
+        progress.enter_at(Commands, t0 + ms(12));
+        assert_eq!(progress.phase(), Some(Commands));
+        assert!(progress.reached(Workspace) && !progress.reached(Report));
+        assert_eq!(
+            progress.spent(t0 + ms(20)),
+            [(Admission, ms(5)), (Workspace, ms(7)), (Commands, ms(8))]
+        );
+        assert_eq!(
+            [Admission, Workspace, Commands, Output, Report].map(Phase::label),
+            ["admission", "workspace", "commands", "output", "report"]
+        );
+    }
+
     #[test]
     fn a_phase_totals_its_spells_and_one_never_entered_is_none() {
         let ms = Duration::from_millis;
