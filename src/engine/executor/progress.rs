@@ -248,6 +248,37 @@ mod tests {
         assert_eq!(read(&big).len(), 20_000);
     }
 
+    /// `/jobs` finds the command running under up to 64 KiB that a job wrote after it, and
+    /// reads no further back; the trace reads 4 MiB back, some 150,000 commands.
+    #[test]
+    fn the_running_command_is_read_from_the_last_64_kib_and_every_start_from_4_mib() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("progress");
+        let noise = |kib: usize| "x".repeat(1023).repeat(kib).replace("xx", "x\n");
+        let progress = Progress::default();
+        progress.attach(file.clone());
+        std::fs::write(&file, format!("7 1700000000.5\n{}", noise(63))).unwrap();
+        assert_eq!(progress.current(), Some(7));
+        std::fs::write(&file, format!("7 1700000000.5\n{}", noise(65))).unwrap();
+        assert_eq!(progress.current(), None);
+        let starts = |n: usize| {
+            (1..=n)
+                .map(|i| format!("{i:06} 1700000000.5\n"))
+                .collect::<String>()
+        };
+        // 20 bytes a line: 150,000 lines are 2.9 MiB, 220,000 are 4.2 MiB.
+        std::fs::write(&file, starts(150_000)).unwrap();
+        assert_eq!(read(&file).len(), 150_000);
+        std::fs::write(&file, starts(220_000)).unwrap();
+        let kept = read(&file);
+        assert_eq!(kept.last().map(|s| s.index), Some(220_000));
+        assert_eq!(
+            kept.len(),
+            (4 * 1024 * 1024) / 20,
+            "the last 4 MiB, whole lines"
+        );
+    }
+
     #[test]
     fn lines_parse_and_garbage_is_skipped() {
         let starts = parse("1 1700000000.250000\nnoise\n2 1700000001,5\n3 \n");
