@@ -162,6 +162,45 @@ mod tests {
         assert!(check_version("2.1.0", "latest").is_err());
     }
 
+    /// The EC2 hook exists with an instance id only, in `ATTINI_AWS_REGION`, else the SDK's
+    /// region, else us-east-1.
+    #[test]
+    fn the_ec2_hook_takes_the_attini_region_then_the_sdks_then_us_east_1() {
+        let hook = |vars: &[(&str, &str)]| {
+            let mut all = vec![
+                ("ATTINI_QUEUE_URL", "q"),
+                ("ATTINI_DEPLOY_DATA_TABLE", "d"),
+                ("ATTINI_RESOURCE_STATE_TABLE", "r"),
+                ("ATTINI_RUNNER_RESOURCE_NAME", "n"),
+            ];
+            all.extend_from_slice(vars);
+            let lookup = |k: &str| {
+                all.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            let settings = Settings::from_lookup(lookup).unwrap();
+            AttiniConfig::from_settings(&settings).unwrap().ec2_hook()
+        };
+        let id = ("ATTINI_EC2_INSTANCE_ID", "i-0abc");
+        assert!(hook(&[("AWS_REGION", "eu-west-1")]).is_none());
+        let region = |vars: &[(&str, &str)]| {
+            let hook = hook(vars).expect("an instance id");
+            assert_eq!(hook.instance_id, "i-0abc");
+            hook.region
+        };
+        assert_eq!(region(&[id]), "us-east-1");
+        assert_eq!(region(&[id, ("AWS_REGION", "eu-west-1")]), "eu-west-1");
+        assert_eq!(
+            region(&[
+                id,
+                ("AWS_REGION", "eu-west-1"),
+                ("ATTINI_AWS_REGION", "eu-north-1")
+            ]),
+            "eu-north-1"
+        );
+    }
+
     #[test]
     fn defaults_and_required_values() {
         let vars = [
