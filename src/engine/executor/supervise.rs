@@ -162,3 +162,21 @@ fn from_status(status: Option<ExitStatus>) -> Termination {
         None => Termination::Exited(-1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A status with an exit code or a signal is reported as such; one with neither (a
+    /// stopped process's wait status) or none at all (the wait failed) as exit code -1.
+    #[test]
+    fn an_exit_status_without_code_or_signal_is_exit_code_minus_one() {
+        let raw = ExitStatus::from_raw;
+        assert_eq!(from_status(Some(raw(3 << 8))), Termination::Exited(3));
+        assert_eq!(from_status(Some(raw(9))), Termination::Signaled(9));
+        // 0x137f: stopped by SIGSTOP (19), neither exited nor killed.
+        assert_eq!(from_status(Some(raw(0x137f))), Termination::Exited(-1));
+        assert_eq!(from_status(None), Termination::Exited(-1));
+    }
+}
