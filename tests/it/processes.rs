@@ -99,12 +99,16 @@ async fn processes_that_left_the_group_are_found_by_their_marker() {
 
 /// A process that left the group with an empty environment (`setsid env -i`) shows no marker.
 /// The sweep reads it again for a moment (it could be in the middle of `exec`), then takes it
-/// for not the job's, and the job ends: it escapes the sweep, as the README says. The test
-/// ends it.
+/// for not the job's, and the job ends: it escapes the sweep, as the README says. The job
+/// waits until the process is `sleep` (it has left the group and cleared its environment;
+/// before that the sweep would rightly find it), and the test ends it.
 #[tokio::test]
 async fn a_process_without_environment_that_left_the_group_stalls_no_sweep() {
     let h = Harness::new();
-    let job = native(json!({"commands": ["setsid env -i sleep 1000 & echo escaped=$!"]}));
+    let job = native(json!({"commands": [
+        "setsid env -i sleep 1000 >/dev/null 2>&1 & p=$!",
+        "until [ \"$(cat /proc/$p/comm)\" = sleep ]; do sleep 0.01; done; echo escaped=$p",
+    ]}));
     let (result, lines) = h.run(&job, None).await;
     let escaped = printed(&lines, "escaped");
     let still_there = exists(escaped);
