@@ -1,4 +1,4 @@
-//! Memory bounds with the real binary: five Attini steps at once, each writing 100 MB of
+//! Memory bounds with the real binary: five Attini steps at once (five executions), each writing 100 MB of
 //! lines into its log object, keep the runner's peak resident memory bounded (the log object
 //! is appended to, not held and copied whole).
 
@@ -21,19 +21,23 @@ async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
     a.runner_item(&a.task_arn, vec![]).await;
     a.small_distribution().await;
     let lines = json!(["head -c 100000000 /dev/zero | tr '\\0' x | fold -w 999"]);
-    let branches: Vec<_> = (0..5)
-        .map(|i| {
-            let step = format!("Log{i}");
-            let state = a.dispatcher_state(&step, lines.clone(), HASH, "dev/demo/demo.zip#v1");
-            json!({"StartAt": step, "States": {step.clone(): state}})
-        })
-        .collect();
-    let definition = json!({"StartAt": "All", "States": {
-        "All": {"Type": "Parallel", "Branches": branches, "End": true}
-    }});
-    let machine = a.world.state_machine("logs", &definition).await;
-    let execution = a.world.start(&machine, "exec-1", &json!({})).await;
-    a.current(&[&execution]).await;
+    // Five executions of one step each, all current: not one execution with a Parallel of
+    // five, because ministack's Parallel branches share one context object, and under load two
+    // branches sent the same step name and task token (the other three never went out, and
+    // the execution waited for good).
+    let mut executions = Vec::new();
+    for i in 0..5 {
+        let step = format!("Log{i}");
+        let state = a.dispatcher_state(&step, lines.clone(), HASH, "dev/demo/demo.zip#v1");
+        let definition = json!({"StartAt": step, "States": {step.clone(): state}});
+        let machine = a
+            .world
+            .state_machine(&format!("logs{i}"), &definition)
+            .await;
+        executions.push(a.world.start(&machine, "exec-1", &json!({})).await);
+    }
+    a.current(&executions.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
     // A long idle TTL, so that a slow machine's gaps never end the runner before the last
     // branch's job; SIGTERM ends it once the execution is done. Its log goes to a file, told
     // on failure.
@@ -55,9 +59,17 @@ async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
     // Five 100 MB logs through one runner beside other tests: four minutes, within nextest's
     // five; an execution still running then is told with the runner's log.
     let done = {
-        let finished = a
-            .world
-            .finished_within(&execution, Duration::from_secs(240));
+        let finished = async {
+            let mut all = Vec::new();
+            for execution in &executions {
+                all.push(
+                    a.world
+                        .finished_within(execution, Duration::from_secs(240))
+                        .await?,
+                );
+            }
+            Some(all)
+        };
         tokio::pin!(finished);
         loop {
             if let Some(now) = peak_mib(pid) {
@@ -71,17 +83,19 @@ async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
     };
     let Some(done) = done else {
         panic!(
-            "the execution was still RUNNING after four minutes (peak RSS {peak} MiB)\nthe runner's log:\n{}",
+            "an execution was still RUNNING after four minutes (peak RSS {peak} MiB)\nthe runner's log:\n{}",
             told()
         );
     };
     let out = stop_with_sigterm(runner).await;
-    assert_eq!(
-        done.status,
-        "SUCCEEDED",
-        "{done:?}\nthe runner's log:\n{}",
-        told()
-    );
+    for done in &done {
+        assert_eq!(
+            done.status,
+            "SUCCEEDED",
+            "{done:?}\nthe runner's log:\n{}",
+            told()
+        );
+    }
     assert_eq!(out.status.code(), Some(0), "{}", told());
     for i in 0..5 {
         let key = format!("attini/deployment/logs/runner/dev/demo/{DIST_ID}/Log{i}/exec-1");
