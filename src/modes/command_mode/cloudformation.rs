@@ -146,4 +146,33 @@ mod tests {
         );
         assert!(last_operation_failures(&events[..1], "app").is_empty());
     }
+
+    /// Only the stack's own start ends the search, not a resource's `*_IN_PROGRESS`; an event
+    /// with a reason that did not fail, or one that failed without a reason, is not told.
+    #[test]
+    fn a_resource_in_progress_or_a_reason_without_failure_is_not_a_failure_told() {
+        let events = [
+            event(
+                "app",
+                "UPDATE_ROLLBACK_IN_PROGRESS",
+                "The following resource(s) failed",
+            ),
+            event("Queue", "UPDATE_FAILED", "second reason"),
+            event("Queue", "UPDATE_IN_PROGRESS", "Resource update Initiated"),
+            event("Topic", "UPDATE_FAILED", "first reason"),
+            event("Topic", "UPDATE_FAILED", ""),
+            event("app", "UPDATE_IN_PROGRESS", "User Initiated"),
+        ];
+        let told: Vec<String> = last_operation_failures(&events, "app")
+            .iter()
+            .map(|e| describe(e))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                "Topic (AWS::SQS::Queue) UPDATE_FAILED: first reason",
+                "Queue (AWS::SQS::Queue) UPDATE_FAILED: second reason"
+            ]
+        );
+    }
 }
