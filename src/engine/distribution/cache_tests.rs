@@ -2,6 +2,7 @@
 //! nothing behind.
 use std::time::Duration;
 
+use super::super::extract::test_zip as zip_of;
 use super::super::{FetchError, FetchFuture};
 use super::*;
 
@@ -40,8 +41,6 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
     }
     panic!("gave up waiting until {what}");
 }
-
-use super::super::extract::test_zip as zip_of;
 
 /// A download that copies a local zip, or writes half of it and never ends; counts its calls
 /// and keeps the size limit it was given.
