@@ -339,10 +339,11 @@ async fn an_attini_step_runs_with_its_distribution_log_and_startup_commands() {
             "startupCommands",
             AttributeValue::L(vec![
                 AttributeValue::S("echo installing tools".into()),
-                AttributeValue::S(format!(
-                    "echo \"$ATTINI_ENVIRONMENT_NAME/$ATTINI_DISTRIBUTION_NAME\" > {}",
-                    marker.display()
-                )),
+                // A relative path: the startup commands run in the runner's working directory.
+                AttributeValue::S(
+                    "echo \"$ATTINI_ENVIRONMENT_NAME/$ATTINI_DISTRIBUTION_NAME\" > startup-ran"
+                        .into(),
+                ),
             ]),
         )],
     )
@@ -528,7 +529,7 @@ async fn a_takeover_while_serving_is_seen_once_the_ownership_bound_has_passed() 
         vec![],
     )
     .await;
-    tokio::time::sleep(attini_runner::modes::attini::policy::OWNER_FRESH).await;
+    tokio::time::sleep(attini_runner::modes::attini::ownership::OWNER_FRESH).await;
     let machine = a.machine("plan2", "Step", json!(["true"]), HASH).await;
     let second = a.world.start(&machine, "exec-2", &json!({})).await;
     a.current(&[&first, &second]).await;

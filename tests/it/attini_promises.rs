@@ -74,6 +74,27 @@ async fn startup_commands_time_out_and_bad_settings_are_reported_to_the_start_to
             "Bad runner configuration: ATTINI_JOB_TIMEOUT=\"soon\" is not valid: a whole number from 1 to 31536000"
         )
     );
+
+    // Startup commands that cannot start (an environment name past the kernel's 128 KiB for
+    // one variable): their own cause, not a stop signal's.
+    let huge = AttributeValue::S("e".repeat(200 * 1024));
+    let commands = AttributeValue::L(vec![AttributeValue::S("true".into())]);
+    a.runner_item(
+        &a.task_arn,
+        vec![("startupCommands", commands), ("environment", huge)],
+    )
+    .await;
+    let (token, starter) = a.start_token().await;
+    let out = a.run_runner(&token, "2.0.2", HASH, 60).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let done = a.world.finished(&starter).await;
+    assert_eq!(done.error.as_deref(), Some("Startup tasks failed"));
+    let cause = done.cause.unwrap();
+    assert!(
+        cause.starts_with("Startup commands failed: ")
+            && cause.contains("more than the kernel allows"),
+        "{cause}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,6 @@
 //! What real AWS does that the emulators do not, through the fault proxy: a report slower than
 //! the visibility window with a second runner waiting, a receive and a report that never
-//! answer, DynamoDB throttling and 5xx in Attini mode, a report refused as a closed token, a
-//! report denied while a permission propagates, hung and slow visibility extensions, a
+//! answer, a report refused as a closed token, a report denied while a permission propagates, hung and slow visibility extensions, a
 //! distribution download that breaks off, one that never ends, and a bucket that denies every
 //! read (the runner takes itself out).
 
@@ -9,14 +8,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::attini::*;
 use crate::deny::{DenyingProxy, Fault};
 use crate::world::*;
 
 const SUCCESS: &str = "AWSStepFunctions.SendTaskSuccess";
 
 /// Waits (up to a minute) until `condition` holds.
-async fn until(what: &str, condition: impl Fn() -> bool) {
+pub async fn until(what: &str, condition: impl Fn() -> bool) {
     for _ in 0..600 {
         if condition() {
             return;
@@ -166,40 +164,6 @@ async fn hung_and_slow_visibility_extensions_keep_the_job_to_one_run() {
         std::fs::read_to_string(&runs).unwrap(),
         "run\n",
         "the job ran twice"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attini_mode_keeps_serving_through_dynamodb_throttling_and_5xx() {
-    let a = Attini::new().await;
-    let execution = a
-        .one_step("Step", json!(["echo '\"served\"' > $ATTINI_OUTPUT"]))
-        .await;
-    let proxy = DenyingProxy::start(&a.world.emulator.endpoint, &[]).await;
-    let get = "DynamoDB_20120810.GetItem";
-    proxy.fault(
-        get,
-        Fault::Error(400, "ProvisionedThroughputExceededException"),
-        6,
-    );
-    proxy.fault(get, Fault::Error(500, "InternalServerError"), 4);
-    let out = a
-        .run_runner_with(
-            "unused-start-token",
-            "2.0.2",
-            HASH,
-            2,
-            &[("AWS_ENDPOINT_URL", &proxy.url)],
-        )
-        .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let done = a.world.finished(&execution).await;
-    assert_eq!(done.output.unwrap()["output"]["Step"], json!("served"));
-    // All ten faults were met and retried.
-    assert!(
-        proxy.count(get) >= 12,
-        "{} GetItem requests",
-        proxy.count(get)
     );
 }
 

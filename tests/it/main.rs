@@ -8,6 +8,7 @@
 mod arm64;
 mod at_scale;
 pub mod attini;
+mod attini_faults;
 mod attini_promises;
 mod aws_faults;
 mod cache_seed;

@@ -9,6 +9,7 @@
 //! the EC2 hook; exit 0. Cancellation: the shared shutdown token stops intake and drains.
 
 pub mod config;
+pub mod ownership;
 pub mod policy;
 mod startup;
 

@@ -5,28 +5,20 @@
 //! is no longer the current deployment -> answer it as stale and delete it; another
 //! configuration hash -> leave it for the new runner. The reads behind these run concurrently
 //! (one round trip, not three in a row), and a runner item that named this task within the
-//! last [`OWNER_FRESH`] is not read again. Cancellation: dropping a decision leaves the message
+//! last [`OWNER_FRESH`](super::ownership::OWNER_FRESH) is not read again
+//! ([`super::ownership`] judges a read). Cancellation: dropping a decision leaves the message
 //! in the queue.
 
-use std::sync::Mutex;
-use std::time::Duration;
-
-use tokio::time::Instant;
-
 use super::AttiniConfig;
+use super::ownership::Ownership;
 use crate::aws::Clients;
 use crate::aws::dynamodb::{self, RunnerItem};
 use crate::aws::ecs::Metadata;
 use crate::engine::outcome::Report;
-use crate::job::{self, AttiniContext};
+use crate::job::AttiniContext;
 use crate::modes::admission::{self, Admitter};
 use crate::worker::admit::parse_message;
-use crate::worker::{Admission, CallError, ErrorClass, Message, Policy};
-
-/// How long a read of the runner item naming this task stands for the next messages: 5 s. A
-/// takeover by another task is seen within this bound; before it, a burst of jobs costs one
-/// read instead of one each.
-pub const OWNER_FRESH: Duration = Duration::from_secs(5);
+use crate::worker::{Admission, CallError, Message, Policy};
 
 /// Error name of a job whose execution is no longer the current deployment.
 pub const STALE_EXECUTION: &str = "Runner.StaleExecution";
@@ -40,7 +32,7 @@ pub struct AttiniPolicy {
     own_task: Option<String>,
     item: RunnerItem,
     /// When the runner item last named this task.
-    owned_since: Mutex<Option<Instant>>,
+    ownership: Ownership,
 }
 
 impl AttiniPolicy {
@@ -65,54 +57,20 @@ impl AttiniPolicy {
             metadata,
             own_task,
             item,
-            owned_since: Mutex::new(None),
+            ownership: Ownership::default(),
         }
-    }
-
-    /// When the runner item last named this task (a poisoned lock still holds a valid time).
-    fn owned(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.owned_since.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `Some(refusal)` when this runner must not take jobs. An item that named this task less
-    /// than [`OWNER_FRESH`] ago is not read again.
+    /// than [`OWNER_FRESH`](super::ownership::OWNER_FRESH) ago is not read again.
     async fn check_ownership(&self, message: &Message) -> Option<Admission> {
         let own = self.own_task.as_ref()?;
-        if self.owned().is_some_and(|at| at.elapsed() < OWNER_FRESH) {
+        if self.ownership.fresh() {
             return None;
         }
         let read = self.item.read(false).await;
-        match read {
-            Ok(found) => {
-                let current = dynamodb::text(&found, "taskId");
-                if current == Some(own) {
-                    *self.owned() = Some(Instant::now());
-                }
-                (current != Some(own)).then(|| {
-                    Admission::Shutdown(format!(
-                        "the resource state names task {current:?}, not this task {own:?}: another runner took over"
-                    ))
-                })
-            }
-            Err(e) if e.class == ErrorClass::Transient => Some(Admission::Leave(format!(
-                "the runner's resource state could not be read for {} s ({e}); the message is left for later",
-                crate::aws::dynamodb::DYNAMODB_DEADLINE.as_secs()
-            ))),
-            Err(e) => {
-                let cause = format!(
-                    "The runners IAM role does not have permission to read from the {} dynamodb table. Will terminate the container ({e})",
-                    self.config.resource_state_table
-                );
-                Some(match job::salvage_token(&message.body) {
-                    Some(token) if e.class == ErrorClass::Denied => Admission::FailAndShutdown {
-                        token,
-                        report: Report::failure("IllegalAccessException", cause.clone()),
-                        reason: cause,
-                    },
-                    _ => Admission::Shutdown(cause),
-                })
-            }
-        }
+        let table = &self.config.resource_state_table;
+        self.ownership.judge(read, own, &message.body, table)
     }
 
     /// Whether the job's execution is the current deployment (`None`: cannot tell).
