@@ -264,6 +264,17 @@ impl Attini {
             .unwrap()
     }
 
+    /// Runs the runner to its exit (idle TTL 2 s) with its AWS calls sent to `endpoint` (a fault
+    /// proxy); asserts that it exits 0.
+    pub async fn run_through(&self, endpoint: &str) -> Output {
+        let through = [("AWS_ENDPOINT_URL", endpoint)];
+        let out = self
+            .run_runner_with("unused-start-token", "2.0.2", HASH, 2, &through)
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out
+    }
+
     /// The runner's command line and environment as the dispatcher starts it.
     pub fn command(
         &self,

@@ -218,16 +218,7 @@ async fn a_log_upload_the_role_may_not_make_does_not_fail_the_job() {
         &["PUT /attini/deployment/logs/"],
     )
     .await;
-    let out = a
-        .run_runner_with(
-            "unused-start-token",
-            "2.0.2",
-            HASH,
-            2,
-            &[("AWS_ENDPOINT_URL", &proxy.url)],
-        )
-        .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = a.run_through(&proxy.url).await;
     let done = a.world.finished(&execution).await;
     assert_eq!(done.output.unwrap()["output"]["Step"], json!("done"));
     assert!(
