@@ -1,9 +1,9 @@
 //! The Attini poll filters (CONTRACT.md 5.4), per received message: ECS stopping -> leave it;
 //! another task owns the runner item -> shut down and leave it; no permission to read the
 //! item -> fail the job with `IllegalAccessException` and shut down; the item still unreadable
-//! after two minutes of transient errors (throttling) -> leave the message and keep serving; a job of an execution that
-//! is no longer the current deployment -> answer it as stale and delete it; another
-//! configuration hash -> leave it for the new runner. The reads behind these run concurrently
+//! after two minutes of transient errors (throttling) -> leave the message and keep serving;
+//! a job of an execution that is no longer the current deployment -> answer it as stale and
+//! delete it; another configuration hash -> leave it for the new runner. The reads behind these run concurrently
 //! (one round trip, not three in a row), and a runner item that named this task within the
 //! last [`OWNER_FRESH`](super::ownership::OWNER_FRESH) is not read again
 //! ([`super::ownership`] judges a read). Cancellation: dropping a decision leaves the message
