@@ -1,6 +1,6 @@
-//! Memory bounds with the real binary: five Attini steps at once (five executions), each writing 100 MB of
-//! lines into its log object, keep the runner's peak resident memory bounded (the log object
-//! is appended to, not held and copied whole).
+//! Memory bounds with the real binary: five Attini steps at once (five executions), each
+//! writing 100 MB of lines into its log object, keep the runner's peak resident memory bounded
+//! (the log object is appended to, not held and copied whole).
 
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ async fn five_jobs_of_a_hundred_megabytes_of_lines_keep_the_runner_small() {
     a.current(&executions.iter().map(String::as_str).collect::<Vec<_>>())
         .await;
     // A long idle TTL, so that a slow machine's gaps never end the runner before the last
-    // branch's job; SIGTERM ends it once the execution is done. Its log goes to a file, told
+    // job; SIGTERM ends it once the executions are done. Its log goes to a file, told
     // on failure.
     let log_path = a.world.tmp.path().join("runner.log");
     let log = std::fs::File::create(&log_path).unwrap();
