@@ -41,7 +41,7 @@ import boto3
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
 import attini  # noqa: E402
 import proxy  # noqa: E402
-from common import free_port, start_ministack, status_mib  # noqa: E402
+from common import cpu_seconds, free_port, start_ministack, status_mib  # noqa: E402
 
 RUNNER = os.path.abspath(sys.argv[1])
 # The minimal Rust loop, built beside the runner (scripts/bench builds both).
@@ -111,13 +111,34 @@ def minimal_loop(queue, jobs, url=endpoint):
             done += 1
 
 
-def serve(queue, url, slots, ops="off", metrics="off"):
+def serve(queue, url, slots, ops="off", metrics="off", logs=False):
+    """A `serve` runner; with `logs` its log lines can be read from `stderr` (see `answered`)."""
     env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_REGION="us-east-1", ATTINI_MAX_CONCURRENT_JOBS=str(slots), ATTINI_OPS_ADDR=ops,
                ATTINI_METRICS=metrics, ATTINI_WORK_DIR=os.path.join(WORK, "serve"), **QUICK_STOP)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     return subprocess.Popen([RUNNER, "serve", "--queue-url", queue], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if logs else subprocess.DEVNULL)
+
+
+def answered(procs, jobs):
+    """Returns once the runners `procs` (started with `logs`) have logged `jobs` answers that
+    Step Functions accepted, without asking the emulator: polling its executions meanwhile
+    would load the emulator and the CPUs the runners share with it, which the minimal loops,
+    timed until they exit, are spared. Their logs are read to the end on threads of their own."""
+    import queue as queues
+    import threading
+    done = queues.Queue()
+
+    def read(proc):
+        for line in proc.stderr:
+            if b'"job finished"' in line and b'"delivered":true' in line:
+                done.put(1)
+    for proc in procs:
+        threading.Thread(target=read, args=(proc,), daemon=True).start()
+    for _ in range(jobs):
+        done.get(timeout=600)
 
 
 def stop(proc):
@@ -163,7 +184,9 @@ def b1():
     arns, procs = {}, {}
     plan = attini.Plan(CLIENTS, f"b1attini{counter[0]}", names["attini"])
     arns["attini"] = plan.machine
-    procs["attini"] = plan.runner(RUNNER, urls["attini"], os.path.join(WORK, "attini"), METADATA)
+    # One slot, as the `serve` side: with more, Attini mode's next long poll goes out while the
+    # job runs, through a proxy that shares one interpreter lock with the others.
+    procs["attini"] = plan.runner(RUNNER, urls["attini"], os.path.join(WORK, "attini"), METADATA, slots=1)
     queue, arns["serve"] = machine("b1serve")
     procs["serve"] = serve(queue, urls["serve"], 1)
     queue, arns["floor"] = machine("b1floor")
@@ -193,6 +216,8 @@ def b1():
         server.shutdown()
     recorder = recorders["attini"]
     get_item = statistics.median(recorder.upstream.get("DynamoDB_20120810.GetItem", [float("nan")])) * 1000
+    get_item_through = statistics.median(recorder.through.get("DynamoDB_20120810.GetItem", [float("nan")])) * 1000
+    print(f"    GetItem: emulator {get_item:.2f} ms, through the proxy {get_item_through:.2f} ms")
     floor = figures["floor"][0]
     quartiles = {label: [round(q * 1000, 2) for q in statistics.quantiles(spans[label], n=4)]
                  for label in labels if len(spans[label]) > 1}
@@ -215,31 +240,48 @@ def b2_b3():
                                     ("B3", 30 if QUICK else 500, 10, "burst at 10 slots, seconds per job")):
         # Each side twice, in the order A B C C B A: the emulator slows as it holds more
         # executions, and a side always run last would pay for the others' (means of the two).
-        times = {}
+        times, cpu = {}, {}
         for label in ("minimal", "boto3", "serve", "serve", "boto3", "minimal"):
             queue, arn = machine(f"{name}{label}")
             start = time.monotonic()
             executions = [sfn.start_execution(stateMachineArn=arn, name=f"{name}-{i}", input="{}")["executionArn"]
                           for i in range(jobs)]
+            proc = None
+            emulator_before = cpu_seconds(emulator.pid)[0]
             if label == "serve":
-                proc = serve(queue, endpoint, slots)
-                wait_done(executions)
-                stop(proc)
+                proc = serve(queue, endpoint, slots, logs=True)
+                answered([proc], jobs)
+                own, children = cpu_seconds(proc.pid)
             elif label == "minimal":
-                rust_loop(queue, jobs).wait()
-                wait_done(executions)
+                loop = rust_loop(queue, jobs)
+                _, _, usage = os.wait4(loop.pid, 0)
+                loop.returncode = 0
+                own, children = usage.ru_utime + usage.ru_stime, 0.0
             else:
                 minimal_loop(queue, jobs)
-                wait_done(executions)
+            if label != "boto3":
+                # CPU milliseconds a job: the side's own process, its jobs' processes, the emulator.
+                figures = (own, children, cpu_seconds(emulator.pid)[0] - emulator_before)
+                cpu.setdefault(label, []).append([1000 * s / jobs for s in figures])
+            # Until the last job is answered (the loops exit then; the runner logs it): the
+            # runner's stop, which waits out its long poll in flight, and the check that every
+            # execution succeeded come after.
             times.setdefault(label, []).append((time.monotonic() - start) / jobs)
+            wait_done(executions)
+            if proc:
+                stop(proc)
         times = {label: statistics.mean(runs) for label, runs in times.items()}
         target = "throughput at least 1.0x the minimal Rust loop and ahead of boto3 (ratios at most 1)" \
             if name == "B3" else None
         extra = {"boto3_ratio": round(times["serve"] / times["boto3"], 3), "boto3": round(times["boto3"], 4)}
+        extra["cpu_ms_per_job"] = {
+            label: dict(zip(("own", "jobs", "emulator"), (round(statistics.mean(f), 2) for f in zip(*runs))))
+            for label, runs in cpu.items()}
         if name == "B3":
             extra["breakdown"] = b3_breakdown(jobs // 5, slots)
         record(name, what + f" ({jobs} jobs)", times["serve"], times["minimal"], "s", target, **extra)
         print(f"    the boto3 loop: {times['boto3']:.4g} s a job, ours / boto3 {extra['boto3_ratio']:.2f}")
+        print(f"    CPU ms a job (own process, its jobs' processes, the emulator): {extra['cpu_ms_per_job']}")
         if name == "B3":
             print(f"    where a job's time goes at {slots} slots (a run of {jobs // 5} through the proxy, "
                   f"not timed): {extra['breakdown']}")
@@ -248,8 +290,8 @@ def b2_b3():
 def b3_breakdown(jobs, slots):
     """Where a burst job's time goes, from a run through the proxy: requests per job, messages
     per ReceiveMessage that carried any, the runner's hold of a job (handoff -> answer, median
-    ms), the emulator's median ms per operation, and the median gap (ms) from a ReceiveMessage
-    response to the runner's next ReceiveMessage."""
+    ms), the emulator's median ms per operation, the median gap (ms) from a ReceiveMessage
+    response to the runner's next ReceiveMessage, and how many slots were busy on average."""
     recorder = proxy.Recorder()
     server, pport = proxy.start(port, recorder)
     queue, arn = machine("b3count")
@@ -267,6 +309,8 @@ def b3_breakdown(jobs, slots):
     receives = sorted(t for t, op, kind, _ in events if kind == "request" and op.endswith("ReceiveMessage"))
     responses = [t for t, op, kind, _ in events if kind == "response" and op.endswith("ReceiveMessage")]
     gaps = [min((r for r in receives if r > t), default=t) - t for t in responses]
+    answers = [t for t, op, kind, _ in events if kind == "request" and op.endswith("SendTaskSuccess")]
+    span = max(answers) - min(responses) if answers and responses else 0
     ms = lambda seconds: round(statistics.median(seconds) * 1000, 2) if seconds else None  # noqa: E731
     return {
         "requests_per_job": {k.split(".")[-1]: round(v / jobs, 2) for k, v in sorted(counts.items())},
@@ -274,6 +318,8 @@ def b3_breakdown(jobs, slots):
         "held_ms": ms(held),
         "emulator_ms": {k.split(".")[-1]: ms(v) for k, v in sorted(recorder.upstream.items())},
         "receive_gap_ms": ms(gaps),
+        # Jobs held at once on average, from the first receive that brought any to the last answer.
+        "slots_busy": round(sum(held) / span, 2) if span else None,
     }
 
 
@@ -289,12 +335,15 @@ def b8():
         executions = [sfn.start_execution(stateMachineArn=arn, name=f"B8-{i}", input="{}")["executionArn"]
                       for i in range(jobs)]
         if label == "serve":
-            procs = [serve(queue, endpoint, slots) for _ in range(runners)]
+            procs = [serve(queue, endpoint, slots, logs=True) for _ in range(runners)]
+            answered(procs, jobs)
+            # Until the last job is answered, not the stops after it (each waits out its long poll).
+            times[label] = (time.monotonic() - start) / jobs
             wait_done(executions)
             for proc in procs:
                 stop(proc)
         else:
-            left, lock = [jobs], threading.Lock()
+            left, lock, finished = [jobs], threading.Lock(), threading.Event()
 
             def loop():
                 q = boto3.client("sqs", endpoint_url=endpoint, **CREDS)
@@ -308,13 +357,17 @@ def b8():
                         q.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
                         with lock:
                             left[0] -= 1
+                            if left[0] <= 0:
+                                finished.set()
             threads = [threading.Thread(target=loop) for _ in range(runners * slots)]
             for t in threads:
                 t.start()
+            finished.wait()
+            # Until the last job is answered, as for the runners (a loop may still be in a poll).
+            times[label] = (time.monotonic() - start) / jobs
             for t in threads:
                 t.join()
             wait_done(executions)
-        times[label] = (time.monotonic() - start) / jobs
     record("B8", f"{runners} runners x {slots} slots, {jobs}-job burst, seconds per job", times["serve"],
            times["minimal"], "s", "throughput at least 0.95x 50 minimal loops (ratio at most 1.05)")
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import subprocess
-import threading
 import zipfile
 
 PREFIX = "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin"
@@ -18,7 +17,19 @@ RUNNER_NAME = "dev-demo-deployment-plan-Runner"
 
 
 def serve_metadata():
-    """ECS container metadata v4 for TASK on a free loopback port; returns its URL."""
+    """ECS container metadata v4 for TASK on a free loopback port, served by a process of its
+    own, as the ECS agent is on Fargate: in the bench's process it would share the interpreter
+    lock with the recording proxies, and each metadata read would delay the requests the proxies
+    forward at the same moment. Returns its URL; the process ends with the bench's."""
+    import atexit
+    import sys
+    server = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdout=subprocess.PIPE, text=True)
+    atexit.register(server.terminate)
+    return server.stdout.readline().strip()
+
+
+def _serve_metadata_here():
+    """The metadata server in this process until it is ended; prints its URL."""
     body = json.dumps({
         "DockerId": "abc", "Name": "runner", "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
         "Labels": {"com.amazonaws.ecs.task-arn": TASK, "com.amazonaws.ecs.cluster": "attini-default"},
@@ -41,8 +52,8 @@ def serve_metadata():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/v4/container"
+    print(f"http://127.0.0.1:{server.server_address[1]}/v4/container", flush=True)
+    server.serve_forever()
 
 
 class Plan:
@@ -94,8 +105,9 @@ class Plan:
         return self.sfn.create_state_machine(name=name, definition=json.dumps(definition),
                                              roleArn="arn:aws:iam::000000000000:role/bench")["stateMachineArn"]
 
-    def runner(self, binary, url, work, metadata):
-        """The runner as the dispatcher starts it (its start token is a dummy it cannot answer)."""
+    def runner(self, binary, url, work, metadata, slots=5):
+        """The runner as the dispatcher starts it (its start token is a dummy it cannot answer),
+        with `slots` jobs at once (5, the default, unless told)."""
         env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                    AWS_REGION="us-east-1", ATTINI_QUEUE_URL=self.queue, ATTINI_DEPLOY_DATA_TABLE=self.deploy_table,
                    ATTINI_RESOURCE_STATE_TABLE=self.resource_table, ATTINI_CONFIGURATION_HASH=str(HASH),
@@ -103,7 +115,11 @@ class Plan:
                    ATTINI_AWS_REGION="us-east-1", ATTINI_ARTIFACT_STORE=self.bucket, ATTINI_RUNNER_IDLE_TTL="3600",
                    ECS_CONTAINER_METADATA_URI_V4=metadata, ATTINI_WORK_DIR=work, ATTINI_OPS_ADDR="off",
                    # A quick stop, as scripts/bench.py's runners (QUICK_STOP there).
-                   ATTINI_RECEIVE_WAIT="2")
+                   ATTINI_RECEIVE_WAIT="2", ATTINI_MAX_CONCURRENT_JOBS=str(slots))
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         return subprocess.Popen([binary, "bench-start-token", "2.0.2"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    _serve_metadata_here()

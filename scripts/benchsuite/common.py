@@ -42,3 +42,16 @@ def status_mib(pid, field):
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid):
+    """CPU seconds of a running process from /proc/<pid>/stat: (its own, user and system, all
+    threads; its reaped children's). None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) / tick for x in fields[11:15])
+    return utime + stime, cutime + cstime

@@ -19,10 +19,17 @@ class Recorder:
         self.lock = threading.Lock()
         self.events = []  # (time, operation, "request" | "response", tokens)
         self.upstream = {}  # operation -> [seconds the emulator took to answer]
+        # operation -> [seconds from the request read to its response sent: the emulator's time
+        # and the proxy's own forwarding, what the client waited for less its own sending]
+        self.through = {}
 
     def took(self, operation, seconds):
         with self.lock:
             self.upstream.setdefault(operation, []).append(seconds)
+
+    def passed(self, operation, seconds):
+        with self.lock:
+            self.through.setdefault(operation, []).append(seconds)
 
     def note(self, operation, kind, tokens=()):
         with self.lock:
@@ -108,6 +115,7 @@ def start(upstream_port, recorder):
             body = self.rfile.read(length) if length else b""
             operation = self.headers.get("X-Amz-Target") or f"S3.{self.command}"
             answer = operation.endswith("SendTaskSuccess") or operation.endswith("SendTaskFailure")
+            arrived = time.monotonic()
             recorder.note(operation, "request", _token_in_answer(body) if answer else ())
             conn = getattr(local, "conn", None)
             if conn is None:
@@ -136,6 +144,7 @@ def start(upstream_port, recorder):
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return  # the runner was stopped during its long poll
+            recorder.passed(operation, time.monotonic() - arrived)
             if operation.endswith("ReceiveMessage"):
                 tokens = _tokens_in_receive(data)
                 if tokens:
