@@ -34,7 +34,8 @@ B6 a job writing 1 GiB of short lines (16 MiB with --quick) in local mode, again
    runner's peak memory over an idle job's.
 
 Needs ministack and boto3 (./scripts/test installs them) and `unzip`."""
-import json, os, random, shutil, statistics, subprocess, sys, tempfile, time, zipfile
+import json, os, random, shutil, statistics, subprocess, sys, tempfile, threading, time, zipfile
+from queue import Queue
 
 import boto3
 
@@ -127,9 +128,7 @@ def answered(procs, jobs):
     Step Functions accepted, without asking the emulator: polling its executions meanwhile
     would load the emulator and the CPUs the runners share with it, which the minimal loops,
     timed until they exit, are spared. Their logs are read to the end on threads of their own."""
-    import queue as queues
-    import threading
-    done = queues.Queue()
+    done = Queue()
 
     def read(proc):
         for line in proc.stderr:
@@ -254,8 +253,9 @@ def b2_b3():
                 own, children = cpu_seconds(proc.pid)
             elif label == "minimal":
                 loop = rust_loop(queue, jobs)
-                _, _, usage = os.wait4(loop.pid, 0)
-                loop.returncode = 0
+                # wait4 rather than wait(): the loop's own CPU comes with its exit status.
+                _, status, usage = os.wait4(loop.pid, 0)
+                loop.returncode = os.waitstatus_to_exitcode(status)
                 own, children = usage.ru_utime + usage.ru_stime, 0.0
             else:
                 minimal_loop(queue, jobs)
@@ -326,7 +326,6 @@ def b3_breakdown(jobs, slots):
 def b8():
     """Ten `serve` runners of 5 slots on one queue against 50 minimal loops (threads): the same
     50 slots, seconds per job of a burst, from the first StartExecution to the last answer."""
-    import threading
     jobs, runners, slots = (100 if QUICK else 1000), 10, 5
     times = {}
     for label in ("minimal", "serve"):

@@ -3,11 +3,13 @@ artifact bucket with a one-file distribution, the runner item owned by a task wh
 metadata a stand-in serves, and a one-step plan whose executions are all current. What the
 runner then does per job is what it does on Fargate: a metadata read, two DynamoDB reads, the
 distribution (cached after the first job), the job, the log object and the report."""
+import atexit
 import http.server
 import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 
 PREFIX = "dev/demo/5ed6cd45-636d-4dd9-b7ed-a90580fd0b7e/distribution-origin"
@@ -21,8 +23,6 @@ def serve_metadata():
     own, as the ECS agent is on Fargate: in the bench's process it would share the interpreter
     lock with the recording proxies, and each metadata read would delay the requests the proxies
     forward at the same moment. Returns its URL; the process ends with the bench's."""
-    import atexit
-    import sys
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdout=subprocess.PIPE, text=True)
     atexit.register(server.terminate)
     return server.stdout.readline().strip()

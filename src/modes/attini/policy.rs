@@ -3,9 +3,9 @@
 //! item -> fail the job with `IllegalAccessException` and shut down; the item still unreadable
 //! after two minutes of transient errors (throttling) -> leave the message and keep serving;
 //! a job of an execution that is no longer the current deployment -> answer it as stale and
-//! delete it; another configuration hash -> leave it for the new runner. The reads behind these run concurrently
-//! (one round trip, not three in a row), and a runner item that named this task within the
-//! last [`OWNER_FRESH`](super::ownership::OWNER_FRESH) is not read again
+//! delete it; another configuration hash -> leave it for the new runner. The reads behind
+//! these run concurrently (one round trip, not three in a row), and a runner item that named
+//! this task within the last [`OWNER_FRESH`](super::ownership::OWNER_FRESH) is not read again
 //! ([`super::ownership`] judges a read). Cancellation: dropping a decision leaves the message
 //! in the queue.
 
