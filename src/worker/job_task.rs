@@ -64,9 +64,9 @@ enum Ending {
 }
 
 impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
-    /// Runs the job; see the module documentation. `guard` frees the slot once the job is
-    /// answered (its message's delete, bookkeeping, holds no slot), or when this ends,
-    /// however it ends.
+    /// Runs the job; see the module documentation. `guard` frees the slot once the job's
+    /// processes are done (its answer and its message's delete hold a report place instead,
+    /// [`SlotGuard::to_reporting`]), or when this ends, however it ends.
     pub async fn run(mut self, guard: SlotGuard) {
         let lock = self.lock.take();
         self.run_holding(guard, lock.as_ref()).await;
@@ -104,12 +104,13 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
                 .record(&self.admitted.job, started.elapsed());
         }
         lease.reporting();
+        // The next job may start while this one is answered and its message deleted (the
+        // task, and with it the drain, still waits for both).
+        guard.to_reporting().await;
         let answered = self.answer(ending, log, started).await;
         if answered {
             guard.set_answered();
         }
-        // The next job may start while this one's message is deleted (the task, and with it
-        // the drain, still waits for the delete).
         drop(guard);
         if self.parts.lease.is_some() && !lease.released() {
             if answered {

@@ -1,8 +1,9 @@
 //! One received message, on a task of its own from the moment the loop dispatches it: its
 //! lease starts at once, the [`Policy`] admits it (parse, ownership, secrets, role,
 //! distribution: calls that may take minutes), then the job runs ([`JobTask`]) or the refusal
-//! is answered, in parallel with every other message. The task holds its slot throughout; the
-//! slot counts as a running job only once the job is admitted.
+//! is answered, in parallel with every other message. The task holds its slot until the job's
+//! processes are done (its answer then holds a report place instead); the slot counts as a
+//! running job only once the job is admitted.
 //!
 //! Cancellation: `stopping` (a stop signal, the idle TTL, the policy's or a fatal error's
 //! shutdown) interrupts an admission or a refusal in progress, and the message goes back to
@@ -37,6 +38,8 @@ pub struct MessageTask<Q, T, R, P> {
     pub permit: Option<OwnedSemaphorePermit>,
     /// The worker's slots (a job waiting for its lock gives its slot back meanwhile).
     pub slots: Arc<Semaphore>,
+    /// The worker's report places ([`SlotGuard::to_reporting`]).
+    pub reports: Arc<Semaphore>,
     /// Tripped when the runner stops taking jobs.
     pub stopping: CancellationToken,
     /// Tripped when the drain grace is over.
@@ -107,6 +110,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner, P: Policy> MessageTask<Q, T, R, P> {
                     parts.stats.clone(),
                     parts.last_end.clone(),
                     permit,
+                    self.reports.clone(),
                 );
                 let expected = parts.durations.expected(&admitted.job);
                 let job =

@@ -42,6 +42,9 @@ pub struct Poll<Q, T, R> {
     parts: Arc<Parts<Q, T, R>>,
     config: WorkerConfig,
     slots: Arc<Semaphore>,
+    /// Places for jobs that are done and reporting (as many as slots; see
+    /// [`SlotGuard::to_reporting`](super::running::SlotGuard::to_reporting)).
+    reports: Arc<Semaphore>,
     tracker: TaskTracker,
     /// The receives in flight ([`InFlight`]), waited for before the loop's end.
     polls: TaskTracker,
@@ -55,6 +58,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
         Poll {
             parts,
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+            reports: Arc::new(Semaphore::new(config.max_jobs.max(1))),
             config,
             tracker: TaskTracker::new(),
             polls: TaskTracker::new(),
@@ -235,6 +239,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> Poll<Q, T, R> {
             message,
             permit: Some(permit),
             slots: self.slots.clone(),
+            reports: self.reports.clone(),
             stopping: stopping.clone(),
             kill: self.kill.clone(),
         };

@@ -2,13 +2,15 @@
 //! (its lease ran out during an AWS outage, say) never starts its job a second time; and the
 //! [`SlotGuard`] each job task holds, which frees the job's slot, its registry and board
 //! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early return cannot leak capacity or keep the
-//! idle TTL from firing. Pure bookkeeping behind mutexes; nothing to cancel.
+//! idle TTL from firing. A job whose processes are done frees its slot early and reports
+//! from one of a bounded number of report places ([`SlotGuard::to_reporting`]). Bookkeeping
+//! behind mutexes; waiting for a report place is the only await, and dropping it keeps the slot.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::Stats;
@@ -125,17 +127,24 @@ pub struct SlotGuard {
     stats: Arc<Stats>,
     last_end: Arc<LastEnd>,
     answered: bool,
-    _permit: OwnedSemaphorePermit,
+    /// The job's slot, until [`SlotGuard::to_reporting`] trades it for a report place.
+    slot: Option<OwnedSemaphorePermit>,
+    /// The worker's report places (as many as slots).
+    reports: Arc<Semaphore>,
+    /// This job's report place, once it holds one.
+    report: Option<OwnedSemaphorePermit>,
 }
 
 impl SlotGuard {
-    /// Registers the job of message `id` as running, counted in `stats`.
+    /// Registers the job of message `id` as running in the slot `permit`, counted in `stats`;
+    /// `reports` are the worker's report places ([`SlotGuard::to_reporting`]).
     pub fn new(
         id: &str,
         registry: Arc<Registry>,
         stats: Arc<Stats>,
         last_end: Arc<LastEnd>,
         permit: OwnedSemaphorePermit,
+        reports: Arc<Semaphore>,
     ) -> Self {
         stats.figures.slots.started();
         SlotGuard {
@@ -144,8 +153,29 @@ impl SlotGuard {
             stats,
             last_end,
             answered: false,
-            _permit: permit,
+            slot: Some(permit),
+            reports,
+            report: None,
         }
+    }
+
+    /// Frees the job's slot once its processes are done and only its answer (and its
+    /// message's delete) is left, so that the next job starts while this one reports. It
+    /// takes one of the report places first: as many as slots, so a slow or failing Step
+    /// Functions holds at most that many answers in flight beyond the running jobs, and past
+    /// that the slots wait for the reports again. The board and the registry keep the job
+    /// until it is answered (`Drop`).
+    pub async fn to_reporting(&mut self) {
+        if self.slot.is_none() {
+            return;
+        }
+        // The places are never closed; if they were, the job would report in its slot.
+        let Ok(place) = self.reports.clone().acquire_owned().await else {
+            return;
+        };
+        self.report = Some(place);
+        self.slot = None;
+        self.stats.figures.slots.ended();
     }
 
     /// Records that Step Functions got the job's answer (or the task was gone), so that a
@@ -160,8 +190,10 @@ impl Drop for SlotGuard {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
         self.stats.board.remove(&self.id);
-        // Every guard started one in `new`.
-        self.stats.figures.slots.ended();
+        // Every guard started one in `new`, and `to_reporting` ended it with the slot.
+        if self.slot.is_some() {
+            self.stats.figures.slots.ended();
+        }
     }
 }
 

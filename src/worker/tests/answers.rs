@@ -257,3 +257,26 @@ async fn an_output_refused_for_good_is_reported_as_a_failure_and_the_message_goe
     assert_eq!(rig.tokens.report_attempts().len(), 2);
     assert!(rig.events().contains(&Event::Deleted(id)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_report_is_retried_frees_its_slot_and_reports_in_flight_are_bounded() {
+    let rig = Rig::new(true, false);
+    // t1's report is retried for over a minute.
+    rig.tokens.fail_reports(12);
+    let ids: Vec<String> = (1..=3).map(|i| rig.job(&format!("t{i}"), "ok")).collect();
+    let worker = rig.start(config(1, None)).await;
+    until("the queue is empty", || rig.queue.is_empty()).await;
+    rig.shutdown.cancel();
+    worker.await.unwrap();
+    let answered = |token: &str| rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == token));
+    let received = |id: &String| rig.position(|e| *e == Event::Received(id.clone()));
+    // One slot: t2 was received while t1 was still being answered, so t1 had freed it.
+    assert!(received(&ids[1]) < answered("t1"), "{:?}", rig.events());
+    // One report place: t2, done, waited in its slot for t1's answer, so t3 came after it.
+    assert!(received(&ids[2]) > answered("t1"), "{:?}", rig.events());
+    for token in ["t1", "t2", "t3"] {
+        assert_eq!(rig.tokens.answers(token), 1, "{token}");
+    }
+    assert_eq!(rig.stats.figures.slots.running(), 0);
+    assert_eq!(rig.stats.figures.slots.peak(), 1);
+}
