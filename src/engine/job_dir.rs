@@ -16,10 +16,16 @@ pub struct JobDir {
 }
 
 impl JobDir {
-    /// Creates `<jobs>/<job_id>/workspace/`.
+    /// Creates `<jobs>/<job_id>/workspace/`: two `mkdir`s when `jobs` is there (the usual
+    /// case; `create_dir_all` would try the innermost first and fail once), and the whole
+    /// path otherwise (`jobs` removed meanwhile, say).
     pub fn create(jobs: &Path, job_id: &str) -> io::Result<Self> {
         let root = jobs.join(job_id);
-        std::fs::create_dir_all(root.join("workspace"))?;
+        let workspace = root.join("workspace");
+        let made = std::fs::create_dir(&root).and_then(|()| std::fs::create_dir(&workspace));
+        if made.is_err() {
+            std::fs::create_dir_all(&workspace)?;
+        }
         Ok(JobDir { root: Some(root) })
     }
 
@@ -102,6 +108,22 @@ fn make_writable(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The job's folder and its workspace are made whether the jobs folder is there or not
+    /// (removed by hand under a running runner, say), and again for a job id already there.
+    #[test]
+    fn a_job_folder_is_made_with_or_without_its_parent_and_removed_on_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        for jobs in [tmp.path().to_path_buf(), tmp.path().join("gone/jobs")] {
+            let dir = JobDir::create(&jobs, "j1").unwrap();
+            assert!(dir.workspace().is_dir(), "{}", jobs.display());
+            let again = JobDir::create(&jobs, "j1").unwrap();
+            assert!(again.workspace().is_dir());
+            drop(again);
+            assert!(!jobs.join("j1").exists());
+            drop(dir);
+        }
+    }
 
     /// What a non-root runner needs to remove a tree with read-only folders: every folder
     /// made writable again. Checked on the mode bits, which root sees as anyone does (root

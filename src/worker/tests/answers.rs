@@ -268,7 +268,8 @@ async fn a_job_whose_report_is_retried_frees_its_slot_and_reports_in_flight_are_
     until("the queue is empty", || rig.queue.is_empty()).await;
     rig.shutdown.cancel();
     worker.await.unwrap();
-    let answered = |token: &str| rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == token));
+    let answered =
+        |token: &str| rig.position(|e| matches!(e, Event::Succeeded(t, _) if t == token));
     let received = |id: &String| rig.position(|e| *e == Event::Received(id.clone()));
     // One slot: t2 was received while t1 was still being answered, so t1 had freed it.
     assert!(received(&ids[1]) < answered("t1"), "{:?}", rig.events());
