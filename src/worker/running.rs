@@ -176,6 +176,8 @@ impl SlotGuard {
         self.report = Some(place);
         self.slot = None;
         self.stats.figures.slots.ended();
+        // The idle TTL counts from here too: no job runs once this one's slot is free.
+        self.last_end.touch();
     }
 
     /// Records that Step Functions got the job's answer (or the task was gone), so that a

@@ -281,3 +281,19 @@ async fn a_job_whose_report_is_retried_frees_its_slot_and_reports_in_flight_are_
     assert_eq!(rig.stats.figures.slots.running(), 0);
     assert_eq!(rig.stats.figures.slots.peak(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_ttl_counts_from_the_end_of_a_job_whose_answer_is_still_retried() {
+    let rig = Rig::new(true, false);
+    // t1's answer is retried for over a minute after its 50 s run.
+    rig.tokens.fail_reports(12);
+    rig.job("t1", "sleep 50");
+    let worker = rig.start(config(1, Some(30))).await;
+    // The paused clock runs to 15 s after t1 ended, within the 30 s TTL.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(rig.tokens.answers("t1"), 0, "t1's answer is still retried");
+    rig.job("t2", "ok");
+    assert_eq!(worker.await.unwrap(), Exit::Idle);
+    assert_eq!(rig.tokens.answers("t1"), 1);
+    assert_eq!(rig.tokens.answers("t2"), 1, "{:?}", rig.events());
+}
