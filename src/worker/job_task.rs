@@ -66,7 +66,7 @@ enum Ending {
 impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
     /// Runs the job; see the module documentation. `guard` frees the slot once the job's
     /// processes are done (its answer and its message's delete hold a report place instead,
-    /// [`SlotGuard::to_reporting`]), or when this ends, however it ends.
+    /// [`SlotGuard::free_slot_for_report`]), or when this ends, however it ends.
     pub async fn run(mut self, guard: SlotGuard) {
         let lock = self.lock.take();
         self.run_holding(guard, lock.as_ref()).await;
@@ -106,7 +106,7 @@ impl<Q: Queue, T: TaskTokens, R: JobRunner> JobTask<Q, T, R> {
         lease.reporting();
         // The next job may start while this one is answered and its message deleted (the
         // task, and with it the drain, still waits for both).
-        guard.to_reporting().await;
+        guard.free_slot_for_report().await;
         let answered = self.answer(ending, log, started).await;
         if answered {
             guard.set_answered();

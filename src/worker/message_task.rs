@@ -38,7 +38,7 @@ pub struct MessageTask<Q, T, R, P> {
     pub permit: Option<OwnedSemaphorePermit>,
     /// The worker's slots (a job waiting for its lock gives its slot back meanwhile).
     pub slots: Arc<Semaphore>,
-    /// The worker's report places ([`SlotGuard::to_reporting`]).
+    /// The worker's report places ([`SlotGuard::free_slot_for_report`]).
     pub reports: Arc<Semaphore>,
     /// Tripped when the runner stops taking jobs.
     pub stopping: CancellationToken,

@@ -43,7 +43,7 @@ pub struct Poll<Q, T, R> {
     config: WorkerConfig,
     slots: Arc<Semaphore>,
     /// Places for jobs that are done and reporting (as many as slots; see
-    /// [`SlotGuard::to_reporting`](super::running::SlotGuard::to_reporting)).
+    /// [`SlotGuard::free_slot_for_report`](super::running::SlotGuard::free_slot_for_report)).
     reports: Arc<Semaphore>,
     tracker: TaskTracker,
     /// The receives in flight ([`InFlight`]), waited for before the loop's end.

@@ -3,7 +3,7 @@
 //! [`SlotGuard`] each job task holds, which frees the job's slot, its registry and board
 //! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early return cannot leak capacity or keep the
 //! idle TTL from firing. A job whose processes are done frees its slot early and reports
-//! from one of a bounded number of report places ([`SlotGuard::to_reporting`]). Bookkeeping
+//! from one of a bounded number of report places ([`SlotGuard::free_slot_for_report`]). Bookkeeping
 //! behind mutexes; waiting for a report place is the only await, and dropping it keeps the slot.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -127,7 +127,7 @@ pub struct SlotGuard {
     stats: Arc<Stats>,
     last_end: Arc<LastEnd>,
     answered: bool,
-    /// The job's slot, until [`SlotGuard::to_reporting`] trades it for a report place.
+    /// The job's slot, until [`SlotGuard::free_slot_for_report`] trades it for a report place.
     slot: Option<OwnedSemaphorePermit>,
     /// The worker's report places (as many as slots).
     reports: Arc<Semaphore>,
@@ -137,7 +137,7 @@ pub struct SlotGuard {
 
 impl SlotGuard {
     /// Registers the job of message `id` as running in the slot `permit`, counted in `stats`;
-    /// `reports` are the worker's report places ([`SlotGuard::to_reporting`]).
+    /// `reports` are the worker's report places ([`SlotGuard::free_slot_for_report`]).
     pub fn new(
         id: &str,
         registry: Arc<Registry>,
@@ -165,7 +165,7 @@ impl SlotGuard {
     /// Functions holds at most that many answers in flight beyond the running jobs, and past
     /// that the slots wait for the reports again. The board and the registry keep the job
     /// until it is answered (`Drop`).
-    pub async fn to_reporting(&mut self) {
+    pub async fn free_slot_for_report(&mut self) {
         if self.slot.is_none() {
             return;
         }
@@ -192,7 +192,7 @@ impl Drop for SlotGuard {
         self.registry.finish(&self.id, self.answered);
         self.last_end.touch();
         self.stats.board.remove(&self.id);
-        // Every guard started one in `new`, and `to_reporting` ended it with the slot.
+        // Every guard started one in `new`, and `free_slot_for_report` ended it with the slot.
         if self.slot.is_some() {
             self.stats.figures.slots.ended();
         }
