@@ -1,10 +1,11 @@
 //! Which messages this runner is running or has finished, so that a message delivered again
 //! (its lease ran out during an AWS outage, say) never starts its job a second time; and the
 //! [`SlotGuard`] each job task holds, which frees the job's slot, its registry and board
-//! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early return cannot leak capacity or keep the
-//! idle TTL from firing. A job whose processes are done frees its slot early and reports
-//! from one of a bounded number of report places ([`SlotGuard::free_slot_for_report`]). Bookkeeping
-//! behind mutexes; waiting for a report place is the only await, and dropping it keeps the slot.
+//! entries and its running count (and the slot metrics) in `Drop`, so a panic or an early
+//! return cannot leak capacity or keep the idle TTL from firing. A job whose processes are
+//! done frees its slot early and reports from one of a bounded number of report places
+//! ([`SlotGuard::free_slot_for_report`]). Bookkeeping behind mutexes; waiting for a report
+//! place is the only await, and dropping it keeps the slot.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
