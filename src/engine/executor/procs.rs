@@ -132,7 +132,12 @@ impl JobProcesses {
 
     /// [`JobProcesses::live`] on a blocking thread: a scan reads `/proc` and may wait up to
     /// [`EXEC_SETTLE`] per process caught mid-`exec`, which must not hold a runtime thread.
+    /// When this runner has no child at all (one `waitid` that does not block), none is left
+    /// and no thread is woken.
     pub async fn live_off_runtime(self: &std::sync::Arc<Self>, except: Option<Pid>) -> Vec<Pid> {
+        if self.none_left() {
+            return Vec::new();
+        }
         let procs = self.clone();
         tokio::task::spawn_blocking(move || procs.live(except))
             .await
@@ -154,17 +159,10 @@ impl JobProcesses {
 
     #[cfg(target_os = "linux")]
     fn scan(&self) -> Vec<(Pid, bool)> {
-        let subreaper = SUBREAPER.load(Ordering::Relaxed);
-        // With the subreaper every job process descends from this one: no child at all means
-        // none is left anywhere. One system call instead of reading every process, whenever
-        // no other job runs.
-        if subreaper && proctable::no_children() {
-            self.by_marker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+        if self.none_left() {
             return Vec::new();
         }
+        let subreaper = SUBREAPER.load(Ordering::Relaxed);
         let Some(table) = proctable::read_table() else {
             return self.group_only();
         };
@@ -201,6 +199,21 @@ impl JobProcesses {
     #[cfg(not(target_os = "linux"))]
     fn scan(&self) -> Vec<(Pid, bool)> {
         self.group_only()
+    }
+
+    /// Whether no process of the job can be left: with the subreaper every job process
+    /// descends from this one, so no child at all means none is left anywhere. One system
+    /// call instead of reading every process, whenever no other job runs.
+    fn none_left(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if SUBREAPER.load(Ordering::Relaxed) && proctable::no_children() {
+            self.by_marker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            return true;
+        }
+        false
     }
 
     /// Without `/proc`: the group as one opaque target, alive while `kill(-pgid, 0)` works.
