@@ -42,7 +42,7 @@ import boto3
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchsuite"))
 import attini  # noqa: E402
 import proxy  # noqa: E402
-from common import cpu_seconds, free_port, start_ministack, status_mib  # noqa: E402
+from common import cpu_seconds, executable_mib, free_port, start_ministack, status_mib  # noqa: E402
 
 RUNNER = os.path.abspath(sys.argv[1])
 # The minimal Rust loop, built beside the runner (scripts/bench builds both).
@@ -384,25 +384,29 @@ def b4():
     loop = rust_loop(idle_queue, 1)
     time.sleep(3)  # a measurement: idle after startup
     idle, anon = status_mib(proc.pid, "VmRSS"), status_mib(proc.pid, "RssAnon")
+    exe = executable_mib(proc.pid)
     reference = status_mib(loop.pid, "VmRSS")
     stop(proc)
     server.shutdown()
     record("B4", "exec -> first ReceiveMessage", first * 1000, 100, "ms", "within 100 ms")
     record("B4m", "idle resident memory after start (ops server on)", idle, reference, "MiB",
-           "at most 16 MiB", anonymous_mib=round(anon, 1))
-    print(f"    of which anonymous (heap, stacks) {anon:.1f} MiB; the rest is the executable's pages")
+           "at most 16 MiB", anonymous_mib=round(anon, 1), executable_mib=round(exe, 1))
+    print(f"    of which anonymous (heap, stacks) {anon:.1f} MiB, the executable's pages {exe:.1f} MiB; "
+          "the rest is the C library's and the other files mapped")
     # After one job, with the ops server and EMF on: what a serve task idles at between jobs.
     queue, arn = machine("b4j")
     proc = serve(queue, endpoint, 5, ops="127.0.0.1:0", metrics="emf")
     wait_done([sfn.start_execution(stateMachineArn=arn, name="b4j", input="{}")["executionArn"]])
     time.sleep(3)  # a measurement: idle after the job
     after, anon = status_mib(proc.pid, "VmRSS"), status_mib(proc.pid, "RssAnon")
+    exe = executable_mib(proc.pid)
     threads = len(os.listdir(f"/proc/{proc.pid}/task"))
     stop(proc)
     stop(loop)
     record("B4j", "idle resident memory after one job (ops, EMF on)", after, reference, "MiB",
-           "at most 16 MiB", anonymous_mib=round(anon, 1), threads=threads)
-    print(f"    of which anonymous {anon:.1f} MiB; {threads} threads; the reference is the minimal Rust "
+           "at most 16 MiB", anonymous_mib=round(anon, 1), executable_mib=round(exe, 1), threads=threads)
+    print(f"    of which anonymous {anon:.1f} MiB, the executable's pages {exe:.1f} MiB; {threads} threads; "
+          "the reference is the minimal Rust "
           "loop idle in a long poll")
 
 

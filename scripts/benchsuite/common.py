@@ -44,6 +44,24 @@ def status_mib(pid, field):
     return None
 
 
+def executable_mib(pid):
+    """Resident MiB of the process's own executable file (its code and read-only data, as
+    mapped); None once the process is gone."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        total, ours = 0, False
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                first = line.split(maxsplit=1)[0]
+                if "-" in first and not first.endswith(":"):
+                    ours = line.rstrip("\n").endswith(" " + exe)
+                elif ours and first == "Rss:":
+                    total += int(line.split()[1])
+        return total / 1024
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid):
     """CPU seconds of a running process from /proc/<pid>/stat: (its own, user and system, all
     threads; its reaped children's). None once the process is gone."""
