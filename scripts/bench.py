@@ -18,7 +18,8 @@ B2 end to end, JOBS jobs: `serve` (5 slots) against the minimal loop, seconds pe
 B3 burst: 500 no-op jobs (30 with --quick) at 10 slots, throughput against the minimal loop.
    B2 and B3 run each side twice, in the order A B C C B A, and take the means.
    The minimal loop of B2 and B3 is the Rust one (receive ten, answer and delete each, no job);
-   the same loop in Python with boto3 runs in the same run (`boto3_ratio`). B3's breakdown
+   the same loop in Python with boto3 runs in the same run (`boto3_ratio`), and for B3 the Rust
+   loop running the same job, one at a time (`with_job_ratio`: A B C D D C B A). B3's breakdown
    (an untimed run through the proxy): requests per job, messages per receive, the runner's
    hold of a job, the emulator's time per request and the gap between receives.
 B4 exec to first ReceiveMessage, and idle resident memory 3 s after start (B4m), against the
@@ -239,8 +240,13 @@ def b2_b3():
                                     ("B3", 30 if QUICK else 500, 10, "burst at 10 slots, seconds per job")):
         # Each side twice, in the order A B C C B A: the emulator slows as it holds more
         # executions, and a side always run last would pay for the others' (means of the two).
+        # B3 also against the minimal loop running the same job (`minjob`, one at a time): what a
+        # plain loop doing the runner's work gets, where the minimal loop runs none.
+        labels = ("minimal", "boto3", "serve", "serve", "boto3", "minimal")
+        if name == "B3":
+            labels = ("minimal", "minjob", "boto3", "serve", "serve", "boto3", "minjob", "minimal")
         times, cpu = {}, {}
-        for label in ("minimal", "boto3", "serve", "serve", "boto3", "minimal"):
+        for label in labels:
             queue, arn = machine(f"{name}{label}")
             start = time.monotonic()
             executions = [sfn.start_execution(stateMachineArn=arn, name=f"{name}-{i}", input="{}")["executionArn"]
@@ -251,15 +257,15 @@ def b2_b3():
                 proc = serve(queue, endpoint, slots, logs=True)
                 answered([proc], jobs)
                 own, children = cpu_seconds(proc.pid)
-            elif label == "minimal":
-                loop = rust_loop(queue, jobs)
+            elif label in ("minimal", "minjob"):
+                loop = rust_loop(queue, jobs, job=label == "minjob")
                 # wait4 rather than wait(): the loop's own CPU comes with its exit status.
                 _, status, usage = os.wait4(loop.pid, 0)
                 loop.returncode = os.waitstatus_to_exitcode(status)
                 own, children = usage.ru_utime + usage.ru_stime, 0.0
             else:
                 minimal_loop(queue, jobs)
-            if label != "boto3":
+            if label in ("minimal", "serve"):
                 # CPU milliseconds a job: the side's own process, its jobs' processes, the emulator.
                 figures = (own, children, cpu_seconds(emulator.pid)[0] - emulator_before)
                 cpu.setdefault(label, []).append([1000 * s / jobs for s in figures])
@@ -278,11 +284,15 @@ def b2_b3():
             label: dict(zip(("own", "jobs", "emulator"), (round(statistics.mean(f), 2) for f in zip(*runs))))
             for label, runs in cpu.items()}
         if name == "B3":
+            extra["with_job"] = round(times["minjob"], 4)
+            extra["with_job_ratio"] = round(times["serve"] / times["minjob"], 3)
             extra["breakdown"] = b3_breakdown(jobs // 5, slots)
         record(name, what + f" ({jobs} jobs)", times["serve"], times["minimal"], "s", target, **extra)
         print(f"    the boto3 loop: {times['boto3']:.4g} s a job, ours / boto3 {extra['boto3_ratio']:.2f}")
         print(f"    CPU ms a job (own process, its jobs' processes, the emulator): {extra['cpu_ms_per_job']}")
         if name == "B3":
+            print(f"    the minimal loop running the same job: {times['minjob']:.4g} s a job, "
+                  f"ours / it {extra['with_job_ratio']:.2f}")
             print(f"    where a job's time goes at {slots} slots (a run of {jobs // 5} through the proxy, "
                   f"not timed): {extra['breakdown']}")
 

@@ -92,11 +92,19 @@ async fn the_benchmark_suite_runs_every_scenario() {
             "{scenario} not printed:\n{stdout}"
         );
     }
-    // The reference loop in Python ran beside the Rust one, and the burst's breakdown was read.
+    // The reference loop in Python ran beside the Rust one, so did the Rust one running the
+    // same job, and the burst's breakdown was read.
     assert!(
         figures["B3"]["boto3_ratio"]
             .as_f64()
             .is_some_and(|r| r > 0.0)
+    );
+    assert!(
+        figures["B3"]["with_job_ratio"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{}",
+        figures["B3"]
     );
     assert!(
         figures["B3"]["breakdown"]["requests_per_job"]["SendTaskSuccess"]
