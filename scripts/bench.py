@@ -416,8 +416,7 @@ def b4():
     record("B4j", "idle resident memory after one job (ops, EMF on)", after, reference, "MiB",
            "at most 16 MiB", anonymous_mib=round(anon, 1), executable_mib=round(exe, 1), threads=threads)
     print(f"    of which anonymous {anon:.1f} MiB, the executable's pages {exe:.1f} MiB; {threads} threads; "
-          "the reference is the minimal Rust "
-          "loop idle in a long poll")
+          "the reference is the minimal Rust loop idle in a long poll")
 
 
 def local_job(commands, distribution=None):
