@@ -29,6 +29,30 @@ impl JobDir {
         Ok(JobDir { root: Some(root) })
     }
 
+    /// Makes the whole layout at `root` (which must not exist): the workspace and the input,
+    /// output, script and progress files, empty. Returns `root`; on an error whatever was made
+    /// is removed again. Blocking.
+    pub fn make_layout(root: &Path) -> io::Result<PathBuf> {
+        std::fs::create_dir(root)?;
+        let dir = JobDir::adopt(root.to_path_buf());
+        std::fs::create_dir(dir.workspace())?;
+        for file in [dir.input(), dir.output(), dir.script(), dir.progress()] {
+            std::fs::File::create_new(file)?;
+        }
+        Ok(dir.into_path())
+    }
+
+    /// Takes charge of a directory made by [`JobDir::make_layout`] and renamed to `root`.
+    pub fn adopt(root: PathBuf) -> Self {
+        JobDir { root: Some(root) }
+    }
+
+    /// Gives the directory up without removing it.
+    fn into_path(mut self) -> PathBuf {
+        // Invariant: `root` is only taken here and by `drop`, and this consumes `self`.
+        self.root.take().unwrap_or_default()
+    }
+
     fn root(&self) -> &Path {
         // Invariant: `root` is only taken by `drop`.
         self.root.as_deref().unwrap_or(Path::new("."))

@@ -1,12 +1,12 @@
-//! One job from spec to outcome, with no AWS: workspace ([`job_dir`]), distribution
+//! One job from spec to outcome, with no AWS: workspace ([`job_dir`], made ahead by [`job_dirs`]), distribution
 //! ([`distribution`]), environment ([`env`]), execution ([`executor`]), output rules and causes
 //! ([`outcome`]), secret masking ([`redact`]). Every mode runs jobs through [`Engine::run`];
 //! only where the distribution comes from and where the report goes differ.
 //!
 //! A job's failure is a value ([`Report::Failure`]), never an error of the engine. The job's
 //! directory is removed after its result is returned, on a blocking thread, so that the report
-//! does not wait for it; [`Engine::settled`] waits for those removals and for the distribution
-//! cache's spare copies (callers await it before they exit). Cancellation: trip the token
+//! does not wait for it; [`Engine::settled`] waits for those removals, for the spare job directories being
+//! made and for the distribution cache's spare copies (callers await it before they exit). Cancellation: trip the token
 //! passed to [`Engine::run`] and the job's processes are ended (SIGTERM, grace, SIGKILL) and it
 //! reports `Runner.Interrupted`; dropping the future instead kills the job's bash
 //! (`kill_on_drop`) and removes the job directory.
@@ -19,6 +19,7 @@ pub mod executor;
 mod failure;
 pub mod homes;
 pub mod job_dir;
+pub mod job_dirs;
 pub mod names;
 pub mod outcome;
 mod output_file;
@@ -40,6 +41,7 @@ use executor::progress::{Phase, Progress};
 use executor::{Execution, LogSink, ScriptRun, Termination};
 use failure::EngineFailure;
 use job_dir::JobDir;
+use job_dirs::JobDirs;
 use outcome::{INTERRUPTED_ERROR, Report};
 use tracing::Instrument;
 use work_dir::WorkDir;
@@ -124,7 +126,7 @@ pub struct JobResult {
 /// Runs jobs; one per runner process, shared by all jobs.
 pub struct Engine {
     config: EngineConfig,
-    jobs: PathBuf,
+    jobs: JobDirs,
     distributions: Distributions,
     /// The homes of jobs that name tool caches.
     homes: homes::Homes,
@@ -174,7 +176,7 @@ impl Engine {
         );
         Ok(Engine {
             config,
-            jobs,
+            jobs: JobDirs::new(jobs, job_dirs::SPARES, cleanup.clone()),
             distributions,
             homes,
             processes: ProcessTable::default(),
@@ -227,7 +229,7 @@ impl Engine {
             .job_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let result = match JobDir::create(&self.jobs, &job_id) {
+        let result = match self.jobs.create(&job_id) {
             Ok(dir) => {
                 let result = self
                     .prepare_and_execute(job, options, sink, cancel, &job_id, &dir)
@@ -236,7 +238,7 @@ impl Engine {
                 result
             }
             Err(source) => Err(EngineFailure::JobDir {
-                dir: self.jobs.clone(),
+                dir: self.jobs.path().to_path_buf(),
                 source,
             }
             .into()),

@@ -60,7 +60,8 @@ impl Harness {
     }
 
     /// Files left in job directories (must be none after every job), once the engine has
-    /// removed the directories of the jobs that returned.
+    /// removed the directories of the jobs that returned. The spare directories the engine
+    /// makes ahead for the next jobs are not a job's.
     pub async fn leftover_job_dirs(&self) -> Vec<PathBuf> {
         self.engine.settled().await;
         let mut found = Vec::new();
@@ -73,7 +74,10 @@ impl Harness {
                 .unwrap()
                 .flatten()
             {
-                found.push(job.path());
+                let name = job.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(attini_runner::engine::job_dirs::SPARE_PREFIX) {
+                    found.push(job.path());
+                }
             }
         }
         found
