@@ -3,7 +3,9 @@
 //! A job's directory ([`JobDir`]) is two `mkdir`s and three new files; on ext4 here that is
 //! 0.2 to 0.5 ms on the path from a message's receipt to the job's first command. [`JobDirs`]
 //! keeps up to [`SPARES`] directories of that layout made in the background (`.spare-<n>`,
-//! never a job's name: job ids are UUIDs), so that a job's directory is one `rename`. A spare is
+//! never a job's name: job ids are UUIDs), so that a job's directory is one `rename`. They are
+//! made when the runner starts and after each job's directory is removed, in that same trip to
+//! a blocking thread ([`JobDirs::release`]), so spares cost no extra thread wake-up. A spare is
 //! always made new, never a finished job's directory emptied: no process a job left behind can
 //! hold a file of a later job's directory. With no spare ready (the first job, a burst, no
 //! runtime, a spare that cannot be made) the directory is made on the spot, as ever.
@@ -85,47 +87,56 @@ impl JobDirs {
                 None
             }
         });
-        let dir = match taken {
-            Some(dir) => dir,
-            None => JobDir::create(&self.jobs, job_id)?,
-        };
-        self.refill();
-        Ok(dir)
+        match taken {
+            Some(dir) => Ok(dir),
+            None => JobDir::create(&self.jobs, job_id),
+        }
     }
 
-    /// Makes spares on a blocking thread until `wanted` are ready or being made.
+    /// Removes a job's directory on a blocking thread of the cleanup tracker, and then makes
+    /// the spares that are missing.
+    pub fn release(&self, dir: JobDir) {
+        let (spares, jobs) = (self.spares.clone(), self.jobs.clone());
+        self.cleanup.spawn_blocking(move || {
+            dir.remove_now();
+            spares.fill(&jobs);
+        });
+    }
+
+    /// Makes spares on a blocking thread (when inside a Tokio runtime).
     fn refill(&self) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         let (spares, jobs) = (self.spares.clone(), self.jobs.clone());
-        if !spares.claim() {
-            return;
-        }
-        self.cleanup.spawn_blocking(move || {
-            loop {
-                let name = format!("{SPARE_PREFIX}{}", spares.next.fetch_add(1, Ordering::Relaxed));
-                let made = JobDir::make_layout(&jobs.join(&name));
-                let mut state = spares.lock();
-                state.making -= 1;
-                match made {
-                    Ok(path) => state.ready.push(path),
-                    Err(e) => {
-                        drop(state);
-                        tracing::debug!(error = %e, "could not make a spare job directory");
-                        return;
-                    }
-                }
-                drop(state);
-                if !spares.claim() {
-                    return;
-                }
-            }
-        });
+        self.cleanup.spawn_blocking(move || spares.fill(&jobs));
     }
 }
 
 impl Spares {
+    /// Makes spares in `jobs` until `wanted` are ready or being made. Blocking. A spare that
+    /// cannot be made (a full disk, say) ends it: the next job makes its own directory, and
+    /// meets the error itself if there is one.
+    fn fill(&self, jobs: &Path) {
+        while self.claim() {
+            let name = format!(
+                "{SPARE_PREFIX}{}",
+                self.next.fetch_add(1, Ordering::Relaxed)
+            );
+            let made = JobDir::make_layout(&jobs.join(name));
+            let mut state = self.lock();
+            state.making -= 1;
+            match made {
+                Ok(path) => state.ready.push(path),
+                Err(e) => {
+                    drop(state);
+                    tracing::debug!(error = %e, "could not make a spare job directory");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Counts one more spare as being made, unless enough are ready or being made.
     fn claim(&self) -> bool {
         let mut state = self.lock();
@@ -166,7 +177,8 @@ mod tests {
     }
 
     /// Spares are made in the background, a job takes one (its layout already there: the
-    /// workspace and three empty files), and the taken one is replaced.
+    /// workspace and four empty files), and the taken one is replaced when the job's directory
+    /// is removed.
     #[tokio::test]
     async fn a_job_takes_a_spare_directory_and_it_is_replaced() {
         let tmp = tempfile::tempdir().unwrap();
@@ -187,6 +199,14 @@ mod tests {
             "one spare was renamed into the job's: {left:?}"
         );
         settle(&tracker).await;
+        assert_eq!(
+            spares_in(tmp.path()),
+            left,
+            "replaced only once the job is done"
+        );
+        dirs.release(dir);
+        settle(&tracker).await;
+        assert!(!tmp.path().join("j1").exists());
         let after = spares_in(tmp.path());
         assert_eq!(after.len(), 2, "the taken spare was replaced: {after:?}");
         assert!(
@@ -210,13 +230,13 @@ mod tests {
             .append(true)
             .open(first.output())
             .unwrap();
-        first.remove_now();
+        dirs.release(first);
         for n in 2..5 {
             settle(&tracker).await;
             let next = dirs.create(&format!("j{n}")).unwrap();
             held.write_all(b"{\"leaked\":true}").unwrap();
             assert_eq!(std::fs::read(next.output()).unwrap(), b"", "job {n}");
-            next.remove_now();
+            dirs.release(next);
         }
     }
 

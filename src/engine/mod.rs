@@ -234,7 +234,7 @@ impl Engine {
                 let result = self
                     .prepare_and_execute(job, options, sink, cancel, &job_id, &dir)
                     .await;
-                self.cleanup.spawn_blocking(move || dir.remove_now());
+                self.jobs.release(dir);
                 result
             }
             Err(source) => Err(EngineFailure::JobDir {

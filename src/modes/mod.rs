@@ -280,7 +280,7 @@ pub fn runtime_threads(slots: usize) -> usize {
     (1 + slots.saturating_sub(1) / SLOTS_PER_THREAD).clamp(1, cpus)
 }
 
-fn with_runtime(work: impl Future<Output = ExitStatus>) -> ExitStatus {
+fn with_runtime(work: impl Future<Output = ExitStatus> + Send + 'static) -> ExitStatus {
     with_runtime_threads(None, work)
 }
 
@@ -288,7 +288,7 @@ fn with_runtime(work: impl Future<Output = ExitStatus>) -> ExitStatus {
 /// per CPU or `TOKIO_WORKER_THREADS`).
 fn with_runtime_threads(
     threads: Option<usize>,
-    work: impl Future<Output = ExitStatus>,
+    work: impl Future<Output = ExitStatus> + Send + 'static,
 ) -> ExitStatus {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -297,7 +297,17 @@ fn with_runtime_threads(
     }
     match builder.build() {
         Ok(runtime) => {
-            let status = runtime.block_on(work);
+            // On a worker, not this thread: the mode's loop then takes a received message to
+            // its job's task on the same worker, with no wake-up of another thread between.
+            let status = match runtime.block_on(runtime.spawn(work)) {
+                Ok(status) => status,
+                // A panic goes on as it would have on this thread.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    eprintln!("attini-runner: the runner's main task was cancelled: {e}");
+                    ExitStatus::Failure
+                }
+            };
             // A job's output reader may still wait on a pipe that a stray process holds open:
             // do not wait for it at exit.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
