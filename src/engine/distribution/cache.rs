@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::blocking::{
     RemoveOnDrop, StopOnDrop, blocking, copy_blocking, remove_blocking, remove_file,
 };
-use super::entry::{self, Entry};
+use super::entry::Entry;
 use super::space::{Disk, NoSpace, Reservation};
 use super::{DistributionError, ExtractError, ExtractLimits, Fetch, Source, extract};
 
@@ -93,16 +93,17 @@ impl Distributions {
             }
         };
         let renamed = match from.spare_for_job().await {
-            Some(spare) => {
-                match entry::rename_blocking(spare.clone(), workspace.to_path_buf()).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(spare = %spare.display(), error = %e, "could not move a spare copy of a cached distribution into the workspace; copying it");
-                        remove_blocking(spare).await;
-                        false
-                    }
+            // The spare in place of the (empty) workspace folder: one rename on one file
+            // system, done here as the job folder's own (`job_dirs`), briefer than waking a
+            // blocking thread.
+            Some(spare) => match std::fs::rename(&spare, workspace) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(spare = %spare.display(), error = %e, "could not move a spare copy of a cached distribution into the workspace; copying it");
+                    remove_blocking(spare).await;
+                    false
                 }
-            }
+            },
             None => false,
         };
         let filled = if renamed {

@@ -113,13 +113,6 @@ impl Entry {
     }
 }
 
-/// Puts a spare in place of the (empty) workspace folder: one rename, same file system.
-pub(super) async fn rename_blocking(spare: PathBuf, to: PathBuf) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::rename(&spare, &to))
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
