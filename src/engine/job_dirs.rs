@@ -26,7 +26,7 @@ use super::job_dir::JobDir;
 pub const SPARE_PREFIX: &str = ".spare-";
 
 /// How many spare directories are kept ready: 2. One covers a runner taking one job at a
-/// time; in a burst a taken spare is replaced in about 0.3 ms, well within a job's time.
+/// time; in a burst a taken spare is replaced as soon as any job's directory is removed.
 pub const SPARES: usize = 2;
 
 /// The jobs folder and its spares; see the module documentation.
@@ -240,8 +240,8 @@ mod tests {
         }
     }
 
-    /// Without a runtime (or with no spare wanted) the directory is made on the spot; a job
-    /// whose directory is already there reuses it, and the spare stays for the next.
+    /// With no spare wanted the directory is made on the spot; a job whose directory is
+    /// already there reuses it, and the spare stays for the next.
     #[tokio::test]
     async fn without_a_spare_or_with_the_directory_there_the_job_still_gets_its_directory() {
         let tmp = tempfile::tempdir().unwrap();

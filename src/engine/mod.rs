@@ -1,15 +1,16 @@
-//! One job from spec to outcome, with no AWS: workspace ([`job_dir`], made ahead by [`job_dirs`]), distribution
-//! ([`distribution`]), environment ([`env`]), execution ([`executor`]), output rules and causes
-//! ([`outcome`]), secret masking ([`redact`]). Every mode runs jobs through [`Engine::run`];
-//! only where the distribution comes from and where the report goes differ.
+//! One job from spec to outcome, with no AWS: workspace ([`job_dir`], made ahead by
+//! [`job_dirs`]), distribution ([`distribution`]), environment ([`env`]), execution
+//! ([`executor`]), output rules and causes ([`outcome`]), secret masking ([`redact`]). Every mode
+//! runs jobs through [`Engine::run`]; only where the distribution comes from and where the report
+//! goes differ.
 //!
 //! A job's failure is a value ([`Report::Failure`]), never an error of the engine. The job's
 //! directory is removed after its result is returned, on a blocking thread, so that the report
-//! does not wait for it; [`Engine::settled`] waits for those removals, for the spare job directories being
-//! made and for the distribution cache's spare copies (callers await it before they exit). Cancellation: trip the token
-//! passed to [`Engine::run`] and the job's processes are ended (SIGTERM, grace, SIGKILL) and it
-//! reports `Runner.Interrupted`; dropping the future instead kills the job's bash
-//! (`kill_on_drop`) and removes the job directory.
+//! does not wait for it; [`Engine::settled`] waits for those removals, for the spare job
+//! directories being made and for the distribution cache's spare copies (callers await it before
+//! they exit). Cancellation: trip the token passed to [`Engine::run`] and the job's processes
+//! are ended (SIGTERM, grace, SIGKILL) and it reports `Runner.Interrupted`; dropping the future
+//! instead kills the job's bash (`kill_on_drop`) and removes the job directory.
 
 pub mod distribution;
 mod env;
