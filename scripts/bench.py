@@ -13,7 +13,9 @@ B1 handoff -> answer: from the moment a ReceiveMessage response carrying the job
    quartiles of each side are printed and kept in the JSON.
    In `serve` (B1) and in Attini mode (B1a: a deployment plan step with its distribution,
    tables and ECS metadata as on Fargate, scripts/benchsuite/attini.py), where the target
-   allows one DynamoDB GetItem more (its median through the proxy in the same run).
+   allows one DynamoDB GetItem more: its median as the runner waited for it, through the
+   proxy, in the same run (the emulator's time alone, used until 2026-12-07, left the proxy's
+   forwarding in the runner's part; B1a_own's `less_emulator_get_item_ms` keeps that figure).
 B2 end to end, JOBS jobs: `serve` (5 slots) against the minimal loop, seconds per job.
 B3 burst: 500 no-op jobs (30 with --quick) at 10 slots, throughput against the minimal loop.
    B2 and B3 run each side twice, in the order A B C C B A, and take the means.
@@ -225,11 +227,18 @@ def b1():
            "within 2 ms of the floor", requests_per_job_between=figures["serve"][1], quartiles_ms=quartiles)
     record("B1own", "B1 less the floor: the runner's own part", figures["serve"][0] - floor, 0.5, "ms",
            "at most 0.5 ms (ratio to the target at most 1)")
+    # One GetItem as the runner waited for it: through the recording proxy, whose forwarding
+    # (0.2 to 0.5 ms, in Python) is the bench's, not the runner's. Until 2026-12-07 the
+    # emulator's time alone was taken, which counted that forwarding as the runner's own;
+    # `less_emulator_get_item_ms` keeps that figure for comparison with older runs.
     record("B1a", "handoff -> answer, Attini mode, median", figures["attini"][0], floor, "ms",
-           f"within 2 ms + one GetItem ({get_item:.1f} ms) of the floor",
-           get_item_ms=round(get_item, 2), requests_per_job_between=figures["attini"][1])
-    record("B1a_own", "B1a less the floor and one GetItem", figures["attini"][0] - floor - get_item, 2.0, "ms",
-           "at most 2 ms (ratio to the target at most 1)")
+           f"within 2 ms + one GetItem ({get_item_through:.1f} ms through the proxy) of the floor",
+           get_item_ms=round(get_item, 2), get_item_through_ms=round(get_item_through, 2),
+           requests_per_job_between=figures["attini"][1])
+    record("B1a_own", "B1a less the floor and one GetItem (as the runner waited for it)",
+           figures["attini"][0] - floor - get_item_through, 2.0, "ms",
+           "at most 2 ms (ratio to the target at most 1)",
+           less_emulator_get_item_ms=round(figures["attini"][0] - floor - get_item, 3))
     for label in ("serve", "attini"):
         print(f"    requests per job between handoff and answer ({label}): {figures[label][1]}")
     print(f"    quartiles, ms: {quartiles}")

@@ -2,14 +2,17 @@
 //! jobs, bounded by a byte budget with least-recently-used eviction of entries no job is
 //! copying. Concurrent jobs of one identity wait for a single extraction.
 //!
-//! Each entry keeps one spare: a copy of its tree made on a blocking thread after a job used
-//! the entry. The next job of that identity gets the spare by one rename instead of copying
-//! every file (waiting for it if it is being made), and a new spare is made after it. A spare
-//! counts in the budget; a job that finds none (the first, or one of several at once) copies
-//! the entry as before.
-//! The spares are made on the engine's task tracker; `Engine::settled` waits for them. Cancellation: dropping a call
-//! leaves at worst a partial extraction or spare under a temporary name, which is removed
-//! with the runner's work directory.
+//! Each entry keeps one spare: a copy of its tree made on a blocking thread once a job that
+//! used the entry has started its commands ([`PendingSpare`], started by the engine as the
+//! job's `bash` is spawned, so that the copy does not slow that job's start). The next job of
+//! that identity gets the spare by one rename instead of copying every file (waiting for it if
+//! it is being made), and a new spare is made after it. A spare counts in the budget; a job
+//! that finds none (the first, or one of several at once) copies the entry as before.
+//!
+//! The spares are made on the engine's task tracker; `Engine::settled` waits for them.
+//! Cancellation: dropping a call leaves at worst a partial extraction or spare under a
+//! temporary name, which is removed with the runner's work directory; a [`PendingSpare`]
+//! dropped unstarted makes no spare and gives its room on the volume back.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +41,22 @@ pub struct Distributions {
     spares: TaskTracker,
     /// Where hits and misses are counted.
     figures: Arc<crate::metrics::Figures>,
+}
+
+/// The next spare copy of a cache entry, not yet started; holds its room on the volume.
+pub struct PendingSpare {
+    entry: Arc<Entry>,
+    cache: PathBuf,
+    spares: TaskTracker,
+    room: Reservation,
+}
+
+impl PendingSpare {
+    /// Starts making the spare on a blocking thread (unless the entry has one or one is being
+    /// made).
+    pub fn start(self) {
+        self.entry.make_spare(&self.cache, &self.spares, self.room);
+    }
 }
 
 #[derive(Default)]
@@ -71,14 +90,36 @@ impl Distributions {
         })
     }
 
-    /// Fills the new directory `workspace` with the content of `source`. With a budget of 0
-    /// (no cache; local mode, which runs one job) a zip is extracted straight into the
-    /// workspace: no cache entry, no copy.
+    /// Fills the new directory `workspace` with the content of `source` and starts the cache
+    /// entry's next spare at once; see [`Distributions::fill_then_spare`].
     pub async fn fill(&self, source: &Source, workspace: &Path) -> Result<u64, DistributionError> {
-        let direct = |origin| self.fill_entry(origin, uuid::Uuid::new_v4(), workspace);
+        let (bytes, spare) = self.fill_then_spare(source, workspace).await?;
+        if let Some(spare) = spare {
+            spare.start();
+        }
+        Ok(bytes)
+    }
+
+    /// Fills the new directory `workspace` with the content of `source`, and returns the
+    /// cache entry's next spare copy for the caller to start once its job has started (so
+    /// that the copy does not compete with the job's start for the CPUs); dropped, no spare
+    /// is made. With a budget of 0 (no cache; local mode, which runs one job) a zip is
+    /// extracted straight into the workspace: no cache entry, no copy, no spare.
+    pub async fn fill_then_spare(
+        &self,
+        source: &Source,
+        workspace: &Path,
+    ) -> Result<(u64, Option<PendingSpare>), DistributionError> {
+        let direct = |origin| async move {
+            let bytes = self
+                .fill_entry(origin, uuid::Uuid::new_v4(), workspace)
+                .await?;
+            Ok((bytes, None))
+        };
         let from = match source {
             Source::Folder(path) => {
-                return copy_blocking(path.clone(), workspace.to_path_buf()).await;
+                let bytes = copy_blocking(path.clone(), workspace.to_path_buf()).await?;
+                return Ok((bytes, None));
             }
             Source::Zip { path, .. } if self.budget_bytes == 0 => {
                 return direct(Origin::Local(path)).await;
@@ -116,10 +157,25 @@ impl Distributions {
             copy_blocking(from.dir.clone(), workspace.to_path_buf()).await
         };
         // A spare is a convenience: made only when the volume has room for it.
-        if let Ok(room) = self.disk.reserve(from.bytes, "a spare copy") {
-            from.make_spare(&self.dir, &self.spares, room);
+        let spare = self
+            .disk
+            .reserve(from.bytes, "a spare copy")
+            .ok()
+            .map(|room| PendingSpare {
+                entry: from.clone(),
+                cache: self.dir.clone(),
+                spares: self.spares.clone(),
+                room,
+            });
+        match filled {
+            Ok(bytes) => Ok((bytes, spare)),
+            Err(e) => {
+                if let Some(spare) = spare {
+                    spare.start();
+                }
+                Err(e)
+            }
         }
-        filled
     }
 
     /// The cache entry for `identity`, extracting `zip` on a miss. Concurrent callers for the

@@ -287,3 +287,39 @@ async fn a_failed_download_or_extraction_frees_its_slot() {
     // Nothing of either attempt is left in the cache folder.
     assert!(left_in(tmp.path()).is_empty());
 }
+
+/// The next spare of [`Distributions::fill_then_spare`] is made only once its job starts it:
+/// nothing is copied before, and a started one appears in the cache.
+#[tokio::test]
+async fn a_pending_spare_is_made_only_once_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = cache_in(tmp.path());
+    let zip = tmp.path().join("d.zip");
+    zip_of(&zip, 3, 10);
+    let source = Source::Zip {
+        path: zip,
+        identity: "id-1".into(),
+    };
+    let spares = || {
+        left_in(tmp.path())
+            .iter()
+            .filter(|n| n.starts_with("spare-"))
+            .count()
+    };
+    let (_, pending) = cache
+        .fill_then_spare(&source, &tmp.path().join("w1"))
+        .await
+        .unwrap();
+    let pending = pending.expect("a cached zip has a next spare");
+    tokio::task::yield_now().await;
+    assert_eq!(spares(), 0, "no copy before the job starts the spare");
+    pending.start();
+    until("the started spare is made", || spares() == 1).await;
+    let (_, next) = cache
+        .fill_then_spare(&source, &tmp.path().join("w2"))
+        .await
+        .unwrap();
+    assert_eq!(spares(), 0, "the second job took the spare by rename");
+    assert!(tmp.path().join("w2/f0.txt").is_file());
+    assert!(next.is_some(), "and hands on the next one");
+}

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use cache::Distributions;
+pub use cache::{Distributions, PendingSpare};
 pub use extract::{ExtractError, ExtractLimits};
 
 /// A download of a distribution zip into a local file (S3 in AWS modes).
