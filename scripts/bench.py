@@ -228,7 +228,7 @@ def b1():
     record("B1own", "B1 less the floor: the runner's own part", figures["serve"][0] - floor, 0.5, "ms",
            "at most 0.5 ms (ratio to the target at most 1)")
     # One GetItem as the runner waited for it: through the recording proxy, whose forwarding
-    # (0.2 to 0.5 ms, in Python) is the bench's, not the runner's. Until 2026-12-07 the
+    # (0.2 to 0.6 ms, in Python) is the bench's, not the runner's. Until 2026-12-07 the
     # emulator's time alone was taken, which counted that forwarding as the runner's own;
     # `less_emulator_get_item_ms` keeps that figure for comparison with older runs.
     record("B1a", "handoff -> answer, Attini mode, median", figures["attini"][0], floor, "ms",

@@ -373,14 +373,16 @@ impl Engine {
         let job_path = job_path.unwrap_or_else(|| self.config.base_path.clone());
         let prelude = tools::prelude(job.kind, &self.config.tools, &job_path)?;
         let workspace = dir.workspace();
-        let mut spare = None;
-        if let Some(source) = &options.source {
-            spare = self
-                .distributions
-                .fill_then_spare(source, &workspace)
-                .await?
-                .1;
-        }
+        let spare = match &options.source {
+            Some(source) => {
+                let (_, spare) = self
+                    .distributions
+                    .fill_then_spare(source, &workspace)
+                    .await?;
+                spare
+            }
+            None => None,
+        };
         let cwd = match &job.working_directory {
             None => options.cwd.clone().unwrap_or_else(|| workspace.clone()),
             Some(sub) => {

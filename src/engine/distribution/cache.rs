@@ -91,7 +91,9 @@ impl Distributions {
     }
 
     /// Fills the new directory `workspace` with the content of `source` and starts the cache
-    /// entry's next spare at once; see [`Distributions::fill_then_spare`].
+    /// entry's next spare at once; see [`Distributions::fill_then_spare`], which the engine
+    /// calls. For the cache's own tests.
+    #[cfg(test)]
     pub async fn fill(&self, source: &Source, workspace: &Path) -> Result<u64, DistributionError> {
         let (bytes, spare) = self.fill_then_spare(source, workspace).await?;
         if let Some(spare) = spare {

@@ -293,7 +293,17 @@ async fn a_failed_download_or_extraction_frees_its_slot() {
 #[tokio::test]
 async fn a_pending_spare_is_made_only_once_started() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = cache_in(tmp.path());
+    let tracker = TaskTracker::new();
+    // Closed, so that `wait` returns once every spare started so far is made.
+    tracker.close();
+    let cache = Distributions::new(
+        tmp.path().join("c"),
+        ExtractLimits::default(),
+        1 << 20,
+        tracker.clone(),
+        Arc::default(),
+    )
+    .unwrap();
     let zip = tmp.path().join("d.zip");
     zip_of(&zip, 3, 10);
     let source = Source::Zip {
@@ -311,10 +321,11 @@ async fn a_pending_spare_is_made_only_once_started() {
         .await
         .unwrap();
     let pending = pending.expect("a cached zip has a next spare");
-    tokio::task::yield_now().await;
+    tracker.wait().await;
     assert_eq!(spares(), 0, "no copy before the job starts the spare");
     pending.start();
-    until("the started spare is made", || spares() == 1).await;
+    tracker.wait().await;
+    assert_eq!(spares(), 1, "the started spare is made");
     let (_, next) = cache
         .fill_then_spare(&source, &tmp.path().join("w2"))
         .await
