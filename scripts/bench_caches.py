@@ -3,7 +3,10 @@ cache (a fresh runner's new home), the second with the npm cache the first left 
 ["npm"]`); five such pairs, each on a runner of its own, and their medians. B7s: a third runner,
 new, seeded from S3 with the npm cache the pair's runner held (`ATTINI_TOOL_CACHE_SEED`, the
 job sent as it starts, so that its time includes the seed's download and unpacking), its first
-`npm ci` against the cold one. Prints figures and
+`npm ci` against the cold one. B7k: in each pair a third job on the pair's runner names
+`node_modules` as a workspace cache keyed by `package-lock.json` (as the cold one did, which
+kept it) and runs `npm ci` only when it was not put back: what a warm runner saves where
+unpacking, not downloading, is most of an install. Prints figures and
 writes them to target/bench-caches.json (the keys of scripts/bench.py); asserts nothing. Needs the npm
 registry (it downloads the test tools of scripts/tools: the AWS CDK CLI and Liquibase), npm,
 ministack and boto3 (./scripts/test installs them).
@@ -48,17 +51,23 @@ def distribution():
     return {"bucket": "b7-bench", "key": "app.zip"}
 
 
-def machine(caches, pair):
-    queue = sqs.create_queue(QueueName=f"b7-{pair}.fifo",
-                             Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"})["QueueUrl"]
+def machine(caches, pair, queue=None, keep=False):
+    """A queue for the pair (or `queue`) and a state machine sending the install job to it; with
+    `keep`, the job also names `node_modules` as a workspace cache keyed by the lock file and
+    skips `npm ci` when it was put back (the README's example)."""
+    queue = queue or sqs.create_queue(QueueName=f"b7-{pair}.fifo",
+                                      Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"})["QueueUrl"]
+    install = "npm ci --prefer-offline --no-audit --no-fund --loglevel=error"
     body = {"taskToken.$": "$$.Task.Token", "stepName": "Install", "distribution": DIST, "caches": caches,
-            "commands": ["npm ci --prefer-offline --no-audit --no-fund --loglevel=error",
+            "commands": [f"[ -d node_modules ] || {install}" if keep else install,
                          "echo '{\"ok\":true}' > $ATTINI_OUTPUT"]}
+    if keep:
+        body["workspaceCaches"] = [{"path": "node_modules", "keyFiles": ["package-lock.json"]}]
     definition = {"StartAt": "Run", "States": {"Run": {"Type": "Task", "End": True,
         "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         "Parameters": {"QueueUrl": queue, "MessageGroupId.$": "$$.Execution.Name",
                        "MessageDeduplicationId.$": "$$.Execution.Name", "MessageBody": body}}}}
-    arn = sfn.create_state_machine(name=f"b7-{pair}", definition=json.dumps(definition),
+    arn = sfn.create_state_machine(name=f"b7-{pair}{'-keep' if keep else ''}", definition=json.dumps(definition),
                                    roleArn="arn:aws:iam::000000000000:role/bench")["stateMachineArn"]
     return queue, arn
 
@@ -101,12 +110,16 @@ def upload_seed(pair):
 
 try:
     DIST = distribution()
-    colds, warms, seeded = [], [], []
+    colds, warms, kept, seeded = [], [], [], []
     for pair in range(5):
         queue, arn = machine(["npm"], pair)
+        _, keep_arn = machine(["npm"], pair, queue=queue, keep=True)
         proc = serve(queue, pair)  # a new work folder: a cold home
-        colds.append(run(arn, "cold"))
+        # The cold run keeps its node_modules; the warm one runs `npm ci` with the npm cache
+        # alone (it names no workspace cache); the third gets node_modules back.
+        colds.append(run(keep_arn, "cold"))
         warms.append(run(arn, "warm"))
+        kept.append(run(keep_arn, "kept"))
         seed, seed_bytes = upload_seed(pair)
         proc.terminate()
         proc.wait()
@@ -117,7 +130,8 @@ try:
         proc.terminate()
         proc.wait()
         print(f"    pair {pair + 1}: cold {colds[-1]:.1f} s, warm {warms[-1]:.1f} s, "
-              f"warm/cold {warms[-1] / colds[-1]:.2f}; a new runner seeded from S3 "
+              f"warm/cold {warms[-1] / colds[-1]:.2f}; node_modules kept {kept[-1]:.2f} s, "
+              f"kept/cold {kept[-1] / colds[-1]:.3f}; a new runner seeded from S3 "
               f"({seed_bytes / 1e6:.0f} MB zip) {seeded[-1]:.1f} s, seeded/cold {seeded[-1] / colds[-1]:.2f}",
               flush=True)
     cold, warm = statistics.median(colds), statistics.median(warms)
@@ -125,6 +139,11 @@ try:
     print(f"B7 npm ci of scripts/tools (aws-cdk, liquibase) in serve{LINK_NOTE}, caches [npm], medians of five: "
           f"cold {cold:.1f} s, warm {warm:.1f} s, warm/cold {warm / cold:.2f} (target at most 0.5; "
           f"pairs {ratios[0]:.2f} to {ratios[-1]:.2f})")
+    kept_median = statistics.median(kept)
+    kept_ratios = sorted(k / c for k, c in zip(kept, colds))
+    print(f"B7k the same job with node_modules a workspace cache keyed by package-lock.json, put back "
+          f"(npm ci skipped), against the cold one: {kept_median:.2f} s, kept/cold {kept_median / cold:.3f} "
+          f"(target at most 0.5; pairs {kept_ratios[0]:.3f} to {kept_ratios[-1]:.3f})")
     seed_median = statistics.median(seeded)
     seed_ratios = sorted(s / c for s, c in zip(seeded, colds))
     print(f"B7s the first npm ci of a new runner seeded from S3, against the cold one: {seed_median:.1f} s, "
@@ -136,6 +155,10 @@ try:
                               ours=round(warm, 3), reference=round(cold, 3), unit="s",
                               ratio=round(warm / cold, 3), target="at most 0.5x the cold run",
                               pair_ratios=[round(r, 3) for r in ratios]),
+                   f"B7k{key}": dict(what=f"the install job with node_modules a workspace cache, put back, against a cold one (serve){LINK_NOTE}, median of five",
+                                     ours=round(kept_median, 3), reference=round(cold, 3), unit="s",
+                                     ratio=round(kept_median / cold, 3), target="at most 0.5x the cold run",
+                                     pair_ratios=[round(r, 3) for r in kept_ratios]),
                    f"B7s{key}": dict(what=f"a new runner's first npm ci, seeded from S3, against a cold one{LINK_NOTE}, median of five",
                                ours=round(seed_median, 3), reference=round(cold, 3), unit="s",
                                ratio=round(seed_median / cold, 3), pair_ratios=[round(r, 3) for r in seed_ratios])},

@@ -3,7 +3,8 @@
 //! its own from a pool: one job per home at a time, so no job sees a cache another job is
 //! writing, and nothing is copied when a job starts (per-slot homes rather than copies: a
 //! warm npm cache is hundreds of MB). A job gets the idle home that already holds most of the
-//! caches it names, the most recently used first, and a new one when none is idle. When a job
+//! caches it names (its workspace caches' entries count too, see `workspace_caches.rs`), the
+//! most recently used first, and a new one when none is idle. When a job
 //! gives its home back, the home's size is measured and, while all homes together pass the
 //! budget (`ATTINI_TOOL_CACHE_BYTES`), the least recently used idle home is removed. Homes
 //! live in the runner's own folder and go with it. A seed from S3 can warm the first home at a
@@ -73,11 +74,13 @@ impl Homes {
         }
     }
 
-    /// An idle home for a job naming `caches` (folders relative to the home, made in it).
+    /// An idle home for a job naming `caches` (folders relative to the home, made in it) and
+    /// wanting `held` (folders relative to the home that count towards its choice but are not
+    /// made: its workspace caches' entries).
     ///
     /// # Errors
     /// The home or a cache folder cannot be made.
-    pub async fn take(&self, caches: &[String]) -> std::io::Result<HomeLease> {
+    pub async fn take(&self, caches: &[String], held: &[String]) -> std::io::Result<HomeLease> {
         // A seed being put in place is waited for, so that the first jobs find it; a seed
         // slower than that is not waited for (it lands later, as an idle home).
         if tokio::time::timeout(SEED_WAIT, self.gate.lock())
@@ -92,8 +95,11 @@ impl Homes {
         let path = {
             let mut pool = lock(&self.pool);
             let warmth = |home: &Home| {
-                let held = caches.iter().filter(|c| home.path.join(c).is_dir()).count();
-                (held, home.used)
+                let warm = caches.iter().chain(held);
+                (
+                    warm.filter(|c| home.path.join(c).is_dir()).count(),
+                    home.used,
+                )
             };
             let best = pool
                 .homes

@@ -16,8 +16,8 @@ fn caches(names: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn a_busy_home_is_never_lent_twice_and_a_given_back_one_is_used_again() {
     let (_tmp, homes) = pool(1 << 30);
-    let a = homes.take(&caches(&[".npm"])).await.unwrap();
-    let b = homes.take(&caches(&[".npm"])).await.unwrap();
+    let a = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
+    let b = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     assert_ne!(a.path(), b.path());
     assert!(a.path().join(".npm").is_dir() && b.path().join(".npm").is_dir());
     std::fs::write(a.path().join(".npm/warm"), "x").unwrap();
@@ -25,9 +25,9 @@ async fn a_busy_home_is_never_lent_twice_and_a_given_back_one_is_used_again() {
     a.give_back().await;
     b.give_back().await;
     // Both idle: the one holding the cache asked for... both do; the most recent wins.
-    let c = homes.take(&caches(&[".npm"])).await.unwrap();
+    let c = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     assert_ne!(c.path(), a_path.as_path(), "b was given back last");
-    let d = homes.take(&caches(&[".npm"])).await.unwrap();
+    let d = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     assert_eq!(d.path(), a_path.as_path());
     assert!(d.path().join(".npm/warm").is_file());
 }
@@ -35,21 +35,21 @@ async fn a_busy_home_is_never_lent_twice_and_a_given_back_one_is_used_again() {
 #[tokio::test]
 async fn the_home_holding_most_of_the_caches_asked_for_is_chosen() {
     let (_tmp, homes) = pool(1 << 30);
-    let maven = homes.take(&caches(&[".m2"])).await.unwrap();
-    let npm = homes.take(&caches(&[".npm"])).await.unwrap();
+    let maven = homes.take(&caches(&[".m2"]), &[]).await.unwrap();
+    let npm = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     let maven_path = maven.path().to_path_buf();
     maven.give_back().await;
     npm.give_back().await;
-    let again = homes.take(&caches(&[".m2"])).await.unwrap();
+    let again = homes.take(&caches(&[".m2"]), &[]).await.unwrap();
     assert_eq!(again.path(), maven_path.as_path());
 }
 
 #[tokio::test]
 async fn past_the_budget_the_least_recently_used_idle_homes_are_removed() {
     let (_tmp, homes) = pool(1000);
-    let old = homes.take(&caches(&[".npm"])).await.unwrap();
-    let new = homes.take(&caches(&[".npm"])).await.unwrap();
-    let busy = homes.take(&caches(&[".npm"])).await.unwrap();
+    let old = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
+    let new = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
+    let busy = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     for lease in [&old, &new, &busy] {
         std::fs::write(lease.path().join(".npm/blob"), vec![0u8; 600]).unwrap();
     }
@@ -71,12 +71,12 @@ async fn a_lease_dropped_without_giving_back_frees_its_home() {
     let tracker = TaskTracker::new();
     let tmp = tempfile::tempdir().unwrap();
     let homes = Homes::new(tmp.path().join("homes"), 1 << 30, tracker.clone());
-    let lease = homes.take(&caches(&[".npm"])).await.unwrap();
+    let lease = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     let path = lease.path().to_path_buf();
     drop(lease);
     tracker.close();
     tracker.wait().await;
-    let again = homes.take(&caches(&[".npm"])).await.unwrap();
+    let again = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     assert_eq!(again.path(), path.as_path());
 }
 
@@ -136,7 +136,7 @@ async fn take_after_seed(homes: Homes, content: &[u8]) -> (HomeLease, Homes) {
     let homes = Arc::new(homes);
     let taking = tokio::spawn({
         let homes = homes.clone();
-        async move { homes.take(&caches(&[".npm"])).await.unwrap() }
+        async move { homes.take(&caches(&[".npm"]), &[]).await.unwrap() }
     });
     // Current-thread runtime: the seed task and the take have both run up to their waits.
     for _ in 0..10 {
@@ -188,7 +188,7 @@ async fn a_job_waits_for_a_stalled_seed_two_minutes_at_most() {
     };
     homes.seed(Arc::new(never));
     let started = tokio::time::Instant::now();
-    let lease = homes.take(&caches(&[".npm"])).await.unwrap();
+    let lease = homes.take(&caches(&[".npm"]), &[]).await.unwrap();
     assert_eq!(started.elapsed(), SEED_WAIT);
     assert!(lease.path().join(".npm").is_dir());
     assert!(!lease.path().join(".npm/seeded").exists());

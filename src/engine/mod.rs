@@ -27,8 +27,9 @@ mod output_file;
 pub mod redact;
 pub mod tools;
 mod work_dir;
+pub mod workspace_caches;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -295,10 +296,14 @@ impl Engine {
         }
         let (mut run, spare) = run;
         let home = self.home_for(job).await?;
+        let workspace_caches = workspace_caches::applying(job, &run.cwd, &dir.workspace());
         if let Some(home) = &home {
-            // First, so that the job's own HOME wins.
-            let path = home.path().display().to_string();
-            run.env.insert(0, ("HOME".to_string(), path));
+            if !job.caches.is_empty() {
+                // First, so that the job's own HOME wins.
+                let path = home.path().display().to_string();
+                run.env.insert(0, ("HOME".to_string(), path));
+            }
+            workspace_caches::restore(home.path(), &run.cwd, &workspace_caches).await;
         }
         if let Some(progress) = &options.progress {
             progress.attach(dir.progress());
@@ -323,6 +328,10 @@ impl Engine {
         command_spans::command_spans(&commands, dir.progress(), ended).await;
         drop(commands);
         if let Some(home) = home {
+            if execution.termination == Termination::Exited(0) {
+                let caches = &workspace_caches;
+                workspace_caches::keep(home.path(), &run.cwd, caches, &self.cleanup).await;
+            }
             home.give_back().await;
         }
         let report = match execution.termination {
@@ -342,14 +351,19 @@ impl Engine {
         Ok((report, execution))
     }
 
-    /// A home of the pool for a job that names tool caches (`None` without caches, or with
-    /// the tool caches off).
+    /// A home of the pool for a job that names tool or workspace caches (`None` without
+    /// caches, or with the tool caches off).
     async fn home_for(&self, job: &JobSpec) -> Result<Option<homes::HomeLease>, EngineFailure> {
-        if job.caches.is_empty() || self.config.tool_cache_bytes == 0 {
+        let none = job.caches.is_empty() && job.workspace_caches.is_empty();
+        if none || self.config.tool_cache_bytes == 0 {
             return Ok(None);
         }
+        let held: Vec<String> = (job.workspace_caches.iter())
+            .map(|c| workspace_caches::entry(Path::new(""), &c.path).join("folder"))
+            .map(|folder| folder.display().to_string())
+            .collect();
         self.homes
-            .take(&job.caches)
+            .take(&job.caches, &held)
             .await
             .map(Some)
             .map_err(|source| EngineFailure::WriteFile {

@@ -54,6 +54,7 @@ pub fn parse(body: Value) -> Result<JobSpec, ParseError> {
         interruptible: true,
         lock: None,
         caches: Vec::new(),
+        workspace_caches: Vec::new(),
         role: None,
         execution: Some(context.execution_arn.clone()),
         attini: Some(context),

@@ -226,6 +226,48 @@ pub fn cache_folder(value: &str, path: &str) -> Result<String, ParseError> {
     Ok(folder.trim_end_matches('/').to_string())
 }
 
+/// A workspace cache: `path` a folder of the working directory and `key_files` one or more
+/// files of it, all relative without `..` (`field` names the entry in errors).
+pub fn workspace_cache(
+    path: String,
+    key_files: Vec<String>,
+    field: &str,
+) -> Result<super::WorkspaceCache, ParseError> {
+    let inside = |value: &str| {
+        !value.is_empty()
+            && !value.contains('\0')
+            && std::path::Path::new(value)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    if !inside(&path) {
+        return Err(ParseError::field(
+            format!("{field}.path"),
+            format!(
+                "must be a folder inside the working directory, such as \"node_modules\" (relative, no `.` or `..`), got {path:?}"
+            ),
+        ));
+    }
+    if key_files.is_empty() {
+        return Err(ParseError::field(
+            format!("{field}.keyFiles"),
+            "must name at least one file whose contents key the folder, such as [\"package-lock.json\"]",
+        ));
+    }
+    if let Some(bad) = key_files.iter().find(|f| !inside(f)) {
+        return Err(ParseError::field(
+            format!("{field}.keyFiles"),
+            format!(
+                "must be files inside the working directory (relative, no `.` or `..`), got {bad:?}"
+            ),
+        ));
+    }
+    Ok(super::WorkspaceCache {
+        path: path.trim_end_matches('/').to_string(),
+        key_files,
+    })
+}
+
 /// Longest lock name.
 pub const MAX_LOCK_CHARS: usize = 200;
 

@@ -138,6 +138,10 @@ pub struct JobSpec {
     /// Tool caches kept between jobs (native `caches`), as folders relative to `HOME`: `npm`
     /// is `.npm`, `maven` `.m2`, and so on ([`field_checks::CACHE_NAMES`]).
     pub caches: Vec<String>,
+    /// Folders of the working directory kept between jobs (native `workspaceCaches`, such
+    /// as `node_modules`): put back while their key files are unchanged. See
+    /// [`crate::engine::workspace_caches`].
+    pub workspace_caches: Vec<WorkspaceCache>,
     /// The IAM role the job's commands run as (native `role`); `None`: the runner's default
     /// job role (`ATTINI_JOB_ROLE_ARN`), if any. See [`crate::credentials`].
     pub role: Option<String>,
@@ -146,6 +150,16 @@ pub struct JobSpec {
     pub execution: Option<String>,
     /// Attini deployment context (Attini jobs only).
     pub attini: Option<AttiniContext>,
+}
+
+/// A folder of the job's working directory kept between jobs (native `workspaceCaches`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceCache {
+    /// The folder, relative to the working directory, without `..` (`node_modules`).
+    pub path: String,
+    /// Files relative to the working directory whose contents key the folder
+    /// (`package-lock.json`): it is put back only while they are unchanged.
+    pub key_files: Vec<String>,
 }
 
 /// Parses a message body (an SQS body or a job file) in either format.

@@ -38,6 +38,7 @@ struct NativeJob {
     interruptible: Option<bool>,
     lock: Option<String>,
     caches: Option<Vec<String>>,
+    workspace_caches: Option<Vec<NativeWorkspaceCache>>,
     role: Option<String>,
     execution_arn: Option<String>,
 }
@@ -48,6 +49,13 @@ struct NativeDistribution {
     bucket: Option<String>,
     key: Option<String>,
     path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativeWorkspaceCache {
+    path: String,
+    key_files: Vec<String>,
 }
 
 /// Parses a native job body.
@@ -98,6 +106,15 @@ pub fn parse(body: &str) -> Result<JobSpec, ParseError> {
             .iter()
             .enumerate()
             .map(|(i, c)| field_checks::cache_folder(c, &format!("caches[{i}]")))
+            .collect::<Result<_, _>>()?,
+        workspace_caches: job
+            .workspace_caches
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                field_checks::workspace_cache(c.path, c.key_files, &format!("workspaceCaches[{i}]"))
+            })
             .collect::<Result<_, _>>()?,
         role: job
             .role

@@ -427,6 +427,52 @@ fn a_lock_name_is_read_and_checked() {
 }
 
 #[test]
+fn workspace_caches_are_folders_of_the_working_directory_keyed_by_files() {
+    let body = r#"{"commands": ["x"], "workspaceCaches": [
+        {"path": "node_modules/", "keyFiles": ["package-lock.json", "app/.nvmrc"]}]}"#;
+    let job = parse(body).unwrap();
+    assert_eq!(
+        job.workspace_caches,
+        [super::WorkspaceCache {
+            path: "node_modules".into(),
+            key_files: vec!["package-lock.json".into(), "app/.nvmrc".into()],
+        }]
+    );
+    assert!(
+        parse(r#"{"commands": ["x"]}"#)
+            .unwrap()
+            .workspace_caches
+            .is_empty()
+    );
+    let cases = [
+        (
+            json!({"path": "../up", "keyFiles": ["a"]}),
+            "workspaceCaches[0].path` must be a folder inside the working directory",
+        ),
+        (json!({"path": ".", "keyFiles": ["a"]}), "got \".\""),
+        (json!({"path": "/abs", "keyFiles": ["a"]}), "got \"/abs\""),
+        (
+            json!({"path": "m", "keyFiles": []}),
+            "workspaceCaches[0].keyFiles` must name at least one file",
+        ),
+        (
+            json!({"path": "m", "keyFiles": ["ok", "../lock"]}),
+            "got \"../lock\"",
+        ),
+        (json!({"path": "m"}), "missing field `keyFiles`"),
+        (
+            json!({"path": "m", "keyFiles": ["a"], "key": "x"}),
+            "unknown field `key`",
+        ),
+    ];
+    for (entry, expected) in cases {
+        let body = json!({"commands": ["x"], "workspaceCaches": [entry]}).to_string();
+        let e = err(parse(&body));
+        assert!(e.contains(expected), "{entry}: {e}");
+    }
+}
+
+#[test]
 fn caches_are_named_tools_or_folders_under_home() {
     let job =
         parse(r#"{"commands": ["x"], "caches": ["npm", "maven", "~/.cache/tool/", ".local/x"]}"#)

@@ -1,7 +1,8 @@
 //! Named tool caches with real bash through the engine: a job's cache is there for the next
 //! job that names it; two jobs at once never share a home, so neither sees what the other is
 //! writing; a job without caches keeps the runner's HOME; with the tool caches off, caches are
-//! ignored.
+//! ignored. Workspace caches with real zips: a folder comes back while its key files are
+//! unchanged, and never from a job that failed.
 
 use serde_json::json;
 
@@ -62,4 +63,68 @@ async fn with_the_tool_caches_off_a_job_keeps_the_runners_home() {
     let job = npm_job(&["echo \"\\\"$HOME\\\"\" > $ATTINI_OUTPUT".into()]);
     let (result, _) = h.run(&job, None).await;
     assert_eq!(output(&result), json!(std::env::var("HOME").unwrap()));
+}
+
+/// A job of a distribution holding `package-lock.json`: says whether `node_modules` was there
+/// and what it holds, makes it when it was not, then runs `then`.
+fn install_job(then: &str) -> attini_runner::job::JobSpec {
+    native(json!({
+        "commands": [
+            "if [ -d node_modules ]; then found=$(cat node_modules/made); else found=none; mkdir node_modules; cat package-lock.json > node_modules/made; fi",
+            r#"printf '{"found": "%s", "home": "%s"}' "$found" "$HOME" > $ATTINI_OUTPUT"#,
+            then,
+        ],
+        "workspaceCaches": [{"path": "node_modules", "keyFiles": ["package-lock.json"]}],
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_folder_comes_back_while_its_key_files_are_unchanged_and_never_from_a_failed_job()
+ {
+    let h = Harness::new();
+    let zip = |lock: &str| {
+        let path = h.path(&format!("{lock}.zip"));
+        write_zip(
+            &path,
+            &[Entry::File("package-lock.json", lock.as_bytes(), 0o644)],
+        );
+        Some(zip_source(&path))
+    };
+    let found = |result: &attini_runner::engine::JobResult| output(result)["found"].clone();
+    let ok = install_job("true");
+    let (first, _) = h.run(&ok, zip("v1")).await;
+    assert_eq!(found(&first), json!("none"));
+    // Only workspace caches: the job keeps the runner's HOME.
+    assert_eq!(
+        output(&first)["home"],
+        json!(std::env::var("HOME").unwrap())
+    );
+    let (second, _) = h.run(&ok, zip("v1")).await;
+    assert_eq!(
+        found(&second),
+        json!("v1"),
+        "put back for the same lock file"
+    );
+    let (other, _) = h.run(&ok, zip("v2")).await;
+    assert_eq!(
+        found(&other),
+        json!("none"),
+        "another lock file starts without it"
+    );
+    // v2's folder is now the one kept; a failing job takes it and spoils it.
+    let spoil = install_job("echo spoiled > node_modules/made; exit 3");
+    let (failed, _) = h.run(&spoil, zip("v2")).await;
+    assert!(
+        failure(&failed).1.starts_with("Script exited with code 3"),
+        "{failed:?}"
+    );
+    let (after, _) = h.run(&ok, zip("v2")).await;
+    assert_eq!(
+        found(&after),
+        json!("none"),
+        "nothing kept from the failed job"
+    );
+    let (again, _) = h.run(&ok, zip("v2")).await;
+    assert_eq!(found(&again), json!("v2"));
+    assert!(h.leftover_job_dirs().await.is_empty());
 }

@@ -158,6 +158,7 @@ async fn run_startup_commands(
         interruptible: true,
         lock: None,
         caches: Vec::new(),
+        workspace_caches: Vec::new(),
         role: None,
         execution: None,
         attini: None,
