@@ -43,8 +43,8 @@ enum Step {
 }
 
 /// The workspace caches of `job` that apply where it runs: all of them when it runs in its
-/// own `workspace` (`cwd` inside it), none elsewhere (a local job run in the caller's
-/// folder, whose own `node_modules` must never be moved away), with a warning.
+/// own `workspace` (`cwd` inside it), none elsewhere (`RunOptions::cwd`: a folder that is
+/// not the job's, whose own `node_modules` must never be moved away), with a warning.
 pub fn applying(job: &crate::job::JobSpec, cwd: &Path, workspace: &Path) -> Vec<WorkspaceCache> {
     if job.workspace_caches.is_empty() || cwd.starts_with(workspace) {
         return job.workspace_caches.clone();

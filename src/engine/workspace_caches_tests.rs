@@ -146,6 +146,6 @@ fn only_a_job_run_in_its_own_workspace_has_its_folders_moved() {
         applying(&job, &workspace.join("app"), workspace),
         job.workspace_caches
     );
-    // A local job run in the caller's own folder: its node_modules stays where it is.
+    // A job run in a folder not its own: its node_modules stays where it is.
     assert!(applying(&job, Path::new("/home/me/project"), workspace).is_empty());
 }
