@@ -357,7 +357,9 @@ impl Engine {
         let none = job.caches.is_empty() && job.workspace_caches.is_empty();
         if none || self.config.tool_cache_bytes == 0 {
             if !job.workspace_caches.is_empty() {
-                tracing::info!("the job's workspaceCaches are ignored: the tool caches are off (ATTINI_TOOL_CACHE_BYTES=0)");
+                tracing::info!(
+                    "the job's workspaceCaches are ignored: the tool caches are off (ATTINI_TOOL_CACHE_BYTES=0)"
+                );
             }
             return Ok(None);
         }
