@@ -48,9 +48,6 @@ pub enum EngineFailure {
         #[source]
         source: std::io::Error,
     },
-    /// The thread writing the job's files ended abnormally.
-    #[error("writing the job's files failed: {0}")]
-    WriteTask(#[source] tokio::task::JoinError),
     /// bash could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -68,7 +65,6 @@ impl EngineFailure {
             | EngineFailure::Spawn(SpawnError::TooBig { .. }) => INVALID_JOB,
             EngineFailure::JobDir { .. }
             | EngineFailure::WriteFile { .. }
-            | EngineFailure::WriteTask(_)
             | EngineFailure::Spawn(SpawnError::Other { .. }) => RUNTIME_ERROR,
         }
     }

@@ -133,6 +133,8 @@ pub struct Engine {
     /// The homes of jobs that name tool caches.
     homes: homes::Homes,
     processes: ProcessTable,
+    /// The jobs' bash, found once on the runner's `PATH` ([`executor::command::find_bash`]).
+    bash: Arc<std::ffi::OsStr>,
     /// Removals of finished jobs' directories and spare copies of cached distributions
     /// still under way (the distribution cache spawns its spares here).
     cleanup: TaskTracker,
@@ -176,7 +178,9 @@ impl Engine {
             config.tool_cache_bytes,
             cleanup.clone(),
         );
+        let bash = executor::command::find_bash(&config.base_path);
         Ok(Engine {
+            bash,
             config,
             jobs: JobDirs::new(jobs, job_dirs::SPARES, cleanup.clone()),
             distributions,
@@ -336,9 +340,8 @@ impl Engine {
         }
         let report = match execution.termination {
             Termination::Exited(0) => {
+                let _output = tracing::debug_span!("output").entered();
                 output_file::read_output(&dir.output(), &run.redactor)
-                    .instrument(tracing::debug_span!("output"))
-                    .await
             }
             ref other => outcome::script_failure(
                 other,
@@ -418,8 +421,7 @@ impl Engine {
             (dir.input(), input),
             (dir.output(), Vec::new()),
             (dir.script(), script.into_bytes()),
-        ])
-        .await?;
+        ])?;
         let mut variables = options.env.clone();
         variables.extend(env::variables(job, dir, self.config.runner_exec.as_deref()));
         let run = ScriptRun {
@@ -427,6 +429,7 @@ impl Engine {
             cwd,
             env: variables,
             withheld: options.withheld.clone(),
+            bash: self.bash.clone(),
             job_id: job_id.to_string(),
             timeout: job.timeout.unwrap_or(self.config.job_timeout),
             grace: self.config.kill_grace,
@@ -442,16 +445,14 @@ impl Engine {
     }
 }
 
-/// Writes the files in one trip to a blocking thread.
-async fn write_all(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), EngineFailure> {
-    tokio::task::spawn_blocking(move || {
-        for (path, content) in files {
-            if let Err(source) = std::fs::write(&path, content) {
-                return Err(EngineFailure::WriteFile { path, source });
-            }
+/// Writes the files on the calling thread: three small new files of a job's own directory
+/// (its input at most the 256 KiB a message holds) take less than a trip to a blocking
+/// thread and back would.
+fn write_all(files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), EngineFailure> {
+    for (path, content) in files {
+        if let Err(source) = std::fs::write(&path, content) {
+            return Err(EngineFailure::WriteFile { path, source });
         }
-        Ok(())
-    })
-    .await
-    .map_err(EngineFailure::WriteTask)?
+    }
+    Ok(())
 }

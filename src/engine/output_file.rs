@@ -12,13 +12,15 @@ use super::redact::Redactor;
 /// the job's; each is a clear failure instead. The file is opened first (`O_NOFOLLOW`,
 /// `O_NONBLOCK`, so neither a link nor a FIFO is followed or waited on) and its type taken from
 /// the open descriptor, so that nothing can swap it between the check and the read.
-pub async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
-    let owned = path.to_path_buf();
-    let read = tokio::task::spawn_blocking(move || read_regular(&owned)).await;
-    let content = match read {
-        Ok(Read::Missing) => None,
-        Ok(Read::Content(bytes)) => Some(bytes),
-        Ok(Read::NotRegular(kind)) => {
+///
+/// Read on the calling thread: at most [`READ_LIMIT`] bytes of a file the job has just
+/// written (in the page cache; a FIFO is never waited on) take less than the trip to a
+/// blocking thread and back would.
+pub fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report {
+    let content = match read_regular(path) {
+        Read::Missing => None,
+        Read::Content(bytes) => Some(bytes),
+        Read::NotRegular(kind) => {
             return Report::failure(
                 INVALID_OUTPUT,
                 format!(
@@ -27,17 +29,11 @@ pub async fn read_output(path: &std::path::Path, redactor: &Redactor) -> Report 
                 ),
             );
         }
-        Ok(Read::TooLarge(len)) => return outcome::output_too_large(len as usize),
-        Ok(Read::Failed(e)) => {
+        Read::TooLarge(len) => return outcome::output_too_large(len as usize),
+        Read::Failed(e) => {
             return Report::failure(
                 INVALID_OUTPUT,
                 format!("could not read $ATTINI_OUTPUT ({}): {e}", path.display()),
-            );
-        }
-        Err(join) => {
-            return Report::failure(
-                INVALID_OUTPUT,
-                format!("could not read $ATTINI_OUTPUT ({}): {join}", path.display()),
             );
         }
     };

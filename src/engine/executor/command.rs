@@ -6,9 +6,10 @@
 //! same thing and lets the standard library spawn with `posix_spawn` instead of forking the
 //! runner (about 1 ms less per job). Spawning is synchronous; nothing to cancel.
 
+use std::ffi::OsStr;
 use std::io;
 use std::process::Stdio;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use tokio::process::{Child, Command};
 
@@ -17,6 +18,36 @@ use super::procs::MARKER_VAR;
 
 /// The shell every job runs in.
 pub const BASH: &str = "bash";
+
+/// [`BASH`] as found on the runner's `PATH` (`path`), as an absolute path, so that no spawn
+/// tries each folder of `PATH` in turn (on this project's machine, nine failed `exec`s a job
+/// while the runtime thread waited for the child's `exec`); the plain name when it is not
+/// there (the spawn then fails as it always did). Found once, when the engine starts.
+pub fn find_bash(path: &str) -> Arc<OsStr> {
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(BASH))
+        .find(|candidate| is_executable(candidate))
+        .map_or_else(
+            || Arc::from(OsStr::new(BASH)),
+            |found| Arc::from(found.as_os_str()),
+        )
+}
+
+/// The program to spawn: [`ScriptRun::bash`], or [`BASH`] looked up on the job's own `PATH`
+/// when its environment sets one.
+fn bash_for(run: &ScriptRun) -> &OsStr {
+    if run.env.iter().any(|(name, _)| name == "PATH") {
+        OsStr::new(BASH)
+    } else {
+        &run.bash
+    }
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
 
 /// Capacity asked for the output pipe: 1 MiB (Linux's limit for unprivileged processes).
 const PIPE_BYTES: i32 = 1 << 20;
@@ -36,7 +67,7 @@ pub fn spawn(run: &ScriptRun) -> io::Result<Spawned> {
     // A larger pipe lets a chatty job write on while the runner handles what it read: fewer,
     // larger reads. Best effort (the system may cap pipe sizes).
     let _ = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
-    let mut cmd = Command::new(BASH);
+    let mut cmd = Command::new(bash_for(run));
     for name in &run.withheld {
         cmd.env_remove(name);
     }
@@ -80,6 +111,31 @@ mod tests {
     use nix::unistd::{Pid, getpgid, getsid};
     use std::time::Duration;
 
+    #[test]
+    fn bash_is_found_once_on_the_runners_path_unless_the_job_sets_its_own() {
+        let mut run = ScriptRun {
+            script: "job.sh".into(),
+            cwd: "/".into(),
+            env: vec![("A".into(), "1".into())],
+            withheld: Vec::new(),
+            bash: find_bash("/nonexistent:/usr/bin:/bin"),
+            job_id: "bash-test".into(),
+            timeout: Duration::from_secs(1),
+            grace: Duration::from_secs(1),
+            redactor: Redactor::default(),
+        };
+        let found = std::path::Path::new(bash_for(&run));
+        assert!(found.is_absolute() && found.ends_with("bash"), "{found:?}");
+        assert!(is_executable(found));
+        run.env.push(("PATH".into(), "/opt/own/bin".into()));
+        assert_eq!(bash_for(&run), "bash", "looked up on the job's PATH");
+        assert_eq!(
+            &*find_bash("/nonexistent:relative/bin"),
+            "bash",
+            "not found"
+        );
+    }
+
     /// The job's output pipe is asked to hold 1 MiB; the job leads a process group of its own,
     /// in the runner's session without a terminal (CI, ECS) and in a session of its own with
     /// one. The terminal is looked up here, not through `has_terminal`, so that the test
@@ -94,6 +150,7 @@ mod tests {
             cwd: dir.path().to_path_buf(),
             env: Vec::new(),
             withheld: Vec::new(),
+            bash: Arc::from(OsStr::new(BASH)),
             job_id: "command-test".into(),
             timeout: Duration::from_secs(30),
             grace: Duration::from_secs(1),

@@ -40,6 +40,8 @@ pub struct ScriptRun {
     pub env: Vec<(String, String)>,
     /// Variables of the runner's environment the job does not inherit (`env` may set them).
     pub withheld: Vec<String>,
+    /// The bash to run ([`command::find_bash`]: found once on the runner's `PATH`).
+    pub bash: std::sync::Arc<std::ffi::OsStr>,
     /// Unique job id, used as the process marker.
     pub job_id: String,
     /// The job timeout.
@@ -153,6 +155,7 @@ mod tests {
             cwd: PathBuf::from("."),
             env: vec![("AB".into(), "xyz".into()), ("C".into(), String::new())],
             withheld: Vec::new(),
+            bash: command::find_bash(""),
             job_id: "j".into(),
             timeout: Duration::from_secs(1),
             grace: Duration::from_secs(1),
