@@ -58,16 +58,7 @@ pub fn applying(job: &crate::job::JobSpec, cwd: &Path, workspace: &Path) -> Vec<
 
 /// Puts back each cache of `caches` whose key files in `cwd` match what `home` keeps.
 pub async fn restore(home: &Path, cwd: &Path, caches: &[WorkspaceCache]) {
-    let (home, cwd, caches) = (home.to_path_buf(), cwd.to_path_buf(), caches.to_vec());
-    let steps = tokio::task::spawn_blocking(move || {
-        caches
-            .iter()
-            .map(|cache| (cache.path.clone(), restore_one(&home, &cwd, cache)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    for (path, step) in steps {
+    for (path, step) in each(home, cwd, caches, restore_one).await {
         match step {
             Step::Done => tracing::info!(path, "workspace cache put back"),
             Step::Skipped(why) => tracing::info!(path, why, "workspace cache not put back"),
@@ -78,16 +69,7 @@ pub async fn restore(home: &Path, cwd: &Path, caches: &[WorkspaceCache]) {
 /// Keeps each cache of `caches` found in `cwd` in `home`, replacing what the home kept for
 /// it; the replaced folders are removed on `cleanup`, after the job's answer.
 pub async fn keep(home: &Path, cwd: &Path, caches: &[WorkspaceCache], cleanup: &TaskTracker) {
-    let (home, cwd, caches) = (home.to_path_buf(), cwd.to_path_buf(), caches.to_vec());
-    let kept = tokio::task::spawn_blocking(move || {
-        caches
-            .iter()
-            .map(|cache| (cache.path.clone(), keep_one(&home, &cwd, cache)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    for (path, kept) in kept {
+    for (path, kept) in each(home, cwd, caches, keep_one).await {
         match kept {
             Ok((step, stale)) => {
                 if let Some(stale) = stale {
@@ -103,6 +85,25 @@ pub async fn keep(home: &Path, cwd: &Path, caches: &[WorkspaceCache], cleanup: &
             }
         }
     }
+}
+
+/// `step` of each cache, with its path, in one trip to a blocking thread (none without caches).
+async fn each<T: Send + 'static>(
+    home: &Path,
+    cwd: &Path,
+    caches: &[WorkspaceCache],
+    step: fn(&Path, &Path, &WorkspaceCache) -> T,
+) -> Vec<(String, T)> {
+    if caches.is_empty() {
+        return Vec::new();
+    }
+    let (home, cwd, caches) = (home.to_path_buf(), cwd.to_path_buf(), caches.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let done = caches.iter().map(|cache| step(&home, &cwd, cache));
+        caches.iter().map(|c| c.path.clone()).zip(done).collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// [`restore`] of one cache, on the calling thread.

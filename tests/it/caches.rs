@@ -4,6 +4,7 @@
 //! ignored. Workspace caches with real zips: a folder comes back while its key files are
 //! unchanged, and never from a job that failed.
 
+use attini_runner::engine::outcome::Report;
 use serde_json::json;
 
 use crate::harness::*;
@@ -71,7 +72,7 @@ fn install_job(then: &str) -> attini_runner::job::JobSpec {
     native(json!({
         "commands": [
             "if [ -d node_modules ]; then found=$(cat node_modules/made); else found=none; mkdir node_modules; cat package-lock.json > node_modules/made; fi",
-            r#"printf '{"found": "%s", "home": "%s"}' "$found" "$HOME" > $ATTINI_OUTPUT"#,
+            "echo \"found=$found home=$HOME\"",
             then,
         ],
         "workspaceCaches": [{"path": "node_modules", "keyFiles": ["package-lock.json"]}],
@@ -90,41 +91,34 @@ async fn a_workspace_folder_comes_back_while_its_key_files_are_unchanged_and_nev
         );
         Some(zip_source(&path))
     };
-    let found = |result: &attini_runner::engine::JobResult| output(result)["found"].clone();
-    let ok = install_job("true");
-    let (first, _) = h.run(&ok, zip("v1")).await;
-    assert_eq!(found(&first), json!("none"));
-    // Only workspace caches: the job keeps the runner's HOME.
-    assert_eq!(
-        output(&first)["home"],
-        json!(std::env::var("HOME").unwrap())
+    let (ok, spoil) = (
+        install_job("true"),
+        // Takes the kept folder and spoils it, then fails.
+        install_job("echo spoiled > node_modules/made; exit 3"),
     );
-    let (second, _) = h.run(&ok, zip("v1")).await;
-    assert_eq!(
-        found(&second),
-        json!("v1"),
-        "put back for the same lock file"
-    );
-    let (other, _) = h.run(&ok, zip("v2")).await;
-    assert_eq!(
-        found(&other),
-        json!("none"),
-        "another lock file starts without it"
-    );
-    // v2's folder is now the one kept; a failing job takes it and spoils it.
-    let spoil = install_job("echo spoiled > node_modules/made; exit 3");
-    let (failed, _) = h.run(&spoil, zip("v2")).await;
-    assert!(
-        failure(&failed).1.starts_with("Script exited with code 3"),
-        "{failed:?}"
-    );
-    let (after, _) = h.run(&ok, zip("v2")).await;
-    assert_eq!(
-        found(&after),
-        json!("none"),
-        "nothing kept from the failed job"
-    );
-    let (again, _) = h.run(&ok, zip("v2")).await;
-    assert_eq!(found(&again), json!("v2"));
+    // (job, its lock file, what it finds in node_modules, why)
+    let steps = [
+        (&ok, "v1", "none", "a new runner"),
+        (&ok, "v1", "v1", "put back for the same lock file"),
+        (&ok, "v2", "none", "another lock file starts without it"),
+        (&spoil, "v2", "v2", "v2's folder is the one kept"),
+        (&ok, "v2", "none", "nothing kept from the failed job"),
+        (&ok, "v2", "v2", "kept again"),
+    ];
+    let home = std::env::var("HOME").unwrap();
+    for (job, lock, expected, why) in steps {
+        let (result, lines) = h.run(job, zip(lock)).await;
+        // Only workspace caches: the job keeps the runner's HOME.
+        let line = format!("found={expected} home={home}");
+        assert!(lines.contains(&line), "{why}: {lines:?}");
+        if std::ptr::eq(job, &spoil) {
+            assert!(failure(&result).1.starts_with("Script exited with code 3"));
+        } else {
+            assert!(
+                matches!(result.report, Report::Success { .. }),
+                "{result:?}"
+            );
+        }
+    }
     assert!(h.leftover_job_dirs().await.is_empty());
 }
