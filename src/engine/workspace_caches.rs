@@ -175,13 +175,33 @@ fn keep_one(
     Ok((Step::Done, stale))
 }
 
+/// Largest key file read: 64 MiB (a lock file of a large monorepo is a few MB).
+const KEY_FILE_BYTES: u64 = 64 << 20;
+
 /// The key of `files` in `cwd`: the SHA-256 of each one's name, length and contents, in
-/// order; why not, when one cannot be read.
+/// order; why not, when one cannot be read or is not a regular file of at most
+/// [`KEY_FILE_BYTES`] (a FIFO a job left there is never waited on).
 fn key(cwd: &Path, files: &[String]) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut hasher = sha2::Sha256::new();
     for name in files {
-        let content = std::fs::read(cwd.join(name))
-            .map_err(|e| format!("its key file {name:?} cannot be read: {e}"))?;
+        let why = |e: &dyn std::fmt::Display| format!("its key file {name:?} cannot be read: {e}");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(cwd.join(name))
+            .map_err(|e| why(&e))?;
+        let meta = file.metadata().map_err(|e| why(&e))?;
+        if !meta.is_file() || meta.len() > KEY_FILE_BYTES {
+            return Err(why(&format!(
+                "not a regular file of at most {KEY_FILE_BYTES} bytes"
+            )));
+        }
+        let mut content = Vec::new();
+        file.take(KEY_FILE_BYTES)
+            .read_to_end(&mut content)
+            .map_err(|e| why(&e))?;
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update((content.len() as u64).to_le_bytes());

@@ -133,6 +133,12 @@ fn the_key_covers_each_files_name_and_contents() {
     assert_eq!(a.as_ref().unwrap().len(), 64);
     std::fs::write(d.cwd.join("a"), "y").unwrap();
     assert_ne!(a, key(&d.cwd, &["a".into()]));
+    // A FIFO a job left as its key file is refused, not waited on.
+    nix::unistd::mkfifo(&d.cwd.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = key(&d.cwd, &["fifo".into()]).unwrap_err();
+    assert!(fifo.contains("not a regular file"), "{fifo}");
+    std::fs::create_dir(d.cwd.join("dir")).unwrap();
+    assert!(key(&d.cwd, &["dir".into()]).is_err());
 }
 
 #[test]

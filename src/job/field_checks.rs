@@ -254,6 +254,14 @@ pub fn workspace_cache(
             "must name at least one file whose contents key the folder, such as [\"package-lock.json\"]",
         ));
     }
+    if let Some(bad) = (key_files.iter()).find(|f| std::path::Path::new(f).starts_with(&path)) {
+        return Err(ParseError::field(
+            format!("{field}.keyFiles"),
+            format!(
+                "must be outside the folder they key ({path:?}), which is moved away between jobs, got {bad:?}"
+            ),
+        ));
+    }
     if let Some(bad) = key_files.iter().find(|f| !inside(f)) {
         return Err(ParseError::field(
             format!("{field}.keyFiles"),

@@ -464,6 +464,10 @@ fn workspace_caches_are_folders_of_the_working_directory_keyed_by_files() {
             json!({"path": "m", "keyFiles": ["a"], "key": "x"}),
             "unknown field `key`",
         ),
+        (
+            json!({"path": "m", "keyFiles": ["m/lock"]}),
+            "must be outside the folder they key (\"m\")",
+        ),
     ];
     for (entry, expected) in cases {
         let body = json!({"commands": ["x"], "workspaceCaches": [entry]}).to_string();
