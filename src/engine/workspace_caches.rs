@@ -110,15 +110,18 @@ async fn each<T: Send + 'static>(
 fn restore_one(home: &Path, cwd: &Path, cache: &WorkspaceCache) -> Step {
     let entry = entry(home, &cache.path);
     let target = cwd.join(&cache.path);
-    let kept = std::fs::read_to_string(entry.join("key")).ok();
+    // The home was the job's own HOME if it named `caches`: its `key` is read as warily.
+    let kept = read_regular(&entry.join("key"), 64).ok();
     if kept.is_none() || !entry.join("folder").is_dir() {
-        return Step::Skipped("no earlier job kept it on this runner's home".into());
+        return Step::Skipped(
+            "this home keeps none (no job kept it here yet, or one took it)".into(),
+        );
     }
     let key = match key(cwd, &cache.key_files) {
         Ok(key) => key,
         Err(why) => return Step::Skipped(why),
     };
-    if kept.as_deref() != Some(key.as_str()) {
+    if kept.as_deref() != Some(key.as_bytes()) {
         return Step::Skipped("its key files changed since it was kept".into());
     }
     if target.symlink_metadata().is_ok() {
@@ -179,35 +182,38 @@ fn keep_one(
 const KEY_FILE_BYTES: u64 = 64 << 20;
 
 /// The key of `files` in `cwd`: the SHA-256 of each one's name, length and contents, in
-/// order; why not, when one cannot be read or is not a regular file of at most
-/// [`KEY_FILE_BYTES`] (a FIFO a job left there is never waited on).
+/// order; why not, when one cannot be read (see [`read_regular`]).
 fn key(cwd: &Path, files: &[String]) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut hasher = sha2::Sha256::new();
     for name in files {
-        let why = |e: &dyn std::fmt::Display| format!("its key file {name:?} cannot be read: {e}");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(cwd.join(name))
-            .map_err(|e| why(&e))?;
-        let meta = file.metadata().map_err(|e| why(&e))?;
-        if !meta.is_file() || meta.len() > KEY_FILE_BYTES {
-            return Err(why(&format!(
-                "not a regular file of at most {KEY_FILE_BYTES} bytes"
-            )));
-        }
-        let mut content = Vec::new();
-        file.take(KEY_FILE_BYTES)
-            .read_to_end(&mut content)
-            .map_err(|e| why(&e))?;
+        let content = read_regular(&cwd.join(name), KEY_FILE_BYTES)
+            .map_err(|e| format!("its key file {name:?} cannot be read: {e}"))?;
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update((content.len() as u64).to_le_bytes());
         hasher.update(&content);
     }
     Ok(hex(&hasher.finalize()))
+}
+
+/// The bytes of `path` when it is a regular file of at most `limit` bytes. Opened without
+/// waiting (`O_NONBLOCK`), so a FIFO that a job left in its place is refused, never waited on:
+/// keeping a folder or putting it back can never hang a job.
+fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > limit {
+        let what = format!("not a regular file of at most {limit} bytes");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+    }
+    let mut content = Vec::new();
+    file.take(limit).read_to_end(&mut content)?;
+    Ok(content)
 }
 
 fn hex(bytes: &[u8]) -> String {

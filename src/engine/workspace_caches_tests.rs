@@ -54,7 +54,7 @@ fn a_kept_folder_comes_back_while_its_key_files_are_unchanged() {
     assert_eq!(std::fs::read_to_string(index).unwrap(), "v1");
     // Taken: a second job finds nothing until it is kept again.
     let again = restore_one(&d.home, &d.cwd, &modules());
-    assert!(matches!(again, Step::Skipped(why) if why.contains("no earlier job")));
+    assert!(matches!(again, Step::Skipped(why) if why.contains("this home keeps none")));
 }
 
 #[test]
@@ -133,12 +133,19 @@ fn the_key_covers_each_files_name_and_contents() {
     assert_eq!(a.as_ref().unwrap().len(), 64);
     std::fs::write(d.cwd.join("a"), "y").unwrap();
     assert_ne!(a, key(&d.cwd, &["a".into()]));
-    // A FIFO a job left as its key file is refused, not waited on.
+    // A FIFO a job left as a key file, or as the kept key in its home, is refused, not
+    // waited on.
     nix::unistd::mkfifo(&d.cwd.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let fifo = key(&d.cwd, &["fifo".into()]).unwrap_err();
     assert!(fifo.contains("not a regular file"), "{fifo}");
     std::fs::create_dir(d.cwd.join("dir")).unwrap();
     assert!(key(&d.cwd, &["dir".into()]).is_err());
+    let entry = entry(&d.home, "app/node_modules");
+    std::fs::create_dir_all(entry.join("folder")).unwrap();
+    nix::unistd::mkfifo(&entry.join("key"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::fs::write(d.cwd.join("package-lock.json"), "v1").unwrap();
+    let planted = restore_one(&d.home, &d.cwd, &modules());
+    assert!(matches!(planted, Step::Skipped(why) if why.contains("keeps none")));
 }
 
 #[test]
