@@ -120,7 +120,7 @@ pub const TOOL_CACHE_BYTES: Setting = Setting {
         max: u64::MAX,
         unit: "bytes",
     },
-    meaning: "Bytes of tool caches (jobs' `caches`: `~/.npm`, `~/.m2`, ...) kept between jobs, in homes of their own, one job per home at a time; the least recently used home goes first. 0: jobs naming caches run with the runner's `HOME`.",
+    meaning: "Bytes of tool caches (jobs' `caches`: `~/.npm`, `~/.m2`, ...) and workspace caches (`workspaceCaches`: `node_modules`, ...) kept between jobs, in homes of their own, one job per home at a time; the least recently used home goes first. 0: jobs naming caches run with the runner's `HOME`, and workspace caches are not kept.",
 };
 /// `ATTINI_TOOL_CACHE_SEED`.
 pub const TOOL_CACHE_SEED: Setting = Setting {

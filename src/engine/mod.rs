@@ -66,7 +66,7 @@ pub struct EngineConfig {
     /// Bytes of extracted distributions kept in the cache. `ATTINI_DISTRIBUTION_CACHE_BYTES`,
     /// default 2 GiB.
     pub cache_bytes: u64,
-    /// Bytes of tool caches (jobs' `caches`) kept between jobs. `ATTINI_TOOL_CACHE_BYTES`,
+    /// Bytes of tool and workspace caches (jobs' `caches`, `workspaceCaches`) kept between jobs. `ATTINI_TOOL_CACHE_BYTES`,
     /// default 4 GiB; 0: jobs naming caches run with the runner's `HOME`.
     pub tool_cache_bytes: u64,
     /// The program jobs call as `$ATTINI_RUNNER_EXEC`: this binary; `None` when the runner's
