@@ -57,4 +57,5 @@ pub mod stacks;
 mod standalone;
 mod task_definition;
 mod tools;
+mod workspace_caches;
 mod world;
