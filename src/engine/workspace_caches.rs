@@ -196,24 +196,19 @@ fn key(cwd: &Path, files: &[String]) -> Result<String, String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// The bytes of `path` when it is a regular file of at most `limit` bytes. Opened without
-/// waiting (`O_NONBLOCK`), so a FIFO that a job left in its place is refused, never waited on:
-/// keeping a folder or putting it back can never hang a job.
-fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > limit {
-        let what = format!("not a regular file of at most {limit} bytes");
-        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+/// The bytes of `path` when it is a regular file of at most `limit` bytes, read with the
+/// output file's reader ([`read_regular`](super::output_file::read_regular)): a FIFO that a
+/// job left in its place is refused, never waited on, so keeping a folder or putting it back
+/// can never hang a job. Why not, as a phrase.
+fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use super::output_file::{Links, Read};
+    match super::output_file::read_regular(path, limit, Links::Followed) {
+        Read::Content(bytes) => Ok(bytes),
+        Read::Missing => Err("no such file".into()),
+        Read::NotRegular(kind) => Err(format!("it is {kind}, not a regular file")),
+        Read::TooLarge(bytes) => Err(format!("{bytes} bytes, more than {limit}")),
+        Read::Failed(e) => Err(e.to_string()),
     }
-    let mut content = Vec::new();
-    file.take(limit).read_to_end(&mut content)?;
-    Ok(content)
 }
 
 fn hex(bytes: &[u8]) -> String {
